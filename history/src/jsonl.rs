@@ -1,0 +1,293 @@
+//! The native history format: one JSON object per line, Jepsen's field names.
+//!
+//! [`Reader`] streams ops from any `BufRead` without holding the text: one line buffer is
+//! reused. A last line cut off mid-object (a controller killed while writing) ends the stream
+//! quietly and sets [`Reader::truncated`]. [`Writer`] flushes every op as it is written, so a
+//! crash leaves a readable prefix.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+use crate::{Op, OpType, Process, ReadError, Value};
+
+/// Shares one allocation per distinct `f` and node name across millions of ops.
+#[derive(Default)]
+pub(crate) struct Interner {
+    names: HashMap<Box<str>, Arc<str>>,
+}
+
+impl Interner {
+    pub(crate) fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.names.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = s.into();
+        self.names.insert(s.into(), a.clone());
+        a
+    }
+}
+
+#[derive(Deserialize)]
+struct RawOp<'a> {
+    index: Option<u64>,
+    time: Option<u64>,
+    process: RawProcess,
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    f: Cow<'a, str>,
+    #[serde(default)]
+    key: Option<Value>,
+    #[serde(default)]
+    value: Value,
+    #[serde(default, borrow)]
+    node: Option<Cow<'a, str>>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+struct RawProcess(Process);
+
+impl<'de> Deserialize<'de> for RawProcess {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = RawProcess;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a client number or \"nemesis\"")
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<RawProcess, E> {
+                Ok(RawProcess(Process::Client(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawProcess, E> {
+                u64::try_from(v)
+                    .map(|v| RawProcess(Process::Client(v)))
+                    .map_err(|_| E::custom(format!("process must not be negative, got {v}")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawProcess, E> {
+                if v == "nemesis" {
+                    Ok(RawProcess(Process::Nemesis))
+                } else {
+                    Err(E::custom(format!(
+                        "process must be a client number or \"nemesis\", got {v:?}"
+                    )))
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Streams ops from JSONL text.
+pub struct Reader<R> {
+    input: R,
+    path: String,
+    line: u64,
+    position: u64,
+    buf: Vec<u8>,
+    names: Interner,
+    truncated: bool,
+    done: bool,
+}
+
+impl<R: BufRead> Reader<R> {
+    /// `path` only names the input in error messages.
+    pub fn new(input: R, path: impl Into<String>) -> Self {
+        Reader {
+            input,
+            path: path.into(),
+            line: 0,
+            position: 0,
+            buf: Vec::with_capacity(256),
+            names: Interner::default(),
+            truncated: false,
+            done: false,
+        }
+    }
+
+    /// Whether the input ended in a partial line that was skipped.
+    pub fn truncated(&self) -> bool {
+        self.truncated
+    }
+
+    fn syntax(&self, message: String) -> ReadError {
+        ReadError::Syntax {
+            path: self.path.clone(),
+            line: self.line,
+            message,
+        }
+    }
+
+    fn next_op(&mut self) -> Result<Option<Op>, ReadError> {
+        loop {
+            self.buf.clear();
+            let n = self
+                .input
+                .read_until(b'\n', &mut self.buf)
+                .map_err(|source| ReadError::Io {
+                    path: self.path.clone(),
+                    source,
+                })?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.line += 1;
+            let complete = self.buf.last() == Some(&b'\n');
+            let text = trim_ascii(&self.buf);
+            if text.is_empty() {
+                continue;
+            }
+            let raw: RawOp<'_> = match serde_json::from_slice(text) {
+                Ok(raw) => raw,
+                Err(_) if !complete => {
+                    // The writer was cut off mid-line: everything before it is intact.
+                    self.truncated = true;
+                    return Ok(None);
+                }
+                Err(e) => {
+                    let msg = format!(
+                        "not a history op: {e} (expected one JSON object per line with process, type, f, value)"
+                    );
+                    return Err(self.syntax(msg));
+                }
+            };
+            let Some(kind) = OpType::parse(&raw.kind) else {
+                let msg = format!(
+                    "unknown op type {:?} (expected invoke, ok, fail or info)",
+                    raw.kind
+                );
+                return Err(self.syntax(msg));
+            };
+            let index = raw.index.unwrap_or(self.position);
+            self.position += 1;
+            return Ok(Some(Op {
+                index,
+                time: raw.time,
+                process: raw.process.0,
+                kind,
+                f: self.names.get(&raw.f),
+                key: raw.key,
+                value: raw.value,
+                node: raw.node.map(|n| self.names.get(&n)),
+                error: raw.error,
+            }));
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for Reader<R> {
+    type Item = Result<Op, ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let item = self.next_op().transpose();
+        if !matches!(item, Some(Ok(_))) {
+            self.done = true;
+        }
+        item
+    }
+}
+
+fn trim_ascii(mut s: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = s {
+        if first.is_ascii_whitespace() {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    while let [rest @ .., last] = s {
+        if last.is_ascii_whitespace() {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    s
+}
+
+/// Appends ops as JSON lines, flushing each one.
+pub struct Writer<W: Write> {
+    out: W,
+    line: Vec<u8>,
+}
+
+impl<W: Write> Writer<W> {
+    pub fn new(out: W) -> Self {
+        Writer {
+            out,
+            line: Vec::with_capacity(256),
+        }
+    }
+
+    /// Writes one op as one line and flushes it to the underlying writer.
+    pub fn write(&mut self, op: &Op) -> std::io::Result<()> {
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, op)?;
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)?;
+        self.out.flush()
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = r#"{"index":0,"time":1200345,"process":3,"type":"invoke","f":"add","value":17,"node":"n2"}
+{"index":1,"time":1502210,"process":3,"type":"ok","f":"add","value":17,"node":"n2"}
+{"index":2,"time":2000000,"process":"nemesis","type":"info","f":"start-partition","value":{"n1":["n2","n3"]}}
+"#;
+
+    fn read(text: &str) -> (Vec<Result<Op, ReadError>>, bool) {
+        let mut r = Reader::new(text.as_bytes(), "h.jsonl");
+        let ops: Vec<_> = r.by_ref().collect();
+        (ops, r.truncated())
+    }
+
+    #[test]
+    fn reads_and_writes_back_identically() {
+        let (ops, truncated) = read(TEXT);
+        assert!(!truncated);
+        let mut w = Writer::new(Vec::new());
+        for op in &ops {
+            w.write(op.as_ref().unwrap()).unwrap();
+        }
+        assert_eq!(String::from_utf8(w.into_inner()).unwrap(), TEXT);
+    }
+
+    #[test]
+    fn truncated_last_line_is_not_an_error() {
+        let cut = &TEXT[..TEXT.len() - 20];
+        let (ops, truncated) = read(cut);
+        assert!(truncated);
+        assert_eq!(ops.len(), 2);
+        assert!(ops.iter().all(|o| o.is_ok()));
+    }
+
+    #[test]
+    fn malformed_line_names_the_line() {
+        let bad = "{\"process\":1,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}\n{\"process\":1,\"type\":\"okay\",\"f\":\"read\"}\n";
+        let (ops, _) = read(bad);
+        let err = ops.into_iter().find_map(|o| o.err()).unwrap().to_string();
+        assert!(
+            err.starts_with("h.jsonl:2: unknown op type \"okay\""),
+            "{err}"
+        );
+        let (ops, _) = read("{\"process\":1,\n");
+        let err = ops.into_iter().find_map(|o| o.err()).unwrap().to_string();
+        assert!(err.starts_with("h.jsonl:1: not a history op"), "{err}");
+    }
+}

@@ -1,0 +1,28 @@
+//! The recorded history of a test: what every client and the nemesis did, and when.
+//!
+//! - [`value`]: [`Value`], the dynamically typed payload of an op (nil, ints, strings, lists,
+//!   maps), shared by JSON and EDN.
+//! - [`op`]: [`Op`], [`OpType`] (invoke/ok/fail/info), [`Process`] (a client number or the
+//!   nemesis), and [`Validity`], the three-valued verdict every checker returns.
+//! - [`history`]: [`History`], an ordered list of ops with invocation/completion pairing.
+//! - [`jsonl`]: the native format, one JSON object per line; a streaming reader that accepts a
+//!   truncated last line, and a writer that flushes every op as it is written.
+//! - [`edn`]: a streaming reader for Jepsen's `history.edn` and Knossos/Porcupine data files.
+//! - [`load`]: open a file, guess or take its [`Format`], and read it into a [`History`].
+//!
+//! The format is documented in `docs/history-format.md`.
+
+pub mod edn;
+mod error;
+#[allow(clippy::module_inception)]
+pub mod history;
+pub mod jsonl;
+mod load;
+pub mod op;
+pub mod value;
+
+pub use error::ReadError;
+pub use history::{History, PairError};
+pub use load::{Format, LoadInfo, load, load_reader};
+pub use op::{Op, OpType, Process, Validity};
+pub use value::Value;

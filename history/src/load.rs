@@ -1,0 +1,97 @@
+//! Opening a history file: format detection and reading into a [`History`].
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::str::FromStr;
+
+use crate::{History, Op, ReadError, edn, jsonl};
+
+/// The on-disk formats faultline reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// faultline's own: one JSON op per line.
+    Jsonl,
+    /// Jepsen's `history.edn`, Knossos and Porcupine data files.
+    JepsenEdn,
+}
+
+impl FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "jsonl" | "json" => Ok(Format::Jsonl),
+            "jepsen-edn" | "edn" => Ok(Format::JepsenEdn),
+            other => Err(format!(
+                "unknown history format {other:?} (expected jsonl or jepsen-edn)"
+            )),
+        }
+    }
+}
+
+impl Format {
+    /// Guesses from the first significant bytes: a JSON object starts `{"`, anything else
+    /// (`[`, `(`, `;`, `{:`) is EDN.
+    pub fn sniff(head: &[u8]) -> Format {
+        let mut it = head.iter().copied().filter(|c| !c.is_ascii_whitespace());
+        match (it.next(), it.next()) {
+            (Some(b'{'), Some(b'"')) | (Some(b'{'), Some(b'}')) => Format::Jsonl,
+            _ => Format::JepsenEdn,
+        }
+    }
+}
+
+/// What reading a file produced besides the ops.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadInfo {
+    /// The file ended mid-op; that partial op was skipped.
+    pub truncated: bool,
+}
+
+/// Reads a whole history file. `format` None guesses it from the content.
+pub fn load(path: &Path, format: Option<Format>) -> Result<(History, LoadInfo), ReadError> {
+    let file = File::open(path).map_err(|source| ReadError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    load_reader(
+        BufReader::with_capacity(1 << 20, file),
+        &path.display().to_string(),
+        format,
+    )
+}
+
+/// As [`load`], from any buffered reader; `name` labels errors.
+pub fn load_reader<R: BufRead>(
+    mut input: R,
+    name: &str,
+    format: Option<Format>,
+) -> Result<(History, LoadInfo), ReadError> {
+    let format = match format {
+        Some(f) => f,
+        None => {
+            let head = input.fill_buf().map_err(|source| ReadError::Io {
+                path: name.to_owned(),
+                source,
+            })?;
+            Format::sniff(&head[..head.len().min(4096)])
+        }
+    };
+    let (ops, truncated) = match format {
+        Format::Jsonl => {
+            let mut r = jsonl::Reader::new(input, name);
+            let ops = r.by_ref().collect::<Result<Vec<Op>, _>>()?;
+            (ops, r.truncated())
+        }
+        Format::JepsenEdn => {
+            let mut r = edn::Reader::new(input, name);
+            let ops = r.by_ref().collect::<Result<Vec<Op>, _>>()?;
+            (ops, r.truncated())
+        }
+    };
+    let history = History::new(ops).map_err(|source| ReadError::Pairing {
+        path: name.to_owned(),
+        source,
+    })?;
+    Ok((history, LoadInfo { truncated }))
+}
