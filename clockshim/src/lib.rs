@@ -55,7 +55,11 @@ static STATE: AtomicUsize = AtomicUsize::new(UNINIT);
 fn init() -> usize {
     // SAFETY: getenv does not touch clocks or allocate; the name is NUL-terminated.
     let path = unsafe { libc::getenv(ENV_CLOCK_FILE_C.as_ptr() as *const c_char) };
-    let mapped = if path.is_null() { NO_FILE } else { map_file(path) };
+    let mapped = if path.is_null() {
+        NO_FILE
+    } else {
+        map_file(path)
+    };
     match STATE.compare_exchange(UNINIT, mapped, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => mapped,
         Err(current) => {
@@ -179,7 +183,10 @@ pub unsafe extern "C" fn gettimeofday(tv: *mut libc::timeval, tz: *mut c_void) -
     if tv.is_null() {
         return 0;
     }
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     let rc = skewed_realtime(&mut ts);
     if rc == 0 {
         // SAFETY: caller passes a valid timeval.
@@ -197,7 +204,10 @@ pub unsafe extern "C" fn gettimeofday(tv: *mut libc::timeval, tz: *mut c_void) -
 /// Same contract as libc's `time`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn time(out: *mut libc::time_t) -> libc::time_t {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     if skewed_realtime(&mut ts) != 0 {
         return -1;
     }
@@ -219,7 +229,11 @@ pub unsafe extern "C" fn timespec_get(ts: *mut libc::timespec, base: c_int) -> c
         return 0;
     }
     // SAFETY: caller passes a valid timespec.
-    if skewed_realtime(unsafe { &mut *ts }) == 0 { base } else { 0 }
+    if skewed_realtime(unsafe { &mut *ts }) == 0 {
+        base
+    } else {
+        0
+    }
 }
 
 #[cfg(test)]
@@ -228,7 +242,10 @@ mod tests {
 
     #[test]
     fn shift_normalises_both_directions() {
-        let mut ts = libc::timespec { tv_sec: 10, tv_nsec: 900_000_000 };
+        let mut ts = libc::timespec {
+            tv_sec: 10,
+            tv_nsec: 900_000_000,
+        };
         shift(&mut ts, 200_000_000);
         assert_eq!((ts.tv_sec, ts.tv_nsec), (11, 100_000_000));
         shift(&mut ts, -1_200_000_000);
