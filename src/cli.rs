@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use crate::cmd;
 
 #[derive(Debug, Parser)]
-#[command(name = "faultline", version, about = "Jepsen-style fault injection for leader-based replicated systems")]
+#[command(
+    name = "faultline",
+    version,
+    about = "Jepsen-style fault injection for leader-based replicated systems"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

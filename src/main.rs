@@ -14,7 +14,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             // clap prints help/version on stdout and usage errors on stderr itself.
-            let code = if e.use_stderr() { exit::BAD_ARGS } else { exit::VALID };
+            let code = if e.use_stderr() {
+                exit::BAD_ARGS
+            } else {
+                exit::VALID
+            };
             let _ = e.print();
             return ExitCode::from(code);
         }
@@ -33,7 +37,8 @@ fn main() -> ExitCode {
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    let ansi = std::env::var_os("NO_COLOR").is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let ansi = std::env::var_os("NO_COLOR").is_none()
+        && std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -1,7 +1,6 @@
 //! [`History`]: ops in order, with each invocation paired to its completion.
 
-use std::collections::HashMap;
-
+use crate::pairing::{Event, Pairer};
 use crate::{Op, OpType, Process};
 
 const NONE: u32 = u32::MAX;
@@ -43,40 +42,11 @@ impl History {
             return Err(PairError::TooLarge);
         }
         let mut partner = vec![NONE; ops.len()];
-        let mut open: HashMap<Process, usize> = HashMap::new();
+        let mut pairer = Pairer::default();
         for (i, op) in ops.iter().enumerate() {
-            let pending = open.get(&op.process).copied();
-            match (op.process, op.kind, pending) {
-                (_, OpType::Invoke, None) => {
-                    open.insert(op.process, i);
-                }
-                (Process::Client(_), OpType::Invoke, Some(p)) => {
-                    return Err(PairError::DoubleInvoke {
-                        index: op.index,
-                        pending: ops[p].index,
-                        process: op.process,
-                    });
-                }
-                // The nemesis logs both ends of a fault as `info`: the first opens, the next closes.
-                (Process::Nemesis, OpType::Invoke, Some(_)) => {
-                    open.insert(op.process, i);
-                }
-                (Process::Nemesis, OpType::Info, None) => {
-                    open.insert(op.process, i);
-                }
-                (_, _, Some(p)) => {
-                    partner[p] = i as u32;
-                    partner[i] = p as u32;
-                    open.remove(&op.process);
-                }
-                (Process::Client(_), kind, None) => {
-                    return Err(PairError::Orphan {
-                        index: op.index,
-                        process: op.process,
-                        kind,
-                    });
-                }
-                (Process::Nemesis, _, None) => {}
+            if let Event::Completed { invoke_pos, .. } = pairer.push(op, |_| ())? {
+                partner[invoke_pos as usize] = i as u32;
+                partner[i] = invoke_pos as u32;
             }
         }
         Ok(History { ops, partner })

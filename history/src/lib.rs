@@ -5,6 +5,7 @@
 //! - [`op`]: [`Op`], [`OpType`] (invoke/ok/fail/info), [`Process`] (a client number or the
 //!   nemesis), and [`Validity`], the three-valued verdict every checker returns.
 //! - [`history`]: [`History`], an ordered list of ops with invocation/completion pairing.
+//! - [`pairing`]: [`pairing::Pairer`], the same pairing one op at a time, for streaming checkers.
 //! - [`jsonl`]: the native format, one JSON object per line; a streaming reader that accepts a
 //!   truncated last line, and a writer that flushes every op as it is written.
 //! - [`edn`]: a streaming reader for Jepsen's `history.edn` and Knossos/Porcupine data files.
@@ -19,6 +20,7 @@ pub mod history;
 pub mod jsonl;
 mod load;
 pub mod op;
+pub mod pairing;
 pub mod value;
 
 pub use error::ReadError;

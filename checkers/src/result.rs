@@ -1,0 +1,127 @@
+//! What a checker says: a verdict, the anomalies that justify it, and figures.
+
+use serde::Serialize;
+use serde_json::{Map, Value as Json};
+
+use history::Validity;
+
+/// Anomaly class names, as they appear in `results.json`'s `anomaly_types`.
+pub mod kind {
+    /// An acknowledged write (or one seen by a read) absent from every later read.
+    pub const LOST_WRITE: &str = "lost-write";
+    /// A read returned a value nobody tried to write, or one whose write definitely failed.
+    pub const UNEXPECTED: &str = "unexpected";
+    /// A value appeared more than once in a single read of a set.
+    pub const DUPLICATED: &str = "duplicated";
+    /// A known value was missing from a read and reappeared later.
+    pub const STALE_READ: &str = "stale-read";
+    /// The same id was handed out to two operations.
+    pub const REUSED_KEY: &str = "reused-key";
+    /// No linearization of the history exists.
+    pub const NONLINEARIZABLE: &str = "nonlinearizable";
+    /// A function never succeeded at all.
+    pub const NEVER_OK: &str = "never-ok";
+}
+
+/// One finding, with the ops that prove it.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Anomaly {
+    /// The class, one of [`kind`].
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// `index` of each op that proves it, in history order.
+    pub ops: Vec<u64>,
+    /// One paragraph a person can read without the history at hand.
+    pub explanation: String,
+    /// Machine-readable specifics (the value, the nodes, the model state, ...).
+    #[serde(skip_serializing_if = "Json::is_null")]
+    pub details: Json,
+}
+
+/// A checker's whole answer.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckResult {
+    pub checker: &'static str,
+    pub valid: Validity,
+    /// Why the verdict is Unknown (time budget, no data).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// How many anomalies there were in all; `anomalies` may list only the first ones.
+    pub anomaly_count: u64,
+    pub anomalies: Vec<Anomaly>,
+    pub stats: Map<String, Json>,
+}
+
+impl CheckResult {
+    pub fn new(checker: &'static str) -> Self {
+        CheckResult {
+            checker,
+            valid: Validity::Valid,
+            reason: None,
+            anomaly_count: 0,
+            anomalies: Vec::new(),
+            stats: Map::new(),
+        }
+    }
+
+    /// Unknown, with the reason said.
+    pub fn unknown(checker: &'static str, reason: impl Into<String>) -> Self {
+        CheckResult {
+            valid: Validity::Unknown,
+            reason: Some(reason.into()),
+            ..CheckResult::new(checker)
+        }
+    }
+
+    /// Records an anomaly (making the result Invalid); beyond `limit` only counts it.
+    pub fn push(&mut self, anomaly: Anomaly, limit: usize) {
+        self.valid = Validity::Invalid;
+        self.anomaly_count += 1;
+        if self.anomalies.len() < limit {
+            self.anomalies.push(anomaly);
+        }
+    }
+
+    pub fn stat(&mut self, name: &str, value: impl Into<Json>) {
+        self.stats.insert(name.to_owned(), value.into());
+    }
+
+    /// Anomaly classes present, sorted, without repeats.
+    pub fn anomaly_types(&self) -> Vec<&'static str> {
+        let mut kinds: Vec<_> = self.anomalies.iter().map(|a| a.kind).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        kinds
+    }
+}
+
+/// The results of several checkers: the worst verdict wins.
+pub fn merge_validity<'a>(results: impl IntoIterator<Item = &'a CheckResult>) -> Validity {
+    results
+        .into_iter()
+        .fold(Validity::Valid, |v, r| v.merge(r.valid))
+}
+
+/// How many anomalies a checker lists in full before it only counts them.
+pub const DEFAULT_LIMIT: usize = 100;
+
+/// The results object of a run (`results.json`): the merged verdict, the anomaly classes
+/// found, and one entry per checker under its name.
+pub fn results_json(results: &[CheckResult]) -> Json {
+    let mut types: Vec<&str> = results.iter().flat_map(|r| r.anomaly_types()).collect();
+    types.sort_unstable();
+    types.dedup();
+    let mut out = Map::new();
+    out.insert(
+        "valid".into(),
+        serde_json::to_value(merge_validity(results)).unwrap_or(Json::Null),
+    );
+    out.insert("anomaly_types".into(), types.into());
+    for r in results {
+        out.insert(
+            r.checker.into(),
+            serde_json::to_value(r).unwrap_or(Json::Null),
+        );
+    }
+    Json::Object(out)
+}

@@ -1,0 +1,347 @@
+//! `faultline check`: run checkers over a recorded history or a stored run.
+//!
+//! The `set` and `unique-ids` checkers stream the file (memory grows with the number of
+//! distinct elements, not with the text); the linearizability models need the whole history.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+
+use checkers::CheckResult;
+use checkers::set::{Set, SetState};
+use checkers::unique_ids::{UniqueIds, UniqueIdsState};
+use history::{Format, Value, edn, jsonl};
+
+use crate::exit::{self, user_error};
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// A history file (JSONL or Jepsen EDN) or a stored run directory.
+    pub path: PathBuf,
+    /// The file's format; guessed from its first bytes when left out.
+    #[arg(long, value_parser = parse_format)]
+    pub format: Option<Format>,
+    /// What to check the history against; inferred from the ops' functions when left out.
+    #[arg(long, value_enum)]
+    pub model: Option<Model>,
+    /// The register's initial value (JSON or EDN: 0, "x", {"x":0,"y":0}); default nil.
+    #[arg(long)]
+    pub initial: Option<String>,
+    /// Time budget for the linearizability search, e.g. 30s, 500ms; past it: unknown.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub budget: Duration,
+    /// Print the results object as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Model {
+    Register,
+    CasRegister,
+    MultiRegister,
+    Kv,
+    Set,
+    UniqueIds,
+}
+
+impl Model {
+    fn streams(self) -> bool {
+        matches!(self, Model::Set | Model::UniqueIds)
+    }
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    s.parse()
+}
+
+/// Parses `30s`, `500ms`, `2m`, `1h` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("bad duration {s:?} (expected e.g. 30s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1e3,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("bad duration unit in {s:?} (use ms, s, m or h)")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Where the history of `path` is: the file itself, or `history.jsonl` in a run directory.
+fn history_file(path: &Path) -> anyhow::Result<PathBuf> {
+    if path.is_dir() {
+        let h = path.join("history.jsonl");
+        if !h.is_file() {
+            return Err(user_error(format!(
+                "{} is a directory without history.jsonl: give a history file or a stored run directory",
+                path.display()
+            )));
+        }
+        return Ok(h);
+    }
+    if !path.exists() {
+        return Err(user_error(format!(
+            "{}: no such file (give a history file or a stored run directory)",
+            path.display()
+        )));
+    }
+    Ok(path.to_owned())
+}
+
+fn sniff(path: &Path) -> anyhow::Result<Format> {
+    use std::io::Read;
+    let mut head = [0u8; 512];
+    let mut f = File::open(path).with_context(|| format!("failed to open {}", path.display()))?;
+    let n = f
+        .read(&mut head)
+        .with_context(|| format!("failed to read {}", path.display()))?;
+    Ok(Format::sniff(&head[..n]))
+}
+
+/// A history read error is the user's to fix (exit 254); an IO error is ours (255).
+fn read_error(e: history::ReadError) -> anyhow::Error {
+    match e {
+        history::ReadError::Io { .. } => anyhow::Error::new(e),
+        other => user_error(other.to_string()),
+    }
+}
+
+/// Which functions a history uses, to infer what to check.
+#[derive(Default, Debug)]
+struct Census {
+    adds: bool,
+    ids: bool,
+    register: bool,
+    txn: bool,
+    kv: bool,
+    ops: u64,
+}
+
+impl Census {
+    fn observe(&mut self, op: &history::Op) {
+        self.ops += 1;
+        if !op.is_client() {
+            return;
+        }
+        match &*op.f {
+            "add" => self.adds = true,
+            "generate" | "insert" | "incr" => self.ids = true,
+            "write" | "cas" => self.register = true,
+            "txn" => self.txn = true,
+            "get" | "put" | "append" => self.kv = true,
+            _ => {}
+        }
+    }
+
+    fn models(&self) -> Vec<Model> {
+        let mut m = Vec::new();
+        if self.adds {
+            m.push(Model::Set);
+        }
+        if self.ids {
+            m.push(Model::UniqueIds);
+        }
+        if self.register {
+            m.push(Model::CasRegister);
+        }
+        if self.txn {
+            m.push(Model::MultiRegister);
+        }
+        if self.kv {
+            m.push(Model::Kv);
+        }
+        m
+    }
+}
+
+/// One streaming pass: the set and unique-ids checkers plus a census of functions.
+fn stream(
+    file: &Path,
+    format: Format,
+    set: &Set,
+    ids: &UniqueIds,
+) -> anyhow::Result<(CheckResult, CheckResult, Census, bool)> {
+    let input = BufReader::with_capacity(
+        1 << 20,
+        File::open(file).with_context(|| format!("failed to open {}", file.display()))?,
+    );
+    let name = file.display().to_string();
+    let mut s = SetState::new(set);
+    let mut u = UniqueIdsState::new(ids);
+    let mut census = Census::default();
+    let mut feed = |op: history::Op| -> anyhow::Result<()> {
+        census.observe(&op);
+        let pairing = |e: history::PairError| user_error(format!("{name}: {e}"));
+        s.observe(&op).map_err(pairing)?;
+        u.observe(&op).map_err(pairing)?;
+        Ok(())
+    };
+    let truncated = match format {
+        Format::Jsonl => {
+            let mut r = jsonl::Reader::new(input, name.clone());
+            for op in r.by_ref() {
+                feed(op.map_err(read_error)?)?;
+            }
+            r.truncated()
+        }
+        Format::JepsenEdn => {
+            let mut r = edn::Reader::new(input, name.clone());
+            for op in r.by_ref() {
+                feed(op.map_err(read_error)?)?;
+            }
+            r.truncated()
+        }
+    };
+    Ok((s.finish(), u.finish(), census, truncated))
+}
+
+fn parse_initial(text: &str) -> anyhow::Result<Value> {
+    if let Ok(v) = serde_json::from_str::<Value>(text) {
+        return Ok(v);
+    }
+    // EDN: wrap it as the value of an op and read it back.
+    let probe = format!("{{:process 0 :type :invoke :f :read :value {text}}}");
+    let mut r = edn::Reader::new(probe.as_bytes(), "--initial");
+    match r.next() {
+        Some(Ok(op)) => Ok(op.value),
+        _ => Err(user_error(format!(
+            "--initial {text:?} is neither JSON nor EDN (examples: 0, nil, \"x\", {{\"x\":0,\"y\":0}})"
+        ))),
+    }
+}
+
+pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
+    let file = history_file(&args.path)?;
+    let format = match args.format {
+        Some(f) => f,
+        None => sniff(&file)?,
+    };
+    let initial = args.initial.as_deref().map(parse_initial).transpose()?;
+    let set = Set::default();
+    let ids = UniqueIds::default();
+    let (set_result, ids_result, census, truncated) = stream(&file, format, &set, &ids)?;
+    if truncated {
+        tracing::warn!(
+            "{}: the last op was cut off mid-line and was skipped",
+            file.display()
+        );
+    }
+    let models = match args.model {
+        Some(m) => vec![m],
+        None => census.models(),
+    };
+    if models.is_empty() {
+        return Err(user_error(format!(
+            "{}: found no ops to check (no add, generate/insert/incr, read/write/cas, txn or get/put/append); pass --model to say what to check",
+            file.display()
+        )));
+    }
+    let mut results = Vec::new();
+    for &m in &models {
+        match m {
+            Model::Set => results.push(set_result.clone()),
+            Model::UniqueIds => results.push(ids_result.clone()),
+            _ => {}
+        }
+    }
+    let needs_history = models.iter().any(|m| !m.streams());
+    if needs_history {
+        let (history, _) = history::load(&file, Some(format)).map_err(read_error)?;
+        for &m in models.iter().filter(|m| !m.streams()) {
+            results.push(linearizable(
+                m,
+                &history,
+                initial.clone(),
+                format,
+                args.budget,
+            )?);
+        }
+    }
+    let verdict = checkers::result::merge_validity(&results);
+    if args.json {
+        let mut out = checkers::result::results_json(&results);
+        out["history"] = serde_json::json!({
+            "path": file.display().to_string(),
+            "ops": census.ops,
+            "truncated": truncated,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print_human(&file, census.ops, &results, verdict);
+    }
+    Ok(exit::for_validity(verdict))
+}
+
+fn linearizable(
+    model: Model,
+    history: &history::History,
+    initial: Option<Value>,
+    format: Format,
+    budget: Duration,
+) -> anyhow::Result<CheckResult> {
+    let _ = (model, history, initial, format, budget);
+    Err(anyhow::anyhow!("the linearizable checker is not wired yet"))
+}
+
+fn print_human(file: &Path, ops: u64, results: &[CheckResult], verdict: history::Validity) {
+    println!("{} ({ops} ops)", file.display());
+    for r in results {
+        let detail = match (r.valid, &r.reason) {
+            (history::Validity::Unknown, Some(reason)) => reason.clone(),
+            _ if r.anomaly_count > 0 => format!(
+                "{} anomal{} ({})",
+                r.anomaly_count,
+                if r.anomaly_count == 1 { "y" } else { "ies" },
+                r.anomaly_types().join(", ")
+            ),
+            _ => String::new(),
+        };
+        println!("  {:<14} {:<8} {detail}", r.checker, r.valid.as_str());
+    }
+    for r in results {
+        for a in &r.anomalies {
+            let ops: Vec<String> = a.ops.iter().map(u64::to_string).collect();
+            println!(
+                "\n{} [{}] {}\n  ops: {}",
+                a.kind,
+                r.checker,
+                a.explanation,
+                ops.join(", ")
+            );
+        }
+        let unlisted = r.anomaly_count - r.anomalies.len() as u64;
+        if unlisted > 0 {
+            println!(
+                "\n... and {unlisted} more {} anomalies (see --json)",
+                r.checker
+            );
+        }
+    }
+    let types: Vec<&str> = {
+        let mut t: Vec<&str> = results.iter().flat_map(|r| r.anomaly_types()).collect();
+        t.sort_unstable();
+        t.dedup();
+        t
+    };
+    if types.is_empty() {
+        println!("\nverdict: {}", verdict.as_str().to_uppercase());
+    } else {
+        println!(
+            "\nverdict: {} ({})",
+            verdict.as_str().to_uppercase(),
+            types.join(", ")
+        );
+    }
+}
