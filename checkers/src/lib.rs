@@ -1,1 +1,25 @@
-//! Filled by later issues.
+//! Checkers: pure analyses of a [`History`] into a [`CheckResult`] (no IO, no async).
+//!
+//! - [`result`]: [`CheckResult`], [`Anomaly`] and the anomaly-class names shared with reports.
+//! - [`set`]: Jepsen's set-full: lost, unexpected, stale, never-read, duplicated, recovered adds.
+//! - [`unique_ids`]: ids handed out twice (reused keys after a failover).
+//! - [`linearizable`]: Wing-Gong/Lowe search with memoisation over per-key sub-histories, for
+//!   the register, cas-register, multi-register and kv models.
+//! - [`stats`]: outcome counts per function, latency quantiles, throughput.
+//!
+//! Every checker returns Unknown with a reason rather than panicking or guessing Valid.
+
+pub mod result;
+pub mod set;
+pub mod stats;
+pub mod unique_ids;
+
+pub use history::{History, Validity};
+pub use result::{Anomaly, CheckResult};
+
+/// A pure analysis of a whole history.
+pub trait Checker {
+    /// The name results are filed under (`set`, `unique-ids`, `linearizable`, ...).
+    fn name(&self) -> &'static str;
+    fn check(&self, history: &History) -> CheckResult;
+}
