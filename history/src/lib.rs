@@ -9,10 +9,12 @@
 //! - [`jsonl`]: the native format, one JSON object per line; a streaming reader that accepts a
 //!   truncated last line, and a writer that flushes every op as it is written.
 //! - [`edn`]: a streaming reader for Jepsen's `history.edn` and Knossos/Porcupine data files.
+//! - [`build`]: [`build::Builder`], hand-built histories for tests.
 //! - [`load`]: open a file, guess or take its [`Format`], and read it into a [`History`].
 //!
 //! The format is documented in `docs/history-format.md`.
 
+pub mod build;
 pub mod edn;
 mod error;
 #[allow(clippy::module_inception)]
