@@ -7,13 +7,17 @@
 //! commands; every blocking libssh2 call runs on `tokio::task::spawn_blocking`, never on a tokio
 //! worker thread.
 
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use ssh2::{CheckResult, HashType, HostKeyType, KnownHostFileKind, Session};
 
 use crate::error::{Error, Result};
-use crate::remote::{Exec, ExecOutput, Node, Remote};
+use crate::remote::{Exec, ExecOutput, Node, Remote, shell_quote};
 
 /// How to authenticate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,24 +77,96 @@ impl Default for SshOptions {
 }
 
 /// A [`Remote`] over SSH. Cheap to share: hold it as `Arc<dyn Remote>`.
-#[derive(Debug)]
+///
+/// Keeps up to [`SshOptions::max_sessions`] sessions to its node; a command takes an idle
+/// session (or opens one), runs in a channel of it, and gives it back, so sequential commands
+/// reuse one session. A session that fails is dropped and the command that found it broken
+/// is retried once on a fresh session, provided the command had not started.
 pub struct SshRemote {
     node: Node,
     opts: SshOptions,
+    idle: Arc<Mutex<Vec<Session>>>,
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl std::fmt::Debug for SshRemote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SshRemote").field("node", &self.node).field("opts", &self.opts).finish_non_exhaustive()
+    }
 }
 
 impl SshRemote {
     /// Connects to `node` (with retries) and checks the host key and authentication, so errors
     /// surface here rather than at the first command. The session is kept for later commands.
     pub async fn connect(node: Node, opts: SshOptions) -> Result<Self> {
-        let _ = &opts;
-        Err(Error::node(&node, "connect", "not implemented yet"))
+        let (n, o) = (node.clone(), opts.clone());
+        let sess = tokio::task::spawn_blocking(move || connect_with_retries(&n, &o))
+            .await
+            .map_err(|e| Error::node(&node, "connect", e))??;
+        Ok(SshRemote {
+            slots: Arc::new(tokio::sync::Semaphore::new(opts.max_sessions.max(1))),
+            node,
+            opts,
+            idle: Arc::new(Mutex::new(vec![sess])),
+        })
     }
 
     /// The options this remote connects with.
     pub fn options(&self) -> &SshOptions {
         &self.opts
     }
+
+    /// Runs `f` with a session on a blocking thread; retries once on a fresh session when `f`
+    /// reports that the session was broken before anything ran.
+    async fn with_session<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Fn(&Session) -> std::result::Result<T, SessErr> + Send + Sync + 'static,
+    {
+        let _permit = self.slots.acquire().await.map_err(|e| Error::node(&self.node, "get a session", e))?;
+        let (node, opts, idle) = (self.node.clone(), self.opts.clone(), self.idle.clone());
+        let n2 = self.node.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut fresh = false;
+            loop {
+                let pooled = idle.lock().expect("pool").pop();
+                let sess = match pooled {
+                    Some(s) => s,
+                    None => {
+                        fresh = true;
+                        connect_with_retries(&node, &opts)?
+                    }
+                };
+                match f(&sess) {
+                    Ok(v) => {
+                        idle.lock().expect("pool").push(sess);
+                        return Ok(v);
+                    }
+                    // Broken before the command started: reconnect once.
+                    Err(SessErr::Stale(_)) if !fresh => continue,
+                    Err(SessErr::Stale(e)) => {
+                        return Err(Error::node(&node, "open a channel", e));
+                    }
+                    Err(SessErr::Done(e, keep)) => {
+                        if keep {
+                            idle.lock().expect("pool").push(sess);
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+        })
+        .await
+        .map_err(|e| Error::node(&n2, "run a blocking SSH task", e))?
+    }
+}
+
+/// Outcome of a session operation that failed.
+enum SessErr {
+    /// The session could not open a channel: nothing ran, retry on a new session.
+    Stale(ssh2::Error),
+    /// A final error; `bool`: the session is still usable.
+    Done(Error, bool),
 }
 
 #[async_trait]
@@ -100,26 +176,363 @@ impl Remote for SshRemote {
     }
 
     async fn run(&self, cmd: &Exec) -> Result<ExecOutput> {
-        Err(Error::node(
-            &self.node,
-            format!("run `{}`", cmd.to_shell()),
-            "not implemented yet",
-        ))
+        let as_root = self.opts.user == "root";
+        let inner = cmd.clone().sudo(false).to_command_line(true);
+        // The node enforces the timeout too (kills the command's process group), so a timed-out
+        // command does not linger; daemons that called setsid are not in that group.
+        let secs = cmd.timeout.as_secs_f64().ceil().max(1.0) as u64;
+        let timed = format!("timeout -k 1 {secs} sh -c {}", shell_quote(&inner));
+        let line = if cmd.sudo && !as_root {
+            format!("sudo -n -- sh -c {}", shell_quote(&timed))
+        } else {
+            timed
+        };
+        let node = self.node.clone();
+        let cmd = cmd.clone();
+        self.with_session(move |sess| {
+            let started = Instant::now();
+            let deadline = cmd.timeout + Duration::from_secs(2);
+            sess.set_timeout(deadline.as_millis().min(u32::MAX as u128) as u32);
+            let mut ch = sess.channel_session().map_err(SessErr::Stale)?;
+            let timed_out = |e: &ssh2::Error| {
+                matches!(e.code(), ssh2::ErrorCode::Session(-9)) || started.elapsed() >= cmd.timeout
+            };
+            let fail = |e: ssh2::Error| {
+                if timed_out(&e) {
+                    SessErr::Done(timeout_err(&node, &cmd), false)
+                } else {
+                    SessErr::Done(Error::node(&node, format!("run `{}`", cmd.to_shell()), e), false)
+                }
+            };
+            let fail_io = |e: std::io::Error| {
+                if started.elapsed() >= cmd.timeout {
+                    SessErr::Done(timeout_err(&node, &cmd), false)
+                } else {
+                    SessErr::Done(Error::node(&node, format!("run `{}`", cmd.to_shell()), e), false)
+                }
+            };
+            ch.exec(&line).map_err(fail)?;
+            if let Some(data) = &cmd.stdin {
+                // A command that does not read stdin may close it: not an error.
+                let _ = ch.write_all(data);
+            }
+            ch.send_eof().map_err(fail)?;
+            let mut out = Vec::new();
+            let mut err = Vec::new();
+            ch.read_to_end(&mut out).map_err(fail_io)?;
+            ch.stderr().read_to_end(&mut err).map_err(fail_io)?;
+            ch.wait_close().map_err(fail)?;
+            let mut status = ch.exit_status().map_err(fail)?;
+            if let Ok(sig) = ch.exit_signal() {
+                if let Some(name) = sig.exit_signal {
+                    status = 128 + signal_number(&name);
+                }
+            }
+            // `timeout` exits 124 (TERM worked) or dies of KILL one second later.
+            if (status == 124 || status == 137) && started.elapsed() >= cmd.timeout {
+                return Err(SessErr::Done(timeout_err(&node, &cmd), true));
+            }
+            Ok(ExecOutput {
+                status,
+                stdout: String::from_utf8_lossy(&out).into_owned(),
+                stderr: String::from_utf8_lossy(&err).into_owned(),
+            })
+        })
+        .await
     }
 
     async fn upload(&self, local: &Path, remote: &str) -> Result<()> {
-        Err(Error::node(
-            &self.node,
-            format!("upload {} to {remote}", local.display()),
-            "not implemented yet",
-        ))
+        let node = self.node.clone();
+        let local = local.to_path_buf();
+        let remote = remote.to_string();
+        self.with_session(move |sess| {
+            let action = format!("upload {} to {remote}", local.display());
+            let mut file = std::fs::File::open(&local)
+                .map_err(|e| SessErr::Done(Error::node(&node, &action, e), true))?;
+            sess.set_timeout(0);
+            let mut ch = sess.channel_session().map_err(SessErr::Stale)?;
+            let fail = |e: ssh2::Error| SessErr::Done(Error::node(&node, &action, e), false);
+            ch.exec(&format!("cat > {}", shell_quote(&remote))).map_err(fail)?;
+            std::io::copy(&mut file, &mut ch)
+                .map_err(|e| SessErr::Done(Error::node(&node, &action, e), false))?;
+            ch.send_eof().map_err(fail)?;
+            let mut err = String::new();
+            let _ = ch.stderr().read_to_string(&mut err);
+            ch.wait_close().map_err(fail)?;
+            match ch.exit_status().map_err(fail)? {
+                0 => Ok(()),
+                st => Err(SessErr::Done(Error::node(&node, &action, format!("exit status {st}: {}", err.trim())), true)),
+            }
+        })
+        .await
     }
 
     async fn download(&self, remote: &str, local: &Path) -> Result<()> {
-        Err(Error::node(
-            &self.node,
-            format!("download {remote} to {}", local.display()),
-            "not implemented yet",
-        ))
+        let node = self.node.clone();
+        let local = local.to_path_buf();
+        let remote = remote.to_string();
+        self.with_session(move |sess| {
+            let action = format!("download {remote} to {}", local.display());
+            sess.set_timeout(0);
+            let mut ch = sess.channel_session().map_err(SessErr::Stale)?;
+            let fail = |e: ssh2::Error| SessErr::Done(Error::node(&node, &action, e), false);
+            ch.exec(&format!("cat {}", shell_quote(&remote))).map_err(fail)?;
+            ch.send_eof().map_err(fail)?;
+            let mut file = std::fs::File::create(&local)
+                .map_err(|e| SessErr::Done(Error::node(&node, &action, e), false))?;
+            let copied = std::io::copy(&mut ch, &mut file);
+            let mut err = String::new();
+            let _ = ch.stderr().read_to_string(&mut err);
+            let closed = ch.wait_close();
+            let status = ch.exit_status();
+            let result = match (copied, closed, status) {
+                (Err(e), _, _) => Err(SessErr::Done(Error::node(&node, &action, e), false)),
+                (_, Err(e), _) | (_, _, Err(e)) => Err(fail(e)),
+                (Ok(_), Ok(()), Ok(0)) => file
+                    .flush()
+                    .map_err(|e| SessErr::Done(Error::node(&node, &action, e), true)),
+                (Ok(_), Ok(()), Ok(st)) => Err(SessErr::Done(
+                    Error::node(&node, &action, format!("exit status {st}: {}", err.trim())),
+                    true,
+                )),
+            };
+            if result.is_err() {
+                let _ = std::fs::remove_file(&local);
+            }
+            result
+        })
+        .await
+    }
+}
+
+/// Number of a signal named in an SSH exit-signal message (`KILL`, `TERM`, ...).
+fn signal_number(name: &str) -> i32 {
+    match name.trim_start_matches("SIG") {
+        "HUP" => 1,
+        "INT" => 2,
+        "QUIT" => 3,
+        "ILL" => 4,
+        "ABRT" => 6,
+        "FPE" => 8,
+        "KILL" => 9,
+        "SEGV" => 11,
+        "PIPE" => 13,
+        "ALRM" => 14,
+        "TERM" => 15,
+        "USR1" => 10,
+        "USR2" => 12,
+        _ => 127,
+    }
+}
+
+fn timeout_err(node: &Node, cmd: &Exec) -> Error {
+    Error::Timeout {
+        node: node.name.clone(),
+        addr: node.addr.clone(),
+        command: cmd.to_shell(),
+        timeout: cmd.timeout,
+    }
+}
+
+/// Connects, retrying transient failures (refused, unreachable, handshake) with backoff.
+/// Host key and authentication failures are not retried.
+fn connect_with_retries(node: &Node, opts: &SshOptions) -> Result<Session> {
+    let attempts = opts.connect_attempts.max(1);
+    let mut backoff = Duration::from_millis(100);
+    let mut last = None;
+    for attempt in 1..=attempts {
+        match connect_once(node, opts) {
+            Ok(s) => return Ok(s),
+            Err(e @ Error::Connect { .. }) => {
+                tracing::debug!("connect attempt {attempt}/{attempts} to {node} failed: {e}");
+                last = Some(e);
+                if attempt < attempts {
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let e = last.expect("at least one attempt");
+    match e {
+        Error::Connect { node, addr, cause } => Err(Error::Connect {
+            node,
+            addr,
+            cause: format!("{cause} (after {attempts} attempts)"),
+        }),
+        e => Err(e),
+    }
+}
+
+fn connect_once(node: &Node, opts: &SshOptions) -> Result<Session> {
+    let hostport = format!("{}:{}", node.addr, opts.port);
+    let conn_err = |cause: String| Error::Connect { node: node.name.clone(), addr: hostport.clone(), cause };
+    let addrs: Vec<SocketAddr> = (node.addr.as_str(), opts.port)
+        .to_socket_addrs()
+        .map_err(|e| conn_err(format!("cannot resolve the address: {e}")))?
+        .collect();
+    let mut tcp = None;
+    let mut why = String::from("no address");
+    for a in &addrs {
+        match TcpStream::connect_timeout(a, opts.connect_timeout) {
+            Ok(t) => {
+                tcp = Some(t);
+                break;
+            }
+            Err(e) => why = format!("TCP connect to {a}: {e}"),
+        }
+    }
+    let tcp = tcp.ok_or_else(|| conn_err(why))?;
+    let _ = tcp.set_nodelay(true);
+    let mut sess = Session::new().map_err(|e| conn_err(format!("cannot create an SSH session: {e}")))?;
+    sess.set_tcp_stream(tcp);
+    sess.set_timeout(opts.connect_timeout.as_millis().min(u32::MAX as u128) as u32);
+    sess.handshake().map_err(|e| conn_err(format!("SSH handshake: {e}")))?;
+    check_host_key(&sess, node, opts, &hostport)?;
+    authenticate(&sess, node, opts, &hostport)?;
+    sess.set_timeout(0);
+    Ok(sess)
+}
+
+fn key_type_names(t: HostKeyType) -> (&'static str, &'static str) {
+    match t {
+        HostKeyType::Rsa => ("ssh-rsa", "rsa"),
+        HostKeyType::Dss => ("ssh-dss", "dsa"),
+        HostKeyType::Ecdsa256 => ("ecdsa-sha2-nistp256", "ecdsa"),
+        HostKeyType::Ecdsa384 => ("ecdsa-sha2-nistp384", "ecdsa"),
+        HostKeyType::Ecdsa521 => ("ecdsa-sha2-nistp521", "ecdsa"),
+        HostKeyType::Ed25519 => ("ssh-ed25519", "ed25519"),
+        HostKeyType::Unknown => ("unknown", "ed25519,ecdsa,rsa"),
+    }
+}
+
+fn check_host_key(sess: &Session, node: &Node, opts: &SshOptions, hostport: &str) -> Result<()> {
+    let hk_err = |cause: String| Error::HostKey { node: node.name.clone(), addr: hostport.to_string(), cause };
+    let (key, ktype) = sess.host_key().ok_or_else(|| hk_err("the server sent no host key".into()))?;
+    let (tname, scan) = key_type_names(ktype);
+    let fp = sess.host_key_hash(HashType::Sha256).map(|h| format!("SHA256:{}", base64(h))).unwrap_or_default();
+    let path = match &opts.host_key_check {
+        HostKeyCheck::InsecureSkip => {
+            tracing::warn!("host key of {node} not checked ({tname} {fp}): --insecure-skip-host-key-check");
+            return Ok(());
+        }
+        HostKeyCheck::KnownHosts(p) => p,
+    };
+    let mut kh = sess.known_hosts().map_err(|e| hk_err(format!("cannot use known_hosts: {e}")))?;
+    if path.exists() {
+        kh.read_file(path, KnownHostFileKind::OpenSSH)
+            .map_err(|e| hk_err(format!("cannot read {}: {e}", path.display())))?;
+    }
+    let host_pattern = if opts.port == 22 { node.addr.clone() } else { format!("[{}]:{}", node.addr, opts.port) };
+    match kh.check_port(&node.addr, opts.port, key) {
+        CheckResult::Match => Ok(()),
+        CheckResult::NotFound => Err(hk_err(format!(
+            "its host key ({tname} {fp}) is unknown: {} has no entry for {host_pattern}. \
+             If that fingerprint is right, trust the key with \
+             `ssh-keyscan -p {} -t {scan} {} >> {}`, or pass --insecure-skip-host-key-check to skip the check",
+            path.display(),
+            opts.port,
+            node.addr,
+            path.display()
+        ))),
+        CheckResult::Mismatch => Err(hk_err(format!(
+            "its host key ({tname} {fp}) does NOT match the one recorded for {host_pattern} in {}: \
+             the host was reinstalled, or someone is intercepting the connection. If the change is \
+             expected, remove the old entry with `ssh-keygen -f {} -R '{host_pattern}'` and trust the new key",
+            path.display(),
+            path.display()
+        ))),
+        CheckResult::Failure => Err(hk_err(format!("checking against {} failed", path.display()))),
+    }
+}
+
+fn authenticate(sess: &Session, node: &Node, opts: &SshOptions, hostport: &str) -> Result<()> {
+    let auth_err = |cause: String| Error::Auth {
+        node: node.name.clone(),
+        addr: hostport.to_string(),
+        user: opts.user.clone(),
+        cause,
+    };
+    let try_key = |key: &Path| -> std::result::Result<(), String> {
+        if !key.exists() {
+            return Err(format!("the key file {} does not exist", key.display()));
+        }
+        let pubkey = PathBuf::from(format!("{}.pub", key.display()));
+        let pubkey = pubkey.exists().then_some(pubkey);
+        match sess.userauth_pubkey_file(&opts.user, pubkey.as_deref(), key, None) {
+            Ok(()) if sess.authenticated() => Ok(()),
+            Ok(()) => Err(format!("the server refused the key {}", key.display())),
+            Err(e) => Err(format!("the server refused the key {} ({e})", key.display())),
+        }
+    };
+    let try_agent = || -> std::result::Result<(), String> {
+        if std::env::var_os("SSH_AUTH_SOCK").is_none() {
+            return Err("no ssh-agent (SSH_AUTH_SOCK is not set)".into());
+        }
+        match sess.userauth_agent(&opts.user) {
+            Ok(()) if sess.authenticated() => Ok(()),
+            Ok(()) => Err("the server refused every ssh-agent identity".into()),
+            Err(e) => Err(format!("the server refused every ssh-agent identity ({e})")),
+        }
+    };
+    let result = match &opts.auth {
+        SshAuth::Key(k) => try_key(k),
+        SshAuth::Agent => try_agent(),
+        SshAuth::Auto => {
+            let mut why = Vec::new();
+            let mut ok = false;
+            if std::env::var_os("SSH_AUTH_SOCK").is_some() {
+                match try_agent() {
+                    Ok(()) => ok = true,
+                    Err(e) => why.push(e),
+                }
+            }
+            let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+            for k in ["id_ed25519", "id_ecdsa", "id_rsa"] {
+                if ok {
+                    break;
+                }
+                let p = home.join(".ssh").join(k);
+                if p.exists() {
+                    match try_key(&p) {
+                        Ok(()) => ok = true,
+                        Err(e) => why.push(e),
+                    }
+                }
+            }
+            if ok {
+                Ok(())
+            } else if why.is_empty() {
+                Err("no ssh-agent and no key in ~/.ssh (pass --ssh-key)".into())
+            } else {
+                Err(why.join("; "))
+            }
+        }
+    };
+    result.map_err(|c| auth_err(format!("{c}; is the public key in ~{}/.ssh/authorized_keys on the node?", opts.user)))
+}
+
+/// Standard base64 without padding (OpenSSH fingerprint style).
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::new();
+    for c in bytes.chunks(3) {
+        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..=c.len() {
+            s.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_no_pad() {
+        assert_eq!(super::base64(b"foobar"), "Zm9vYmFy");
+        assert_eq!(super::base64(b"fo"), "Zm8");
+        assert_eq!(super::base64(b"f"), "Zg");
     }
 }
