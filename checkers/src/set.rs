@@ -3,7 +3,7 @@
 //! Each element's fate is decided from history order (positions), not wall clocks:
 //! an element becomes *known* when its add is acknowledged or when a read first returns it.
 //! Among the reads that began after that point:
-//! - none: **never-read** (no evidence either way);
+//! - none: **never-read** when no read ever had it (no evidence either way), else stable;
 //! - the latest ones lack it (every read that began after its last sighting): **lost**;
 //! - some lack it but a later one has it: **stale** (an anomaly only with `linearizable`);
 //! - all have it: **stable**.
@@ -342,7 +342,12 @@ impl<'a> SetState<'a> {
             }
             let after_known = reads_after(e.known_pos);
             if after_known == 0 {
-                never_read += 1;
+                // Seen by the read that made it known and by none after: nothing contradicts it.
+                if read_any {
+                    stable += 1;
+                } else {
+                    never_read += 1;
+                }
                 continue;
             }
             let last_sighting = if e.last_present_inv == NONE {
