@@ -1,0 +1,247 @@
+//! Client commands evaluated against the node state: writes on the leader (appended to the log),
+//! reads (linearizable on the leader, possibly stale elsewhere), ROLE and INFO.
+
+use std::fmt::Write as _;
+
+use bytes::Bytes;
+
+use crate::codec::Record;
+use crate::config::{Bug, Mode};
+use crate::core::{Core, Role};
+use crate::resp::Reply;
+use crate::state::{Value, View, WrongType};
+
+/// What the connection must do with a command.
+pub enum Outcome {
+    /// Answer now.
+    Now(Reply),
+    /// Answer `reply` once LSN `lsn` (appended in `term`) is committed; `-UNCERTAIN` if that
+    /// cannot be confirmed.
+    Wait { lsn: u64, term: u64, reply: Reply },
+    /// A leader read that must wait until leadership is confirmed; retry later.
+    Retry,
+}
+
+/// Command classes, for pipelining: writes are appended at once, reads wait for earlier writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Write,
+    Read,
+    Other,
+}
+
+fn upper(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_ascii_uppercase()
+}
+
+pub fn classify(args: &[Bytes]) -> Class {
+    match args.first().map(|a| upper(a)).as_deref() {
+        Some("SET" | "CAS" | "SADD" | "INCR") => Class::Write,
+        Some("GET" | "SMEMBERS") => Class::Read,
+        _ => Class::Other,
+    }
+}
+
+fn wrong_args(cmd: &str) -> Outcome {
+    Outcome::Now(Reply::err(format!("ERR wrong number of arguments for '{}' command", cmd.to_lowercase())))
+}
+
+fn wrongtype() -> Reply {
+    Reply::err("WRONGTYPE Operation against a key holding the wrong kind of value")
+}
+
+impl Core {
+    /// The error for a write sent to a node that is not the leader.
+    pub fn redirect(&self) -> Reply {
+        match self.leader_addr() {
+            Some((id, addr)) if self.role != Role::Leader => Reply::err(format!("MOVED {id} {addr}")),
+            _ => Reply::err(format!("NOLEADER no leader known (term {})", self.term)),
+        }
+    }
+
+    pub fn execute(&mut self, args: &[Bytes]) -> Outcome {
+        let Some(name) = args.first() else { return Outcome::Now(Reply::err("ERR empty command")) };
+        let cmd = upper(name);
+        let a = &args[1..];
+        match cmd.as_str() {
+            "PING" => Outcome::Now(match a {
+                [] => Reply::Simple("PONG".into()),
+                [m] => Reply::Bulk(Some(m.clone())),
+                _ => return wrong_args(&cmd),
+            }),
+            "ECHO" if a.len() == 1 => Outcome::Now(Reply::Bulk(Some(a[0].clone()))),
+            "ROLE" => Outcome::Now(self.role_reply()),
+            "INFO" => Outcome::Now(Reply::bulk(self.info())),
+            "COMMAND" => Outcome::Now(Reply::Array(vec![])),
+            "SELECT" | "CLIENT" | "QUIT" => Outcome::Now(Reply::ok()),
+            "GET" | "SMEMBERS" if a.len() != 1 => wrong_args(&cmd),
+            "GET" | "SMEMBERS" => self.read(&cmd, &a[0]),
+            "SET" | "CAS" | "SADD" | "INCR" => self.write(&cmd, a),
+            _ => Outcome::Now(Reply::err(format!("ERR unknown command '{}'", String::from_utf8_lossy(name)))),
+        }
+    }
+
+    fn read(&mut self, cmd: &str, key: &Bytes) -> Outcome {
+        if self.role == Role::Leader && !self.can_read() {
+            return Outcome::Retry;
+        }
+        let v = self.store.get(key);
+        Outcome::Now(match (cmd, v) {
+            ("GET", None) => Reply::Bulk(None),
+            ("GET", Some(Value::Str(s))) => Reply::Bulk(Some(s.clone())),
+            ("SMEMBERS", None) => Reply::Array(vec![]),
+            ("SMEMBERS", Some(Value::Set(s))) => {
+                let mut m: Vec<&Bytes> = s.iter().collect();
+                m.sort();
+                Reply::Array(m.into_iter().map(|x| Reply::Bulk(Some(x.clone()))).collect())
+            }
+            _ => wrongtype(),
+        })
+    }
+
+    fn write(&mut self, cmd: &str, a: &[Bytes]) -> Outcome {
+        let arity = match cmd {
+            "SET" => a.len() == 2,
+            "CAS" => a.len() == 3,
+            "SADD" => a.len() >= 2,
+            _ => a.len() == 1,
+        };
+        if !arity {
+            return wrong_args(cmd);
+        }
+        if self.role != Role::Leader {
+            return Outcome::Now(self.redirect());
+        }
+        let key = a[0].clone();
+        let view = View { store: &self.store, overlay: &self.overlay };
+        let (rec, reply): (Vec<Record>, Reply) = match cmd {
+            "SET" => (vec![Record::Set { key, value: a[1].clone() }], Reply::ok()),
+            "CAS" => match view.string(&key) {
+                Err(WrongType) => return Outcome::Now(wrongtype()),
+                Ok(cur) if cur.as_deref() != Some(&a[1][..]) => {
+                    return Outcome::Now(Reply::err("CASMISMATCH current value differs"));
+                }
+                Ok(_) => (vec![Record::Set { key, value: a[2].clone() }], Reply::ok()),
+            },
+            "SADD" => {
+                let mut recs = Vec::new();
+                for m in &a[1..] {
+                    match view.is_member(&key, m) {
+                        Err(WrongType) => return Outcome::Now(wrongtype()),
+                        Ok(true) => {}
+                        Ok(false) if recs.iter().any(|r| matches!(r, Record::SAdd { member, .. } if member == m)) => {}
+                        Ok(false) => recs.push(Record::SAdd { key: key.clone(), member: m.clone() }),
+                    }
+                }
+                let n = recs.len() as i64;
+                (recs, Reply::Int(n))
+            }
+            _ => {
+                let cur = match view.string(&key) {
+                    Err(WrongType) => return Outcome::Now(wrongtype()),
+                    Ok(None) => 0,
+                    Ok(Some(s)) => match std::str::from_utf8(&s).ok().and_then(|s| s.parse::<i64>().ok()) {
+                        Some(n) => n,
+                        None => return Outcome::Now(Reply::err("ERR value is not an integer or out of range")),
+                    },
+                };
+                let next = if self.bug(Bug::LocalCounter) {
+                    // Seeded bug: a node-local counter, never carried in the log.
+                    let c = self.local_counters.entry(key.clone()).or_insert(0);
+                    *c += 1;
+                    *c
+                } else {
+                    match cur.checked_add(1) {
+                        Some(n) => n,
+                        None => return Outcome::Now(Reply::err("ERR increment would overflow")),
+                    }
+                };
+                (vec![Record::Set { key, value: Bytes::from(next.to_string()) }], Reply::Int(next))
+            }
+        };
+        let mut lsn = self.log.last_lsn();
+        for r in rec {
+            lsn = self.append(r);
+        }
+        if self.cfg.mode == Mode::Async || self.bug(Bug::AckBeforeReplicate) {
+            return Outcome::Now(reply);
+        }
+        if lsn <= self.commit {
+            return Outcome::Now(reply);
+        }
+        Outcome::Wait { lsn, term: self.term, reply }
+    }
+
+    /// `ROLE`: [role, term, leader_id, leader_addr, last_lsn, applied_lsn, commit_lsn, node_id].
+    pub fn role_reply(&self) -> Reply {
+        let (lid, laddr) = match self.leader_addr() {
+            Some((id, addr)) => (id.to_string(), addr.to_string()),
+            None => (String::new(), String::new()),
+        };
+        Reply::Array(vec![
+            Reply::bulk(self.role.name()),
+            Reply::Int(self.term as i64),
+            Reply::bulk(lid),
+            Reply::bulk(laddr),
+            Reply::Int(self.log.last_lsn() as i64),
+            Reply::Int(self.applied as i64),
+            Reply::Int(self.commit as i64),
+            Reply::bulk(self.cfg.id().to_string()),
+        ])
+    }
+
+    /// `INFO`: the replication section, Redis style.
+    pub fn info(&self) -> String {
+        let mut s = String::from("# Replication\r\n");
+        let (lid, laddr) = match self.leader_addr() {
+            Some((id, addr)) => (id.to_string(), addr.to_string()),
+            None => (String::new(), String::new()),
+        };
+        let reads = if self.role == Role::Leader { "linearizable" } else { "stale" };
+        let bugs: Vec<&str> = self.cfg.bugs.iter().map(|b| b.name()).collect();
+        let _ = write!(
+            s,
+            "role:{}\r\nnode_id:{}\r\nterm:{}\r\nleader_id:{}\r\nleader_addr:{}\r\nmode:{}\r\nreads:{}\r\n\
+             last_lsn:{}\r\napplied_lsn:{}\r\ncommit_lsn:{}\r\ndurable_lsn:{}\r\nlog_base_lsn:{}\r\n\
+             snapshot_lsn:{}\r\nlease_valid:{}\r\nbugs:{}\r\n",
+            self.role.name(),
+            self.cfg.id(),
+            self.term,
+            lid,
+            laddr,
+            self.cfg.mode.name(),
+            reads,
+            self.log.last_lsn(),
+            self.applied,
+            self.commit,
+            self.durable,
+            self.log.base_lsn,
+            self.snapshot_lsn,
+            (self.role == Role::Leader && self.lease_valid()) as u8,
+            bugs.join(","),
+        );
+        if self.role == Role::Leader {
+            let sync = self.sync_follower.map_or("", |i| self.cfg.peers[i].id.as_str());
+            let _ = write!(s, "sync_follower:{sync}\r\n");
+            let now = std::time::Instant::now();
+            let connected = self
+                .others()
+                .filter(|&i| self.peers[i].last_resp.is_some_and(|t| now.duration_since(t) < self.cfg.election_timeout))
+                .count();
+            let _ = write!(s, "connected_followers:{connected}\r\n");
+            for (n, i) in self.others().enumerate() {
+                let p = &self.peers[i];
+                let _ = write!(
+                    s,
+                    "follower{n}:id={},addr={},match_lsn={},durable_lsn={},lag={}\r\n",
+                    self.cfg.peers[i].id,
+                    self.cfg.peers[i].addr,
+                    p.recv,
+                    p.durable,
+                    self.log.last_lsn().saturating_sub(p.recv),
+                );
+            }
+        }
+        s
+    }
+}

@@ -1,0 +1,193 @@
+//! Node configuration: command-line flags, replication modes and seeded bugs.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::Error;
+
+/// When the leader acknowledges a write to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Ack after a majority (leader included) has the record durably (fsynced).
+    Sync,
+    /// Ack after the leader and one designated synchronous follower have it durably;
+    /// a lagging or failed synchronous follower is replaced by the most up-to-date other one.
+    #[value(name = "semi-sync")]
+    SemiSync,
+    /// Ack after the leader appended the record locally; followers catch up later.
+    Async,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Sync => "sync",
+            Mode::SemiSync => "semi-sync",
+            Mode::Async => "async",
+        }
+    }
+}
+
+/// Seeded bugs, each off by default (`--bug NAME`, repeatable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum)]
+pub enum Bug {
+    /// Ack writes as soon as they are appended locally, even in `sync` mode.
+    AckBeforeReplicate,
+    /// Terms are not fencing tokens: no leader lease, followers accept replication
+    /// from leaders of older terms.
+    NoFencing,
+    /// `INCR` ids come from a node-local counter that is not carried in the log.
+    LocalCounter,
+    /// Voters grant votes without checking that the candidate is at least as up to date.
+    ElectStale,
+    /// A leader never steps down: neither on lease expiry nor on seeing a higher term.
+    NoStepDown,
+}
+
+impl Bug {
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::AckBeforeReplicate => "ack-before-replicate",
+            Bug::NoFencing => "no-fencing",
+            Bug::LocalCounter => "local-counter",
+            Bug::ElectStale => "elect-stale",
+            Bug::NoStepDown => "no-step-down",
+        }
+    }
+}
+
+/// Command-line flags of the `leaderkv` binary.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "leaderkv", about = "faultline's reference leader-based replicated key-value store")]
+pub struct Args {
+    /// This node's id; must appear in --peers.
+    #[arg(long)]
+    pub id: String,
+    /// Address to listen on (clients and peers share it). Defaults to this node's --peers address.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// All cluster members, this node included: `n1=10.77.0.11:7000,n2=10.77.0.12:7000,...`.
+    /// Must be the same on every node.
+    #[arg(long, value_delimiter = ',')]
+    pub peers: Vec<String>,
+    /// Directory for the durable log, metadata and snapshots (created if missing).
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Log file (appended to). Without it, logs go to stderr.
+    #[arg(long)]
+    pub log_file: Option<PathBuf>,
+    /// Replication mode.
+    #[arg(long, value_enum, default_value = "sync")]
+    pub mode: Mode,
+    /// Failure-detection timeout: a follower that hears nothing from a leader for a random
+    /// time in [T, 2T] starts an election.
+    #[arg(long, default_value_t = 1000)]
+    pub election_timeout_ms: u64,
+    /// Heartbeat interval of the leader.
+    #[arg(long, default_value_t = 100)]
+    pub heartbeat_ms: u64,
+    /// Leader lease: a leader that has not heard from a majority within this time steps down.
+    /// Must be below the election timeout (default: 3/4 of it).
+    #[arg(long)]
+    pub lease_ms: Option<u64>,
+    /// How long a write waits for replication before it is answered `-UNCERTAIN`.
+    #[arg(long, default_value_t = 2000)]
+    pub write_timeout_ms: u64,
+    /// Semi-sync: a synchronous follower silent or lagging this long is replaced.
+    #[arg(long, default_value_t = 300)]
+    pub semi_sync_timeout_ms: u64,
+    /// Records the log keeps beyond the latest snapshot; a follower further behind re-snapshots.
+    #[arg(long, default_value_t = 50_000)]
+    pub retained_log: u64,
+    /// Seeded bug to enable (repeatable).
+    #[arg(long = "bug", value_enum)]
+    pub bugs: Vec<Bug>,
+}
+
+/// A cluster member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub id: String,
+    pub addr: SocketAddr,
+}
+
+/// Validated configuration of one node.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Index of this node in `peers` (sorted by id).
+    pub me: usize,
+    pub peers: Vec<Peer>,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub mode: Mode,
+    pub election_timeout: Duration,
+    pub heartbeat: Duration,
+    pub lease: Duration,
+    pub write_timeout: Duration,
+    pub semi_sync_timeout: Duration,
+    pub retained_log: u64,
+    pub bugs: BTreeSet<Bug>,
+}
+
+impl Config {
+    pub fn from_args(a: &Args) -> Result<Config, Error> {
+        let mut peers = Vec::new();
+        for p in &a.peers {
+            let (id, addr) = p
+                .split_once('=')
+                .ok_or_else(|| Error::Config(format!("peer {p:?} is not ID=HOST:PORT")))?;
+            let addr: SocketAddr = addr
+                .parse()
+                .map_err(|e| Error::Config(format!("peer {p:?}: bad address: {e}")))?;
+            peers.push(Peer { id: id.to_string(), addr });
+        }
+        peers.sort_by(|x, y| x.id.cmp(&y.id));
+        peers.dedup_by(|x, y| x.id == y.id);
+        if peers.len() > u16::MAX as usize {
+            return Err(Error::Config("too many peers".into()));
+        }
+        let me = peers
+            .iter()
+            .position(|p| p.id == a.id)
+            .ok_or_else(|| Error::Config(format!("--id {} is not in --peers", a.id)))?;
+        if a.heartbeat_ms == 0 || a.election_timeout_ms <= a.heartbeat_ms {
+            return Err(Error::Config(
+                "--election-timeout-ms must exceed --heartbeat-ms > 0".into(),
+            ));
+        }
+        let lease_ms = a.lease_ms.unwrap_or(a.election_timeout_ms * 3 / 4);
+        if lease_ms >= a.election_timeout_ms {
+            return Err(Error::Config("--lease-ms must be below --election-timeout-ms".into()));
+        }
+        Ok(Config {
+            me,
+            listen: a.listen.unwrap_or(peers[me].addr),
+            peers,
+            data_dir: a.data_dir.clone(),
+            mode: a.mode,
+            election_timeout: Duration::from_millis(a.election_timeout_ms),
+            heartbeat: Duration::from_millis(a.heartbeat_ms),
+            lease: Duration::from_millis(lease_ms),
+            write_timeout: Duration::from_millis(a.write_timeout_ms),
+            semi_sync_timeout: Duration::from_millis(a.semi_sync_timeout_ms),
+            retained_log: a.retained_log.max(1),
+            bugs: a.bugs.iter().copied().collect(),
+        })
+    }
+
+    pub fn bug(&self, b: Bug) -> bool {
+        self.bugs.contains(&b)
+    }
+
+    pub fn id(&self) -> &str {
+        &self.peers[self.me].id
+    }
+
+    pub fn majority(&self) -> usize {
+        self.peers.len() / 2 + 1
+    }
+}
