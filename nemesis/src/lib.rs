@@ -7,16 +7,39 @@
 //! - [`schedule`]: [`Schedule`] (seeded generation, JSON/TOML files) and the command-line
 //!   helpers [`parse_kinds`] and [`parse_duration`].
 //! - [`state`]: the write-ahead state file of faults applied and not yet healed.
+//! - [`nemesis`]: the [`Nemesis`] trait and [`ClusterNemesis`], which applies faults through
+//!   one `control::Remote` per node.
+//! - [`net`]: iptables (faultline's own chain) and tc tbf command builders.
+//! - [`clock`]: [`ClockMode`] (LD_PRELOAD shim on local clusters, `clock_settime` helper on
+//!   VMs), the shim offset files and [`shim_env`].
+//! - [`system`]: [`SystemControl`], what the nemesis needs from the system (pids, kill,
+//!   start, leader), and [`PidfileSystem`].
+//! - [`heal`]: [`heal_from_state_file`] (run at every start), [`HealGuard`] (heals on drop
+//!   and panic), [`Interrupts`] (first SIGINT/SIGTERM heals, second exits).
+//! - [`driver`]: [`run_schedule`], which plays a schedule against a nemesis and reports each
+//!   op as a [`NemesisEvent`] for the history.
 //! - [`error`]: [`Error`] ("failed to X: cause").
 
+pub mod clock;
+pub mod driver;
 pub mod error;
 pub mod fault;
 pub mod grudge;
+pub mod heal;
+#[allow(clippy::module_inception)]
+pub mod nemesis;
+pub mod net;
 pub mod schedule;
 pub mod state;
+pub mod system;
 
+pub use clock::{ClockMode, shim_env};
+pub use driver::{NemesisEvent, run_schedule};
 pub use error::{Error, Result};
 pub use fault::{ClockAction, Fault, FaultKind, FaultRecord, Partition, Phase, Target};
 pub use grudge::{Grudge, NodeName, Shape};
+pub use heal::{HealAll, HealGuard, HealReport, Interrupts, heal_from_state_file};
+pub use nemesis::{ClusterNemesis, Nemesis, NemesisConfig, NemesisOp};
 pub use schedule::{GenerateOptions, Schedule, ScheduledFault, parse_duration, parse_kinds};
 pub use state::{HealAction, PendingHeal, StateFile, default_state_path};
+pub use system::{PidfileSystem, SystemControl};

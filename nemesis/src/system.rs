@@ -1,0 +1,105 @@
+//! [`SystemControl`]: what the nemesis needs from the system under test to pause, kill and
+//! restart it, and to find its leader; [`PidfileSystem`], an implementation on control's
+//! daemon helpers (one daemon per node, known by its pidfile).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use control::{DaemonSpec, Exec, Remote};
+
+use crate::error::{Error, Result};
+use crate::grudge::NodeName;
+
+/// The system's processes on a node, as the nemesis sees them.
+#[async_trait]
+pub trait SystemControl: Send + Sync + std::fmt::Debug {
+    /// Pids of the system's processes on the node (paused with SIGSTOP, resumed with
+    /// SIGCONT; a pid that leads a process group is signalled as the whole group).
+    async fn pids(&self, remote: &dyn Remote) -> Result<Vec<u32>>;
+    /// SIGKILLs the system's processes on the node.
+    async fn kill(&self, remote: &dyn Remote) -> Result<()>;
+    /// Starts the system on the node again (after a kill).
+    async fn start(&self, remote: &dyn Remote) -> Result<()>;
+    /// The node that currently leads, if known (for `leader` targets and `isolate-leader`).
+    async fn leader(&self) -> Option<NodeName> {
+        None
+    }
+}
+
+/// One daemon per node, started with control's `start_daemon` from a [`DaemonSpec`].
+#[derive(Debug, Clone, Default)]
+pub struct PidfileSystem {
+    /// The daemon of each node.
+    pub specs: BTreeMap<NodeName, DaemonSpec>,
+}
+
+impl PidfileSystem {
+    fn spec(&self, remote: &dyn Remote) -> Result<&DaemonSpec> {
+        let name = &remote.node().name;
+        self.specs.get(name).ok_or_else(|| {
+            Error::other(
+                format!("find the daemon of {name}"),
+                "no spec for this node",
+            )
+        })
+    }
+}
+
+#[async_trait]
+impl SystemControl for PidfileSystem {
+    async fn pids(&self, remote: &dyn Remote) -> Result<Vec<u32>> {
+        let spec = self.spec(remote)?;
+        let pid = control::running_pid(remote, &spec.pidfile, spec.sudo)
+            .await
+            .map_err(|e| Error::remote(&remote.node().name, "read the daemon's pid", e))?;
+        Ok(pid.into_iter().collect())
+    }
+
+    async fn kill(&self, remote: &dyn Remote) -> Result<()> {
+        let spec = self.spec(remote)?;
+        control::kill_daemon(remote, &spec.pidfile)
+            .await
+            .map_err(|e| Error::remote(&remote.node().name, "kill the daemon", e))
+    }
+
+    async fn start(&self, remote: &dyn Remote) -> Result<()> {
+        let spec = self.spec(remote)?;
+        control::start_daemon(remote, spec)
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::remote(&remote.node().name, "start the daemon", e))
+    }
+}
+
+/// Sends `sig` (`STOP`, `CONT`, ...) to each pid, or to its process group when it leads one.
+/// With `tolerant`, processes that are gone are not an error (healing).
+pub async fn signal_pids(
+    remote: &dyn Remote,
+    pids: &[u32],
+    sig: &str,
+    tolerant: bool,
+) -> Result<()> {
+    if pids.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+    let on_err = if tolerant { "true" } else { "exit 1" };
+    // Field 5 of /proc/PID/stat (3rd after the command name) is the process group.
+    let script = format!(
+        "for P in {}; do G=$(sed 's/.*) //' /proc/$P/stat 2>/dev/null | cut -d' ' -f3); \
+         if [ \"$G\" = \"$P\" ]; then kill -s {sig} -- -$P || {on_err}; else kill -s {sig} $P || {on_err}; fi; done",
+        list.join(" ")
+    );
+    remote
+        .exec(&Exec::sh(script).timeout(Duration::from_secs(20)))
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            Error::remote(
+                &remote.node().name,
+                format!("send SIG{sig} to {}", list.join(",")),
+                e,
+            )
+        })
+}
