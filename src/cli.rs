@@ -20,4 +20,8 @@ pub struct Cli {
 pub enum Command {
     /// Check a recorded history (JSONL or Jepsen EDN) or a stored run.
     Check(cmd::check::CheckArgs),
+    /// Manage a local cluster of network namespaces (needs root): up, status, down.
+    Cluster(cmd::cluster::ClusterArgs),
+    /// Run a command on a node (or `all`) of the local cluster or of a nodes file.
+    Exec(cmd::exec::ExecArgs),
 }

@@ -255,10 +255,10 @@ impl LocalCluster {
                 host_key_check: HostKeyCheck::KnownHosts(kh.clone()),
                 ..SshOptions::default()
             }),
-            _ => Err(Error::local(
-                "get SSH options of the local cluster",
-                "it was brought up without --ssh (run `faultline cluster up --ssh`)",
-            )),
+            _ => Err(Error::Invalid {
+                action: "get SSH options of the local cluster".into(),
+                cause: "it was brought up without --ssh (run `faultline cluster up --ssh`)".into(),
+            }),
         }
     }
 
@@ -349,14 +349,14 @@ impl LocalCluster {
             None,
         )?;
         if !exact.trim().is_empty() {
-            return Err(Error::local(
-                "bring the local cluster up",
-                format!(
+            return Err(Error::Invalid {
+                action: "bring the local cluster up".into(),
+                cause: format!(
                     "the subnet {} is already in use on this machine (`{}`); choose another --subnet",
                     subnet.cidr(),
                     exact.trim()
                 ),
-            ));
+            });
         }
         let mut batch = String::new();
         for n in &self.state.nodes {
@@ -720,7 +720,10 @@ struct Plan {
 
 impl Plan {
     fn new(opts: &ClusterOptions) -> Result<Self> {
-        let bad = |cause: String| Error::local("bring the local cluster up", cause);
+        let bad = |cause: String| Error::Invalid {
+            action: "bring the local cluster up".into(),
+            cause,
+        };
         if opts.prefix.is_empty()
             || opts.prefix.len() > 8
             || !opts

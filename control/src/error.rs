@@ -67,6 +67,9 @@ pub enum Error {
         /// How to get it, e.g. "install the Debian package `iproute2`".
         hint: String,
     },
+    /// A bad option (prefix, subnet, node count, unknown node): the user's to fix.
+    #[error("failed to {action}: {cause}")]
+    Invalid { action: String, cause: String },
     /// A local-cluster or local-host operation failed.
     #[error("failed to {action}: {cause}")]
     Local { action: String, cause: String },
@@ -105,6 +108,11 @@ impl Error {
     /// (the CLI maps them to exit 254).
     pub fn is_missing_prerequisite(&self) -> bool {
         matches!(self, Error::Missing { .. })
+    }
+
+    /// True for errors the user fixes (missing prerequisite or bad option): exit 254.
+    pub fn is_user_error(&self) -> bool {
+        matches!(self, Error::Missing { .. } | Error::Invalid { .. })
     }
 
     /// The exit status when this is a [`Error::NonZeroExit`].

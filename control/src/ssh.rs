@@ -91,7 +91,10 @@ pub struct SshRemote {
 
 impl std::fmt::Debug for SshRemote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SshRemote").field("node", &self.node).field("opts", &self.opts).finish_non_exhaustive()
+        f.debug_struct("SshRemote")
+            .field("node", &self.node)
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
     }
 }
 
@@ -123,7 +126,11 @@ impl SshRemote {
         T: Send + 'static,
         F: Fn(&Session) -> std::result::Result<T, SessErr> + Send + Sync + 'static,
     {
-        let _permit = self.slots.acquire().await.map_err(|e| Error::node(&self.node, "get a session", e))?;
+        let _permit = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|e| Error::node(&self.node, "get a session", e))?;
         let (node, opts, idle) = (self.node.clone(), self.opts.clone(), self.idle.clone());
         let n2 = self.node.clone();
         tokio::task::spawn_blocking(move || {
@@ -201,14 +208,20 @@ impl Remote for SshRemote {
                 if timed_out(&e) {
                     SessErr::Done(timeout_err(&node, &cmd), false)
                 } else {
-                    SessErr::Done(Error::node(&node, format!("run `{}`", cmd.to_shell()), e), false)
+                    SessErr::Done(
+                        Error::node(&node, format!("run `{}`", cmd.to_shell()), e),
+                        false,
+                    )
                 }
             };
             let fail_io = |e: std::io::Error| {
                 if started.elapsed() >= cmd.timeout {
                     SessErr::Done(timeout_err(&node, &cmd), false)
                 } else {
-                    SessErr::Done(Error::node(&node, format!("run `{}`", cmd.to_shell()), e), false)
+                    SessErr::Done(
+                        Error::node(&node, format!("run `{}`", cmd.to_shell()), e),
+                        false,
+                    )
                 }
             };
             ch.exec(&line).map_err(fail)?;
@@ -252,7 +265,8 @@ impl Remote for SshRemote {
             sess.set_timeout(0);
             let mut ch = sess.channel_session().map_err(SessErr::Stale)?;
             let fail = |e: ssh2::Error| SessErr::Done(Error::node(&node, &action, e), false);
-            ch.exec(&format!("cat > {}", shell_quote(&remote))).map_err(fail)?;
+            ch.exec(&format!("cat > {}", shell_quote(&remote)))
+                .map_err(fail)?;
             std::io::copy(&mut file, &mut ch)
                 .map_err(|e| SessErr::Done(Error::node(&node, &action, e), false))?;
             ch.send_eof().map_err(fail)?;
@@ -261,7 +275,10 @@ impl Remote for SshRemote {
             ch.wait_close().map_err(fail)?;
             match ch.exit_status().map_err(fail)? {
                 0 => Ok(()),
-                st => Err(SessErr::Done(Error::node(&node, &action, format!("exit status {st}: {}", err.trim())), true)),
+                st => Err(SessErr::Done(
+                    Error::node(&node, &action, format!("exit status {st}: {}", err.trim())),
+                    true,
+                )),
             }
         })
         .await
@@ -276,7 +293,8 @@ impl Remote for SshRemote {
             sess.set_timeout(0);
             let mut ch = sess.channel_session().map_err(SessErr::Stale)?;
             let fail = |e: ssh2::Error| SessErr::Done(Error::node(&node, &action, e), false);
-            ch.exec(&format!("cat {}", shell_quote(&remote))).map_err(fail)?;
+            ch.exec(&format!("cat {}", shell_quote(&remote)))
+                .map_err(fail)?;
             ch.send_eof().map_err(fail)?;
             let mut file = std::fs::File::create(&local)
                 .map_err(|e| SessErr::Done(Error::node(&node, &action, e), false))?;
@@ -367,7 +385,11 @@ fn connect_with_retries(node: &Node, opts: &SshOptions) -> Result<Session> {
 
 fn connect_once(node: &Node, opts: &SshOptions) -> Result<Session> {
     let hostport = format!("{}:{}", node.addr, opts.port);
-    let conn_err = |cause: String| Error::Connect { node: node.name.clone(), addr: hostport.clone(), cause };
+    let conn_err = |cause: String| Error::Connect {
+        node: node.name.clone(),
+        addr: hostport.clone(),
+        cause,
+    };
     let addrs: Vec<SocketAddr> = (node.addr.as_str(), opts.port)
         .to_socket_addrs()
         .map_err(|e| conn_err(format!("cannot resolve the address: {e}")))?
@@ -385,10 +407,12 @@ fn connect_once(node: &Node, opts: &SshOptions) -> Result<Session> {
     }
     let tcp = tcp.ok_or_else(|| conn_err(why))?;
     let _ = tcp.set_nodelay(true);
-    let mut sess = Session::new().map_err(|e| conn_err(format!("cannot create an SSH session: {e}")))?;
+    let mut sess =
+        Session::new().map_err(|e| conn_err(format!("cannot create an SSH session: {e}")))?;
     sess.set_tcp_stream(tcp);
     sess.set_timeout(opts.connect_timeout.as_millis().min(u32::MAX as u128) as u32);
-    sess.handshake().map_err(|e| conn_err(format!("SSH handshake: {e}")))?;
+    sess.handshake()
+        .map_err(|e| conn_err(format!("SSH handshake: {e}")))?;
     check_host_key(&sess, node, opts, &hostport)?;
     authenticate(&sess, node, opts, &hostport)?;
     sess.set_timeout(0);
@@ -408,23 +432,40 @@ fn key_type_names(t: HostKeyType) -> (&'static str, &'static str) {
 }
 
 fn check_host_key(sess: &Session, node: &Node, opts: &SshOptions, hostport: &str) -> Result<()> {
-    let hk_err = |cause: String| Error::HostKey { node: node.name.clone(), addr: hostport.to_string(), cause };
-    let (key, ktype) = sess.host_key().ok_or_else(|| hk_err("the server sent no host key".into()))?;
+    let hk_err = |cause: String| Error::HostKey {
+        node: node.name.clone(),
+        addr: hostport.to_string(),
+        cause,
+    };
+    let (key, ktype) = sess
+        .host_key()
+        .ok_or_else(|| hk_err("the server sent no host key".into()))?;
     let (tname, scan) = key_type_names(ktype);
-    let fp = sess.host_key_hash(HashType::Sha256).map(|h| format!("SHA256:{}", base64(h))).unwrap_or_default();
+    let fp = sess
+        .host_key_hash(HashType::Sha256)
+        .map(|h| format!("SHA256:{}", base64(h)))
+        .unwrap_or_default();
     let path = match &opts.host_key_check {
         HostKeyCheck::InsecureSkip => {
-            tracing::warn!("host key of {node} not checked ({tname} {fp}): --insecure-skip-host-key-check");
+            tracing::warn!(
+                "host key of {node} not checked ({tname} {fp}): --insecure-skip-host-key-check"
+            );
             return Ok(());
         }
         HostKeyCheck::KnownHosts(p) => p,
     };
-    let mut kh = sess.known_hosts().map_err(|e| hk_err(format!("cannot use known_hosts: {e}")))?;
+    let mut kh = sess
+        .known_hosts()
+        .map_err(|e| hk_err(format!("cannot use known_hosts: {e}")))?;
     if path.exists() {
         kh.read_file(path, KnownHostFileKind::OpenSSH)
             .map_err(|e| hk_err(format!("cannot read {}: {e}", path.display())))?;
     }
-    let host_pattern = if opts.port == 22 { node.addr.clone() } else { format!("[{}]:{}", node.addr, opts.port) };
+    let host_pattern = if opts.port == 22 {
+        node.addr.clone()
+    } else {
+        format!("[{}]:{}", node.addr, opts.port)
+    };
     match kh.check_port(&node.addr, opts.port, key) {
         CheckResult::Match => Ok(()),
         CheckResult::NotFound => Err(hk_err(format!(
@@ -443,7 +484,10 @@ fn check_host_key(sess: &Session, node: &Node, opts: &SshOptions, hostport: &str
             path.display(),
             path.display()
         ))),
-        CheckResult::Failure => Err(hk_err(format!("checking against {} failed", path.display()))),
+        CheckResult::Failure => Err(hk_err(format!(
+            "checking against {} failed",
+            path.display()
+        ))),
     }
 }
 
@@ -463,7 +507,10 @@ fn authenticate(sess: &Session, node: &Node, opts: &SshOptions, hostport: &str) 
         match sess.userauth_pubkey_file(&opts.user, pubkey.as_deref(), key, None) {
             Ok(()) if sess.authenticated() => Ok(()),
             Ok(()) => Err(format!("the server refused the key {}", key.display())),
-            Err(e) => Err(format!("the server refused the key {} ({e})", key.display())),
+            Err(e) => Err(format!(
+                "the server refused the key {} ({e})",
+                key.display()
+            )),
         }
     };
     let try_agent = || -> std::result::Result<(), String> {
@@ -488,7 +535,9 @@ fn authenticate(sess: &Session, node: &Node, opts: &SshOptions, hostport: &str) 
                     Err(e) => why.push(e),
                 }
             }
-            let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default();
             for k in ["id_ed25519", "id_ecdsa", "id_rsa"] {
                 if ok {
                     break;
@@ -510,7 +559,12 @@ fn authenticate(sess: &Session, node: &Node, opts: &SshOptions, hostport: &str) 
             }
         }
     };
-    result.map_err(|c| auth_err(format!("{c}; is the public key in ~{}/.ssh/authorized_keys on the node?", opts.user)))
+    result.map_err(|c| {
+        auth_err(format!(
+            "{c}; is the public key in ~{}/.ssh/authorized_keys on the node?",
+            opts.user
+        ))
+    })
 }
 
 /// Standard base64 without padding (OpenSSH fingerprint style).

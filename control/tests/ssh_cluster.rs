@@ -21,7 +21,10 @@ async fn five_nodes_with_sshd_both_remotes() {
     let before = common::net_snapshot();
     let _guard = common::DownGuard(PREFIX.into());
     let opts = common::opts(PREFIX, "10.77.2.0/24", 5, true);
-    let cluster = tokio::task::spawn_blocking(move || LocalCluster::up(&opts)).await.unwrap().unwrap();
+    let cluster = tokio::task::spawn_blocking(move || LocalCluster::up(&opts))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(cluster.problems().is_empty(), "{:?}", cluster.problems());
 
     let mut ssh: Vec<Arc<dyn Remote>> = Vec::new();
@@ -40,18 +43,32 @@ async fn five_nodes_with_sshd_both_remotes() {
     }
     let n2 = ssh[1].clone();
     // Errors carry command, node and stderr; timeouts are timeouts.
-    let err = n2.exec(&Exec::sh("echo nope >&2; exit 4")).await.unwrap_err();
+    let err = n2
+        .exec(&Exec::sh("echo nope >&2; exit 4"))
+        .await
+        .unwrap_err();
     assert_eq!(err.exit_status(), Some(4));
-    assert!(err.to_string().contains("n2") && err.to_string().contains("nope"), "{err}");
-    let err = n2.exec(&Exec::new("sleep").arg("30").timeout(Duration::from_secs(1))).await.unwrap_err();
+    assert!(
+        err.to_string().contains("n2") && err.to_string().contains("nope"),
+        "{err}"
+    );
+    let err = n2
+        .exec(&Exec::new("sleep").arg("30").timeout(Duration::from_secs(1)))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
     // The session survives a timeout.
-    assert_eq!(n2.exec(&Exec::new("cat").stdin("in")).await.unwrap().stdout, "in");
+    assert_eq!(
+        n2.exec(&Exec::new("cat").stdin("in")).await.unwrap().stdout,
+        "in"
+    );
     // Concurrent commands on one node open more sessions.
-    let futs: Vec<_> = (0..4).map(|i| {
-        let r = n2.clone();
-        tokio::spawn(async move { r.exec(&Exec::sh(format!("sleep 0.2; echo {i}"))).await })
-    }).collect();
+    let futs: Vec<_> = (0..4)
+        .map(|i| {
+            let r = n2.clone();
+            tokio::spawn(async move { r.exec(&Exec::sh(format!("sleep 0.2; echo {i}"))).await })
+        })
+        .collect();
     for (i, f) in futs.into_iter().enumerate() {
         assert_eq!(f.await.unwrap().unwrap().stdout.trim(), i.to_string());
     }
@@ -66,38 +83,66 @@ async fn five_nodes_with_sshd_both_remotes() {
     let back = dir.path().join("back.bin");
     n2.download(&remote_path, &back).await.unwrap();
     assert_eq!(std::fs::read(&back).unwrap(), data);
-    let err = n2.download("/nonexistent/file", &dir.path().join("x")).await.unwrap_err();
-    assert!(err.to_string().contains("n2") && err.to_string().contains("/nonexistent/file"), "{err}");
+    let err = n2
+        .download("/nonexistent/file", &dir.path().join("x"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("n2") && err.to_string().contains("/nonexistent/file"),
+        "{err}"
+    );
     assert!(!dir.path().join("x").exists());
 
     // A daemon over SSH: start, pause, resume, kill.
     let pidfile = dir.path().join("d.pid").to_string_lossy().to_string();
     let logfile = dir.path().join("d.log").to_string_lossy().to_string();
-    let spec = DaemonSpec::new("sh", &pidfile, &logfile).args(["-c", "while true; do echo tick; sleep 0.05; done"]);
+    let spec = DaemonSpec::new("sh", &pidfile, &logfile)
+        .args(["-c", "while true; do echo tick; sleep 0.05; done"]);
     let pid = control::start_daemon(n2.as_ref(), &spec).await.unwrap();
     // It runs in n2's namespace.
-    let ns = std::fs::metadata(format!("/proc/{pid}/ns/net")).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap();
-    let n2ns = std::fs::metadata(format!("/run/netns/{}", cluster.netns("n2").unwrap())).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap();
+    let ns = std::fs::metadata(format!("/proc/{pid}/ns/net"))
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .unwrap();
+    let n2ns = std::fs::metadata(format!("/run/netns/{}", cluster.netns("n2").unwrap()))
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .unwrap();
     assert_eq!(ns, n2ns);
-    control::signal(n2.as_ref(), &pidfile, Signal::Stop).await.unwrap();
+    control::signal(n2.as_ref(), &pidfile, Signal::Stop)
+        .await
+        .unwrap();
     assert_eq!(proc_state(pid), 'T');
     let len = std::fs::metadata(&logfile).unwrap().len();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(std::fs::metadata(&logfile).unwrap().len(), len, "a paused daemon writes nothing");
-    control::signal(n2.as_ref(), &pidfile, Signal::Cont).await.unwrap();
+    assert_eq!(
+        std::fs::metadata(&logfile).unwrap().len(),
+        len,
+        "a paused daemon writes nothing"
+    );
+    control::signal(n2.as_ref(), &pidfile, Signal::Cont)
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(std::fs::metadata(&logfile).unwrap().len() > len, "a resumed daemon writes again");
+    assert!(
+        std::fs::metadata(&logfile).unwrap().len() > len,
+        "a resumed daemon writes again"
+    );
     control::kill_daemon(n2.as_ref(), &pidfile).await.unwrap();
     assert!(!control::is_running(n2.as_ref(), &pidfile).await.unwrap());
 
     // A self-daemonizing program (double fork, writes its own pidfile).
-    let mut selfd = DaemonSpec::new("sh", &pidfile, &logfile)
-        .args(["-c", &format!("(setsid sh -c 'echo $$ > {pidfile}; exec sleep 300' &) ; exit 0")]);
+    let mut selfd = DaemonSpec::new("sh", &pidfile, &logfile).args([
+        "-c",
+        &format!("(setsid sh -c 'echo $$ > {pidfile}; exec sleep 300' &) ; exit 0"),
+    ]);
     selfd.self_pidfile = true;
     let spid = control::start_daemon(n2.as_ref(), &selfd).await.unwrap();
     assert!(control::is_running(n2.as_ref(), &pidfile).await.unwrap());
-    control::stop_daemon(n2.as_ref(), &pidfile, Duration::from_secs(2)).await.unwrap();
-    assert!(!std::path::Path::new(&format!("/proc/{spid}/cmdline")).exists() || proc_state(spid) == 'Z');
+    control::stop_daemon(n2.as_ref(), &pidfile, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert!(
+        !std::path::Path::new(&format!("/proc/{spid}/cmdline")).exists() || proc_state(spid) == 'Z'
+    );
 
     // Host key checking: an empty known_hosts is refused with a way to trust the key.
     let node = cluster.nodes()[0].clone();
@@ -106,28 +151,56 @@ async fn five_nodes_with_sshd_both_remotes() {
     let empty = dir.path().join("empty_known_hosts");
     std::fs::write(&empty, "").unwrap();
     o.host_key_check = HostKeyCheck::KnownHosts(empty.clone());
-    let err = SshRemote::connect(node.clone(), o.clone()).await.unwrap_err();
+    let err = SshRemote::connect(node.clone(), o.clone())
+        .await
+        .unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, Error::HostKey { .. }) && msg.contains("ssh-keyscan") && msg.contains("10.77.2.11"), "{msg}");
+    assert!(
+        matches!(err, Error::HostKey { .. })
+            && msg.contains("ssh-keyscan")
+            && msg.contains("10.77.2.11"),
+        "{msg}"
+    );
     // A wrong recorded key is a mismatch.
     let other = std::fs::read_to_string(cluster.state().known_hosts.as_ref().unwrap()).unwrap();
-    let wrong: String = other.lines().nth(1).unwrap().replacen("10.77.2.12", "10.77.2.11", 1) + "\n";
+    let wrong: String = other
+        .lines()
+        .nth(1)
+        .unwrap()
+        .replacen("10.77.2.12", "10.77.2.11", 1)
+        + "\n";
     std::fs::write(&empty, wrong).unwrap();
-    let err = SshRemote::connect(node.clone(), o.clone()).await.unwrap_err();
+    let err = SshRemote::connect(node.clone(), o.clone())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("NOT match"), "{err}");
     // The explicit opt-out connects.
     o.host_key_check = HostKeyCheck::InsecureSkip;
     SshRemote::connect(node.clone(), o.clone()).await.unwrap();
     // A refused key names node, address and the failure.
     let stranger = dir.path().join("stranger");
-    let st = std::process::Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&stranger).status().unwrap();
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&stranger)
+        .status()
+        .unwrap();
     assert!(st.success());
     o.auth = SshAuth::Key(stranger);
-    let err = SshRemote::connect(node.clone(), o.clone()).await.unwrap_err();
-    assert!(matches!(err, Error::Auth { .. }) && err.to_string().contains("n1") && err.to_string().contains("10.77.2.11"), "{err}");
+    let err = SshRemote::connect(node.clone(), o.clone())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Auth { .. })
+            && err.to_string().contains("n1")
+            && err.to_string().contains("10.77.2.11"),
+        "{err}"
+    );
 
     drop(ssh);
-    tokio::task::spawn_blocking(move || cluster.down()).await.unwrap().unwrap();
+    tokio::task::spawn_blocking(move || cluster.down())
+        .await
+        .unwrap()
+        .unwrap();
     let after = common::net_snapshot();
     assert_eq!(common::ours(&before, PREFIX), common::ours(&after, PREFIX));
     assert!(common::ours(&after, PREFIX).0.is_empty() && common::ours(&after, PREFIX).1.is_empty());
@@ -135,5 +208,7 @@ async fn five_nodes_with_sshd_both_remotes() {
 
 fn proc_state(pid: u32) -> char {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    s.rsplit_once(')').and_then(|(_, r)| r.trim_start().chars().next()).unwrap_or('?')
+    s.rsplit_once(')')
+        .and_then(|(_, r)| r.trim_start().chars().next())
+        .unwrap_or('?')
 }

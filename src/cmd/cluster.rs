@@ -1,0 +1,141 @@
+//! `faultline cluster up|status|down`: a local cluster of network namespaces (see
+//! `control::cluster`). A thin layer over `control::LocalCluster`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use control::cluster::{self, ClusterOptions, LocalCluster};
+
+use crate::exit::{self, user_error};
+
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    #[command(subcommand)]
+    pub action: ClusterAction,
+    /// Name prefix of the cluster's namespaces and links (several clusters may coexist).
+    #[arg(long, global = true, default_value = cluster::DEFAULT_PREFIX)]
+    pub prefix: String,
+    /// Directory of the clusters' state files.
+    #[arg(long, global = true, env = cluster::STATE_ROOT_ENV, default_value = cluster::DEFAULT_STATE_ROOT)]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterAction {
+    /// Create (or repair) the cluster: namespaces n1..nN on a bridge, optionally an sshd per node.
+    Up {
+        /// Number of nodes.
+        #[arg(long, default_value_t = 5)]
+        nodes: usize,
+        /// IPv4 subnet (16 to 24 bits); the bridge takes .1, node I takes .(10+I).
+        #[arg(long, default_value = cluster::DEFAULT_SUBNET)]
+        subnet: String,
+        /// Run an sshd on every node, with a generated host key and client key.
+        #[arg(long)]
+        ssh: bool,
+    },
+    /// Show the cluster's nodes and whether it is healthy (exit 0 if up and healthy, else 1).
+    Status {
+        /// Print the state as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove every namespace, link, route, process and file the cluster made.
+    Down,
+}
+
+/// Maps a control error to anyhow, marking the user's errors (missing tool, bad option) for 254.
+pub fn control_err(e: control::Error) -> anyhow::Error {
+    if e.is_user_error() {
+        user_error(e.to_string())
+    } else {
+        anyhow::Error::new(e)
+    }
+}
+
+pub fn run(args: ClusterArgs) -> anyhow::Result<u8> {
+    match args.action {
+        ClusterAction::Up { nodes, subnet, ssh } => {
+            let opts = ClusterOptions {
+                nodes,
+                subnet,
+                prefix: args.prefix,
+                ssh,
+                state_root: args.state_dir,
+            };
+            let c = LocalCluster::up(&opts).map_err(control_err)?;
+            print_nodes(&c);
+            Ok(exit::VALID)
+        }
+        ClusterAction::Status { json } => {
+            let c = LocalCluster::load(&args.state_dir, &args.prefix).map_err(control_err)?;
+            let Some(c) = c else {
+                if json {
+                    println!("null");
+                }
+                eprintln!(
+                    "no local cluster with prefix {} (state in {})",
+                    args.prefix,
+                    args.state_dir.display()
+                );
+                return Ok(1);
+            };
+            let problems = c.problems();
+            if json {
+                let mut v =
+                    serde_json::to_value(c.state()).context("failed to serialize the state")?;
+                v["problems"] = serde_json::json!(problems);
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print_nodes(&c);
+                for p in &problems {
+                    println!("problem: {p}");
+                }
+                if !problems.is_empty() {
+                    println!(
+                        "run `faultline cluster up` to repair it, or `faultline cluster down` to remove it"
+                    );
+                }
+            }
+            Ok(if problems.is_empty() { 0 } else { 1 })
+        }
+        ClusterAction::Down => {
+            let had =
+                LocalCluster::down_prefix(&args.state_dir, &args.prefix).map_err(control_err)?;
+            if had {
+                eprintln!("local cluster {} removed", args.prefix);
+            } else {
+                eprintln!(
+                    "no local cluster with prefix {}: nothing to remove",
+                    args.prefix
+                );
+            }
+            Ok(exit::VALID)
+        }
+    }
+}
+
+fn print_nodes(c: &LocalCluster) {
+    let st = c.state();
+    println!(
+        "local cluster {} ({}, bridge {} {})",
+        st.options.prefix, st.options.subnet, st.bridge, st.bridge_addr
+    );
+    for n in &st.nodes {
+        println!("{}\t{}\tnetns {}", n.node.name, n.node.addr, n.netns);
+    }
+    if let (Some(key), Some(kh)) = (&st.client_key, &st.known_hosts) {
+        let first = st
+            .nodes
+            .first()
+            .map(|n| n.node.addr.as_str())
+            .unwrap_or("ADDR");
+        println!(
+            "ssh: ssh -i {} -o UserKnownHostsFile={} root@{first}",
+            key.display(),
+            kh.display()
+        );
+    }
+}

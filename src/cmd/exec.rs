@@ -1,0 +1,213 @@
+//! `faultline exec NODE -- CMD...`: run a command on a node (or `all` nodes) to check
+//! reachability before a test. Nodes come from the local cluster (through its namespaces, or its
+//! sshds with `--ssh`) or, with `--nodes-file`, from real hosts over SSH.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+
+use control::cluster::{self, LocalCluster};
+use control::{Exec, HostKeyCheck, Node, Remote, SshAuth, SshOptions, SshRemote};
+
+use crate::cmd::cluster::control_err;
+use crate::exit::{self, user_error};
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Node name (`n1`), or `all` for every node.
+    pub node: String,
+    /// The command and its arguments (after `--`).
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+    /// Real hosts: a nodes file (`NAME ADDRESS` or `ADDRESS` per line), reached over SSH.
+    #[arg(long)]
+    pub nodes_file: Option<PathBuf>,
+    /// Local cluster: go through the nodes' sshd instead of entering their namespaces.
+    #[arg(long)]
+    pub ssh: bool,
+    /// Local cluster name prefix.
+    #[arg(long, default_value = cluster::DEFAULT_PREFIX)]
+    pub prefix: String,
+    /// Directory of local clusters' state files.
+    #[arg(long, env = cluster::STATE_ROOT_ENV, default_value = cluster::DEFAULT_STATE_ROOT)]
+    pub state_dir: PathBuf,
+    /// SSH user (default: $USER).
+    #[arg(long)]
+    pub ssh_user: Option<String>,
+    /// SSH port.
+    #[arg(long, default_value_t = 22)]
+    pub ssh_port: u16,
+    /// SSH private key (default: ssh-agent, then ~/.ssh/id_ed25519, id_ecdsa, id_rsa).
+    #[arg(long)]
+    pub ssh_key: Option<PathBuf>,
+    /// Authenticate with the ssh-agent only.
+    #[arg(long, conflicts_with = "ssh_key")]
+    pub ssh_agent: bool,
+    /// known_hosts file to check host keys against (default ~/.ssh/known_hosts).
+    #[arg(long)]
+    pub known_hosts: Option<PathBuf>,
+    /// Do not check host keys (insecure: anyone on the path can impersonate the nodes).
+    #[arg(long)]
+    pub insecure_skip_host_key_check: bool,
+    /// Connection attempts per node (backoff between them) before reporting it unreachable.
+    #[arg(long, default_value_t = 5)]
+    pub ssh_connect_attempts: u32,
+    /// Command timeout (e.g. 30s, 500ms, 2m).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Run the command through sudo.
+    #[arg(long)]
+    pub sudo: bool,
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map(|i| s.split_at(i))
+        .unwrap_or((s, "s"));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("bad duration `{s}` (e.g. 30s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("bad duration `{s}` (e.g. 30s, 500ms, 2m)")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+pub fn run(args: ExecArgs) -> anyhow::Result<u8> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("failed to start the async runtime: {e}"))?;
+    rt.block_on(run_async(args))
+}
+
+async fn run_async(args: ExecArgs) -> anyhow::Result<u8> {
+    let cmd = Exec::argv(args.command.clone())
+        .timeout(args.timeout)
+        .sudo(args.sudo);
+    let remotes = remotes(&args).await?;
+    if remotes.len() == 1 && args.node != "all" {
+        let r = &remotes[0];
+        let out = r.run(&cmd).await.map_err(control_err)?;
+        print!("{}", out.stdout);
+        eprint!("{}", out.stderr);
+        return Ok(out.status.clamp(0, 255) as u8);
+    }
+    let mut tasks = Vec::new();
+    for r in remotes {
+        let cmd = cmd.clone();
+        tasks.push(tokio::spawn(async move {
+            (r.node().clone(), r.run(&cmd).await)
+        }));
+    }
+    let mut code = exit::VALID;
+    for t in tasks {
+        let (node, res) = t.await?;
+        match res {
+            Ok(out) => {
+                println!("--- {node}: exit {}", out.status);
+                print!("{}", out.stdout);
+                eprint!("{}", out.stderr);
+                if out.status != 0 && code == exit::VALID {
+                    code = 1;
+                }
+            }
+            Err(e) => {
+                println!("--- {node}: FAILED");
+                eprintln!("faultline: error: {e}");
+                code = exit::HARNESS;
+            }
+        }
+    }
+    Ok(code)
+}
+
+async fn remotes(args: &ExecArgs) -> anyhow::Result<Vec<Arc<dyn Remote>>> {
+    let pick = |nodes: &[Node]| -> anyhow::Result<Vec<Node>> {
+        if args.node == "all" {
+            return Ok(nodes.to_vec());
+        }
+        match nodes.iter().find(|n| n.name == args.node) {
+            Some(n) => Ok(vec![n.clone()]),
+            None => Err(user_error(format!(
+                "failed to find node {}: the nodes are {}",
+                args.node,
+                nodes
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    };
+    if let Some(file) = &args.nodes_file {
+        let nodes = control::nodes::read(file).map_err(|e| user_error(e.to_string()))?;
+        let mut opts = SshOptions {
+            port: args.ssh_port,
+            connect_attempts: args.ssh_connect_attempts,
+            ..SshOptions::default()
+        };
+        if let Some(u) = &args.ssh_user {
+            opts.user = u.clone();
+        }
+        if let Some(k) = &args.ssh_key {
+            opts.auth = SshAuth::Key(k.clone());
+        } else if args.ssh_agent {
+            opts.auth = SshAuth::Agent;
+        }
+        if let Some(kh) = &args.known_hosts {
+            opts.host_key_check = HostKeyCheck::KnownHosts(kh.clone());
+        }
+        if args.insecure_skip_host_key_check {
+            opts.host_key_check = HostKeyCheck::InsecureSkip;
+        }
+        return connect_all(pick(&nodes)?, opts).await;
+    }
+    let c = LocalCluster::load(&args.state_dir, &args.prefix).map_err(control_err)?.ok_or_else(|| {
+        user_error(format!(
+            "failed to find a local cluster with prefix {}: run `faultline cluster up` first, or pass --nodes-file for real hosts",
+            args.prefix
+        ))
+    })?;
+    let nodes = pick(&c.nodes())?;
+    if args.ssh {
+        let mut opts = c.ssh_options().map_err(control_err)?;
+        if args.insecure_skip_host_key_check {
+            opts.host_key_check = HostKeyCheck::InsecureSkip;
+        }
+        connect_all(nodes, opts).await
+    } else {
+        if !control::prereq::is_root() {
+            return Err(user_error(
+                "missing root privileges: entering a node's namespace needs root (run as root, or pass --ssh)",
+            ));
+        }
+        nodes
+            .iter()
+            .map(|n| c.remote(&n.name).map_err(control_err))
+            .collect()
+    }
+}
+
+async fn connect_all(nodes: Vec<Node>, opts: SshOptions) -> anyhow::Result<Vec<Arc<dyn Remote>>> {
+    let tasks: Vec<_> = nodes
+        .into_iter()
+        .map(|n| {
+            let o = opts.clone();
+            tokio::spawn(async move { SshRemote::connect(n, o).await })
+        })
+        .collect();
+    let mut out: Vec<Arc<dyn Remote>> = Vec::new();
+    for t in tasks {
+        out.push(Arc::new(t.await?.map_err(control_err)?));
+    }
+    Ok(out)
+}
