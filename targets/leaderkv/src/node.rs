@@ -57,6 +57,7 @@ pub struct Status {
     pub last_lsn: u64,
     pub applied: u64,
     pub commit: u64,
+    pub snapshot_lsn: u64,
 }
 
 /// Handle to a running node.
@@ -152,6 +153,7 @@ impl Node {
             last_lsn: c.log.last_lsn(),
             applied: c.applied,
             commit: c.commit,
+            snapshot_lsn: c.snapshot_lsn,
         }
     }
 
