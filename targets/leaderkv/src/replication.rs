@@ -52,7 +52,9 @@ impl Core {
         let in_flight = (p.next - 1).saturating_sub(p.recv);
         let mut prev = p.next - 1;
         let mut entries = Vec::new();
-        if !need_snap && p.next <= last && in_flight <= MAX_INFLIGHT {
+        // Entries only once the follower answered in this term (so a new, empty one gets a
+        // snapshot rather than the whole log).
+        if !need_snap && p.last_resp.is_some() && p.next <= last && in_flight <= MAX_INFLIGHT {
             entries = self.log.range(p.next, last.min(prev + MAX_BATCH));
         } else if !heartbeat {
             return;
@@ -217,8 +219,10 @@ impl Core {
             if p.next <= r.match_lsn {
                 p.next = r.match_lsn + 1;
             }
-            p.empty = false;
-            p.snap_until = None;
+            p.empty = r.empty;
+            if !r.empty {
+                p.snap_until = None;
+            }
         } else {
             p.empty = r.empty;
             if r.last_lsn + 1 < p.next {
