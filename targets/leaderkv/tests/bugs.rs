@@ -1,0 +1,157 @@
+//! Each seeded bug produces its anomaly in a small deterministic scenario, and the same scenario
+//! without the bug does not.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Cluster, ELECTION_MS, is_err_prefix};
+use leaderkv::core::Role;
+use leaderkv::{Bug, Mode, Reply};
+
+fn others(l: usize) -> Vec<usize> {
+    (0..3).filter(|&i| i != l).collect()
+}
+
+/// Isolated leader acks a write, dies; is the acked write on the new leader?
+async fn ack_before_replicate(bug: bool) -> bool {
+    let bugs = if bug { vec![Bug::AckBeforeReplicate] } else { vec![] };
+    let mut c = Cluster::start3(Mode::Sync, &bugs).await;
+    let l = c.wait_leader().await;
+    assert_eq!(c.set(l, "base", "1").await, Reply::ok());
+    c.isolate(l);
+    let acked = c.set(l, "w", "1").await == Reply::ok();
+    c.kill(l).await;
+    c.heal();
+    let nl = c.wait_leader_among(&others(l), Duration::from_secs(10)).await;
+    let present = c.get(nl, "w").await == Reply::bulk("1");
+    assert_eq!(c.get(nl, "base").await, Reply::bulk("1"));
+    c.shutdown().await;
+    acked && !present
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ack_before_replicate_loses_acked_writes() {
+    assert!(ack_before_replicate(true).await, "with the bug an acked write is lost");
+    assert!(!ack_before_replicate(false).await, "without it no acked write is lost");
+}
+
+/// Old leader isolated, new leader elected: do both claim leadership, and does the old one
+/// still acknowledge writes (async mode) that end up lost?
+async fn no_fencing(bug: bool, mode: Mode) -> (bool, bool) {
+    let bugs = if bug { vec![Bug::NoFencing] } else { vec![] };
+    let c = Cluster::start3(mode, &bugs).await;
+    let l = c.wait_leader().await;
+    c.isolate(l);
+    let nl = c.wait_leader_among(&others(l), Duration::from_secs(10)).await;
+    let dual = c.node(l).status().role == Role::Leader && c.node(nl).status().role == Role::Leader;
+    let r = c.set(l, "split", "old-leader").await;
+    let acked = r == Reply::ok();
+    if !acked {
+        assert!(
+            is_err_prefix(&r, "NOLEADER") || is_err_prefix(&r, "MOVED") || is_err_prefix(&r, "UNCERTAIN"),
+            "{r:?}"
+        );
+    }
+    c.heal();
+    c.wait_until("the old leader steps down after the heal", Duration::from_secs(10), |c| {
+        c.node(l).status().role != Role::Leader
+    })
+    .await;
+    c.wait_converged(Duration::from_secs(10)).await;
+    let lost = acked && c.get(nl, "split").await == Reply::Bulk(None);
+    c.shutdown().await;
+    (dual, lost)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_fencing_gives_dual_leaders_and_lost_writes() {
+    assert_eq!(no_fencing(true, Mode::Sync).await.0, true, "dual leaders with the bug");
+    assert_eq!(no_fencing(false, Mode::Sync).await.0, false, "no dual leaders without it");
+    assert_eq!(no_fencing(true, Mode::Async).await, (true, true), "lost writes with the bug");
+    assert_eq!(no_fencing(false, Mode::Async).await, (false, false), "none without it");
+}
+
+/// INCR ids on the old leader, then on the new leader after a crash: any id handed out twice?
+async fn local_counter(bug: bool) -> bool {
+    let bugs = if bug { vec![Bug::LocalCounter] } else { vec![] };
+    let mut c = Cluster::start3(Mode::Sync, &bugs).await;
+    let l = c.wait_leader().await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let Reply::Int(n) = leaderkv::client::call(c.addrs[l], &["INCR", "ids"]).await.unwrap() else { panic!() };
+        ids.push(n);
+    }
+    c.kill(l).await;
+    let nl = c.wait_leader_among(&others(l), Duration::from_secs(10)).await;
+    for _ in 0..3 {
+        let Reply::Int(n) = leaderkv::client::call(c.addrs[nl], &["INCR", "ids"]).await.unwrap() else { panic!() };
+        ids.push(n);
+    }
+    c.shutdown().await;
+    let mut u = ids.clone();
+    u.sort();
+    u.dedup();
+    u.len() != ids.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_counter_reuses_ids_after_failover() {
+    assert!(local_counter(true).await, "ids reused with the bug");
+    assert!(!local_counter(false).await, "unique ids without it");
+}
+
+/// A stale follower campaigns right after the leader dies: does it win and lose acked writes?
+async fn elect_stale(bug: bool) -> bool {
+    let bugs = if bug { vec![Bug::ElectStale] } else { vec![] };
+    let mut c = Cluster::start3(Mode::Sync, &bugs).await;
+    let l = c.wait_leader().await;
+    let (stale, fresh) = ((l + 1) % 3, (l + 2) % 3);
+    c.isolate(stale);
+    let acked = c.write_many(l, "e", 50).await;
+    assert_eq!(acked.len(), 50, "majority (leader + fresh follower) acks");
+    c.kill(l).await;
+    c.heal();
+    c.node(stale).campaign();
+    let nl = c.wait_leader_among(&[stale, fresh], Duration::from_secs(10)).await;
+    let mut lost = false;
+    for k in &acked {
+        if c.get(nl, k).await == Reply::Bulk(None) {
+            lost = true;
+        }
+    }
+    c.shutdown().await;
+    lost
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elect_stale_loses_acked_writes() {
+    assert!(elect_stale(true).await, "a stale leader loses acked writes with the bug");
+    assert!(!elect_stale(false).await, "the up-to-date follower wins without it");
+}
+
+/// After a partition heals, does the old leader still claim leadership next to the new one?
+async fn no_step_down(bug: bool) -> bool {
+    let bugs = if bug { vec![Bug::NoStepDown] } else { vec![] };
+    let c = Cluster::start3(Mode::Sync, &bugs).await;
+    let l = c.wait_leader().await;
+    c.isolate(l);
+    let nl = c.wait_leader_among(&others(l), Duration::from_secs(10)).await;
+    c.heal();
+    tokio::time::sleep(Duration::from_millis(3 * ELECTION_MS)).await;
+    let (a, b) = (c.node(l).status(), c.node(nl).status());
+    let dual = a.role == Role::Leader && b.role == Role::Leader;
+    if dual {
+        // It keeps taking writes it can never commit.
+        let r = c.set(l, "x", "1").await;
+        assert!(is_err_prefix(&r, "UNCERTAIN"), "{r:?}");
+    }
+    c.shutdown().await;
+    dual
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_step_down_keeps_two_leaders() {
+    assert!(no_step_down(true).await, "the old leader keeps leading with the bug");
+    assert!(!no_step_down(false).await, "it steps down without it");
+}
