@@ -12,7 +12,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use control::{Exec, Remote};
 use nemesis::grudge::{self, Grudge};
-use nemesis::{ClockMode, ClusterNemesis, Fault, Nemesis, NemesisConfig, NemesisOp, Partition, Shape, SystemControl};
+use nemesis::{
+    ClockMode, ClusterNemesis, Fault, Nemesis, NemesisConfig, NemesisOp, Partition, Shape,
+    SystemControl,
+};
 
 #[derive(Debug)]
 struct FixedLeader(String);
@@ -50,18 +53,34 @@ async fn assert_matrix(tc: &common::TestCluster, g: &Grudge, label: &str) {
     let m: BTreeMap<(String, String), bool> = tc.matrix(400).await;
     for ((a, b), ok) in m {
         let blocked = grudge::cuts(g, &a, &b);
-        let ok = if !ok && !blocked { tc.reaches(&a, &b, 3000).await } else { ok };
-        assert_eq!(ok, !blocked, "{label}: {a} -> {b} reachable={ok}, grudge {g:?}");
+        let ok = if !ok && !blocked {
+            tc.reaches(&a, &b, 3000).await
+        } else {
+            ok
+        };
+        assert_eq!(
+            ok, !blocked,
+            "{label}: {a} -> {b} reachable={ok}, grudge {g:?}"
+        );
     }
 }
 
 fn unix_ms() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partition_shapes_block_exactly_their_grudge_and_heal() {
-    let Some(tc) = common::up("partition_shapes_block_exactly_their_grudge_and_heal", "fln4a-", "10.77.41.0/24", 5).await
+    let Some(tc) = common::up(
+        "partition_shapes_block_exactly_their_grudge_and_heal",
+        "fln4a-",
+        "10.77.41.0/24",
+        5,
+    )
+    .await
     else {
         return;
     };
@@ -69,7 +88,18 @@ async fn partition_shapes_block_exactly_their_grudge_and_heal() {
     let names = tc.names();
     // A rule of the user's own, which healing must leave alone.
     let n1 = tc.remote("n1");
-    n1.exec(&Exec::new("iptables").args(["-w", "5", "-A", "INPUT", "-s", "192.0.2.99", "-j", "DROP"])).await.unwrap();
+    n1.exec(&Exec::new("iptables").args([
+        "-w",
+        "5",
+        "-A",
+        "INPUT",
+        "-s",
+        "192.0.2.99",
+        "-j",
+        "DROP",
+    ]))
+    .await
+    .unwrap();
     let before: BTreeMap<String, String> = {
         let mut m = BTreeMap::new();
         for n in &names {
@@ -83,14 +113,22 @@ async fn partition_shapes_block_exactly_their_grudge_and_heal() {
     assert_matrix(&tc, &Grudge::new(), "before any fault").await;
 
     for shape in Shape::ALL {
-        let rec = nem.invoke(NemesisOp::Start(Fault::Partition { partition: Partition::Shape(shape) })).await.unwrap();
+        let rec = nem
+            .invoke(NemesisOp::Start(Fault::Partition {
+                partition: Partition::Shape(shape),
+            }))
+            .await
+            .unwrap();
         let g = rec.grudge.clone().expect("a partition records its grudge");
         assert_eq!(rec.f(), "start-partition");
         assert_eq!(rec.value(), serde_json::json!(g));
         if shape == Shape::IsolateLeader {
             assert_eq!(g, grudge::isolate(&names, "n3"));
         }
-        assert!(state.exists(), "the fault is in the state file while active");
+        assert!(
+            state.exists(),
+            "the fault is in the state file while active"
+        );
         assert_matrix(&tc, &g, shape.name()).await;
         for n in &names {
             assert!(
@@ -99,40 +137,79 @@ async fn partition_shapes_block_exactly_their_grudge_and_heal() {
                 shape.name()
             );
         }
-        assert!(tc.iptables_rules("n1").await.contains("-A INPUT -s 192.0.2.99/32 -j DROP"));
+        assert!(
+            tc.iptables_rules("n1")
+                .await
+                .contains("-A INPUT -s 192.0.2.99/32 -j DROP")
+        );
         let stop = nem.invoke(NemesisOp::Stop(rec.id)).await.unwrap();
         assert_eq!(stop.f(), "stop-partition");
         assert!(!state.exists(), "healed faults leave the state file");
-        assert_matrix(&tc, &Grudge::new(), &format!("after healing {}", shape.name())).await;
+        assert_matrix(
+            &tc,
+            &Grudge::new(),
+            &format!("after healing {}", shape.name()),
+        )
+        .await;
     }
 
     // Established connections are cut: a stream n1 -> n2 stops while n1 is isolated.
     let r = tc.remote("n1");
     let cmd = Exec::new(common::probe())
-        .args(["stream".to_string(), tc.addr("n2"), common::PORT.to_string(), "30".into(), "100".into()])
+        .args([
+            "stream".to_string(),
+            tc.addr("n2"),
+            common::PORT.to_string(),
+            "30".into(),
+            "100".into(),
+        ])
         .timeout(Duration::from_secs(30));
     let stream = tokio::spawn(async move { r.exec(&cmd).await });
     tokio::time::sleep(Duration::from_millis(800)).await;
     let t_start = unix_ms();
     let g = grudge::isolate(&names, "n1");
-    let rec = nem.invoke(NemesisOp::Start(Fault::Partition { partition: Partition::Grudge(g) })).await.unwrap();
+    let rec = nem
+        .invoke(NemesisOp::Start(Fault::Partition {
+            partition: Partition::Grudge(g),
+        }))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let t_stop = unix_ms();
     nem.invoke(NemesisOp::Stop(rec.id)).await.unwrap();
     let out = stream.await.unwrap().unwrap().stdout;
     let samples: Vec<(bool, u128)> = out
         .lines()
-        .filter_map(|l| l.split_once(' ').map(|(k, t)| (k == "O", t.parse().unwrap())))
+        .filter_map(|l| {
+            l.split_once(' ')
+                .map(|(k, t)| (k == "O", t.parse().unwrap()))
+        })
         .collect();
     let ok_before = samples.iter().filter(|(ok, t)| *ok && *t < t_start).count();
-    let ok_during = samples.iter().filter(|(ok, t)| *ok && *t > t_start + 300 && *t + 50 < t_stop).count();
-    let during = samples.iter().filter(|(_, t)| *t > t_start + 300 && *t + 50 < t_stop).count();
-    assert!(ok_before >= 3, "the stream did not flow before the partition:\n{out}");
-    assert!(during >= 4 && ok_during == 0, "the established stream kept flowing during the partition:\n{out}");
+    let ok_during = samples
+        .iter()
+        .filter(|(ok, t)| *ok && *t > t_start + 300 && *t + 50 < t_stop)
+        .count();
+    let during = samples
+        .iter()
+        .filter(|(_, t)| *t > t_start + 300 && *t + 50 < t_stop)
+        .count();
+    assert!(
+        ok_before >= 3,
+        "the stream did not flow before the partition:\n{out}"
+    );
+    assert!(
+        during >= 4 && ok_during == 0,
+        "the established stream kept flowing during the partition:\n{out}"
+    );
 
     nem.teardown().await.unwrap();
     for n in &names {
-        assert_eq!(tc.iptables_rules(n).await, before[n], "{n}: rules differ after teardown");
+        assert_eq!(
+            tc.iptables_rules(n).await,
+            before[n],
+            "{n}: rules differ after teardown"
+        );
     }
     assert!(!state.exists());
 }

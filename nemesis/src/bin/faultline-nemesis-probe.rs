@@ -17,13 +17,18 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 fn unix_ms() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
 }
 
 fn sock(args: &[String], i: usize) -> Result<SocketAddr, String> {
     let a = args.get(i).ok_or("missing address")?;
     let p = args.get(i + 1).ok_or("missing port")?;
-    format!("{a}:{p}").parse().map_err(|e| format!("bad address {a}:{p}: {e}"))
+    format!("{a}:{p}")
+        .parse()
+        .map_err(|e| format!("bad address {a}:{p}: {e}"))
 }
 
 fn num(args: &[String], i: usize) -> Result<u64, String> {
@@ -54,15 +59,19 @@ fn round_trip(s: &mut TcpStream, r: &mut BufReader<TcpStream>) -> bool {
 }
 
 fn connect(addr: SocketAddr, timeout: Duration) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, timeout) else { return false };
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, timeout) else {
+        return false;
+    };
     let _ = s.set_read_timeout(Some(timeout));
     let Ok(rs) = s.try_clone() else { return false };
     round_trip(&mut s, &mut BufReader::new(rs))
 }
 
 fn stream(addr: SocketAddr, count: u64, interval: Duration) -> Result<(), String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(interval)).map_err(|e| e.to_string())?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(interval))
+        .map_err(|e| e.to_string())?;
     let mut r = BufReader::new(s.try_clone().map_err(|e| e.to_string())?);
     for _ in 0..count {
         let t = Instant::now();
@@ -94,7 +103,8 @@ fn udp_recv(addr: SocketAddr, idle: Duration, max: Duration) -> Result<(), Strin
 fn udp_send(addr: SocketAddr, count: u64, gap: Duration) -> Result<(), String> {
     let s = UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
     for i in 0..count {
-        s.send_to(&i.to_be_bytes(), addr).map_err(|e| format!("send: {e}"))?;
+        s.send_to(&i.to_be_bytes(), addr)
+            .map_err(|e| format!("send: {e}"))?;
         std::thread::sleep(gap);
     }
     Ok(())
@@ -103,12 +113,25 @@ fn udp_send(addr: SocketAddr, count: u64, gap: Duration) -> Result<(), String> {
 /// Applies the schedule's faults (all at once, ignoring times), prints READY, then sleeps
 /// until killed: a controller that dies with faults active.
 fn hold(args: &[String]) -> Result<(), String> {
-    use nemesis::{ClockMode, ClusterNemesis, Nemesis, NemesisConfig, NemesisOp, PidfileSystem, Schedule};
+    use nemesis::{
+        ClockMode, ClusterNemesis, Nemesis, NemesisConfig, NemesisOp, PidfileSystem, Schedule,
+    };
     use std::path::PathBuf;
     use std::sync::Arc;
-    let get = |i: usize| args.get(i).cloned().ok_or_else(|| format!("missing argument {i}"));
-    let (prefix, root, state, clock_dir, lib, pidfile, schedule) =
-        (get(2)?, get(3)?, get(4)?, get(5)?, get(6)?, get(7)?, get(8)?);
+    let get = |i: usize| {
+        args.get(i)
+            .cloned()
+            .ok_or_else(|| format!("missing argument {i}"))
+    };
+    let (prefix, root, state, clock_dir, lib, pidfile, schedule) = (
+        get(2)?,
+        get(3)?,
+        get(4)?,
+        get(5)?,
+        get(6)?,
+        get(7)?,
+        get(8)?,
+    );
     let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     rt.block_on(async move {
         let cluster = control::LocalCluster::load(std::path::Path::new(&root), &prefix)
@@ -116,19 +139,29 @@ fn hold(args: &[String]) -> Result<(), String> {
             .ok_or("no such cluster")?;
         let mut system = PidfileSystem::default();
         for n in cluster.nodes() {
-            system.specs.insert(n.name.clone(), control::DaemonSpec::new("true", pidfile.clone(), "/dev/null"));
+            system.specs.insert(
+                n.name.clone(),
+                control::DaemonSpec::new("true", pidfile.clone(), "/dev/null"),
+            );
         }
         let nem = ClusterNemesis::new(NemesisConfig {
             remotes: cluster.remotes(),
-            clock: ClockMode::Shim { dir: PathBuf::from(clock_dir), lib: PathBuf::from(lib) },
+            clock: ClockMode::Shim {
+                dir: PathBuf::from(clock_dir),
+                lib: PathBuf::from(lib),
+            },
             state_path: PathBuf::from(state),
             seed: 1,
             system: Some(Arc::new(system)),
         })
         .map_err(|e| e.to_string())?;
-        let schedule = Schedule::load(std::path::Path::new(&schedule)).map_err(|e| e.to_string())?;
+        let schedule =
+            Schedule::load(std::path::Path::new(&schedule)).map_err(|e| e.to_string())?;
         for f in schedule.faults {
-            let rec = nem.invoke(NemesisOp::Start(f.fault)).await.map_err(|e| e.to_string())?;
+            let rec = nem
+                .invoke(NemesisOp::Start(f.fault))
+                .await
+                .map_err(|e| e.to_string())?;
             eprintln!("applied {} {}", rec.f(), rec.value());
         }
         println!("READY");
@@ -140,14 +173,33 @@ fn hold(args: &[String]) -> Result<(), String> {
 fn run(args: &[String]) -> Result<bool, String> {
     match args.get(1).map(String::as_str) {
         Some("echo-server") => echo_server(sock(args, 2)?).map(|_| true),
-        Some("connect") => Ok(connect(sock(args, 2)?, Duration::from_millis(num(args, 4)?))),
-        Some("stream") => stream(sock(args, 2)?, num(args, 4)?.min(100_000), Duration::from_millis(num(args, 5)?)).map(|_| true),
-        Some("udp-recv") => {
-            udp_recv(sock(args, 2)?, Duration::from_millis(num(args, 4)?), Duration::from_millis(num(args, 5)?)).map(|_| true)
-        }
-        Some("udp-send") => udp_send(sock(args, 2)?, num(args, 4)?.min(1_000_000), Duration::from_micros(num(args, 5)?)).map(|_| true),
+        Some("connect") => Ok(connect(
+            sock(args, 2)?,
+            Duration::from_millis(num(args, 4)?),
+        )),
+        Some("stream") => stream(
+            sock(args, 2)?,
+            num(args, 4)?.min(100_000),
+            Duration::from_millis(num(args, 5)?),
+        )
+        .map(|_| true),
+        Some("udp-recv") => udp_recv(
+            sock(args, 2)?,
+            Duration::from_millis(num(args, 4)?),
+            Duration::from_millis(num(args, 5)?),
+        )
+        .map(|_| true),
+        Some("udp-send") => udp_send(
+            sock(args, 2)?,
+            num(args, 4)?.min(1_000_000),
+            Duration::from_micros(num(args, 5)?),
+        )
+        .map(|_| true),
         Some("hold") => hold(args).map(|_| true),
-        _ => Err("usage: faultline-nemesis-probe echo-server|connect|stream|udp-recv|udp-send|hold ...".into()),
+        _ => Err(
+            "usage: faultline-nemesis-probe echo-server|connect|stream|udp-recv|udp-send|hold ..."
+                .into(),
+        ),
     }
 }
 

@@ -38,7 +38,9 @@ pub async fn up(test: &str, prefix: &str, subnet: &str, nodes: usize) -> Option<
         ssh: false,
         state_root: control::cluster::default_state_root(),
     };
-    let cluster = tokio::task::spawn_blocking(move || LocalCluster::up(&opts)).await.unwrap();
+    let cluster = tokio::task::spawn_blocking(move || LocalCluster::up(&opts))
+        .await
+        .unwrap();
     let cluster = match cluster {
         Ok(c) => c,
         Err(e) => {
@@ -46,7 +48,12 @@ pub async fn up(test: &str, prefix: &str, subnet: &str, nodes: usize) -> Option<
             panic!("{test}: failed to bring the cluster up: {e}");
         }
     };
-    Some(TestCluster { cluster, prefix: prefix.into(), dir: tempfile::tempdir().unwrap(), pids: Mutex::new(vec![]) })
+    Some(TestCluster {
+        cluster,
+        prefix: prefix.into(),
+        dir: tempfile::tempdir().unwrap(),
+        pids: Mutex::new(vec![]),
+    })
 }
 
 impl TestCluster {
@@ -63,7 +70,11 @@ impl TestCluster {
     }
 
     pub fn pidfile(&self, name: &str) -> String {
-        self.dir.path().join(format!("{name}.pid")).display().to_string()
+        self.dir
+            .path()
+            .join(format!("{name}.pid"))
+            .display()
+            .to_string()
     }
 
     /// Remembers a pid to kill on drop.
@@ -73,7 +84,12 @@ impl TestCluster {
 
     /// The echo server's daemon spec on `name`.
     pub fn echo_spec(&self, name: &str) -> DaemonSpec {
-        let log = self.dir.path().join(format!("{name}.log")).display().to_string();
+        let log = self
+            .dir
+            .path()
+            .join(format!("{name}.log"))
+            .display()
+            .to_string();
         DaemonSpec::new(probe(), self.pidfile(name), log).args([
             "echo-server".to_string(),
             self.addr(name),
@@ -84,7 +100,9 @@ impl TestCluster {
     /// Starts an echo server on every node; waits until each answers.
     pub async fn start_echo_servers(&self) {
         for n in self.names() {
-            let pid = control::start_daemon(self.remote(&n).as_ref(), &self.echo_spec(&n)).await.unwrap();
+            let pid = control::start_daemon(self.remote(&n).as_ref(), &self.echo_spec(&n))
+                .await
+                .unwrap();
             self.track(pid);
         }
         for n in self.names() {
@@ -128,7 +146,11 @@ impl TestCluster {
 
     /// `iptables -S` inside a node.
     pub async fn iptables_rules(&self, name: &str) -> String {
-        self.remote(name).exec(&Exec::new("iptables").args(["-w", "5", "-S"])).await.unwrap().stdout
+        self.remote(name)
+            .exec(&Exec::new("iptables").args(["-w", "5", "-S"]))
+            .await
+            .unwrap()
+            .stdout
     }
 }
 
@@ -141,7 +163,9 @@ impl Drop for TestCluster {
                 libc::kill(pid as i32, libc::SIGKILL);
             }
         }
-        if let Err(e) = LocalCluster::down_prefix(&control::cluster::default_state_root(), &self.prefix) {
+        if let Err(e) =
+            LocalCluster::down_prefix(&control::cluster::default_state_root(), &self.prefix)
+        {
             eprintln!("cleanup of cluster {} failed: {e}", self.prefix);
         }
     }
@@ -149,7 +173,12 @@ impl Drop for TestCluster {
 
 pub async fn connect_from(r: Arc<dyn Remote>, addr: String, timeout_ms: u64) -> bool {
     let cmd = Exec::new(probe())
-        .args(["connect".to_string(), addr, PORT.to_string(), timeout_ms.to_string()])
+        .args([
+            "connect".to_string(),
+            addr,
+            PORT.to_string(),
+            timeout_ms.to_string(),
+        ])
         .timeout(Duration::from_millis(timeout_ms * 3 + 5000));
     r.run(&cmd).await.map(|o| o.status == 0).unwrap_or(false)
 }
@@ -175,7 +204,11 @@ pub fn proc_state(pid: u32) -> Option<char> {
 
 /// The pid in a pidfile.
 pub fn read_pid(path: &str) -> u32 {
-    std::fs::read_to_string(path).unwrap().trim().parse().unwrap()
+    std::fs::read_to_string(path)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 /// Path of `libclockshim.so`, building the clockshim crate with cargo if needed.
@@ -183,7 +216,12 @@ pub fn clockshim_lib() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
     let find = || {
-        [profile_dir.join("libclockshim.so"), profile_dir.join("deps/libclockshim.so")].into_iter().find(|p| p.exists())
+        [
+            profile_dir.join("libclockshim.so"),
+            profile_dir.join("deps/libclockshim.so"),
+        ]
+        .into_iter()
+        .find(|p| p.exists())
     };
     if let Some(p) = find() {
         return p;
