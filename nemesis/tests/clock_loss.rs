@@ -4,8 +4,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use control::{DaemonSpec, Exec};
@@ -64,7 +63,7 @@ async fn witness_skew(
     tc: &common::TestCluster,
     mode: &ClockMode,
     node: &str,
-    helper: &PathBuf,
+    helper: &Path,
 ) -> f64 {
     let mut cmd = Exec::new(helper.display().to_string()).arg("now");
     for (k, v) in shim_env(mode, node) {
@@ -304,5 +303,4 @@ async fn loss_drops_about_the_requested_fraction_and_bandwidth_uses_tbf() {
     nem.invoke(NemesisOp::Stop(rec.id)).await.unwrap();
     assert!(!qdisc().await.contains("tbf"));
     nem.teardown().await.unwrap();
-    let _ = Arc::new(());
 }

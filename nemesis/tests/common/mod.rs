@@ -2,7 +2,7 @@
 //! brought down on drop, with every process the test started killed by pid), echo servers in
 //! the namespaces, and reachability checks between every pair of nodes.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::result_large_err)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
