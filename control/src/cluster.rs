@@ -141,6 +141,22 @@ impl LocalCluster {
         Ok(c)
     }
 
+    /// [`LocalCluster::up`] on a blocking thread, for async callers.
+    #[allow(clippy::result_large_err)]
+    pub async fn up_async(opts: ClusterOptions) -> Result<Self> {
+        tokio::task::spawn_blocking(move || Self::up(&opts))
+            .await
+            .map_err(|e| Error::local("bring the local cluster up", e))?
+    }
+
+    /// [`LocalCluster::down`] on a blocking thread, for async callers.
+    #[allow(clippy::result_large_err)]
+    pub async fn down_async(self) -> Result<()> {
+        tokio::task::spawn_blocking(move || self.down())
+            .await
+            .map_err(|e| Error::local("bring the local cluster down", e))?
+    }
+
     /// Loads the cluster with `prefix` from its state file under `state_root`, if any.
     pub fn load(state_root: &Path, prefix: &str) -> Result<Option<Self>> {
         Self::read_state(&cluster_dir(state_root, prefix))
@@ -888,6 +904,9 @@ fn sshd_config(addr: &str, hostkey: &Path, pidfile: &Path, authorized: &Path) ->
          MaxSessions 100\n\
          MaxStartups 100:30:200\n\
          LogLevel ERROR\n\
+         # bash reads ~/.bashrc for every command run by sshd unless SHLVL says it is nested;\n\
+         # a heavy .bashrc (pyenv init, ...) would cost each exec hundreds of milliseconds.\n\
+         SetEnv SHLVL=1\n\
          Subsystem sftp {sftp}\n",
         hostkey.display(),
         pidfile.display(),

@@ -158,7 +158,7 @@ impl SshRemote {
                         if keep {
                             idle.lock().expect("pool").push(sess);
                         }
-                        return Err(e);
+                        return Err(*e);
                     }
                 }
             }
@@ -173,7 +173,13 @@ enum SessErr {
     /// The session could not open a channel: nothing ran, retry on a new session.
     Stale(ssh2::Error),
     /// A final error; `bool`: the session is still usable.
-    Done(Error, bool),
+    Done(Box<Error>, bool),
+}
+
+impl SessErr {
+    fn done(e: Error, keep: bool) -> Self {
+        SessErr::Done(Box::new(e), keep)
+    }
 }
 
 #[async_trait]
@@ -188,7 +194,22 @@ impl Remote for SshRemote {
         // The node enforces the timeout too (kills the command's process group), so a timed-out
         // command does not linger; daemons that called setsid are not in that group.
         let secs = cmd.timeout.as_secs_f64().ceil().max(1.0) as u64;
-        let timed = format!("timeout -k 1 {secs} sh -c {}", shell_quote(&inner));
+        // Plain argv (no cwd/env, not a shell builtin): let `timeout` exec it directly, one
+        // process less per command.
+        const BUILTINS: &[&str] = &[
+            "cd", "exit", "export", "set", "unset", "ulimit", "umask", "source", ".", "exec",
+            "trap", "eval", "read", "wait", "shift", "return", "alias", "type", "command", "hash",
+            "times",
+        ];
+        let plain = cmd.cwd.is_none()
+            && cmd.env.is_empty()
+            && !BUILTINS.contains(&cmd.argv[0].as_str())
+            && !cmd.argv[0].contains('=');
+        let timed = if plain {
+            format!("timeout -k 1 {secs} {inner}")
+        } else {
+            format!("timeout -k 1 {secs} sh -c {}", shell_quote(&inner))
+        };
         let line = if cmd.sudo && !as_root {
             format!("sudo -n -- sh -c {}", shell_quote(&timed))
         } else {
@@ -206,9 +227,9 @@ impl Remote for SshRemote {
             };
             let fail = |e: ssh2::Error| {
                 if timed_out(&e) {
-                    SessErr::Done(timeout_err(&node, &cmd), false)
+                    SessErr::done(timeout_err(&node, &cmd), false)
                 } else {
-                    SessErr::Done(
+                    SessErr::done(
                         Error::node(&node, format!("run `{}`", cmd.to_shell()), e),
                         false,
                     )
@@ -216,9 +237,9 @@ impl Remote for SshRemote {
             };
             let fail_io = |e: std::io::Error| {
                 if started.elapsed() >= cmd.timeout {
-                    SessErr::Done(timeout_err(&node, &cmd), false)
+                    SessErr::done(timeout_err(&node, &cmd), false)
                 } else {
-                    SessErr::Done(
+                    SessErr::done(
                         Error::node(&node, format!("run `{}`", cmd.to_shell()), e),
                         false,
                     )
@@ -243,7 +264,7 @@ impl Remote for SshRemote {
             }
             // `timeout` exits 124 (TERM worked) or dies of KILL one second later.
             if (status == 124 || status == 137) && started.elapsed() >= cmd.timeout {
-                return Err(SessErr::Done(timeout_err(&node, &cmd), true));
+                return Err(SessErr::done(timeout_err(&node, &cmd), true));
             }
             Ok(ExecOutput {
                 status,
@@ -261,21 +282,21 @@ impl Remote for SshRemote {
         self.with_session(move |sess| {
             let action = format!("upload {} to {remote}", local.display());
             let mut file = std::fs::File::open(&local)
-                .map_err(|e| SessErr::Done(Error::node(&node, &action, e), true))?;
+                .map_err(|e| SessErr::done(Error::node(&node, &action, e), true))?;
             sess.set_timeout(0);
             let mut ch = sess.channel_session().map_err(SessErr::Stale)?;
-            let fail = |e: ssh2::Error| SessErr::Done(Error::node(&node, &action, e), false);
+            let fail = |e: ssh2::Error| SessErr::done(Error::node(&node, &action, e), false);
             ch.exec(&format!("cat > {}", shell_quote(&remote)))
                 .map_err(fail)?;
             std::io::copy(&mut file, &mut ch)
-                .map_err(|e| SessErr::Done(Error::node(&node, &action, e), false))?;
+                .map_err(|e| SessErr::done(Error::node(&node, &action, e), false))?;
             ch.send_eof().map_err(fail)?;
             let mut err = String::new();
             let _ = ch.stderr().read_to_string(&mut err);
             ch.wait_close().map_err(fail)?;
             match ch.exit_status().map_err(fail)? {
                 0 => Ok(()),
-                st => Err(SessErr::Done(
+                st => Err(SessErr::done(
                     Error::node(&node, &action, format!("exit status {st}: {}", err.trim())),
                     true,
                 )),
@@ -292,24 +313,24 @@ impl Remote for SshRemote {
             let action = format!("download {remote} to {}", local.display());
             sess.set_timeout(0);
             let mut ch = sess.channel_session().map_err(SessErr::Stale)?;
-            let fail = |e: ssh2::Error| SessErr::Done(Error::node(&node, &action, e), false);
+            let fail = |e: ssh2::Error| SessErr::done(Error::node(&node, &action, e), false);
             ch.exec(&format!("cat {}", shell_quote(&remote)))
                 .map_err(fail)?;
             ch.send_eof().map_err(fail)?;
             let mut file = std::fs::File::create(&local)
-                .map_err(|e| SessErr::Done(Error::node(&node, &action, e), false))?;
+                .map_err(|e| SessErr::done(Error::node(&node, &action, e), false))?;
             let copied = std::io::copy(&mut ch, &mut file);
             let mut err = String::new();
             let _ = ch.stderr().read_to_string(&mut err);
             let closed = ch.wait_close();
             let status = ch.exit_status();
             let result = match (copied, closed, status) {
-                (Err(e), _, _) => Err(SessErr::Done(Error::node(&node, &action, e), false)),
+                (Err(e), _, _) => Err(SessErr::done(Error::node(&node, &action, e), false)),
                 (_, Err(e), _) | (_, _, Err(e)) => Err(fail(e)),
                 (Ok(_), Ok(()), Ok(0)) => file
                     .flush()
-                    .map_err(|e| SessErr::Done(Error::node(&node, &action, e), true)),
-                (Ok(_), Ok(()), Ok(st)) => Err(SessErr::Done(
+                    .map_err(|e| SessErr::done(Error::node(&node, &action, e), true)),
+                (Ok(_), Ok(()), Ok(st)) => Err(SessErr::done(
                     Error::node(&node, &action, format!("exit status {st}: {}", err.trim())),
                     true,
                 )),

@@ -19,19 +19,13 @@ async fn netns_cluster_exec_daemons_down() {
     let _guard = common::DownGuard(PREFIX.into());
     let opts = common::opts(PREFIX, "10.77.1.0/24", 3, false);
     let o = opts.clone();
-    let cluster = tokio::task::spawn_blocking(move || LocalCluster::up(&o))
-        .await
-        .unwrap()
-        .unwrap();
+    let cluster = LocalCluster::up_async(o.clone()).await.unwrap();
     assert_eq!(cluster.nodes().len(), 3);
     assert!(cluster.problems().is_empty(), "{:?}", cluster.problems());
 
     // `up` again on a healthy cluster keeps it.
     let o = opts.clone();
-    let again = tokio::task::spawn_blocking(move || LocalCluster::up(&o))
-        .await
-        .unwrap()
-        .unwrap();
+    let again = LocalCluster::up_async(o.clone()).await.unwrap();
     assert_eq!(again.state(), cluster.state());
 
     for r in cluster.remotes() {
@@ -120,10 +114,7 @@ async fn netns_cluster_exec_daemons_down() {
 
     // A daemon left running is killed by `down`.
     let pid2 = control::start_daemon(n1.as_ref(), &spec).await.unwrap();
-    tokio::task::spawn_blocking(move || cluster.down())
-        .await
-        .unwrap()
-        .unwrap();
+    cluster.down_async().await.unwrap();
     std::thread::sleep(Duration::from_millis(100));
     assert!(!std::path::Path::new(&format!("/proc/{pid2}")).exists() || proc_state(pid2) == 'Z');
     let after = common::ours(&common::net_snapshot(), PREFIX);

@@ -21,10 +21,7 @@ async fn five_nodes_with_sshd_both_remotes() {
     let before = common::net_snapshot();
     let _guard = common::DownGuard(PREFIX.into());
     let opts = common::opts(PREFIX, "10.77.2.0/24", 5, true);
-    let cluster = tokio::task::spawn_blocking(move || LocalCluster::up(&opts))
-        .await
-        .unwrap()
-        .unwrap();
+    let cluster = LocalCluster::up_async(opts.clone()).await.unwrap();
     assert!(cluster.problems().is_empty(), "{:?}", cluster.problems());
 
     let mut ssh: Vec<Arc<dyn Remote>> = Vec::new();
@@ -197,10 +194,7 @@ async fn five_nodes_with_sshd_both_remotes() {
     );
 
     drop(ssh);
-    tokio::task::spawn_blocking(move || cluster.down())
-        .await
-        .unwrap()
-        .unwrap();
+    cluster.down_async().await.unwrap();
     let after = common::net_snapshot();
     assert_eq!(common::ours(&before, PREFIX), common::ours(&after, PREFIX));
     assert!(common::ours(&after, PREFIX).0.is_empty() && common::ours(&after, PREFIX).1.is_empty());
