@@ -30,21 +30,38 @@ fn bin() -> PathBuf {
         return p.into();
     }
     let exe = std::env::current_exe().expect("current exe");
-    exe.parent().and_then(|d| d.parent()).expect("target dir").join("leaderkv")
+    exe.parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .join("leaderkv")
 }
 
 fn port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 async fn run(mode: &str, secs: u64, clients: usize, depth: usize) -> f64 {
     let dir = tempfile::tempdir().expect("tempdir");
     let addrs: Vec<SocketAddr> = (0..3).map(|_| port()).collect();
-    let peers: Vec<String> = addrs.iter().enumerate().map(|(i, a)| format!("n{}={a}", i + 1)).collect();
+    let peers: Vec<String> = addrs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("n{}={a}", i + 1))
+        .collect();
     let mut procs = Procs(Vec::new());
     for i in 0..3 {
         let child = Command::new(bin())
-            .args(["--id", &format!("n{}", i + 1), "--peers", &peers.join(","), "--mode", mode])
+            .args([
+                "--id",
+                &format!("n{}", i + 1),
+                "--peers",
+                &peers.join(","),
+                "--mode",
+                mode,
+            ])
             .arg("--data-dir")
             .arg(dir.path().join(format!("n{}", i + 1)))
             .arg("--log-file")
@@ -83,11 +100,21 @@ async fn run(mode: &str, secs: u64, clients: usize, depth: usize) -> f64 {
             let mut i = 0u64;
             let val = vec![b'x'; 32];
             while Instant::now() < stop_at {
-                let keys: Vec<String> = (0..depth).map(|j| format!("c{c}k{}", (i + j as u64) % 1000)).collect();
+                let keys: Vec<String> = (0..depth)
+                    .map(|j| format!("c{c}k{}", (i + j as u64) % 1000))
+                    .collect();
                 i += depth as u64;
-                let cmds: Vec<Vec<&[u8]>> = keys.iter().map(|k| vec![&b"SET"[..], k.as_bytes(), &val]).collect();
-                let Ok(r) = cl.pipeline(&cmds).await else { break };
-                acked.fetch_add(r.iter().filter(|r| **r == Reply::ok()).count() as u64, Ordering::Relaxed);
+                let cmds: Vec<Vec<&[u8]>> = keys
+                    .iter()
+                    .map(|k| vec![&b"SET"[..], k.as_bytes(), &val])
+                    .collect();
+                let Ok(r) = cl.pipeline(&cmds).await else {
+                    break;
+                };
+                acked.fetch_add(
+                    r.iter().filter(|r| **r == Reply::ok()).count() as u64,
+                    Ordering::Relaxed,
+                );
             }
         }));
     }
@@ -106,7 +133,9 @@ async fn main() {
     let secs = a.first().and_then(|s| s.parse().ok()).unwrap_or(5);
     let clients = a.get(1).and_then(|s| s.parse().ok()).unwrap_or(50);
     let depth = a.get(2).and_then(|s| s.parse().ok()).unwrap_or(16);
-    println!("leaderkv bench: 3 nodes on 127.0.0.1, {clients} clients, pipeline depth {depth}, {secs}s per mode");
+    println!(
+        "leaderkv bench: 3 nodes on 127.0.0.1, {clients} clients, pipeline depth {depth}, {secs}s per mode"
+    );
     for mode in ["async", "semi-sync", "sync"] {
         let r = run(mode, secs, clients, depth).await;
         println!("{mode:>9}: {r:>10.0} acked SETs/s");

@@ -24,10 +24,19 @@ impl Client {
     pub async fn connect(addr: SocketAddr) -> Result<Client, Error> {
         let sock = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr))
             .await
-            .map_err(|_| Error::Io(format!("connect {addr}"), std::io::ErrorKind::TimedOut.into()))?
+            .map_err(|_| {
+                Error::Io(
+                    format!("connect {addr}"),
+                    std::io::ErrorKind::TimedOut.into(),
+                )
+            })?
             .map_err(io("connect"))?;
         let _ = sock.set_nodelay(true);
-        Ok(Client { sock, buf: BytesMut::with_capacity(8192), timeout: Duration::from_secs(5) })
+        Ok(Client {
+            sock,
+            buf: BytesMut::with_capacity(8192),
+            timeout: Duration::from_secs(5),
+        })
     }
 
     /// Send many commands at once and read all replies (in order).
@@ -48,7 +57,10 @@ impl Client {
                 .map_err(|_| Error::Io("read reply".into(), std::io::ErrorKind::TimedOut.into()))?
                 .map_err(io("read reply"))?;
             if n == 0 {
-                return Err(Error::Io("read reply".into(), std::io::ErrorKind::UnexpectedEof.into()));
+                return Err(Error::Io(
+                    "read reply".into(),
+                    std::io::ErrorKind::UnexpectedEof.into(),
+                ));
             }
         }
         Ok(replies)

@@ -27,8 +27,18 @@ pub struct Entry {
 #[derive(Debug, Clone)]
 pub enum Msg {
     /// A vote request. `pre` asks "would you vote for me?" without changing anybody's term.
-    Vote { term: u64, last_lsn: u64, last_term: u64, pre: bool, force: bool },
-    VoteResp { term: u64, granted: bool, pre: bool },
+    Vote {
+        term: u64,
+        last_lsn: u64,
+        last_term: u64,
+        pre: bool,
+        force: bool,
+    },
+    VoteResp {
+        term: u64,
+        granted: bool,
+        pre: bool,
+    },
     /// Replication (and heartbeat when `entries` is empty).
     Append {
         term: u64,
@@ -54,7 +64,14 @@ pub enum Msg {
         empty: bool,
     },
     /// A full snapshot of the state at `lsn`.
-    Snapshot { term: u64, lsn: u64, last_term: u64, commit: u64, echo: u64, data: Bytes },
+    Snapshot {
+        term: u64,
+        lsn: u64,
+        last_term: u64,
+        commit: u64,
+        echo: u64,
+        data: Bytes,
+    },
 }
 
 pub struct Enc<'a>(pub &'a mut Vec<u8>);
@@ -95,7 +112,13 @@ impl Enc<'_> {
     }
     pub fn msg(&mut self, m: &Msg) {
         match m {
-            Msg::Vote { term, last_lsn, last_term, pre, force } => {
+            Msg::Vote {
+                term,
+                last_lsn,
+                last_term,
+                pre,
+                force,
+            } => {
                 self.u8(1);
                 self.u64(*term);
                 self.u64(*last_lsn);
@@ -109,7 +132,14 @@ impl Enc<'_> {
                 self.u8(*granted as u8);
                 self.u8(*pre as u8);
             }
-            Msg::Append { term, prev_lsn, prev_term, commit, echo, entries } => {
+            Msg::Append {
+                term,
+                prev_lsn,
+                prev_term,
+                commit,
+                echo,
+                entries,
+            } => {
                 self.u8(3);
                 for v in [*term, *prev_lsn, *prev_term, *commit, *echo] {
                     self.u64(v);
@@ -119,7 +149,15 @@ impl Enc<'_> {
                     self.entry(e);
                 }
             }
-            Msg::AppendResp { term, success, match_lsn, durable_lsn, last_lsn, echo, empty } => {
+            Msg::AppendResp {
+                term,
+                success,
+                match_lsn,
+                durable_lsn,
+                last_lsn,
+                echo,
+                empty,
+            } => {
                 self.u8(4);
                 for v in [*term, *match_lsn, *durable_lsn, *last_lsn, *echo] {
                     self.u64(v);
@@ -127,7 +165,14 @@ impl Enc<'_> {
                 self.u8(*success as u8);
                 self.u8(*empty as u8);
             }
-            Msg::Snapshot { term, lsn, last_term, commit, echo, data } => {
+            Msg::Snapshot {
+                term,
+                lsn,
+                last_term,
+                commit,
+                echo,
+                data,
+            } => {
                 self.u8(5);
                 for v in [*term, *lsn, *last_term, *commit, *echo] {
                     self.u64(v);
@@ -186,13 +231,23 @@ impl Dec {
     pub fn record(&mut self) -> Result<Record, Error> {
         Ok(match self.u8()? {
             0 => Record::Noop,
-            1 => Record::Set { key: self.bytes()?, value: self.bytes()? },
-            2 => Record::SAdd { key: self.bytes()?, member: self.bytes()? },
+            1 => Record::Set {
+                key: self.bytes()?,
+                value: self.bytes()?,
+            },
+            2 => Record::SAdd {
+                key: self.bytes()?,
+                member: self.bytes()?,
+            },
             t => return Err(Error::Corrupt(format!("unknown record tag {t}"))),
         })
     }
     pub fn entry(&mut self) -> Result<Entry, Error> {
-        Ok(Entry { lsn: self.u64()?, term: self.u64()?, rec: self.record()? })
+        Ok(Entry {
+            lsn: self.u64()?,
+            term: self.u64()?,
+            rec: self.record()?,
+        })
     }
     pub fn msg(&mut self) -> Result<Msg, Error> {
         Ok(match self.u8()? {
@@ -203,20 +258,41 @@ impl Dec {
                 pre: self.bool()?,
                 force: self.bool()?,
             },
-            2 => Msg::VoteResp { term: self.u64()?, granted: self.bool()?, pre: self.bool()? },
+            2 => Msg::VoteResp {
+                term: self.u64()?,
+                granted: self.bool()?,
+                pre: self.bool()?,
+            },
             3 => {
-                let (term, prev_lsn, prev_term, commit, echo) =
-                    (self.u64()?, self.u64()?, self.u64()?, self.u64()?, self.u64()?);
+                let (term, prev_lsn, prev_term, commit, echo) = (
+                    self.u64()?,
+                    self.u64()?,
+                    self.u64()?,
+                    self.u64()?,
+                    self.u64()?,
+                );
                 let n = self.u32()? as usize;
                 let mut entries = Vec::with_capacity(n.min(65_536));
                 for _ in 0..n {
                     entries.push(self.entry()?);
                 }
-                Msg::Append { term, prev_lsn, prev_term, commit, echo, entries }
+                Msg::Append {
+                    term,
+                    prev_lsn,
+                    prev_term,
+                    commit,
+                    echo,
+                    entries,
+                }
             }
             4 => {
-                let (term, match_lsn, durable_lsn, last_lsn, echo) =
-                    (self.u64()?, self.u64()?, self.u64()?, self.u64()?, self.u64()?);
+                let (term, match_lsn, durable_lsn, last_lsn, echo) = (
+                    self.u64()?,
+                    self.u64()?,
+                    self.u64()?,
+                    self.u64()?,
+                    self.u64()?,
+                );
                 Msg::AppendResp {
                     term,
                     match_lsn,
@@ -259,11 +335,27 @@ mod tests {
         let e = Entry {
             lsn: 7,
             term: 2,
-            rec: Record::Set { key: Bytes::from_static(b"k"), value: Bytes::from_static(b"v") },
+            rec: Record::Set {
+                key: Bytes::from_static(b"k"),
+                value: Bytes::from_static(b"v"),
+            },
         };
         let msgs = vec![
-            Msg::Vote { term: 3, last_lsn: 9, last_term: 2, pre: true, force: false },
-            Msg::Append { term: 3, prev_lsn: 6, prev_term: 2, commit: 5, echo: 11, entries: vec![e.clone()] },
+            Msg::Vote {
+                term: 3,
+                last_lsn: 9,
+                last_term: 2,
+                pre: true,
+                force: false,
+            },
+            Msg::Append {
+                term: 3,
+                prev_lsn: 6,
+                prev_term: 2,
+                commit: 5,
+                echo: 11,
+                entries: vec![e.clone()],
+            },
             Msg::AppendResp {
                 term: 3,
                 success: true,
@@ -273,7 +365,14 @@ mod tests {
                 echo: 11,
                 empty: false,
             },
-            Msg::Snapshot { term: 1, lsn: 2, last_term: 1, commit: 2, echo: 0, data: Bytes::from_static(b"xyz") },
+            Msg::Snapshot {
+                term: 1,
+                lsn: 2,
+                last_term: 1,
+                commit: 2,
+                echo: 0,
+                data: Bytes::from_static(b"xyz"),
+            },
         ];
         for m in msgs {
             let mut buf = Vec::new();

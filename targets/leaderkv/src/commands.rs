@@ -43,7 +43,10 @@ pub fn classify(args: &[Bytes]) -> Class {
 }
 
 fn wrong_args(cmd: &str) -> Outcome {
-    Outcome::Now(Reply::err(format!("ERR wrong number of arguments for '{}' command", cmd.to_lowercase())))
+    Outcome::Now(Reply::err(format!(
+        "ERR wrong number of arguments for '{}' command",
+        cmd.to_lowercase()
+    )))
 }
 
 fn wrongtype() -> Reply {
@@ -54,13 +57,17 @@ impl Core {
     /// The error for a write sent to a node that is not the leader.
     pub fn redirect(&self) -> Reply {
         match self.leader_addr() {
-            Some((id, addr)) if self.role != Role::Leader => Reply::err(format!("MOVED {id} {addr}")),
+            Some((id, addr)) if self.role != Role::Leader => {
+                Reply::err(format!("MOVED {id} {addr}"))
+            }
             _ => Reply::err(format!("NOLEADER no leader known (term {})", self.term)),
         }
     }
 
     pub fn execute(&mut self, args: &[Bytes]) -> Outcome {
-        let Some(name) = args.first() else { return Outcome::Now(Reply::err("ERR empty command")) };
+        let Some(name) = args.first() else {
+            return Outcome::Now(Reply::err("ERR empty command"));
+        };
         let cmd = upper(name);
         let a = &args[1..];
         match cmd.as_str() {
@@ -77,7 +84,10 @@ impl Core {
             "GET" | "SMEMBERS" if a.len() != 1 => wrong_args(&cmd),
             "GET" | "SMEMBERS" => self.read(&cmd, &a[0]),
             "SET" | "CAS" | "SADD" | "INCR" => self.write(&cmd, a),
-            _ => Outcome::Now(Reply::err(format!("ERR unknown command '{}'", String::from_utf8_lossy(name)))),
+            _ => Outcome::Now(Reply::err(format!(
+                "ERR unknown command '{}'",
+                String::from_utf8_lossy(name)
+            ))),
         }
     }
 
@@ -93,7 +103,11 @@ impl Core {
             ("SMEMBERS", Some(Value::Set(s))) => {
                 let mut m: Vec<&Bytes> = s.iter().collect();
                 m.sort();
-                Reply::Array(m.into_iter().map(|x| Reply::Bulk(Some(x.clone()))).collect())
+                Reply::Array(
+                    m.into_iter()
+                        .map(|x| Reply::Bulk(Some(x.clone())))
+                        .collect(),
+                )
             }
             _ => wrongtype(),
         })
@@ -113,15 +127,30 @@ impl Core {
             return Outcome::Now(self.redirect());
         }
         let key = a[0].clone();
-        let view = View { store: &self.store, overlay: &self.overlay };
+        let view = View {
+            store: &self.store,
+            overlay: &self.overlay,
+        };
         let (rec, reply): (Vec<Record>, Reply) = match cmd {
-            "SET" => (vec![Record::Set { key, value: a[1].clone() }], Reply::ok()),
+            "SET" => (
+                vec![Record::Set {
+                    key,
+                    value: a[1].clone(),
+                }],
+                Reply::ok(),
+            ),
             "CAS" => match view.string(&key) {
                 Err(WrongType) => return Outcome::Now(wrongtype()),
                 Ok(cur) if cur.as_deref() != Some(&a[1][..]) => {
                     return Outcome::Now(Reply::err("CASMISMATCH current value differs"));
                 }
-                Ok(_) => (vec![Record::Set { key, value: a[2].clone() }], Reply::ok()),
+                Ok(_) => (
+                    vec![Record::Set {
+                        key,
+                        value: a[2].clone(),
+                    }],
+                    Reply::ok(),
+                ),
             },
             "SADD" => {
                 let mut recs = Vec::new();
@@ -129,8 +158,14 @@ impl Core {
                     match view.is_member(&key, m) {
                         Err(WrongType) => return Outcome::Now(wrongtype()),
                         Ok(true) => {}
-                        Ok(false) if recs.iter().any(|r| matches!(r, Record::SAdd { member, .. } if member == m)) => {}
-                        Ok(false) => recs.push(Record::SAdd { key: key.clone(), member: m.clone() }),
+                        Ok(false)
+                            if recs.iter().any(
+                                |r| matches!(r, Record::SAdd { member, .. } if member == m),
+                            ) => {}
+                        Ok(false) => recs.push(Record::SAdd {
+                            key: key.clone(),
+                            member: m.clone(),
+                        }),
                     }
                 }
                 let n = recs.len() as i64;
@@ -140,9 +175,16 @@ impl Core {
                 let cur = match view.string(&key) {
                     Err(WrongType) => return Outcome::Now(wrongtype()),
                     Ok(None) => 0,
-                    Ok(Some(s)) => match std::str::from_utf8(&s).ok().and_then(|s| s.parse::<i64>().ok()) {
+                    Ok(Some(s)) => match std::str::from_utf8(&s)
+                        .ok()
+                        .and_then(|s| s.parse::<i64>().ok())
+                    {
                         Some(n) => n,
-                        None => return Outcome::Now(Reply::err("ERR value is not an integer or out of range")),
+                        None => {
+                            return Outcome::Now(Reply::err(
+                                "ERR value is not an integer or out of range",
+                            ));
+                        }
                     },
                 };
                 let next = if self.bug(Bug::LocalCounter) {
@@ -156,7 +198,13 @@ impl Core {
                         None => return Outcome::Now(Reply::err("ERR increment would overflow")),
                     }
                 };
-                (vec![Record::Set { key, value: Bytes::from(next.to_string()) }], Reply::Int(next))
+                (
+                    vec![Record::Set {
+                        key,
+                        value: Bytes::from(next.to_string()),
+                    }],
+                    Reply::Int(next),
+                )
             }
         };
         let mut lsn = self.log.last_lsn();
@@ -169,7 +217,11 @@ impl Core {
         if lsn <= self.commit {
             return Outcome::Now(reply);
         }
-        Outcome::Wait { lsn, term: self.term, reply }
+        Outcome::Wait {
+            lsn,
+            term: self.term,
+            reply,
+        }
     }
 
     /// `ROLE`: [role, term, leader_id, leader_addr, last_lsn, applied_lsn, commit_lsn, node_id].
@@ -197,7 +249,11 @@ impl Core {
             Some((id, addr)) => (id.to_string(), addr.to_string()),
             None => (String::new(), String::new()),
         };
-        let reads = if self.role == Role::Leader { "linearizable" } else { "stale" };
+        let reads = if self.role == Role::Leader {
+            "linearizable"
+        } else {
+            "stale"
+        };
         let bugs: Vec<&str> = self.cfg.bugs.iter().map(|b| b.name()).collect();
         let _ = write!(
             s,
@@ -221,12 +277,18 @@ impl Core {
             bugs.join(","),
         );
         if self.role == Role::Leader {
-            let sync = self.sync_follower.map_or("", |i| self.cfg.peers[i].id.as_str());
+            let sync = self
+                .sync_follower
+                .map_or("", |i| self.cfg.peers[i].id.as_str());
             let _ = write!(s, "sync_follower:{sync}\r\n");
             let now = std::time::Instant::now();
             let connected = self
                 .others()
-                .filter(|&i| self.peers[i].last_resp.is_some_and(|t| now.duration_since(t) < self.cfg.election_timeout))
+                .filter(|&i| {
+                    self.peers[i]
+                        .last_resp
+                        .is_some_and(|t| now.duration_since(t) < self.cfg.election_timeout)
+                })
                 .count();
             let _ = write!(s, "connected_followers:{connected}\r\n");
             for (n, i) in self.others().enumerate() {

@@ -62,7 +62,10 @@ impl Bug {
 
 /// Command-line flags of the `leaderkv` binary.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "leaderkv", about = "faultline's reference leader-based replicated key-value store")]
+#[command(
+    name = "leaderkv",
+    about = "faultline's reference leader-based replicated key-value store"
+)]
 pub struct Args {
     /// This node's id; must appear in --peers.
     #[arg(long)]
@@ -143,7 +146,10 @@ impl Config {
             let addr: SocketAddr = addr
                 .parse()
                 .map_err(|e| Error::Config(format!("peer {p:?}: bad address: {e}")))?;
-            peers.push(Peer { id: id.to_string(), addr });
+            peers.push(Peer {
+                id: id.to_string(),
+                addr,
+            });
         }
         peers.sort_by(|x, y| x.id.cmp(&y.id));
         peers.dedup_by(|x, y| x.id == y.id);
@@ -161,7 +167,9 @@ impl Config {
         }
         let lease_ms = a.lease_ms.unwrap_or(a.election_timeout_ms * 3 / 4);
         if lease_ms >= a.election_timeout_ms {
-            return Err(Error::Config("--lease-ms must be below --election-timeout-ms".into()));
+            return Err(Error::Config(
+                "--lease-ms must be below --election-timeout-ms".into(),
+            ));
         }
         Ok(Config {
             me,

@@ -132,7 +132,8 @@ impl Core {
             }
         }
         let n = cfg.peers.len();
-        let seed = now.elapsed().as_nanos() as u64 ^ (std::process::id() as u64) << 32 ^ cfg.me as u64;
+        let seed =
+            now.elapsed().as_nanos() as u64 ^ (std::process::id() as u64) << 32 ^ cfg.me as u64;
         let mut c = Core {
             term: rec.term,
             voted_for: rec.voted_for,
@@ -223,7 +224,11 @@ impl Core {
     }
 
     pub fn publish(&self) {
-        let p = Progress { term: self.term, leader: self.role == Role::Leader, commit: self.commit };
+        let p = Progress {
+            term: self.term,
+            leader: self.role == Role::Leader,
+            commit: self.commit,
+        };
         self.progress.send_if_modified(|old| {
             if *old != p {
                 *old = p;
@@ -259,7 +264,11 @@ impl Core {
     }
 
     pub fn become_leader(&mut self) {
-        info!(term = self.term, last_lsn = self.log.last_lsn(), "elected leader");
+        info!(
+            term = self.term,
+            last_lsn = self.log.last_lsn(),
+            "elected leader"
+        );
         let now = Instant::now();
         self.role = Role::Leader;
         self.leader = Some(self.me());
@@ -279,7 +288,11 @@ impl Core {
 
     /// Append a record in the current term; returns its LSN.
     pub fn append(&mut self, rec: Record) -> u64 {
-        let e = Entry { lsn: self.log.last_lsn() + 1, term: self.term, rec };
+        let e = Entry {
+            lsn: self.log.last_lsn() + 1,
+            term: self.term,
+            rec,
+        };
         let lsn = e.lsn;
         self.overlay.add(&e);
         self.log.append(e);
@@ -301,7 +314,10 @@ impl Core {
             self.overlay.applied(e);
             self.applied = lsn;
         }
-        if self.log.len() > 2 * self.cfg.retained_log && !self.compacting && self.applied > self.log.base_lsn {
+        if self.log.len() > 2 * self.cfg.retained_log
+            && !self.compacting
+            && self.applied > self.log.base_lsn
+        {
             self.want_compact = true;
         }
     }
@@ -311,7 +327,11 @@ impl Core {
         if lsn >= self.log.last_lsn() {
             return;
         }
-        warn!(from = lsn + 1, to = self.log.last_lsn(), "discarding log suffix");
+        warn!(
+            from = lsn + 1,
+            to = self.log.last_lsn(),
+            "discarding log suffix"
+        );
         self.log.truncate_after(lsn);
         self.durable = self.durable.min(lsn);
         self.commit = self.commit.min(lsn);
@@ -333,7 +353,11 @@ impl Core {
         let snap = storage::open_snapshot(&self.cfg.data_dir);
         let target = self.commit.min(self.log.last_lsn());
         match snap {
-            Some(s) if s.lsn <= target && s.lsn >= self.log.base_lsn && self.log.term_at(s.lsn) == Some(s.term) => {
+            Some(s)
+                if s.lsn <= target
+                    && s.lsn >= self.log.base_lsn
+                    && self.log.term_at(s.lsn) == Some(s.term) =>
+            {
                 match Store::decode(s.data) {
                     Ok(store) => {
                         self.store = store;
@@ -392,7 +416,8 @@ impl Core {
     }
 
     pub fn leader_addr(&self) -> Option<(&str, std::net::SocketAddr)> {
-        self.leader.map(|l| (self.cfg.peers[l].id.as_str(), self.cfg.peers[l].addr))
+        self.leader
+            .map(|l| (self.cfg.peers[l].id.as_str(), self.cfg.peers[l].addr))
     }
 }
 

@@ -30,7 +30,10 @@ impl Core {
         if !self.never_steps_down() {
             let since = self.lease_start().unwrap_or(0).max(self.leader_since);
             if self.now_echo().saturating_sub(since) > self.cfg.lease.as_nanos() as u64 {
-                warn!(term = self.term, "no majority contact within the lease; stepping down");
+                warn!(
+                    term = self.term,
+                    "no majority contact within the lease; stepping down"
+                );
                 self.become_follower(self.term, None);
                 self.reset_election_timer();
                 return;
@@ -95,7 +98,11 @@ impl Core {
         self.votes.insert(self.me());
         self.reset_election_timer();
         self.publish();
-        info!(term = self.term, last_lsn = self.log.last_lsn(), "starting election");
+        info!(
+            term = self.term,
+            last_lsn = self.log.last_lsn(),
+            "starting election"
+        );
         if self.votes.len() >= self.cfg.majority() {
             self.become_leader();
             return;
@@ -112,10 +119,18 @@ impl Core {
         }
     }
 
-    pub fn on_vote(&mut self, from: usize, term: u64, last_lsn: u64, last_term: u64, pre: bool, force: bool) {
+    pub fn on_vote(
+        &mut self,
+        from: usize,
+        term: u64,
+        last_lsn: u64,
+        last_term: u64,
+        pre: bool,
+        force: bool,
+    ) {
         let now = Instant::now();
-        let up_to_date =
-            (last_term, last_lsn) >= (self.log.last_term(), self.log.last_lsn()) || self.bug(Bug::ElectStale);
+        let up_to_date = (last_term, last_lsn) >= (self.log.last_term(), self.log.last_lsn())
+            || self.bug(Bug::ElectStale);
         let sticky = !force
             && match self.role {
                 Role::Leader => self.lease_valid() || self.never_steps_down(),
@@ -125,16 +140,37 @@ impl Core {
             };
         if pre {
             let granted = term > self.term && up_to_date && !sticky;
-            self.send(from, Msg::VoteResp { term, granted, pre: true });
+            self.send(
+                from,
+                Msg::VoteResp {
+                    term,
+                    granted,
+                    pre: true,
+                },
+            );
             return;
         }
         if term < self.term || (term > self.term && sticky) {
-            self.send(from, Msg::VoteResp { term: self.term, granted: false, pre: false });
+            self.send(
+                from,
+                Msg::VoteResp {
+                    term: self.term,
+                    granted: false,
+                    pre: false,
+                },
+            );
             return;
         }
         if term > self.term {
             if self.role == Role::Leader && self.bug(Bug::NoStepDown) {
-                self.send(from, Msg::VoteResp { term: self.term, granted: false, pre: false });
+                self.send(
+                    from,
+                    Msg::VoteResp {
+                        term: self.term,
+                        granted: false,
+                        pre: false,
+                    },
+                );
                 return;
             }
             self.become_follower(term, None);
@@ -146,7 +182,14 @@ impl Core {
             self.reset_election_timer();
         }
         info!(term, candidate = %self.cfg.peers[from].id, granted, "vote request");
-        self.send(from, Msg::VoteResp { term: self.term, granted, pre: false });
+        self.send(
+            from,
+            Msg::VoteResp {
+                term: self.term,
+                granted,
+                pre: false,
+            },
+        );
     }
 
     pub fn on_vote_resp(&mut self, from: usize, term: u64, granted: bool, pre: bool) {
@@ -186,10 +229,16 @@ impl Core {
                 _ => {}
             }
         }
-        let responsive =
-            |c: &Core, i: usize| c.peers[i].last_resp.is_some_and(|t| now.duration_since(t) < timeout);
+        let responsive = |c: &Core, i: usize| {
+            c.peers[i]
+                .last_resp
+                .is_some_and(|t| now.duration_since(t) < timeout)
+        };
         let healthy = |c: &Core, i: usize| {
-            responsive(c, i) && c.peers[i].lag_since.is_none_or(|(_, t)| now.duration_since(t) < timeout)
+            responsive(c, i)
+                && c.peers[i]
+                    .lag_since
+                    .is_none_or(|(_, t)| now.duration_since(t) < timeout)
         };
         if self.sync_follower.is_some_and(|s| healthy(self, s)) {
             return;

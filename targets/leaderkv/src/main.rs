@@ -19,17 +19,26 @@ fn main() -> anyhow::Result<()> {
                 .append(true)
                 .open(path)
                 .with_context(|| format!("failed to open log file {}", path.display()))?;
-            tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(Mutex::new(f)).init();
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_ansi(false)
+                .with_writer(Mutex::new(f))
+                .init();
         }
-        None => tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init(),
+        None => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init(),
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("failed to start the runtime")?;
     rt.block_on(async move {
-        let mut term = signal(SignalKind::terminate()).context("failed to install SIGTERM handler")?;
-        let mut int = signal(SignalKind::interrupt()).context("failed to install SIGINT handler")?;
+        let mut term =
+            signal(SignalKind::terminate()).context("failed to install SIGTERM handler")?;
+        let mut int =
+            signal(SignalKind::interrupt()).context("failed to install SIGINT handler")?;
         let node = Node::start(cfg).await.context("failed to start the node")?;
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM"),

@@ -133,7 +133,17 @@ pub async fn receiver(shared: Arc<Shared>, mut sock: TcpStream, mut buf: BytesMu
 }
 
 async fn install_snapshot(shared: &Arc<Shared>, from: usize, m: Msg) {
-    let Msg::Snapshot { term, lsn, last_term, commit, echo, data } = m else { return };
+    let Msg::Snapshot {
+        term,
+        lsn,
+        last_term,
+        commit,
+        echo,
+        data,
+    } = m
+    else {
+        return;
+    };
     {
         let core = shared.core();
         let acceptable = term >= core.term || core.bug(Bug::NoFencing);
@@ -142,7 +152,14 @@ async fn install_snapshot(shared: &Arc<Shared>, from: usize, m: Msg) {
             // Let the normal path answer with our term.
             shared.core().on_msg(
                 from,
-                Msg::Append { term, prev_lsn: u64::MAX, prev_term: 0, commit: 0, echo, entries: vec![] },
+                Msg::Append {
+                    term,
+                    prev_lsn: u64::MAX,
+                    prev_term: 0,
+                    commit: 0,
+                    echo,
+                    entries: vec![],
+                },
             );
             return;
         }
@@ -150,16 +167,29 @@ async fn install_snapshot(shared: &Arc<Shared>, from: usize, m: Msg) {
     let dir = shared.cfg.data_dir.clone();
     let res = tokio::task::spawn_blocking(move || {
         let store = Store::decode(data.clone())?;
-        storage::save_snapshot(&dir, &SnapshotFile { lsn, term: last_term, data })?;
+        storage::save_snapshot(
+            &dir,
+            &SnapshotFile {
+                lsn,
+                term: last_term,
+                data,
+            },
+        )?;
         Ok::<_, crate::Error>(store)
     })
     .await;
     match res {
-        Ok(Ok(store)) => {
-            shared
-                .core()
-                .on_snapshot(from, IncomingSnapshot { term, lsn, last_term, commit, echo, store })
-        }
+        Ok(Ok(store)) => shared.core().on_snapshot(
+            from,
+            IncomingSnapshot {
+                term,
+                lsn,
+                last_term,
+                commit,
+                echo,
+                store,
+            },
+        ),
         Ok(Err(e)) => warn!("failed to install snapshot: {e}"),
         Err(e) => warn!("failed to install snapshot: {e}"),
     }

@@ -75,7 +75,9 @@ impl Node {
         let listener = TcpListener::bind(cfg.listen)
             .await
             .map_err(|e| Error::Io(format!("bind {}", cfg.listen), e))?;
-        let addr = listener.local_addr().map_err(|e| Error::Io("local addr".into(), e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::Io("local addr".into(), e))?;
         let n = cfg.peers.len();
         let mut senders = Vec::with_capacity(n);
         let mut receivers = Vec::with_capacity(n);
@@ -91,8 +93,19 @@ impl Node {
         }
         let flush_cv = Arc::new(Condvar::new());
         let repl_kick = Arc::new(Notify::new());
-        let (ptx, prx) = watch::channel(Progress { term: rec.term, leader: false, commit: 0 });
-        let core = Core::new(cfg.clone(), &mut rec, senders, ptx, repl_kick.clone(), flush_cv.clone())?;
+        let (ptx, prx) = watch::channel(Progress {
+            term: rec.term,
+            leader: false,
+            commit: 0,
+        });
+        let core = Core::new(
+            cfg.clone(),
+            &mut rec,
+            senders,
+            ptx,
+            repl_kick.clone(),
+            flush_cv.clone(),
+        )?;
         info!(
             id = cfg.id(),
             %addr,
@@ -132,7 +145,11 @@ impl Node {
         shared.track(h.abort_handle());
         let h = tokio::spawn(replicator(shared.clone()));
         shared.track(h.abort_handle());
-        Ok(Node { shared, flusher: Some(flusher), addr })
+        Ok(Node {
+            shared,
+            flusher: Some(flusher),
+            addr,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -242,7 +259,11 @@ fn flusher(shared: Arc<Shared>, mut file: LogFile) {
                 if shared.stopping.load(Ordering::SeqCst) {
                     return;
                 }
-                c = shared.flush_cv.wait_timeout(c, Duration::from_millis(100)).unwrap_or_else(|e| e.into_inner()).0;
+                c = shared
+                    .flush_cv
+                    .wait_timeout(c, Duration::from_millis(100))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
             }
             (c.log.take_ops(), c.log.epoch, c.log.last_lsn())
         };
@@ -294,7 +315,11 @@ async fn ticker(shared: Arc<Shared>) {
                 c.want_compact = false;
                 c.compacting = true;
                 let lsn = c.applied;
-                Some((lsn, c.log.term_at(lsn).unwrap_or(c.log.base_term), c.store.clone()))
+                Some((
+                    lsn,
+                    c.log.term_at(lsn).unwrap_or(c.log.base_term),
+                    c.store.clone(),
+                ))
             } else {
                 None
             };
@@ -311,11 +336,30 @@ async fn ticker(shared: Arc<Shared>) {
 }
 
 async fn send_snapshot(shared: Arc<Shared>, j: SnapJob) {
-    let SnapJob { peer, term, lsn, last_term, commit, store } = j;
-    let Ok(data) = tokio::task::spawn_blocking(move || store.encode()).await else { return };
+    let SnapJob {
+        peer,
+        term,
+        lsn,
+        last_term,
+        commit,
+        store,
+    } = j;
+    let Ok(data) = tokio::task::spawn_blocking(move || store.encode()).await else {
+        return;
+    };
     let c = shared.core();
     let echo = c.now_echo();
-    c.send(peer, Msg::Snapshot { term, lsn, last_term, commit, echo, data: Bytes::from(data) });
+    c.send(
+        peer,
+        Msg::Snapshot {
+            term,
+            lsn,
+            last_term,
+            commit,
+            echo,
+            data: Bytes::from(data),
+        },
+    );
 }
 
 /// Write a snapshot of the applied state, then drop log records it covers beyond the
@@ -334,7 +378,11 @@ fn compact_log(shared: Arc<Shared>, lsn: u64, term: u64, store: crate::state::St
         c.log.compact(cut);
         c.snapshot_lsn = lsn;
         c.flush_kick.notify_one();
-        info!(snapshot_lsn = lsn, log_base = c.log.base_lsn, "compacted the log");
+        info!(
+            snapshot_lsn = lsn,
+            log_base = c.log.base_lsn,
+            "compacted the log"
+        );
     }
 }
 

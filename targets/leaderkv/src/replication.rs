@@ -101,7 +101,11 @@ impl Core {
                 term,
                 success,
                 match_lsn: if success { self.matched } else { 0 },
-                durable_lsn: if success { self.durable.min(self.matched) } else { 0 },
+                durable_lsn: if success {
+                    self.durable.min(self.matched)
+                } else {
+                    0
+                },
                 last_lsn: hint,
                 echo,
                 empty: self.log.last_lsn() == 0,
@@ -138,8 +142,17 @@ impl Core {
     }
 
     pub fn on_append(&mut self, from: usize, m: AppendArgs) {
-        let AppendArgs { term, mut prev_lsn, prev_term, commit, echo, mut entries } = m;
-        let Some(reply_term) = self.accept_leader(from, term, echo) else { return };
+        let AppendArgs {
+            term,
+            mut prev_lsn,
+            prev_term,
+            commit,
+            echo,
+            mut entries,
+        } = m;
+        let Some(reply_term) = self.accept_leader(from, term, echo) else {
+            return;
+        };
         let base = self.log.base_lsn;
         if prev_lsn < base {
             // The start of the batch is covered by our snapshot (committed, so it matches).
@@ -238,7 +251,9 @@ impl Core {
 
     /// Install a snapshot from the leader (its file is already written).
     pub fn on_snapshot(&mut self, from: usize, s: IncomingSnapshot) {
-        let Some(reply_term) = self.accept_leader(from, s.term, s.echo) else { return };
+        let Some(reply_term) = self.accept_leader(from, s.term, s.echo) else {
+            return;
+        };
         let have = s.lsn <= self.log.last_lsn() && self.log.term_at(s.lsn) == Some(s.last_term);
         if !have {
             info!(lsn = s.lsn, "installing snapshot");
@@ -337,18 +352,52 @@ impl Core {
             return;
         }
         match msg {
-            Msg::Vote { term, last_lsn, last_term, pre, force } => {
-                self.on_vote(from, term, last_lsn, last_term, pre, force)
-            }
+            Msg::Vote {
+                term,
+                last_lsn,
+                last_term,
+                pre,
+                force,
+            } => self.on_vote(from, term, last_lsn, last_term, pre, force),
             Msg::VoteResp { term, granted, pre } => self.on_vote_resp(from, term, granted, pre),
-            Msg::Append { term, prev_lsn, prev_term, commit, echo, entries } => {
-                self.on_append(from, AppendArgs { term, prev_lsn, prev_term, commit, echo, entries })
-            }
-            Msg::AppendResp { term, success, match_lsn, durable_lsn, last_lsn, echo, empty } => self
-                .on_append_resp(
-                    from,
-                    AppendRespArgs { term, success, match_lsn, durable_lsn, last_lsn, echo, empty },
-                ),
+            Msg::Append {
+                term,
+                prev_lsn,
+                prev_term,
+                commit,
+                echo,
+                entries,
+            } => self.on_append(
+                from,
+                AppendArgs {
+                    term,
+                    prev_lsn,
+                    prev_term,
+                    commit,
+                    echo,
+                    entries,
+                },
+            ),
+            Msg::AppendResp {
+                term,
+                success,
+                match_lsn,
+                durable_lsn,
+                last_lsn,
+                echo,
+                empty,
+            } => self.on_append_resp(
+                from,
+                AppendRespArgs {
+                    term,
+                    success,
+                    match_lsn,
+                    durable_lsn,
+                    last_lsn,
+                    echo,
+                    empty,
+                },
+            ),
             Msg::Snapshot { .. } => {}
         }
     }

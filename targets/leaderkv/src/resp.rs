@@ -67,7 +67,10 @@ const MAX_BULK: usize = 64 << 20;
 const MAX_ARGS: usize = 1 << 20;
 
 fn find_crlf(b: &[u8], from: usize) -> Option<usize> {
-    b.get(from..)?.windows(2).position(|w| w == b"\r\n").map(|p| p + from)
+    b.get(from..)?
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .map(|p| p + from)
 }
 
 fn parse_int(b: &[u8]) -> Result<i64, Error> {
@@ -99,7 +102,9 @@ pub fn parse_command(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, Error> {
             .collect();
         return Ok(Some(words));
     }
-    let Some(end) = find_crlf(buf, 1) else { return Ok(None) };
+    let Some(end) = find_crlf(buf, 1) else {
+        return Ok(None);
+    };
     let n = parse_int(&buf[1..end])?;
     if n < 0 || n as usize > MAX_ARGS {
         return Err(Error::Protocol(format!("bad array length {n}")));
@@ -114,7 +119,9 @@ pub fn parse_command(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, Error> {
         if buf[pos] != b'$' {
             return Err(Error::Protocol("expected bulk string".into()));
         }
-        let Some(e) = find_crlf(buf, pos + 1) else { return Ok(None) };
+        let Some(e) = find_crlf(buf, pos + 1) else {
+            return Ok(None);
+        };
         let len = parse_int(&buf[pos + 1..e])?;
         if len < 0 || len as usize > MAX_BULK {
             return Err(Error::Protocol(format!("bad bulk length {len}")));
@@ -128,7 +135,9 @@ pub fn parse_command(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, Error> {
         pos = stop + 2;
     }
     let frame = buf.split_to(pos).freeze();
-    Ok(Some(spans.into_iter().map(|(a, b)| frame.slice(a..b)).collect()))
+    Ok(Some(
+        spans.into_iter().map(|(a, b)| frame.slice(a..b)).collect(),
+    ))
 }
 
 /// Parse one reply from the front of `buf` (used by the test/bench client).
@@ -137,7 +146,9 @@ pub fn parse_reply(buf: &mut BytesMut) -> Result<Option<Reply>, Error> {
         if pos >= b.len() {
             return Ok(None);
         }
-        let Some(e) = find_crlf(b, pos + 1) else { return Ok(None) };
+        let Some(e) = find_crlf(b, pos + 1) else {
+            return Ok(None);
+        };
         let line = &b[pos + 1..e];
         let next = e + 2;
         let text = || String::from_utf8_lossy(line).into_owned();
@@ -154,7 +165,10 @@ pub fn parse_reply(buf: &mut BytesMut) -> Result<Option<Reply>, Error> {
                     if stop + 2 > b.len() {
                         return Ok(None);
                     }
-                    (Reply::Bulk(Some(Bytes::copy_from_slice(&b[next..stop]))), stop + 2)
+                    (
+                        Reply::Bulk(Some(Bytes::copy_from_slice(&b[next..stop]))),
+                        stop + 2,
+                    )
                 }
             }
             b'*' => {
@@ -213,12 +227,20 @@ mod tests {
         assert_eq!(parse_command(&mut buf).unwrap().unwrap()[1].as_ref(), b"k");
         assert!(parse_command(&mut buf).unwrap().is_none());
         buf.extend_from_slice(&out[out.len() - 3..]);
-        assert_eq!(parse_command(&mut buf).unwrap().unwrap()[0].as_ref(), b"PING");
+        assert_eq!(
+            parse_command(&mut buf).unwrap().unwrap()[0].as_ref(),
+            b"PING"
+        );
     }
 
     #[test]
     fn replies_roundtrip() {
-        let r = Reply::Array(vec![Reply::bulk("leader"), Reply::Int(3), Reply::Bulk(None), Reply::err("X y")]);
+        let r = Reply::Array(vec![
+            Reply::bulk("leader"),
+            Reply::Int(3),
+            Reply::Bulk(None),
+            Reply::err("X y"),
+        ]);
         let mut out = Vec::new();
         r.encode(&mut out);
         let mut buf = BytesMut::from(&out[..]);

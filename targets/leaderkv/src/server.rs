@@ -18,7 +18,12 @@ use crate::resp::{Reply, parse_command};
 
 enum Slot {
     Ready(Reply),
-    Wait { lsn: u64, term: u64, reply: Reply, deadline: Instant },
+    Wait {
+        lsn: u64,
+        term: u64,
+        reply: Reply,
+        deadline: Instant,
+    },
 }
 
 pub async fn serve(shared: Arc<Shared>, mut sock: TcpStream, mut buf: BytesMut) {
@@ -50,9 +55,12 @@ pub async fn serve(shared: Arc<Shared>, mut sock: TcpStream, mut buf: BytesMut) 
                 Class::Read => Slot::Ready(read(&shared, &args).await),
                 _ => match shared.core().execute(&args) {
                     Outcome::Now(r) => Slot::Ready(r),
-                    Outcome::Wait { lsn, term, reply } => {
-                        Slot::Wait { lsn, term, reply, deadline: Instant::now() + shared.cfg.write_timeout }
-                    }
+                    Outcome::Wait { lsn, term, reply } => Slot::Wait {
+                        lsn,
+                        term,
+                        reply,
+                        deadline: Instant::now() + shared.cfg.write_timeout,
+                    },
                     Outcome::Retry => Slot::Ready(Reply::err("TRYAGAIN leadership not confirmed")),
                 },
             };
@@ -98,7 +106,14 @@ async fn resolve(slots: &mut Vec<Slot>, out: &mut Vec<u8>, rx: &mut watch::Recei
     for slot in slots.drain(..) {
         match slot {
             Slot::Ready(r) => r.encode(out),
-            Slot::Wait { lsn, term, reply, deadline } => wait_commit(lsn, term, reply, deadline, rx).await.encode(out),
+            Slot::Wait {
+                lsn,
+                term,
+                reply,
+                deadline,
+            } => wait_commit(lsn, term, reply, deadline, rx)
+                .await
+                .encode(out),
         }
     }
 }
@@ -124,7 +139,9 @@ async fn wait_commit(
             Ok(Ok(())) => {}
             Ok(Err(_)) => return Reply::err("UNCERTAIN node shutting down"),
             Err(_) => {
-                return Reply::err(format!("UNCERTAIN timed out waiting for replication of lsn {lsn}"));
+                return Reply::err(format!(
+                    "UNCERTAIN timed out waiting for replication of lsn {lsn}"
+                ));
             }
         }
     }

@@ -37,7 +37,8 @@ impl Store {
                     s.insert(member.clone());
                 }
                 _ => {
-                    self.map.insert(key.clone(), Value::Set(HashSet::from([member.clone()])));
+                    self.map
+                        .insert(key.clone(), Value::Set(HashSet::from([member.clone()])));
                 }
             },
         }
@@ -123,7 +124,8 @@ impl Overlay {
         match &e.rec {
             Record::Noop => {}
             Record::Set { key, value } => {
-                self.map.insert(key.clone(), (e.lsn, Pending::Str(value.clone())));
+                self.map
+                    .insert(key.clone(), (e.lsn, Pending::Str(value.clone())));
             }
             Record::SAdd { key, member } => match self.map.get_mut(key) {
                 Some((lsn, Pending::Adds(s))) => {
@@ -131,7 +133,10 @@ impl Overlay {
                     s.insert(member.clone());
                 }
                 _ => {
-                    self.map.insert(key.clone(), (e.lsn, Pending::Adds(HashSet::from([member.clone()]))));
+                    self.map.insert(
+                        key.clone(),
+                        (e.lsn, Pending::Adds(HashSet::from([member.clone()]))),
+                    );
                 }
             },
         }
@@ -205,14 +210,30 @@ mod tests {
     #[test]
     fn store_roundtrip_and_overlay() {
         let mut s = Store::default();
-        s.apply(&Record::Set { key: "a".into(), value: "1".into() });
-        s.apply(&Record::SAdd { key: "s".into(), member: "x".into() });
+        s.apply(&Record::Set {
+            key: "a".into(),
+            value: "1".into(),
+        });
+        s.apply(&Record::SAdd {
+            key: "s".into(),
+            member: "x".into(),
+        });
         let back = Store::decode(Bytes::from(s.encode())).unwrap();
         assert_eq!(back.get(b"a"), s.get(b"a"));
         let mut o = Overlay::default();
-        let e = Entry { lsn: 5, term: 1, rec: Record::SAdd { key: "s".into(), member: "y".into() } };
+        let e = Entry {
+            lsn: 5,
+            term: 1,
+            rec: Record::SAdd {
+                key: "s".into(),
+                member: "y".into(),
+            },
+        };
         o.add(&e);
-        let v = View { store: &s, overlay: &o };
+        let v = View {
+            store: &s,
+            overlay: &o,
+        };
         assert_eq!(v.is_member(b"s", b"y"), Ok(true));
         assert_eq!(v.is_member(b"s", b"x"), Ok(true));
         assert_eq!(v.string(b"s"), Err(WrongType));

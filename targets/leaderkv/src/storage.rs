@@ -272,7 +272,11 @@ pub fn save_snapshot(dir: &Path, s: &SnapshotFile) -> Result<(), Error> {
 pub fn open_snapshot(dir: &Path) -> Option<SnapshotFile> {
     let raw = read_file(&dir.join("snapshot")).ok()??;
     let mut d = Dec::new(Bytes::from(raw));
-    Some(SnapshotFile { lsn: d.u64().ok()?, term: d.u64().ok()?, data: d.bytes().ok()? })
+    Some(SnapshotFile {
+        lsn: d.u64().ok()?,
+        term: d.u64().ok()?,
+        data: d.bytes().ok()?,
+    })
 }
 
 /// What a node finds in its data dir at start.
@@ -288,7 +292,8 @@ fn read_file(p: &Path) -> Result<Option<Vec<u8>>, Error> {
     match File::open(p) {
         Ok(mut f) => {
             let mut v = Vec::new();
-            f.read_to_end(&mut v).map_err(|e| Error::Io(format!("read {}", p.display()), e))?;
+            f.read_to_end(&mut v)
+                .map_err(|e| Error::Io(format!("read {}", p.display()), e))?;
             Ok(Some(v))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -309,7 +314,11 @@ pub fn open(dir: &Path) -> Result<Recovered, Error> {
     let snapshot = match read_file(&dir.join("snapshot"))? {
         Some(s) => {
             let mut d = Dec::new(Bytes::from(s));
-            Some(SnapshotFile { lsn: d.u64()?, term: d.u64()?, data: d.bytes()? })
+            Some(SnapshotFile {
+                lsn: d.u64()?,
+                term: d.u64()?,
+                data: d.bytes()?,
+            })
         }
         None => None,
     };
@@ -360,7 +369,13 @@ pub fn open(dir: &Path) -> Result<Recovered, Error> {
         .append(true)
         .open(&path)
         .map_err(|e| Error::Io("open log".into(), e))?;
-    Ok(Recovered { term, voted_for, snapshot, log, file: LogFile { path, file } })
+    Ok(Recovered {
+        term,
+        voted_for,
+        snapshot,
+        log,
+        file: LogFile { path, file },
+    })
 }
 
 #[cfg(test)]
@@ -369,7 +384,14 @@ mod tests {
     use crate::codec::Record;
 
     fn ent(lsn: u64, term: u64) -> Entry {
-        Entry { lsn, term, rec: Record::Set { key: Bytes::from("k"), value: Bytes::from(format!("{lsn}")) } }
+        Entry {
+            lsn,
+            term,
+            rec: Record::Set {
+                key: Bytes::from("k"),
+                value: Bytes::from(format!("{lsn}")),
+            },
+        }
     }
 
     #[test]

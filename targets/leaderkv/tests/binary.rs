@@ -24,13 +24,23 @@ impl Drop for Procs {
 }
 
 fn port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 fn spawn(dir: &Path, i: usize, peers: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_leaderkv"))
         .args(["--id", &format!("n{}", i + 1), "--peers", peers])
-        .args(["--election-timeout-ms", "400", "--heartbeat-ms", "40", "--mode", "sync"])
+        .args([
+            "--election-timeout-ms",
+            "400",
+            "--heartbeat-ms",
+            "40",
+            "--mode",
+            "sync",
+        ])
         .arg("--data-dir")
         .arg(dir.join(format!("n{}", i + 1)))
         .arg("--log-file")
@@ -70,13 +80,22 @@ async fn wait_leader(addrs: &[SocketAddr], skip: Option<usize>) -> usize {
 async fn real_processes_replicate_fail_over_and_shut_down_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let addrs: Vec<SocketAddr> = (0..3).map(|_| port()).collect();
-    let peers: Vec<String> = addrs.iter().enumerate().map(|(i, a)| format!("n{}={a}", i + 1)).collect();
+    let peers: Vec<String> = addrs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("n{}={a}", i + 1))
+        .collect();
     let peers = peers.join(",");
-    let mut p = Procs { children: (0..3).map(|i| Some(spawn(dir.path(), i, &peers))).collect() };
+    let mut p = Procs {
+        children: (0..3).map(|i| Some(spawn(dir.path(), i, &peers))).collect(),
+    };
     let l = wait_leader(&addrs, None).await;
     for i in 0..20 {
         let k = format!("k{i}");
-        assert_eq!(call(addrs[l], &["SET", &k, "v"]).await.unwrap(), Reply::ok());
+        assert_eq!(
+            call(addrs[l], &["SET", &k, "v"]).await.unwrap(),
+            Reply::ok()
+        );
     }
     let f = (l + 1) % 3;
     let r = call(addrs[f], &["SET", "x", "1"]).await.unwrap();
@@ -91,7 +110,10 @@ async fn real_processes_replicate_fail_over_and_shut_down_cleanly() {
     old.wait().unwrap();
     let nl = wait_leader(&addrs, Some(l)).await;
     for i in 0..20 {
-        assert_eq!(call(addrs[nl], &["GET", &format!("k{i}")]).await.unwrap(), Reply::bulk("v"));
+        assert_eq!(
+            call(addrs[nl], &["GET", &format!("k{i}")]).await.unwrap(),
+            Reply::bulk("v")
+        );
     }
     // Restart it from its data dir: it rejoins as a follower.
     p.children[l] = Some(spawn(dir.path(), l, &peers));
@@ -110,7 +132,10 @@ async fn real_processes_replicate_fail_over_and_shut_down_cleanly() {
     // SIGTERM: clean exit.
     for c in p.children.iter_mut() {
         let mut c = c.take().unwrap();
-        let st = Command::new("kill").args(["-TERM", &c.id().to_string()]).status().unwrap();
+        let st = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .unwrap();
         assert!(st.success());
         let deadline = Instant::now() + Duration::from_secs(10);
         let code = loop {
@@ -126,5 +151,8 @@ async fn real_processes_replicate_fail_over_and_shut_down_cleanly() {
         assert!(code.success(), "clean exit: {code:?}");
     }
     let log = std::fs::read_to_string(dir.path().join(format!("n{}.log", nl + 1))).unwrap();
-    assert!(log.contains("elected leader"), "the log file records the election");
+    assert!(
+        log.contains("elected leader"),
+        "the log file records the election"
+    );
 }

@@ -15,7 +15,11 @@ fn others(l: usize) -> Vec<usize> {
 
 /// Isolated leader acks a write, dies; is the acked write on the new leader?
 async fn ack_before_replicate(bug: bool) -> bool {
-    let bugs = if bug { vec![Bug::AckBeforeReplicate] } else { vec![] };
+    let bugs = if bug {
+        vec![Bug::AckBeforeReplicate]
+    } else {
+        vec![]
+    };
     let mut c = Cluster::start3(Mode::Sync, &bugs).await;
     let l = c.wait_leader().await;
     assert_eq!(c.set(l, "base", "1").await, Reply::ok());
@@ -23,7 +27,9 @@ async fn ack_before_replicate(bug: bool) -> bool {
     let acked = c.set(l, "w", "1").await == Reply::ok();
     c.kill(l).await;
     c.heal();
-    let nl = c.wait_leader_among(&others(l), Duration::from_secs(10)).await;
+    let nl = c
+        .wait_leader_among(&others(l), Duration::from_secs(10))
+        .await;
     let present = c.get(nl, "w").await == Reply::bulk("1");
     assert_eq!(c.get(nl, "base").await, Reply::bulk("1"));
     c.shutdown().await;
@@ -32,8 +38,14 @@ async fn ack_before_replicate(bug: bool) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ack_before_replicate_loses_acked_writes() {
-    assert!(ack_before_replicate(true).await, "with the bug an acked write is lost");
-    assert!(!ack_before_replicate(false).await, "without it no acked write is lost");
+    assert!(
+        ack_before_replicate(true).await,
+        "with the bug an acked write is lost"
+    );
+    assert!(
+        !ack_before_replicate(false).await,
+        "without it no acked write is lost"
+    );
 }
 
 /// Old leader isolated, new leader elected: do both claim leadership, and does the old one
@@ -43,20 +55,26 @@ async fn no_fencing(bug: bool, mode: Mode) -> (bool, bool) {
     let c = Cluster::start3(mode, &bugs).await;
     let l = c.wait_leader().await;
     c.isolate(l);
-    let nl = c.wait_leader_among(&others(l), Duration::from_secs(10)).await;
+    let nl = c
+        .wait_leader_among(&others(l), Duration::from_secs(10))
+        .await;
     let dual = c.node(l).status().role == Role::Leader && c.node(nl).status().role == Role::Leader;
     let r = c.set(l, "split", "old-leader").await;
     let acked = r == Reply::ok();
     if !acked {
         assert!(
-            is_err_prefix(&r, "NOLEADER") || is_err_prefix(&r, "MOVED") || is_err_prefix(&r, "UNCERTAIN"),
+            is_err_prefix(&r, "NOLEADER")
+                || is_err_prefix(&r, "MOVED")
+                || is_err_prefix(&r, "UNCERTAIN"),
             "{r:?}"
         );
     }
     c.heal();
-    c.wait_until("the old leader steps down after the heal", Duration::from_secs(10), |c| {
-        c.node(l).status().role != Role::Leader
-    })
+    c.wait_until(
+        "the old leader steps down after the heal",
+        Duration::from_secs(10),
+        |c| c.node(l).status().role != Role::Leader,
+    )
     .await;
     c.wait_converged(Duration::from_secs(10)).await;
     let lost = acked && c.get(nl, "split").await == Reply::Bulk(None);
@@ -66,10 +84,18 @@ async fn no_fencing(bug: bool, mode: Mode) -> (bool, bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_fencing_gives_dual_leaders_and_lost_writes() {
-    assert_eq!(no_fencing(true, Mode::Sync).await.0, true, "dual leaders with the bug");
-    assert_eq!(no_fencing(false, Mode::Sync).await.0, false, "no dual leaders without it");
-    assert_eq!(no_fencing(true, Mode::Async).await, (true, true), "lost writes with the bug");
-    assert_eq!(no_fencing(false, Mode::Async).await, (false, false), "none without it");
+    assert!(no_fencing(true, Mode::Sync).await.0, "dual leaders with the bug");
+    assert!(!no_fencing(false, Mode::Sync).await.0, "no dual leaders without it");
+    assert_eq!(
+        no_fencing(true, Mode::Async).await,
+        (true, true),
+        "lost writes with the bug"
+    );
+    assert_eq!(
+        no_fencing(false, Mode::Async).await,
+        (false, false),
+        "none without it"
+    );
 }
 
 /// INCR ids on the old leader, then on the new leader after a crash: any id handed out twice?
@@ -79,13 +105,25 @@ async fn local_counter(bug: bool) -> bool {
     let l = c.wait_leader().await;
     let mut ids = Vec::new();
     for _ in 0..5 {
-        let Reply::Int(n) = leaderkv::client::call(c.addrs[l], &["INCR", "ids"]).await.unwrap() else { panic!() };
+        let Reply::Int(n) = leaderkv::client::call(c.addrs[l], &["INCR", "ids"])
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
         ids.push(n);
     }
     c.kill(l).await;
-    let nl = c.wait_leader_among(&others(l), Duration::from_secs(10)).await;
+    let nl = c
+        .wait_leader_among(&others(l), Duration::from_secs(10))
+        .await;
     for _ in 0..3 {
-        let Reply::Int(n) = leaderkv::client::call(c.addrs[nl], &["INCR", "ids"]).await.unwrap() else { panic!() };
+        let Reply::Int(n) = leaderkv::client::call(c.addrs[nl], &["INCR", "ids"])
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
         ids.push(n);
     }
     c.shutdown().await;
@@ -113,7 +151,9 @@ async fn elect_stale(bug: bool) -> bool {
     c.kill(l).await;
     c.heal();
     c.node(stale).campaign();
-    let nl = c.wait_leader_among(&[stale, fresh], Duration::from_secs(10)).await;
+    let nl = c
+        .wait_leader_among(&[stale, fresh], Duration::from_secs(10))
+        .await;
     let mut lost = false;
     for k in &acked {
         if c.get(nl, k).await == Reply::Bulk(None) {
@@ -126,8 +166,14 @@ async fn elect_stale(bug: bool) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn elect_stale_loses_acked_writes() {
-    assert!(elect_stale(true).await, "a stale leader loses acked writes with the bug");
-    assert!(!elect_stale(false).await, "the up-to-date follower wins without it");
+    assert!(
+        elect_stale(true).await,
+        "a stale leader loses acked writes with the bug"
+    );
+    assert!(
+        !elect_stale(false).await,
+        "the up-to-date follower wins without it"
+    );
 }
 
 /// After a partition heals, does the old leader still claim leadership next to the new one?
@@ -136,7 +182,9 @@ async fn no_step_down(bug: bool) -> bool {
     let c = Cluster::start3(Mode::Sync, &bugs).await;
     let l = c.wait_leader().await;
     c.isolate(l);
-    let nl = c.wait_leader_among(&others(l), Duration::from_secs(10)).await;
+    let nl = c
+        .wait_leader_among(&others(l), Duration::from_secs(10))
+        .await;
     c.heal();
     tokio::time::sleep(Duration::from_millis(3 * ELECTION_MS)).await;
     let (a, b) = (c.node(l).status(), c.node(nl).status());
@@ -152,6 +200,9 @@ async fn no_step_down(bug: bool) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_step_down_keeps_two_leaders() {
-    assert!(no_step_down(true).await, "the old leader keeps leading with the bug");
+    assert!(
+        no_step_down(true).await,
+        "the old leader keeps leading with the bug"
+    );
     assert!(!no_step_down(false).await, "it steps down without it");
 }

@@ -35,9 +35,17 @@ pub fn ids(n: usize) -> Vec<String> {
 
 impl Cluster {
     /// A cluster of `n` configured members of which `started` are running.
-    pub async fn new(n: usize, started: usize, mode: Mode, bugs: &[Bug], retained_log: u64) -> Cluster {
+    pub async fn new(
+        n: usize,
+        started: usize,
+        mode: Mode,
+        bugs: &[Bug],
+        retained_log: u64,
+    ) -> Cluster {
         let mut c = Cluster {
-            dirs: (0..n).map(|_| tempfile::tempdir().expect("tempdir")).collect(),
+            dirs: (0..n)
+                .map(|_| tempfile::tempdir().expect("tempdir"))
+                .collect(),
             addrs: (0..n).map(|_| free_port()).collect(),
             nodes: (0..n).map(|_| None).collect(),
             mode,
@@ -112,7 +120,12 @@ impl Cluster {
     /// Cut node i off from every other node (both directions).
     pub fn isolate(&self, i: usize) {
         let all = ids(self.addrs.len());
-        let others: Vec<&str> = all.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, s)| s.as_str()).collect();
+        let others: Vec<&str> = all
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, s)| s.as_str())
+            .collect();
         self.node(i).block(&others);
         for (j, n) in self.nodes.iter().enumerate() {
             if let (Some(n), true) = (n, j != i) {
@@ -129,7 +142,11 @@ impl Cluster {
 
     pub fn leaders(&self) -> Vec<usize> {
         (0..self.nodes.len())
-            .filter(|&i| self.nodes[i].as_ref().is_some_and(|n| n.status().role == Role::Leader))
+            .filter(|&i| {
+                self.nodes[i]
+                    .as_ref()
+                    .is_some_and(|n| n.status().role == Role::Leader)
+            })
             .collect()
     }
 
@@ -137,24 +154,36 @@ impl Cluster {
     pub async fn wait_leader_among(&self, among: &[usize], timeout: Duration) -> usize {
         let deadline = Instant::now() + timeout;
         loop {
-            let ls: Vec<usize> = self.leaders().into_iter().filter(|l| among.contains(l)).collect();
+            let ls: Vec<usize> = self
+                .leaders()
+                .into_iter()
+                .filter(|l| among.contains(l))
+                .collect();
             if let [l] = ls[..] {
                 let st = self.node(l).status();
-                let agree = among.iter().filter(|&&j| self.nodes[j].is_some()).all(|&j| {
-                    let s = self.node(j).status();
-                    s.term == st.term && s.leader.as_deref() == Some(st.id.as_str())
-                });
+                let agree = among
+                    .iter()
+                    .filter(|&&j| self.nodes[j].is_some())
+                    .all(|&j| {
+                        let s = self.node(j).status();
+                        s.term == st.term && s.leader.as_deref() == Some(st.id.as_str())
+                    });
                 if agree && st.commit >= 1 {
                     return l;
                 }
             }
-            assert!(Instant::now() < deadline, "no single leader among {among:?} within {timeout:?}");
+            assert!(
+                Instant::now() < deadline,
+                "no single leader among {among:?} within {timeout:?}"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
     pub async fn wait_leader(&self) -> usize {
-        let live: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.nodes[i].is_some()).collect();
+        let live: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].is_some())
+            .collect();
         self.wait_leader_among(&live, Duration::from_secs(10)).await
     }
 
@@ -171,17 +200,24 @@ impl Cluster {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "replicas did not converge within {timeout:?}: {st:?}");
+            assert!(
+                Instant::now() < deadline,
+                "replicas did not converge within {timeout:?}: {st:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     pub async fn set(&self, i: usize, k: &str, v: &str) -> Reply {
-        call(self.addrs[i], &["SET", k, v]).await.expect("SET round trip")
+        call(self.addrs[i], &["SET", k, v])
+            .await
+            .expect("SET round trip")
     }
 
     pub async fn get(&self, i: usize, k: &str) -> Reply {
-        call(self.addrs[i], &["GET", k]).await.expect("GET round trip")
+        call(self.addrs[i], &["GET", k])
+            .await
+            .expect("GET round trip")
     }
 
     /// SET k0..kN on node i, pipelined in batches; returns the keys acknowledged OK.
@@ -190,7 +226,10 @@ impl Cluster {
         let keys: Vec<String> = (0..n).map(|j| format!("{prefix}{j}")).collect();
         let mut acked = BTreeSet::new();
         for chunk in keys.chunks(50) {
-            let cmds: Vec<Vec<&[u8]>> = chunk.iter().map(|k| vec![&b"SET"[..], k.as_bytes(), k.as_bytes()]).collect();
+            let cmds: Vec<Vec<&[u8]>> = chunk
+                .iter()
+                .map(|k| vec![&b"SET"[..], k.as_bytes(), k.as_bytes()])
+                .collect();
             let replies = c.pipeline(&cmds).await.expect("pipeline");
             for (k, r) in chunk.iter().zip(replies) {
                 if r == Reply::ok() {
@@ -201,7 +240,12 @@ impl Cluster {
         acked
     }
 
-    pub async fn wait_until(&self, what: &str, timeout: Duration, mut f: impl FnMut(&Cluster) -> bool) {
+    pub async fn wait_until(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut f: impl FnMut(&Cluster) -> bool,
+    ) {
         let deadline = Instant::now() + timeout;
         while !f(self) {
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
