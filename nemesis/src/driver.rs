@@ -143,3 +143,167 @@ where
         None => Ok(records),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+    use crate::fault::{Fault, FaultKind, Phase, Target};
+    use crate::schedule::ScheduledFault;
+    use std::sync::Mutex;
+
+    /// Records what it is asked; fails a start of `Kill`.
+    #[derive(Default)]
+    struct Mock {
+        log: Mutex<Vec<String>>,
+        active: Mutex<BTreeMap<u64, FaultRecord>>,
+        next: Mutex<u64>,
+    }
+
+    fn rec(id: u64, fault: &Fault, phase: Phase) -> FaultRecord {
+        FaultRecord {
+            id,
+            kind: fault.kind(),
+            phase,
+            nodes: vec!["n1".into()],
+            grudge: None,
+            clock_offset_ms: None,
+            fault: fault.clone(),
+            errors: vec![],
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Nemesis for Mock {
+        async fn setup(&self) -> Result<()> {
+            Ok(())
+        }
+        async fn invoke(&self, op: NemesisOp) -> Result<FaultRecord> {
+            match op {
+                NemesisOp::Start(f) => {
+                    if f.kind() == FaultKind::Kill {
+                        return Err(Error::other("kill", "refused"));
+                    }
+                    let mut n = self.next.lock().unwrap();
+                    *n += 1;
+                    self.log.lock().unwrap().push(format!("start {}", *n));
+                    let r = rec(*n, &f, Phase::Start);
+                    self.active.lock().unwrap().insert(*n, r.clone());
+                    Ok(r)
+                }
+                NemesisOp::Stop(id) => {
+                    self.log.lock().unwrap().push(format!("stop {id}"));
+                    let r = self.active.lock().unwrap().remove(&id).unwrap();
+                    Ok(FaultRecord {
+                        phase: Phase::Stop,
+                        ..r
+                    })
+                }
+            }
+        }
+        async fn heal_all(&self) -> Result<Vec<FaultRecord>> {
+            self.log.lock().unwrap().push("heal-all".into());
+            let all = std::mem::take(&mut *self.active.lock().unwrap());
+            Ok(all
+                .into_values()
+                .map(|r| FaultRecord {
+                    phase: Phase::Stop,
+                    ..r
+                })
+                .collect())
+        }
+        async fn teardown(&self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    fn pause(start_ms: u64, end_ms: u64) -> ScheduledFault {
+        ScheduledFault {
+            start_ms,
+            end_ms,
+            fault: Fault::Pause {
+                target: Target::One,
+            },
+        }
+    }
+
+    fn fs(events: &[NemesisEvent]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| match e {
+                NemesisEvent::Invoke { f, .. } => format!("invoke {f}"),
+                NemesisEvent::Complete { f, .. } => format!("complete {f}"),
+                NemesisEvent::Fail { f, .. } => format!("fail {f}"),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn plays_overlapping_faults_in_time_order_then_heals() {
+        let m = Mock::default();
+        let s = Schedule {
+            seed: None,
+            nodes: vec![],
+            faults: vec![pause(10, 40), pause(20, 30)],
+        };
+        let mut events = Vec::new();
+        let recs = run_schedule(&m, &s, std::future::pending(), &mut |e| events.push(e))
+            .await
+            .unwrap();
+        assert_eq!(
+            *m.log.lock().unwrap(),
+            ["start 1", "start 2", "stop 2", "stop 1", "heal-all"]
+        );
+        assert_eq!(recs.len(), 4);
+        assert_eq!(
+            fs(&events)[..2],
+            ["invoke start-pause", "complete start-pause"]
+        );
+        assert_eq!(fs(&events).last().unwrap(), "complete heal-all");
+    }
+
+    #[tokio::test]
+    async fn cancel_stops_early_and_heals_what_is_active() {
+        let m = Mock::default();
+        let s = Schedule {
+            seed: None,
+            nodes: vec![],
+            faults: vec![pause(5, 10_000), pause(20_000, 30_000)],
+        };
+        let mut events = Vec::new();
+        let cancel = tokio::time::sleep(Duration::from_millis(100));
+        let recs = run_schedule(&m, &s, cancel, &mut |e| events.push(e))
+            .await
+            .unwrap();
+        assert_eq!(*m.log.lock().unwrap(), ["start 1", "heal-all"]);
+        assert_eq!(recs.last().unwrap().phase, Phase::Stop);
+        match events.last().unwrap() {
+            NemesisEvent::Complete { records, .. } => assert_eq!(records.len(), 1),
+            e => panic!("{e:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_error_heals_everything_and_is_returned() {
+        let m = Mock::default();
+        let kill = ScheduledFault {
+            start_ms: 10,
+            end_ms: 20,
+            fault: Fault::Kill {
+                target: Target::All,
+            },
+        };
+        let s = Schedule {
+            seed: None,
+            nodes: vec![],
+            faults: vec![pause(0, 100), kill, pause(30, 40)],
+        };
+        let mut events = Vec::new();
+        let err = run_schedule(&m, &s, std::future::pending(), &mut |e| events.push(e))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("refused"));
+        assert_eq!(*m.log.lock().unwrap(), ["start 1", "heal-all"]);
+        assert!(fs(&events).contains(&"fail start-kill".to_string()));
+    }
+}

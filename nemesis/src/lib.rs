@@ -20,6 +20,7 @@
 //!   op as a [`NemesisEvent`] for the history.
 //! - [`error`]: [`Error`] ("failed to X: cause").
 
+mod apply;
 pub mod clock;
 pub mod driver;
 pub mod error;

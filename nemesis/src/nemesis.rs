@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use control::{Exec, Remote};
+use control::Remote;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -23,7 +23,7 @@ use crate::grudge::{self, Grudge, NodeName, Shape};
 use crate::heal::{HealAll, execute_heal, teardown_chain};
 use crate::net;
 use crate::state::{HealAction, PendingHeal, StateFile};
-use crate::system::{SystemControl, signal_pids};
+use crate::system::SystemControl;
 
 /// A nemesis operation: start a fault, or stop the fault instance with this id.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,20 +60,20 @@ pub struct NemesisConfig {
     pub system: Option<Arc<dyn SystemControl>>,
 }
 
-struct Strobe {
-    stop: tokio::sync::watch::Sender<bool>,
-    handle: tokio::task::JoinHandle<()>,
+pub(crate) struct Strobe {
+    pub(crate) stop: tokio::sync::watch::Sender<bool>,
+    pub(crate) handle: tokio::task::JoinHandle<()>,
 }
 
-struct Active {
-    start: FaultRecord,
-    heals: Vec<PendingHeal>,
-    strobe: Option<Strobe>,
+pub(crate) struct Active {
+    pub(crate) start: FaultRecord,
+    pub(crate) heals: Vec<PendingHeal>,
+    pub(crate) strobe: Option<Strobe>,
     /// Shim mode: nanoseconds this fault added to each node's base offset.
-    shim_delta_ns: i64,
+    pub(crate) shim_delta_ns: i64,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     next_id: u64,
     rng: ChaCha8Rng,
     active: BTreeMap<u64, Active>,
@@ -81,14 +81,14 @@ struct Inner {
 
 /// Applies faults to a cluster through its remotes.
 pub struct ClusterNemesis {
-    remotes: BTreeMap<NodeName, Arc<dyn Remote>>,
-    names: Vec<NodeName>,
-    clock: ClockMode,
-    system: Option<Arc<dyn SystemControl>>,
-    state: Arc<Mutex<StateFile>>,
+    pub(crate) remotes: BTreeMap<NodeName, Arc<dyn Remote>>,
+    pub(crate) names: Vec<NodeName>,
+    pub(crate) clock: ClockMode,
+    pub(crate) system: Option<Arc<dyn SystemControl>>,
+    pub(crate) state: Arc<Mutex<StateFile>>,
     /// Shim mode: each node's offset from clock bumps (strobes add theirs on top).
-    base_ns: Arc<Mutex<BTreeMap<NodeName, i64>>>,
-    inner: tokio::sync::Mutex<Inner>,
+    pub(crate) base_ns: Arc<Mutex<BTreeMap<NodeName, i64>>>,
+    pub(crate) inner: tokio::sync::Mutex<Inner>,
 }
 
 impl std::fmt::Debug for ClusterNemesis {
@@ -100,9 +100,9 @@ impl std::fmt::Debug for ClusterNemesis {
     }
 }
 
-const CMD_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const CMD_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -146,7 +146,7 @@ impl ClusterNemesis {
         self.inner.lock().await.active.keys().copied().collect()
     }
 
-    fn remote(&self, node: &str) -> Result<Arc<dyn Remote>> {
+    pub(crate) fn remote(&self, node: &str) -> Result<Arc<dyn Remote>> {
         self.remotes.get(node).cloned().ok_or_else(|| {
             Error::other(
                 format!("find node {node}"),
@@ -155,17 +155,17 @@ impl ClusterNemesis {
         })
     }
 
-    fn addr(&self, node: &str) -> Result<String> {
+    pub(crate) fn addr(&self, node: &str) -> Result<String> {
         Ok(self.remote(node)?.node().addr.clone())
     }
 
-    fn system(&self, what: &str) -> Result<Arc<dyn SystemControl>> {
+    pub(crate) fn system(&self, what: &str) -> Result<Arc<dyn SystemControl>> {
         self.system
             .clone()
             .ok_or_else(|| Error::other(what, "the nemesis was given no system to act on"))
     }
 
-    fn pending(&self, id: u64, node: &str, action: HealAction) -> Result<PendingHeal> {
+    pub(crate) fn pending(&self, id: u64, node: &str, action: HealAction) -> Result<PendingHeal> {
         Ok(PendingHeal {
             id,
             node: node.to_string(),
@@ -175,7 +175,7 @@ impl ClusterNemesis {
     }
 
     /// Runs `f` on every node of `nodes` concurrently; the errors, by node.
-    async fn on_nodes<F, Fut>(&self, nodes: &[NodeName], f: F) -> Vec<String>
+    pub(crate) async fn on_nodes<F, Fut>(&self, nodes: &[NodeName], f: F) -> Vec<String>
     where
         F: Fn(NodeName, Arc<dyn Remote>) -> Fut,
         Fut: Future<Output = Result<()>> + Send + 'static,
@@ -200,7 +200,7 @@ impl ClusterNemesis {
         errors
     }
 
-    fn record_ahead(&self, heals: &[PendingHeal]) -> Result<()> {
+    pub(crate) fn record_ahead(&self, heals: &[PendingHeal]) -> Result<()> {
         lock(&self.state).add(heals.iter().cloned())
     }
 
@@ -430,253 +430,6 @@ impl ClusterNemesis {
         Ok(nodes)
     }
 
-    async fn apply_rules(
-        &self,
-        id: u64,
-        plan: Vec<(NodeName, Vec<Vec<String>>)>,
-        active: &mut Active,
-    ) -> std::result::Result<(), Vec<String>> {
-        let plan: Vec<_> = plan.into_iter().filter(|(_, r)| !r.is_empty()).collect();
-        let heals: Result<Vec<PendingHeal>> = plan
-            .iter()
-            .map(|(n, rules)| {
-                self.pending(
-                    id,
-                    n,
-                    HealAction::Iptables {
-                        chain: net::CHAIN.into(),
-                        rules: rules.clone(),
-                    },
-                )
-            })
-            .collect();
-        active.heals = heals.map_err(|e| vec![e.to_string()])?;
-        self.record_ahead(&active.heals)
-            .map_err(|e| vec![e.to_string()])?;
-        let scripts: BTreeMap<NodeName, String> = plan
-            .iter()
-            .map(|(n, rules)| (n.clone(), net::apply_script(net::CHAIN, rules)))
-            .collect();
-        let nodes: Vec<NodeName> = scripts.keys().cloned().collect();
-        let errors = self
-            .on_nodes(&nodes, |n, r| {
-                let script = scripts[&n].clone();
-                async move {
-                    run_sh(r.as_ref(), "add iptables rules", script)
-                        .await
-                        .map(|_| ())
-                }
-            })
-            .await;
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
-    }
-
-    async fn apply_bandwidth(
-        &self,
-        id: u64,
-        nodes: &[NodeName],
-        rate_kbit: u32,
-        active: &mut Active,
-    ) -> std::result::Result<(), Vec<String>> {
-        let mut ifaces = BTreeMap::new();
-        for n in nodes {
-            let r = self.remote(n).map_err(|e| vec![e.to_string()])?;
-            let out = run_sh(
-                r.as_ref(),
-                "find the interface",
-                net::iface_script(&r.node().addr),
-            )
-            .await
-            .map_err(|e| vec![e.to_string()])?;
-            let iface = out.trim().to_string();
-            if iface.is_empty() {
-                return Err(vec![format!(
-                    "failed to find the interface holding {} on {n}",
-                    r.node().addr
-                )]);
-            }
-            ifaces.insert(n.clone(), iface);
-        }
-        active.heals = ifaces
-            .iter()
-            .map(|(n, i)| self.pending(id, n, HealAction::TcRoot { iface: i.clone() }))
-            .collect::<Result<_>>()
-            .map_err(|e| vec![e.to_string()])?;
-        self.record_ahead(&active.heals)
-            .map_err(|e| vec![e.to_string()])?;
-        let errors = self
-            .on_nodes(nodes, |n, r| {
-                let script = net::tbf_script(&ifaces[&n], rate_kbit);
-                async move {
-                    run_sh(r.as_ref(), "add a tbf qdisc", script)
-                        .await
-                        .map(|_| ())
-                }
-            })
-            .await;
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
-    }
-
-    async fn apply_pause(
-        &self,
-        id: u64,
-        nodes: &[NodeName],
-        active: &mut Active,
-    ) -> std::result::Result<(), Vec<String>> {
-        let system = self
-            .system("pause the system")
-            .map_err(|e| vec![e.to_string()])?;
-        let mut pids = BTreeMap::new();
-        for n in nodes {
-            let r = self.remote(n).map_err(|e| vec![e.to_string()])?;
-            let p = system
-                .pids(r.as_ref())
-                .await
-                .map_err(|e| vec![e.to_string()])?;
-            if p.is_empty() {
-                return Err(vec![format!(
-                    "failed to pause {n}: the system is not running there"
-                )]);
-            }
-            pids.insert(n.clone(), p);
-        }
-        active.heals = pids
-            .iter()
-            .map(|(n, p)| self.pending(id, n, HealAction::Resume { pids: p.clone() }))
-            .collect::<Result<_>>()
-            .map_err(|e| vec![e.to_string()])?;
-        self.record_ahead(&active.heals)
-            .map_err(|e| vec![e.to_string()])?;
-        let errors = self
-            .on_nodes(nodes, |n, r| {
-                let p = pids[&n].clone();
-                async move { signal_pids(r.as_ref(), &p, "STOP", false).await }
-            })
-            .await;
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
-    }
-
-    async fn apply_clock(
-        &self,
-        id: u64,
-        nodes: &[NodeName],
-        action: &ClockAction,
-        active: &mut Active,
-    ) -> std::result::Result<(), Vec<String>> {
-        let one = |e: Error| vec![e.to_string()];
-        match &self.clock {
-            ClockMode::Unsupported => Err(vec![
-                "failed to skew the clock: no clock mechanism configured (local clusters need the clockshim \
-                 library, VMs the faultline-clock helper)"
-                    .to_string(),
-            ]),
-            ClockMode::Shim { .. } => {
-                active.heals = nodes
-                    .iter()
-                    .map(|n| {
-                        let file = self.clock.shim_file(n).expect("shim mode").display().to_string();
-                        self.pending(id, n, HealAction::ClockShim { file })
-                    })
-                    .collect::<Result<_>>()
-                    .map_err(one)?;
-                self.record_ahead(&active.heals).map_err(one)?;
-                match action {
-                    ClockAction::Bump { delta_ms } => {
-                        let delta = delta_ms.saturating_mul(1_000_000);
-                        active.shim_delta_ns = delta;
-                        for n in nodes {
-                            let base = {
-                                let mut b = lock(&self.base_ns);
-                                let v = b.entry(n.clone()).or_insert(0);
-                                *v += delta;
-                                *v
-                            };
-                            clock::write_offset(&self.clock.shim_file(n).expect("shim mode"), base).map_err(one)?;
-                        }
-                        Ok(())
-                    }
-                    ClockAction::Strobe { delta_ms, period_ms } => {
-                        let files: Vec<(NodeName, PathBuf)> =
-                            nodes.iter().map(|n| (n.clone(), self.clock.shim_file(n).expect("shim mode"))).collect();
-                        active.strobe = Some(spawn_shim_strobe(
-                            files,
-                            self.base_ns.clone(),
-                            delta_ms.saturating_mul(1_000_000),
-                            Duration::from_millis((*period_ms).max(1)),
-                        ));
-                        Ok(())
-                    }
-                }
-            }
-            ClockMode::Settime { helper } => {
-                let mut services = BTreeMap::new();
-                for n in nodes {
-                    let r = self.remote(n).map_err(one)?;
-                    let out = run_sh(r.as_ref(), "list active NTP services", active_ntp_script()).await.map_err(one)?;
-                    services.insert(n.clone(), out.split_whitespace().map(str::to_string).collect::<Vec<_>>());
-                }
-                let undo_ms = match action {
-                    ClockAction::Bump { delta_ms } => Some(-delta_ms),
-                    ClockAction::Strobe { .. } => None,
-                };
-                active.heals = services
-                    .iter()
-                    .map(|(n, s)| {
-                        let action = HealAction::ClockSettime { helper: helper.clone(), undo_ms, ntp_services: s.clone() };
-                        self.pending(id, n, action)
-                    })
-                    .collect::<Result<_>>()
-                    .map_err(one)?;
-                self.record_ahead(&active.heals).map_err(one)?;
-                let mut errors = Vec::new();
-                for n in nodes {
-                    let r = self.remote(n).map_err(one)?;
-                    if let Err(e) = run_sh(r.as_ref(), "stop NTP", clock::stop_ntp_script()).await {
-                        errors.push(e.to_string());
-                    }
-                }
-                if !errors.is_empty() {
-                    return Err(errors);
-                }
-                match action {
-                    ClockAction::Bump { delta_ms } => {
-                        let h = helper.clone();
-                        let d = *delta_ms;
-                        let errors = self
-                            .on_nodes(nodes, |_, r| {
-                                let script = clock::bump_script(&h, d);
-                                async move { run_sh(r.as_ref(), "bump the clock", script).await.map(|_| ()) }
-                            })
-                            .await;
-                        if errors.is_empty() { Ok(()) } else { Err(errors) }
-                    }
-                    ClockAction::Strobe { delta_ms, period_ms } => {
-                        let remotes: Vec<Arc<dyn Remote>> = nodes.iter().filter_map(|n| self.remote(n).ok()).collect();
-                        active.strobe = Some(spawn_settime_strobe(
-                            remotes,
-                            helper.clone(),
-                            *delta_ms,
-                            Duration::from_millis((*period_ms).max(1)),
-                        ));
-                        Ok(())
-                    }
-                }
-            }
-        }
-    }
-
     async fn stop(&self, id: u64) -> Result<FaultRecord> {
         let mut inner = self.inner.lock().await;
         let Some(mut active) = inner.active.remove(&id) else {
@@ -698,93 +451,6 @@ impl ClusterNemesis {
             )),
         }
     }
-}
-
-async fn run_sh(remote: &dyn Remote, what: &str, script: String) -> Result<String> {
-    remote
-        .exec(&Exec::sh(script).timeout(CMD_TIMEOUT))
-        .await
-        .map(|o| o.stdout)
-        .map_err(|e| Error::remote(&remote.node().name, what, e))
-}
-
-fn active_ntp_script() -> String {
-    format!(
-        "for s in {}; do systemctl is-active --quiet $s 2>/dev/null && echo $s; done; true",
-        clock::NTP_SERVICES.join(" ")
-    )
-}
-
-fn spawn_shim_strobe(
-    files: Vec<(NodeName, PathBuf)>,
-    base: Arc<Mutex<BTreeMap<NodeName, i64>>>,
-    delta_ns: i64,
-    period: Duration,
-) -> Strobe {
-    let (tx, mut rx) = tokio::sync::watch::channel(false);
-    let handle = tokio::spawn(async move {
-        let mut on = false;
-        loop {
-            on = !on;
-            for (n, f) in &files {
-                let b = lock(&base).get(n).copied().unwrap_or(0);
-                if let Err(e) = clock::write_offset(f, b + if on { delta_ns } else { 0 }) {
-                    tracing::warn!("clock strobe on {n}: {e}");
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(period) => {}
-                _ = rx.wait_for(|v| *v) => break,
-            }
-        }
-        // The stop path writes the base offsets back (ClockShim heal).
-    });
-    Strobe { stop: tx, handle }
-}
-
-fn spawn_settime_strobe(
-    remotes: Vec<Arc<dyn Remote>>,
-    helper: String,
-    delta_ms: i64,
-    period: Duration,
-) -> Strobe {
-    let (tx, mut rx) = tokio::sync::watch::channel(false);
-    let handle = tokio::spawn(async move {
-        let mut on = false;
-        loop {
-            let d = if on { -delta_ms } else { delta_ms };
-            on = !on;
-            for r in &remotes {
-                if let Err(e) = run_sh(
-                    r.as_ref(),
-                    "strobe the clock",
-                    clock::bump_script(&helper, d),
-                )
-                .await
-                {
-                    tracing::warn!("{e}");
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(period) => {}
-                _ = rx.wait_for(|v| *v) => break,
-            }
-        }
-        if on {
-            for r in &remotes {
-                if let Err(e) = run_sh(
-                    r.as_ref(),
-                    "end the clock strobe",
-                    clock::bump_script(&helper, -delta_ms),
-                )
-                .await
-                {
-                    tracing::warn!("{e}");
-                }
-            }
-        }
-    });
-    Strobe { stop: tx, handle }
 }
 
 #[async_trait]
