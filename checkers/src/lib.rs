@@ -9,6 +9,7 @@
 //!
 //! Every checker returns Unknown with a reason rather than panicking or guessing Valid.
 
+pub mod linearizable;
 pub mod result;
 pub mod set;
 pub mod stats;
