@@ -128,6 +128,13 @@ impl StateFile {
         }
     }
 
+    /// Forgets every entry (removes the file): for faults known to be gone with their nodes,
+    /// e.g. a local cluster that was torn down.
+    pub fn clear(&mut self) -> Result<()> {
+        self.doc.pending.clear();
+        self.write()
+    }
+
     /// Writes the file: a temporary file in the same folder, fsync, rename. An empty list
     /// removes the file.
     fn write(&mut self) -> Result<()> {

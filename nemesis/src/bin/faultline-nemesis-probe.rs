@@ -9,6 +9,8 @@
 //! udp-recv ADDR PORT IDLE_MS MAX_MS      count datagrams until IDLE_MS of silence; print it
 //! udp-send ADDR PORT COUNT GAP_US        send COUNT datagrams
 //! hold PREFIX STATE_ROOT NEMESIS_STATE CLOCK_DIR SHIM_LIB PIDFILE SCHEDULE
+//! signals                                install `Interrupts`, print READY; on the first
+//!                                        signal print HEALING and "heal" for 20 s
 //! ```
 
 use std::io::{BufRead, BufReader, Write};
@@ -170,6 +172,23 @@ fn hold(args: &[String]) -> Result<(), String> {
     })
 }
 
+/// The runner's signal protocol in miniature: the first SIGINT/SIGTERM starts a (slow)
+/// heal, a second one exits at once with 130.
+fn signals() -> Result<(), String> {
+    let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let mut int = nemesis::Interrupts::install().map_err(|e| e.to_string())?;
+        println!("READY");
+        tokio::time::timeout(Duration::from_secs(60), int.wait())
+            .await
+            .map_err(|_| "no signal came")?;
+        println!("HEALING {}", int.triggered());
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        println!("HEALED");
+        Ok(())
+    })
+}
+
 fn run(args: &[String]) -> Result<bool, String> {
     match args.get(1).map(String::as_str) {
         Some("echo-server") => echo_server(sock(args, 2)?).map(|_| true),
@@ -196,6 +215,7 @@ fn run(args: &[String]) -> Result<bool, String> {
         )
         .map(|_| true),
         Some("hold") => hold(args).map(|_| true),
+        Some("signals") => signals().map(|_| true),
         _ => Err(
             "usage: faultline-nemesis-probe echo-server|connect|stream|udp-recv|udp-send|hold ..."
                 .into(),
