@@ -88,7 +88,9 @@ pub struct ClusterState {
     pub bridge: String,
     pub bridge_addr: String,
     pub nodes: Vec<NodeState>,
-    /// The blackhole route (e.g. `10.77.0.0/16`) if this cluster added it.
+    /// The blackhole route of the subnet's /16 (e.g. `10.77.0.0/16`) when it is faultline's
+    /// (tagged `proto 77`; removed by the last cluster using it), `None` when someone else's
+    /// route for that /16 was there already.
     pub blackhole: Option<String>,
     /// iptables FORWARD rules this cluster inserted (as `iptables` argument lists without -I/-D).
     pub forward_rules: Vec<Vec<String>>,
@@ -132,6 +134,12 @@ impl LocalCluster {
                 dir.display()
             );
             old.teardown()?;
+        } else if let Some(orphan) = Self::orphan(&opts.state_root, &opts.prefix) {
+            tracing::warn!(
+                "removing namespaces and links named {}* left without a state file",
+                opts.prefix
+            );
+            orphan.teardown()?;
         }
         let mut c = LocalCluster {
             state: plan.state,
@@ -168,7 +176,10 @@ impl LocalCluster {
         let lock = GlobalLock::take(state_root)?;
         let r = match Self::load(state_root, prefix)? {
             Some(c) => c.teardown().map(|_| true),
-            None => Ok(false),
+            None => match Self::orphan(state_root, prefix) {
+                Some(c) => c.teardown().map(|_| true),
+                None => Ok(false),
+            },
         };
         lock.remove_if_last();
         r
@@ -301,6 +312,72 @@ impl LocalCluster {
             })
     }
 
+    /// Namespaces and links that follow this prefix's naming scheme (`<prefix>nI`,
+    /// `<prefix>nIh`, `<prefix>br0`) but have no state file (it was deleted, or the state
+    /// directory was changed): the prefix is faultline's, so they are adopted for removal.
+    fn orphan(state_root: &Path, prefix: &str) -> Option<Self> {
+        let node_index = |name: &str, suffix: &str| -> Option<usize> {
+            let rest = name
+                .strip_prefix(prefix)?
+                .strip_prefix('n')?
+                .strip_suffix(suffix)?;
+            if rest.is_empty() || !rest.chars().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            rest.parse().ok()
+        };
+        let names = |dir: &str| -> Vec<String> {
+            std::fs::read_dir(dir)
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let netns = names("/run/netns");
+        let links = names("/sys/class/net");
+        let bridge = format!("{prefix}br0");
+        let max = netns
+            .iter()
+            .filter_map(|n| node_index(n, ""))
+            .chain(links.iter().filter_map(|n| node_index(n, "h")))
+            .max();
+        let has_bridge = links.contains(&bridge);
+        if max.is_none() && !has_bridge {
+            return None;
+        }
+        let nodes = (1..=max.unwrap_or(0))
+            .map(|i| NodeState {
+                node: Node::new(format!("n{i}"), ""),
+                netns: format!("{prefix}n{i}"),
+                veth: format!("{prefix}n{i}h"),
+                sshd_pid: None,
+            })
+            .collect();
+        let options = ClusterOptions {
+            prefix: prefix.into(),
+            state_root: state_root.into(),
+            ..Default::default()
+        };
+        let state = ClusterState {
+            forward_rules: vec![forward_rule(&bridge, prefix)],
+            options,
+            complete: false,
+            bridge,
+            bridge_addr: String::new(),
+            nodes,
+            blackhole: None,
+            files: Vec::new(),
+            client_key: None,
+            known_hosts: None,
+        };
+        Some(LocalCluster {
+            state,
+            dir: cluster_dir(state_root, prefix),
+        })
+    }
+
     fn read_state(dir: &Path) -> Result<Option<Self>> {
         let path = dir.join(STATE_FILE);
         match std::fs::read(&path) {
@@ -335,15 +412,12 @@ impl LocalCluster {
     fn build(&mut self, subnet: &Subnet) -> Result<()> {
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| Error::local(format!("create {}", self.dir.display()), e))?;
-        let root = self.state.options.state_root.clone();
         // Intent first: every resource is in the state file before it exists.
+        // The blackhole route is tagged `proto 77`: any such route is faultline's; the last
+        // cluster using its /16 removes it. A route for that /16 of someone else's is left alone.
         let blackhole = subnet.blackhole();
-        let bh_exists = route_exists(&blackhole)?;
-        if !bh_exists
-            || siblings_use(&root, &self.state.options.prefix, |s| {
-                s.blackhole.as_deref() == Some(&blackhole)
-            })
-        {
+        let bh_exists = route_exists(&blackhole, false)?;
+        if !bh_exists || route_exists(&blackhole, true)? {
             self.state.blackhole = Some(blackhole.clone());
         }
         let rule = forward_rule(&self.state.bridge, &self.state.options.prefix);
@@ -354,7 +428,14 @@ impl LocalCluster {
             run(
                 "add the blackhole route",
                 "ip",
-                &["route", "add", "blackhole", &blackhole],
+                &[
+                    "route",
+                    "add",
+                    "blackhole",
+                    &blackhole,
+                    "proto",
+                    BLACKHOLE_PROTO,
+                ],
                 None,
             )?;
         }
@@ -675,15 +756,19 @@ impl LocalCluster {
         }
         // 4. Shared things, last one out: the blackhole route and /run/sshd.
         let root = &st.options.state_root;
-        if let Some(bh) = &st.blackhole {
-            if !siblings_use(root, &st.options.prefix, |s| {
-                s.blackhole.as_deref() == Some(bh)
-            }) && route_exists(bh)?
-            {
+        for bh in faultline_blackholes()? {
+            let used = siblings_use(root, &st.options.prefix, |s| {
+                Subnet::parse(&s.options.subnet)
+                    .map(|n| n.blackhole())
+                    .ok()
+                    .as_deref()
+                    == Some(&bh)
+            });
+            if !used {
                 run(
                     "remove the blackhole route",
                     "ip",
-                    &["route", "del", "blackhole", bh],
+                    &["route", "del", "blackhole", &bh, "proto", BLACKHOLE_PROTO],
                     None,
                 )?;
             }
@@ -868,14 +953,39 @@ fn forward_rule(bridge: &str, prefix: &str) -> Vec<String> {
     .collect()
 }
 
-fn route_exists(cidr: &str) -> Result<bool> {
+/// Routing protocol number that marks faultline's blackhole routes.
+const BLACKHOLE_PROTO: &str = "77";
+
+/// True if a route for exactly `cidr` exists (`ours`: a blackhole tagged [`BLACKHOLE_PROTO`]).
+fn route_exists(cidr: &str, ours: bool) -> Result<bool> {
+    let mut args = vec!["-4", "route", "show", "exact", cidr];
+    if ours {
+        args.extend(["type", "blackhole", "proto", BLACKHOLE_PROTO]);
+    }
+    let out = run("inspect routes", "ip", &args, None)?;
+    Ok(!out.trim().is_empty())
+}
+
+/// Every blackhole route tagged as faultline's.
+fn faultline_blackholes() -> Result<Vec<String>> {
     let out = run(
         "inspect routes",
         "ip",
-        &["-4", "route", "show", "exact", cidr, "type", "blackhole"],
+        &[
+            "-4",
+            "route",
+            "show",
+            "type",
+            "blackhole",
+            "proto",
+            BLACKHOLE_PROTO,
+        ],
         None,
     )?;
-    Ok(!out.trim().is_empty())
+    Ok(out
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1).map(str::to_string))
+        .collect())
 }
 
 fn sshd_config(addr: &str, hostkey: &Path, pidfile: &Path, authorized: &Path) -> String {

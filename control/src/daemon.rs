@@ -94,7 +94,7 @@ fn live_pid_script(pidfile: &str) -> String {
     let pf = shell_quote(pidfile);
     format!(
         "[ -r {pf} ] || exit 1; PID=$(tr -dc 0-9 < {pf}); [ -n \"$PID\" ] || exit 1; \
-         kill -0 \"$PID\" 2>/dev/null || exit 1; \
+         [ -d /proc/$PID ] || exit 1; \
          case \"$(sed -n 's/^State:[[:space:]]*\\([A-Z]\\).*/\\1/p' /proc/$PID/status 2>/dev/null)\" in Z) exit 1;; esac"
     )
 }
@@ -183,14 +183,19 @@ pub async fn is_running(remote: &dyn Remote, pidfile: &str) -> Result<bool> {
 /// Sends `sig` to the daemon of `pidfile`: to its whole process group when it leads one (as
 /// daemons started by [`start_daemon`] do), else to the pid alone. Errors if it does not run.
 pub async fn signal(remote: &dyn Remote, pidfile: &str, sig: Signal) -> Result<()> {
+    // Process group from /proc (no `ps` needed): the third field after the `(comm)`.
     let script = format!(
-        "{}; if [ \"$(ps -o pgid= -p \"$PID\" | tr -d ' ')\" = \"$PID\" ]; then kill -s {s} -- -\"$PID\"; else kill -s {s} \"$PID\"; fi",
+        "{}; PGRP=$(sed 's/.*) //' /proc/$PID/stat | cut -d' ' -f3); \
+         if [ \"$PGRP\" = \"$PID\" ]; then kill -s {s} -- -\"$PID\" || exit 2; else kill -s {s} \"$PID\" || exit 2; fi",
         live_pid_script(pidfile),
         s = sig.name()
     );
-    let out = remote
-        .run(&Exec::sh(script).timeout(Duration::from_secs(10)))
-        .await?;
+    let cmd = Exec::sh(script).timeout(Duration::from_secs(10));
+    let mut out = remote.run(&cmd).await?;
+    if out.status == 2 {
+        // Not permitted as the login user (a daemon started with sudo): retry through sudo.
+        out = remote.run(&cmd.sudo(true)).await?;
+    }
     if out.status != 0 {
         return Err(Error::node(
             remote.node(),

@@ -121,6 +121,47 @@ async fn netns_cluster_exec_daemons_down() {
     assert_eq!(before, after);
 }
 
+/// A cluster whose state file vanished (deleted, or another --state-dir): its namespaces, links
+/// and processes follow the prefix's naming scheme, so `down` and `up` still remove them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphans_without_state_are_removed() {
+    if !control::prereq::privileged_or_skip("orphans_without_state_are_removed", false) {
+        return;
+    }
+    const P: &str = "flt3-";
+    let before = common::ours(&common::net_snapshot(), P);
+    let _guard = common::DownGuard(P.into());
+    let opts = common::opts(P, "10.77.3.0/24", 2, false);
+    let cluster = LocalCluster::up_async(opts.clone()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("s.pid").to_string_lossy().to_string();
+    let spec = DaemonSpec::new(
+        "sleep",
+        &pidfile,
+        dir.path().join("s.log").to_string_lossy(),
+    )
+    .args(["300"]);
+    let pid = control::start_daemon(cluster.remote("n2").unwrap().as_ref(), &spec)
+        .await
+        .unwrap();
+    std::fs::remove_file(cluster.dir().join("cluster.json")).unwrap();
+    assert!(LocalCluster::load(&opts.state_root, P).unwrap().is_none());
+
+    // `up` adopts and removes them, then builds a fresh cluster.
+    let again = LocalCluster::up_async(opts.clone()).await.unwrap();
+    assert!(again.problems().is_empty(), "{:?}", again.problems());
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        matches!(proc_state(pid), '?' | 'Z'),
+        "the orphan's daemon survived"
+    );
+    std::fs::remove_file(again.dir().join("cluster.json")).unwrap();
+    // `down` too.
+    assert!(LocalCluster::down_prefix(&opts.state_root, P).unwrap());
+    assert_eq!(common::ours(&common::net_snapshot(), P), before);
+    assert!(!LocalCluster::down_prefix(&opts.state_root, P).unwrap());
+}
+
 fn proc_state(pid: u32) -> char {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     s.rsplit_once(')')

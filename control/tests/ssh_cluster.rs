@@ -24,6 +24,32 @@ async fn five_nodes_with_sshd_both_remotes() {
     let cluster = LocalCluster::up_async(opts.clone()).await.unwrap();
     assert!(cluster.problems().is_empty(), "{:?}", cluster.problems());
 
+    // The blackhole route keeps packets for cluster addresses on this machine.
+    let routes = std::process::Command::new("ip")
+        .args([
+            "-4",
+            "route",
+            "show",
+            "exact",
+            "10.77.0.0/16",
+            "type",
+            "blackhole",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !routes.stdout.is_empty(),
+        "no blackhole route for 10.77.0.0/16"
+    );
+    // (Only checked once the route is known to exist: a free address outside the cluster's /24
+    // is refused at once, locally.)
+    let err = std::net::TcpStream::connect_timeout(
+        &"10.77.99.5:22".parse().unwrap(),
+        Duration::from_secs(2),
+    )
+    .unwrap_err();
+    assert_ne!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+
     let mut ssh: Vec<Arc<dyn Remote>> = Vec::new();
     for n in cluster.nodes() {
         ssh.push(cluster.ssh_remote(&n.name).await.unwrap());

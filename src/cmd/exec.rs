@@ -93,21 +93,29 @@ async fn run_async(args: ExecArgs) -> anyhow::Result<u8> {
     let cmd = Exec::argv(args.command.clone())
         .timeout(args.timeout)
         .sudo(args.sudo);
-    let remotes = remotes(&args).await?;
-    if remotes.len() == 1 && args.node != "all" {
-        let r = &remotes[0];
+    let (nodes, via) = targets(&args)?;
+    let via = Arc::new(via);
+    if args.node != "all" {
+        let r = via.connect(nodes[0].clone()).await.map_err(control_err)?;
         let out = r.run(&cmd).await.map_err(control_err)?;
         print!("{}", out.stdout);
         eprint!("{}", out.stderr);
         return Ok(out.status.clamp(0, 255) as u8);
     }
-    let mut tasks = Vec::new();
-    for r in remotes {
-        let cmd = cmd.clone();
-        tasks.push(tokio::spawn(async move {
-            (r.node().clone(), r.run(&cmd).await)
-        }));
-    }
+    // Every node at once; each reports on its own (an unreachable node does not hide the others).
+    let tasks: Vec<_> = nodes
+        .into_iter()
+        .map(|n| {
+            let (cmd, via) = (cmd.clone(), via.clone());
+            tokio::spawn(async move {
+                let res = match via.connect(n.clone()).await {
+                    Ok(r) => r.run(&cmd).await,
+                    Err(e) => Err(e),
+                };
+                (n, res)
+            })
+        })
+        .collect();
     let mut code = exit::VALID;
     for t in tasks {
         let (node, res) = t.await?;
@@ -130,7 +138,23 @@ async fn run_async(args: ExecArgs) -> anyhow::Result<u8> {
     Ok(code)
 }
 
-async fn remotes(args: &ExecArgs) -> anyhow::Result<Vec<Arc<dyn Remote>>> {
+/// How the selected nodes are reached.
+enum Via {
+    Netns(LocalCluster),
+    Ssh(SshOptions),
+}
+
+impl Via {
+    async fn connect(&self, node: Node) -> Result<Arc<dyn Remote>, control::Error> {
+        match self {
+            Via::Netns(c) => c.remote(&node.name),
+            Via::Ssh(opts) => Ok(Arc::new(SshRemote::connect(node, opts.clone()).await?)),
+        }
+    }
+}
+
+/// The nodes `args` selects and how to reach them.
+fn targets(args: &ExecArgs) -> anyhow::Result<(Vec<Node>, Via)> {
     let pick = |nodes: &[Node]| -> anyhow::Result<Vec<Node>> {
         if args.node == "all" {
             return Ok(nodes.to_vec());
@@ -138,7 +162,7 @@ async fn remotes(args: &ExecArgs) -> anyhow::Result<Vec<Arc<dyn Remote>>> {
         match nodes.iter().find(|n| n.name == args.node) {
             Some(n) => Ok(vec![n.clone()]),
             None => Err(user_error(format!(
-                "failed to find node {}: the nodes are {}",
+                "failed to find node {}: the nodes are {} (or `all`)",
                 args.node,
                 nodes
                     .iter()
@@ -169,45 +193,30 @@ async fn remotes(args: &ExecArgs) -> anyhow::Result<Vec<Arc<dyn Remote>>> {
         if args.insecure_skip_host_key_check {
             opts.host_key_check = HostKeyCheck::InsecureSkip;
         }
-        return connect_all(pick(&nodes)?, opts).await;
+        return Ok((pick(&nodes)?, Via::Ssh(opts)));
     }
-    let c = LocalCluster::load(&args.state_dir, &args.prefix).map_err(control_err)?.ok_or_else(|| {
-        user_error(format!(
-            "failed to find a local cluster with prefix {}: run `faultline cluster up` first, or pass --nodes-file for real hosts",
-            args.prefix
-        ))
-    })?;
+    let c = LocalCluster::load(&args.state_dir, &args.prefix)
+        .map_err(control_err)?
+        .ok_or_else(|| {
+            user_error(format!(
+                "failed to find a local cluster with prefix {}: run `faultline cluster up` first, or pass --nodes-file for real hosts",
+                args.prefix
+            ))
+        })?;
     let nodes = pick(&c.nodes())?;
     if args.ssh {
         let mut opts = c.ssh_options().map_err(control_err)?;
+        opts.connect_attempts = args.ssh_connect_attempts;
         if args.insecure_skip_host_key_check {
             opts.host_key_check = HostKeyCheck::InsecureSkip;
         }
-        connect_all(nodes, opts).await
+        Ok((nodes, Via::Ssh(opts)))
     } else {
         if !control::prereq::is_root() {
             return Err(user_error(
                 "missing root privileges: entering a node's namespace needs root (run as root, or pass --ssh)",
             ));
         }
-        nodes
-            .iter()
-            .map(|n| c.remote(&n.name).map_err(control_err))
-            .collect()
+        Ok((nodes, Via::Netns(c)))
     }
-}
-
-async fn connect_all(nodes: Vec<Node>, opts: SshOptions) -> anyhow::Result<Vec<Arc<dyn Remote>>> {
-    let tasks: Vec<_> = nodes
-        .into_iter()
-        .map(|n| {
-            let o = opts.clone();
-            tokio::spawn(async move { SshRemote::connect(n, o).await })
-        })
-        .collect();
-    let mut out: Vec<Arc<dyn Remote>> = Vec::new();
-    for t in tasks {
-        out.push(Arc::new(t.await?.map_err(control_err)?));
-    }
-    Ok(out)
 }
