@@ -133,6 +133,8 @@ impl Target {
 pub enum Partition {
     /// This exact grudge.
     Grudge(Grudge),
+    /// This node cut off from all others (`{ isolate = "n2" }`).
+    Isolate(NodeName),
     /// A shape, built when the fault starts (isolate-leader needs the leader then).
     Shape(Shape),
 }

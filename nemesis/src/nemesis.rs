@@ -292,6 +292,12 @@ impl ClusterNemesis {
             Fault::Partition { partition } => {
                 let g: Grudge = match partition {
                     Partition::Grudge(g) => g.clone(),
+                    Partition::Isolate(n) => {
+                        if !self.remotes.contains_key(n) {
+                            return Err(Error::other(format!("isolate {n}"), "no such node"));
+                        }
+                        grudge::isolate(&self.names, n)
+                    }
                     Partition::Shape(s) => s.build(&self.names, leader.as_deref(), &mut inner.rng),
                 };
                 grudge::validate(&g, &self.names)

@@ -137,6 +137,9 @@ impl Schedule {
                         .map_err(|e| Error::Schedule(format!("fault {i}: {e}")))?;
                     vec![]
                 }
+                Fault::Partition {
+                    partition: Partition::Isolate(n),
+                } => vec![n.clone()],
                 other => match other.target() {
                     Some(Target::Nodes(list)) => list.clone(),
                     _ => vec![],
@@ -378,12 +381,17 @@ fault = { kind = "clock", target = { nodes = ["n2"] }, action = { mode = "bump",
 start_ms = 5000
 end_ms = 6000
 fault = { kind = "pause", target = "leader" }
+
+[[faults]]
+start_ms = 7000
+end_ms = 8000
+fault = { kind = "partition", partition = { isolate = "n3" } }
 "#;
         let s = Schedule::parse(text).unwrap();
-        assert_eq!(s.faults.len(), 3);
+        assert_eq!(s.faults.len(), 4);
         s.validate(&s.nodes).unwrap();
         assert!(s.validate(&["n1".to_string()]).is_err());
-        assert_eq!(s.end_ms(), 6000);
+        assert_eq!(s.end_ms(), 8000);
     }
 
     #[test]

@@ -112,29 +112,35 @@ async fn partition_shapes_block_exactly_their_grudge_and_heal() {
     nem.setup().await.unwrap();
     assert_matrix(&tc, &Grudge::new(), "before any fault").await;
 
-    for shape in Shape::ALL {
+    let mut partitions: Vec<(String, Partition)> = Shape::ALL
+        .iter()
+        .map(|s| (s.name().to_string(), Partition::Shape(*s)))
+        .collect();
+    partitions.push(("isolate n2".into(), Partition::Isolate("n2".into())));
+    for (label, partition) in partitions {
         let rec = nem
             .invoke(NemesisOp::Start(Fault::Partition {
-                partition: Partition::Shape(shape),
+                partition: partition.clone(),
             }))
             .await
             .unwrap();
         let g = rec.grudge.clone().expect("a partition records its grudge");
         assert_eq!(rec.f(), "start-partition");
         assert_eq!(rec.value(), serde_json::json!(g));
-        if shape == Shape::IsolateLeader {
-            assert_eq!(g, grudge::isolate(&names, "n3"));
+        match partition {
+            Partition::Shape(Shape::IsolateLeader) => assert_eq!(g, grudge::isolate(&names, "n3")),
+            Partition::Isolate(n) => assert_eq!(g, grudge::isolate(&names, &n)),
+            _ => {}
         }
         assert!(
             state.exists(),
             "the fault is in the state file while active"
         );
-        assert_matrix(&tc, &g, shape.name()).await;
+        assert_matrix(&tc, &g, &label).await;
         for n in &names {
             assert!(
                 common::host_round_trip(&tc.addr(n), Duration::from_secs(3)).await,
-                "{}: the controller lost its reach to {n}",
-                shape.name()
+                "{label}: the controller lost its reach to {n}"
             );
         }
         assert!(
@@ -145,12 +151,7 @@ async fn partition_shapes_block_exactly_their_grudge_and_heal() {
         let stop = nem.invoke(NemesisOp::Stop(rec.id)).await.unwrap();
         assert_eq!(stop.f(), "stop-partition");
         assert!(!state.exists(), "healed faults leave the state file");
-        assert_matrix(
-            &tc,
-            &Grudge::new(),
-            &format!("after healing {}", shape.name()),
-        )
-        .await;
+        assert_matrix(&tc, &Grudge::new(), &format!("after healing {label}")).await;
     }
 
     // Established connections are cut: a stream n1 -> n2 stops while n1 is isolated.
