@@ -128,6 +128,7 @@ async fn loss_rules_name_every_peer_with_the_probability() {
         }))
         .await
         .unwrap();
+    assert_eq!(rec.value()["nodes"], serde_json::json!(["n3"]));
     let cmds = take(&log);
     assert_eq!(cmds.len(), 1);
     assert_eq!(cmds[0].0, "n3");
