@@ -60,7 +60,11 @@ fn knossos_cas_register_bad_files_are_invalid() {
         assert_eq!(a.kind, checkers::result::kind::NONLINEARIZABLE);
         assert!(!a.ops.is_empty() && !a.explanation.is_empty());
         for i in &a.ops {
-            assert!(h.ops().iter().any(|o| o.index == *i), "{}: op {i}", path.display());
+            assert!(
+                h.ops().iter().any(|o| o.index == *i),
+                "{}: op {i}",
+                path.display()
+            );
         }
     }
 }
@@ -75,16 +79,31 @@ fn failing_op(h: &History, r: &CheckResult) -> history::Op {
 }
 
 fn assert_fails_at(file: &str, initial: Value, process: u64, value: i64) {
-    let path = Path::new(TESTDATA).join("knossos/cas-register/bad").join(file);
+    let path = Path::new(TESTDATA)
+        .join("knossos/cas-register/bad")
+        .join(file);
     let (h, r) = check_file(&cas_register(initial), &path);
     let op = failing_op(&h, &r);
-    assert_eq!(op.process, history::Process::Client(process), "{file}: {op:?}");
+    assert_eq!(
+        op.process,
+        history::Process::Client(process),
+        "{file}: {op:?}"
+    );
     assert_eq!(op.kind, history::OpType::Ok, "{file}: {op:?}");
     assert_eq!(&*op.f, "read", "{file}: {op:?}");
     assert_eq!(op.value, Value::Int(value), "{file}: {op:?}");
     let a = &r.anomalies[0];
-    assert!(a.explanation.contains(&format!("..{}", op.index)), "{}", a.explanation);
-    assert!(a.details["states"].as_array().is_some_and(|s| !s.is_empty()), "{a:?}");
+    assert!(
+        a.explanation.contains(&format!("..{}", op.index)),
+        "{}",
+        a.explanation
+    );
+    assert!(
+        a.details["states"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty()),
+        "{a:?}"
+    );
     assert_eq!(a.details["prefix"]["last"].as_u64(), Some(op.index));
 }
 

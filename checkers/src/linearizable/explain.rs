@@ -21,7 +21,7 @@ pub struct Failure<'a> {
     /// The model states the op could not be applied to.
     pub states: Vec<Value>,
     /// (invocation, completion) positions of the other ops of the same part.
-    pub part_ops: Vec<(u32, Option<u32>)>,
+    pub part_ops: &'a [(u32, Option<u32>)],
 }
 
 /// "process 3 read 2", "process 1 cas [0 1]", for messages.
@@ -31,10 +31,7 @@ pub fn describe(invoke: &Op, completion: Option<&Op>) -> String {
         _ => &invoke.value,
     };
     let kind = completion.map_or("info", |c| c.kind.as_str());
-    format!(
-        "process {} {} {} ({kind})",
-        invoke.process, invoke.f, value
-    )
+    format!("process {} {} {} ({kind})", invoke.process, invoke.f, value)
 }
 
 fn list(values: &[Value]) -> String {
@@ -56,7 +53,7 @@ pub fn anomaly(history: &History, f: &Failure<'_>) -> Anomaly {
     // Ops of the same key whose interval overlaps the failing op's.
     let mut concurrent: Vec<u64> = Vec::new();
     let mut concurrent_total = 0usize;
-    for &(i, r) in &f.part_ops {
+    for &(i, r) in f.part_ops {
         let (i, r) = (i as usize, r.map(|r| r as usize));
         let overlaps = i < f.completion && r.is_none_or(|r| r > f.invoke);
         if i == f.invoke || !overlaps {

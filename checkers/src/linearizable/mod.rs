@@ -29,6 +29,7 @@
 pub mod model;
 pub mod models;
 
+mod driver;
 mod explain;
 mod partition;
 mod search;
@@ -37,16 +38,13 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use history::{History, Validity, Value};
+use history::{History, Value};
 
 pub use model::{Codec, Interner, Model};
 pub use search::Call;
 
-use crate::result::{Anomaly, CheckResult, DEFAULT_LIMIT};
 use crate::Checker;
-use explain::Failure;
-use partition::Part;
-use search::Outcome;
+use crate::result::{CheckResult, DEFAULT_LIMIT};
 
 /// The sequential object a history is checked against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -92,7 +90,9 @@ impl FromStr for ModelKind {
             .into_iter()
             .find(|m| m.name() == s)
             .ok_or_else(|| {
-                format!("unknown model {s:?} (expected register, cas-register, multi-register or kv)")
+                format!(
+                    "unknown model {s:?} (expected register, cas-register, multi-register or kv)"
+                )
             })
     }
 }
@@ -104,6 +104,7 @@ pub struct Linearizable {
     initial: Value,
     nil_read_is_unknown: bool,
     budget: Option<Duration>,
+    exhaustive: bool,
     limit: usize,
 }
 
@@ -115,6 +116,7 @@ impl Linearizable {
             initial: Value::Nil,
             nil_read_is_unknown: true,
             budget: None,
+            exhaustive: false,
             limit: DEFAULT_LIMIT,
         }
     }
@@ -141,6 +143,14 @@ impl Linearizable {
         self
     }
 
+    /// False (the default): once one key is found non-linearizable, keys whose search has
+    /// not finished yet are abandoned (the verdict is Invalid either way; as Porcupine does).
+    /// True: every key is searched to the end, to list every non-linearizable key.
+    pub fn with_exhaustive(mut self, yes: bool) -> Self {
+        self.exhaustive = yes;
+        self
+    }
+
     /// How many anomalies (non-linearizable keys) to list in full.
     pub fn with_limit(mut self, limit: usize) -> Self {
         self.limit = limit;
@@ -152,131 +162,37 @@ impl Linearizable {
     }
 }
 
-/// How one part came out.
-enum PartVerdict {
-    Valid,
-    Invalid(Box<Anomaly>),
-    Unknown(String),
-}
-
 impl Checker for Linearizable {
     fn name(&self) -> &'static str {
         "linearizable"
     }
 
     fn check(&self, history: &History) -> CheckResult {
-        let started = Instant::now();
-        let deadline = self.budget.map(|b| started + b);
+        let deadline = self.budget.map(|b| Instant::now() + b);
         let split = partition::split(history, self.model != ModelKind::MultiRegister);
-        let mut result = CheckResult::new(self.name());
-        let mut reasons: Vec<String> = Vec::new();
-        let mut effort = search::Effort::default();
-        let mut searched = 0u64;
-        let mut checked_parts = 0usize;
-        for part in &split.parts {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                reasons.push(self.out_of_time(part, checked_parts, split.parts.len()));
-                break;
+        let mut run = driver::Run::new(self, history, &split, deadline);
+        let nil_unknown = self.nil_read_is_unknown;
+        match self.model {
+            ModelKind::Register | ModelKind::CasRegister => {
+                let cas = self.model == ModelKind::CasRegister;
+                run.check(|| Ok(models::Register::new(&self.initial, cas, nil_unknown)));
             }
-            let (verdict, e, n) = match self.model {
-                ModelKind::Register | ModelKind::CasRegister => {
-                    let cas = self.model == ModelKind::CasRegister;
-                    let m = models::Register::new(&self.initial, cas, self.nil_read_is_unknown);
-                    self.check_part(m, history, part, deadline)
-                }
-                ModelKind::MultiRegister => {
-                    match models::MultiRegister::new(&self.initial, self.nil_read_is_unknown) {
-                        Ok(m) => self.check_part(m, history, part, deadline),
-                        Err(reason) => (PartVerdict::Unknown(reason), Default::default(), 0),
-                    }
-                }
-                ModelKind::Kv => self.check_part(models::Kv::default(), history, part, deadline),
-            };
-            effort.steps += e.steps;
-            effort.configurations += e.configurations;
-            searched += n;
-            checked_parts += 1;
-            match verdict {
-                PartVerdict::Valid => {}
-                PartVerdict::Invalid(a) => result.push(*a, self.limit),
-                PartVerdict::Unknown(reason) if reason.is_empty() => {
-                    reasons.push(self.out_of_time(part, checked_parts - 1, split.parts.len()));
-                    break;
-                }
-                PartVerdict::Unknown(reason) => reasons.push(reason),
+            ModelKind::MultiRegister => {
+                run.check(|| models::MultiRegister::new(&self.initial, nil_unknown));
             }
+            ModelKind::Kv => run.check(|| Ok(models::Kv::default())),
         }
-        if !reasons.is_empty() {
-            result.valid = result.valid.merge(Validity::Unknown);
-            result.reason = Some(reasons.join("; "));
-        }
+        let mut result = run.finish();
         result.stat("model", self.model.name());
         result.stat("keys", split.parts.len() as u64);
-        result.stat("ops", searched);
         result.stat("failed_ops_dropped", split.failed);
         result.stat("indefinite_ops", split.indefinite);
-        result.stat("configurations", effort.configurations);
-        result.stat("search_steps", effort.steps);
         result
     }
 }
 
 impl Linearizable {
-    fn out_of_time(&self, part: &Part<'_>, done: usize, total: usize) -> String {
-        let budget = self.budget.unwrap_or_default();
-        let key = part.key.map(|k| format!(" {k}")).unwrap_or_default();
-        format!(
-            "the time budget of {budget:?} ran out while checking key{key} ({} ops); {done} of {total} keys were checked and found linearizable",
-            part.ops.len()
-        )
-    }
-
-    /// Encodes and searches one part. An empty Unknown reason means out of time.
-    fn check_part<M: Codec>(
-        &self,
-        mut model: M,
-        history: &History,
-        part: &Part<'_>,
-        deadline: Option<Instant>,
-    ) -> (PartVerdict, search::Effort, u64) {
-        let ops = history.ops();
-        let mut calls: Vec<Call<M::Input, M::Output>> = Vec::with_capacity(part.ops.len());
-        for &(invoke, ret) in &part.ops {
-            let inv = &ops[invoke as usize];
-            let done = ret.map(|r| &ops[r as usize]);
-            match model.encode(inv, done) {
-                Ok(Some((input, output))) => calls.push(Call {
-                    input,
-                    output,
-                    invoke,
-                    ret,
-                }),
-                Ok(None) => {}
-                Err(reason) => {
-                    let key = part.key.map(|k| format!(" (key {k})")).unwrap_or_default();
-                    let reason = format!("cannot check with the {} model{key}: {reason}", self.model);
-                    return (PartVerdict::Unknown(reason), Default::default(), 0);
-                }
-            }
-        }
-        let n = calls.len() as u64;
-        let (outcome, effort) = search::search(&model, &calls, deadline);
-        let verdict = match outcome {
-            Outcome::Linearizable => PartVerdict::Valid,
-            Outcome::OutOfTime => PartVerdict::Unknown(String::new()),
-            Outcome::NotLinearizable { op, states } => {
-                let call = &calls[op];
-                let failure = Failure {
-                    model: self.model.name(),
-                    key: part.key,
-                    invoke: call.invoke as usize,
-                    completion: call.ret.unwrap_or(call.invoke) as usize,
-                    states: states.iter().map(|s| model.state_value(s)).collect(),
-                    part_ops: part.ops.clone(),
-                };
-                PartVerdict::Invalid(Box::new(explain::anomaly(history, &failure)))
-            }
-        };
-        (verdict, effort, n)
+    fn name_str(&self) -> &'static str {
+        "linearizable"
     }
 }

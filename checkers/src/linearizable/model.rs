@@ -6,7 +6,7 @@
 //! into small integers ([`Interner`]) so that states are cheap to clone, hash and compare.
 
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use history::{Op, Value};
 
@@ -97,3 +97,32 @@ pub fn effective_value<'a>(invoke: &'a Op, ok: Option<&'a Op>) -> &'a Value {
         _ => &invoke.value,
     }
 }
+
+/// The rustc hasher: one multiply per word, fast for the small states models use.
+#[derive(Default)]
+pub struct Fx(u64);
+
+impl Hasher for Fx {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+}
+
+/// A `HashMap` builder with [`Fx`], for the small integer keys of the hot path.
+pub type FxBuild = BuildHasherDefault<Fx>;

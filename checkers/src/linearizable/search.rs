@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::time::Instant;
 
-use super::model::Model;
+use super::model::{Fx, Model};
 
 /// One operation of a partition, encoded for the model.
 #[derive(Debug, Clone)]
@@ -63,30 +63,9 @@ pub struct Effort {
 const MAX_STATES: usize = 8;
 const HEAD: usize = 0;
 
-/// Runs the search. `deadline` None: no time limit.
-pub fn search<M: Model>(
-    model: &M,
-    calls: &[Call<M::Input, M::Output>],
-    deadline: Option<Instant>,
-) -> (Outcome<M::State>, Effort) {
-    let list = List::new(calls);
-    let words = calls.len().div_ceil(64).max(1);
-    let mut s = Search {
-        model,
-        calls,
-        list,
-        cache: Cache::new(words),
-        linearized: vec![0u64; words],
-        hash: 0,
-        zobrist: (0..calls.len() as u64).map(|i| splitmix(i ^ 0x5eed)).collect(),
-        effort: Effort::default(),
-    };
-    let outcome = s.run(deadline);
-    s.effort.configurations = s.cache.len() as u64;
-    (outcome, s.effort)
-}
-
-struct Search<'a, M: Model> {
+/// A search in progress over one partition; [`Search::run`] advances it by a bounded number
+/// of steps, so that a checker can interleave partitions and stop at the first failure.
+pub struct Search<'a, M: Model> {
     model: &'a M,
     calls: &'a [Call<M::Input, M::Output>],
     list: List,
@@ -94,76 +73,123 @@ struct Search<'a, M: Model> {
     linearized: Vec<u64>,
     hash: u64,
     zobrist: Vec<u64>,
-    effort: Effort,
+    steps: u64,
+    state: M::State,
+    stack: Vec<(usize, M::State)>,
+    entry: usize,
+    deepest: Option<usize>,
+    deepest_states: Vec<M::State>,
 }
 
-impl<M: Model> Search<'_, M> {
-    fn run(&mut self, deadline: Option<Instant>) -> Outcome<M::State> {
-        let mut state = self.model.init();
-        let mut stack: Vec<(usize, M::State)> = Vec::new();
-        let mut deepest: Option<usize> = None;
-        let mut deepest_states: Vec<M::State> = Vec::new();
-        let mut entry = self.list.next[HEAD];
+impl<'a, M: Model> Search<'a, M> {
+    pub fn new(model: &'a M, calls: &'a [Call<M::Input, M::Output>]) -> Self {
+        let list = List::new(calls);
+        let words = calls.len().div_ceil(64).max(1);
+        let entry = list.next[HEAD];
+        Search {
+            model,
+            calls,
+            list,
+            cache: Cache::new(words),
+            linearized: vec![0u64; words],
+            hash: 0,
+            zobrist: (0..calls.len() as u64)
+                .map(|i| splitmix(i ^ 0x5eed))
+                .collect(),
+            steps: 0,
+            state: model.init(),
+            stack: Vec::new(),
+            entry,
+            deepest: None,
+            deepest_states: Vec::new(),
+        }
+    }
+
+    pub fn effort(&self) -> Effort {
+        Effort {
+            steps: self.steps,
+            configurations: self.cache.len() as u64,
+        }
+    }
+
+    /// Runs to the end, or for about `max_steps` more steps (then None: call again), or until
+    /// `deadline`.
+    pub fn run(&mut self, max_steps: u64, deadline: Option<Instant>) -> Option<Outcome<M::State>> {
+        let stop = self.steps.saturating_add(max_steps);
         loop {
-            self.effort.steps += 1;
-            if self.effort.steps & 0xfff == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
-                return Outcome::OutOfTime;
+            self.steps += 1;
+            if self.steps & 0xfff == 0 {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Some(Outcome::OutOfTime);
+                }
+                if self.steps >= stop {
+                    return None;
+                }
             }
+            let entry = self.entry;
             let Some(&e) = self.list.entries.get(entry.wrapping_sub(1)) else {
                 // Past the last entry: everything was linearized.
-                return Outcome::Linearizable;
+                return Some(Outcome::Linearizable);
             };
             match e {
                 Entry::Call { op } => {
                     let call = &self.calls[op];
-                    if let Some(next) = self.model.step(&state, &call.input, &call.output) {
+                    if let Some(next) = self.model.step(&self.state, &call.input, &call.output) {
                         let (word, bit) = (op / 64, 1u64 << (op % 64));
                         self.linearized[word] |= bit;
                         let hash = self.hash ^ self.zobrist[op];
                         if self.cache.insert(hash, &self.linearized, &next) {
                             self.hash = hash;
-                            stack.push((entry, std::mem::replace(&mut state, next)));
+                            let previous = std::mem::replace(&mut self.state, next);
+                            self.stack.push((entry, previous));
                             self.list.lift(entry, op);
-                            entry = self.list.next[HEAD];
+                            self.entry = self.list.next[HEAD];
                             continue;
                         }
                         self.linearized[word] &= !bit;
                     }
-                    entry = self.list.next[entry];
+                    self.entry = self.list.next[entry];
                 }
-                Entry::Return { infinite: true, .. } => return Outcome::Linearizable,
+                Entry::Return { infinite: true, .. } => return Some(Outcome::Linearizable),
                 Entry::Return { op, .. } => {
-                    match deepest {
-                        Some(d) if d > entry => {}
-                        Some(d) if d == entry => {
-                            if deepest_states.len() < MAX_STATES && !deepest_states.contains(&state)
-                            {
-                                deepest_states.push(state.clone());
-                            }
-                        }
-                        _ => {
-                            deepest = Some(entry);
-                            deepest_states.clear();
-                            deepest_states.push(state.clone());
-                        }
-                    }
-                    let Some((call_entry, previous)) = stack.pop() else {
-                        let op = match deepest.and_then(|d| self.list.entries.get(d - 1)) {
+                    self.note_failure(entry);
+                    let Some((call_entry, previous)) = self.stack.pop() else {
+                        let op = match self.deepest.and_then(|d| self.list.entries.get(d - 1)) {
                             Some(Entry::Return { op, .. }) => *op,
                             _ => op,
                         };
-                        return Outcome::NotLinearizable {
+                        return Some(Outcome::NotLinearizable {
                             op,
-                            states: deepest_states,
-                        };
+                            states: std::mem::take(&mut self.deepest_states),
+                        });
                     };
-                    state = previous;
+                    self.state = previous;
                     let lifted = self.list.op_of(call_entry);
                     self.linearized[lifted / 64] &= !(1u64 << (lifted % 64));
                     self.hash ^= self.zobrist[lifted];
                     self.list.unlift(call_entry, lifted);
-                    entry = self.list.next[call_entry];
+                    self.entry = self.list.next[call_entry];
                 }
+            }
+        }
+    }
+
+    /// Backtracking at return entry `entry`: remember the furthest such point and the states
+    /// the model was in there.
+    fn note_failure(&mut self, entry: usize) {
+        match self.deepest {
+            Some(d) if d > entry => {}
+            Some(d) if d == entry => {
+                if self.deepest_states.len() < MAX_STATES
+                    && !self.deepest_states.contains(&self.state)
+                {
+                    self.deepest_states.push(self.state.clone());
+                }
+            }
+            _ => {
+                self.deepest = Some(entry);
+                self.deepest_states.clear();
+                self.deepest_states.push(self.state.clone());
             }
         }
     }
@@ -278,14 +304,13 @@ impl<S: Clone + Eq + Hash> Cache<S> {
     fn insert(&mut self, set_hash: u64, set: &[u64], state: &S) -> bool {
         let mut h = Fx::default();
         state.hash(&mut h);
-        let key = splitmix(set_hash ^ h.0.rotate_left(29));
+        let key = splitmix(set_hash ^ h.finish().rotate_left(29));
         let new = self.states.len() as u32;
         let head = self.heads.entry(key).or_insert(NIL);
         let mut at = *head;
         while at != NIL {
             let i = at as usize;
-            if self.states[i] == *state && self.bits[i * self.words..(i + 1) * self.words] == *set
-            {
+            if self.states[i] == *state && self.bits[i * self.words..(i + 1) * self.words] == *set {
                 return false;
             }
             at = self.chain[i];
@@ -295,32 +320,6 @@ impl<S: Clone + Eq + Hash> Cache<S> {
         self.states.push(state.clone());
         self.bits.extend_from_slice(set);
         true
-    }
-}
-
-/// The rustc hasher: one multiply per word, fast for the small states models use.
-#[derive(Default)]
-struct Fx(u64);
-
-impl Hasher for Fx {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(w));
-        }
-    }
-    fn write_u64(&mut self, i: u64) {
-        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_u32(&mut self, i: u32) {
-        self.write_u64(u64::from(i));
-    }
-    fn write_usize(&mut self, i: usize) {
-        self.write_u64(i as u64);
     }
 }
 

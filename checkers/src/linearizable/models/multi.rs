@@ -98,7 +98,11 @@ impl Model for MultiRegister {
 }
 
 impl Codec for MultiRegister {
-    fn encode(&mut self, invoke: &Op, ok: Option<&Op>) -> Result<Option<(Box<[Micro]>, ())>, String> {
+    fn encode(
+        &mut self,
+        invoke: &Op,
+        ok: Option<&Op>,
+    ) -> Result<Option<(Box<[Micro]>, ())>, String> {
         if &*invoke.f != "txn" {
             return Err(format!(
                 "op {}: the multi-register model has no operation {:?} (expected txn)",

@@ -83,9 +83,15 @@ impl Codec for Register {
                 if done.value.is_nil() && self.nil_read_is_unknown {
                     return Ok(None);
                 }
-                Ok(Some((RegisterInput::Read, Some(self.interner.intern(&done.value)))))
+                Ok(Some((
+                    RegisterInput::Read,
+                    Some(self.interner.intern(&done.value)),
+                )))
             }
-            "write" => Ok(Some((RegisterInput::Write(self.interner.intern(value)), None))),
+            "write" => Ok(Some((
+                RegisterInput::Write(self.interner.intern(value)),
+                None,
+            ))),
             "cas" if self.allow_cas => match value.as_list() {
                 Some([old, new]) => {
                     let (old, new) = (self.interner.intern(old), self.interner.intern(new));
