@@ -111,6 +111,33 @@ fn bad_options_exit_254() {
 }
 
 #[test]
+fn missing_sshd_is_one_line_and_exit_254() {
+    if !control::prereq::privileged_or_skip("missing_sshd_is_one_line_and_exit_254", false) {
+        return;
+    }
+    let o = Command::new(BIN)
+        .args([
+            "cluster",
+            "up",
+            "--ssh",
+            "--nodes",
+            "1",
+            "--prefix",
+            "flt6-",
+            "--subnet",
+            "10.77.6.0/24",
+        ])
+        .env("FAULTLINE_TOOL_SSHD", "/nonexistent/sshd")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(254), "{}", text(&o));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+    assert!(e.contains("sshd") && e.contains("openssh-server"), "{e}");
+    assert!(ours("flt6-").is_empty(), "nothing was made");
+}
+
+#[test]
 fn killed_up_is_repaired_by_up_and_cleaned_by_down() {
     if !control::prereq::privileged_or_skip("killed_up_is_repaired_by_up_and_cleaned_by_down", true)
     {

@@ -523,7 +523,7 @@ impl LocalCluster {
     }
 
     fn start_sshds(&mut self) -> Result<()> {
-        let sshd = prereq::which("sshd").expect("checked");
+        let sshd = prereq::tool_path("sshd").expect("checked");
         // Privilege separation directory sshd insists on.
         let run_sshd = PathBuf::from("/run/sshd");
         if !run_sshd.exists()
@@ -618,18 +618,19 @@ impl LocalCluster {
                 &cfg,
                 &sshd_config(&n.node.addr, hk, &d.join("sshd.pid"), &authorized),
             )?;
-            let child = std::process::Command::new("ip")
-                .args(["netns", "exec", &n.netns])
-                .arg(&sshd)
-                .arg("-f")
-                .arg(&cfg)
-                .arg("-E")
-                .arg(d.join("sshd.log"))
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .map_err(|e| Error::local(format!("start sshd of node {}", n.node.name), e))?;
+            let child =
+                std::process::Command::new(prereq::tool_path("ip").unwrap_or_else(|| "ip".into()))
+                    .args(["netns", "exec", &n.netns])
+                    .arg(&sshd)
+                    .arg("-f")
+                    .arg(&cfg)
+                    .arg("-E")
+                    .arg(d.join("sshd.log"))
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .map_err(|e| Error::local(format!("start sshd of node {}", n.node.name), e))?;
             children.push(child);
         }
         let mut errors = Vec::new();
@@ -1068,7 +1069,7 @@ fn run(action: &str, prog: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<
 fn run_owned(action: &str, prog: &str, args: &[String], stdin: Option<&[u8]>) -> Result<String> {
     use std::io::Write;
     use std::process::{Command, Stdio};
-    let path = prereq::which(prog).unwrap_or_else(|| PathBuf::from(prog));
+    let path = prereq::tool_path(prog).unwrap_or_else(|| PathBuf::from(prog));
     let mut child = Command::new(&path)
         .args(args)
         .stdin(if stdin.is_some() {
@@ -1112,16 +1113,23 @@ impl GlobalLock {
     fn take(root: &Path) -> Result<Self> {
         use std::os::fd::AsRawFd;
         use std::os::unix::fs::MetadataExt;
-        std::fs::create_dir_all(root)
-            .map_err(|e| Error::local(format!("create {}", root.display()), e))?;
         let path = root.join("lock");
+        let mut attempts = 0;
         loop {
-            let file = std::fs::OpenOptions::new()
+            attempts += 1;
+            std::fs::create_dir_all(root)
+                .map_err(|e| Error::local(format!("create {}", root.display()), e))?;
+            let file = match std::fs::OpenOptions::new()
                 .create(true)
                 .truncate(false)
                 .write(true)
                 .open(&path)
-                .map_err(|e| Error::local(format!("open {}", path.display()), e))?;
+            {
+                Ok(f) => f,
+                // The last `down` removed the directory between our create and open: again.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 100 => continue,
+                Err(e) => return Err(Error::local(format!("open {}", path.display()), e)),
+            };
             // SAFETY: flock on a descriptor we own; released when the file is closed.
             let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
             if r != 0 {

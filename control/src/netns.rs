@@ -50,7 +50,8 @@ impl Remote for NetnsRemote {
 
     async fn run(&self, cmd: &Exec) -> Result<ExecOutput> {
         let line = cmd.to_command_line(crate::prereq::is_root());
-        let mut c = tokio::process::Command::new("ip");
+        let ip = crate::prereq::tool_path("ip").unwrap_or_else(|| "ip".into());
+        let mut c = tokio::process::Command::new(ip);
         c.args(["netns", "exec", &self.netns, "sh", "-c", &line])
             .stdin(if cmd.stdin.is_some() {
                 Stdio::piped()

@@ -47,6 +47,23 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Where a tool is: `$FAULTLINE_TOOL_<NAME>` (upper case, `-` as `_`, e.g.
+/// `FAULTLINE_TOOL_SSHD=/opt/openssh/sbin/sshd`) when set, else [`which`]. `None` when the
+/// override names no executable or the tool is not installed.
+pub fn tool_path(name: &str) -> Option<PathBuf> {
+    let var = format!(
+        "FAULTLINE_TOOL_{}",
+        name.to_ascii_uppercase().replace('-', "_")
+    );
+    match std::env::var_os(&var) {
+        Some(p) => {
+            let p = PathBuf::from(p);
+            is_executable(&p).then_some(p)
+        }
+        None => which(name),
+    }
+}
+
 /// Finds an executable on `PATH`, then in /usr/sbin and /sbin (root tools live there and a
 /// non-root `PATH` often lacks them).
 pub fn which(name: &str) -> Option<PathBuf> {
@@ -79,7 +96,7 @@ pub fn check(tools: &[Tool]) -> Result<()> {
         });
     }
     for t in tools {
-        if which(t.name).is_none() {
+        if tool_path(t.name).is_none() {
             return Err(Error::Missing {
                 what: format!("`{}`", t.name),
                 hint: format!(
@@ -117,5 +134,30 @@ pub fn privileged_or_skip(test: &str, with_ssh: bool) -> bool {
             eprintln!("\n==== SKIPPED (needs root): {test}: {e} ====\n");
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_tool_is_one_line_with_the_package() {
+        let t = Tool {
+            name: "faultline-no-such-tool",
+            package: "some-package",
+        };
+        let e = check(&[t]).unwrap_err().to_string();
+        assert_eq!(e.lines().count(), 1);
+        if is_root() {
+            assert!(
+                e.contains("`faultline-no-such-tool`")
+                    && e.contains("apt-get install some-package"),
+                "{e}"
+            );
+        } else {
+            assert!(e.contains("root"), "{e}");
+        }
+        assert!(which("sh").is_some());
     }
 }

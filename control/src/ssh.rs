@@ -98,6 +98,19 @@ impl std::fmt::Debug for SshRemote {
     }
 }
 
+impl Drop for SshRemote {
+    /// Closing a session talks to the server (blocking): done on a thread of its own, so
+    /// dropping a remote on a tokio worker never blocks it.
+    fn drop(&mut self) {
+        let sessions = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()));
+        if !sessions.is_empty() {
+            let _ = std::thread::Builder::new()
+                .name("ssh-close".into())
+                .spawn(move || drop(sessions));
+        }
+    }
+}
+
 impl SshRemote {
     /// Connects to `node` (with retries) and checks the host key and authentication, so errors
     /// surface here rather than at the first command. The session is kept for later commands.

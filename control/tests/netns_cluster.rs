@@ -97,11 +97,11 @@ async fn netns_cluster_exec_daemons_down() {
     control::signal(n1.as_ref(), &pidfile, Signal::Stop)
         .await
         .unwrap();
-    assert_eq!(proc_state(pid), 'T');
+    assert_eq!(wait_state(pid, |c| c == 'T'), 'T');
     control::signal(n1.as_ref(), &pidfile, Signal::Cont)
         .await
         .unwrap();
-    assert_ne!(proc_state(pid), 'T');
+    assert_ne!(wait_state(pid, |c| c != 'T'), 'T');
     control::stop_daemon(n1.as_ref(), &pidfile, Duration::from_secs(2))
         .await
         .unwrap();
@@ -160,6 +160,18 @@ async fn orphans_without_state_are_removed() {
     assert!(LocalCluster::down_prefix(&opts.state_root, P).unwrap());
     assert_eq!(common::ours(&common::net_snapshot(), P), before);
     assert!(!LocalCluster::down_prefix(&opts.state_root, P).unwrap());
+}
+
+/// Signals are delivered asynchronously: poll the state for up to 2 s.
+fn wait_state(pid: u32, ok: impl Fn(char) -> bool) -> char {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let c = proc_state(pid);
+        if ok(c) || std::time::Instant::now() > deadline {
+            return c;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 fn proc_state(pid: u32) -> char {

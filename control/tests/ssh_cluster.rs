@@ -133,7 +133,7 @@ async fn five_nodes_with_sshd_both_remotes() {
     control::signal(n2.as_ref(), &pidfile, Signal::Stop)
         .await
         .unwrap();
-    assert_eq!(proc_state(pid), 'T');
+    assert_eq!(wait_state(pid, |c| c == 'T'), 'T');
     let len = std::fs::metadata(&logfile).unwrap().len();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
@@ -219,11 +219,64 @@ async fn five_nodes_with_sshd_both_remotes() {
         "{err}"
     );
 
+    // ssh-agent authentication: an agent of our own holding the cluster key.
+    let sock = dir.path().join("agent.sock");
+    let mut agent = std::process::Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&sock)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if sock.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let added = std::process::Command::new("ssh-add")
+        .arg(cluster.state().client_key.as_ref().unwrap())
+        .env("SSH_AUTH_SOCK", &sock)
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{added:?}");
+    // SAFETY: this test binary runs a single test; nothing else reads the environment now.
+    unsafe { std::env::set_var("SSH_AUTH_SOCK", &sock) };
+    let mut ao = cluster.ssh_options().unwrap();
+    ao.auth = SshAuth::Agent;
+    let via_agent = SshRemote::connect(cluster.nodes()[2].clone(), ao.clone()).await;
+    ao.auth = SshAuth::Auto;
+    let via_auto = SshRemote::connect(cluster.nodes()[3].clone(), ao).await;
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let via_agent = via_agent.unwrap();
+    assert_eq!(
+        via_agent
+            .exec(&Exec::new("echo").arg("agent"))
+            .await
+            .unwrap()
+            .stdout,
+        "agent\n"
+    );
+    via_auto.unwrap();
+
     drop(ssh);
     cluster.down_async().await.unwrap();
     let after = common::net_snapshot();
     assert_eq!(common::ours(&before, PREFIX), common::ours(&after, PREFIX));
     assert!(common::ours(&after, PREFIX).0.is_empty() && common::ours(&after, PREFIX).1.is_empty());
+}
+
+/// Signals are delivered asynchronously: poll the state for up to 2 s.
+fn wait_state(pid: u32, ok: impl Fn(char) -> bool) -> char {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let c = proc_state(pid);
+        if ok(c) || std::time::Instant::now() > deadline {
+            return c;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 fn proc_state(pid: u32) -> char {
