@@ -131,7 +131,10 @@ pub fn privileged_or_skip(test: &str, with_ssh: bool) -> bool {
                     "{test}: {e} ({REQUIRE_PRIVILEGED_ENV}=1, so this fails instead of skipping)"
                 );
             }
-            eprintln!("\n==== SKIPPED (needs root): {test}: {e} ====\n");
+            // Straight to the stderr handle: the test harness captures `eprintln!` of passing
+            // tests, and a skip must be seen.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "\n==== SKIPPED (needs root): {test}: {e} ====\n");
             false
         }
     }
