@@ -134,7 +134,10 @@ pub fn privileged_or_skip(test: &str, with_ssh: bool) -> bool {
             // Straight to the stderr handle: the test harness captures `eprintln!` of passing
             // tests, and a skip must be seen.
             use std::io::Write;
-            let _ = writeln!(std::io::stderr(), "\n==== SKIPPED (needs root): {test}: {e} ====\n");
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n==== SKIPPED (needs root): {test}: {e} ====\n"
+            );
             false
         }
     }

@@ -216,8 +216,9 @@ impl Remote for SshRemote {
         ];
         let plain = cmd.cwd.is_none()
             && cmd.env.is_empty()
-            && !BUILTINS.contains(&cmd.argv[0].as_str())
-            && !cmd.argv[0].contains('=');
+            && cmd.argv.first().is_some_and(|p| {
+                !p.is_empty() && !BUILTINS.contains(&p.as_str()) && !p.contains('=')
+            });
         let timed = if plain {
             format!("timeout -k 1 {secs} {inner}")
         } else {
