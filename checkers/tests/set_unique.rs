@@ -35,7 +35,11 @@ fn acked_add_missing_from_final_read_is_lost() {
     let a = &r.anomalies[0];
     assert_eq!(a.kind, kind::LOST_WRITE);
     assert_eq!(a.ops, vec![2, 3, 5]);
-    assert!(a.explanation.contains("add 2 was acknowledged"), "{}", a.explanation);
+    assert!(
+        a.explanation.contains("add 2 was acknowledged"),
+        "{}",
+        a.explanation
+    );
     assert!(a.explanation.contains("on n3"), "{}", a.explanation);
 }
 

@@ -10,7 +10,7 @@ use history::{History, Validity};
 
 use super::explain::{self, Failure};
 use super::partition::{Part, Split};
-use super::search::{Call, Effort, Outcome, Search};
+use super::search::{Call, Calls, Effort, Outcome, Search};
 use super::{Codec, Linearizable};
 use crate::result::{Anomaly, CheckResult};
 
@@ -56,7 +56,7 @@ impl<'r> Run<'r> {
 
     /// Encodes every part with a model from `make` and searches them all.
     pub fn check<M: Codec>(&mut self, make: impl Fn() -> Result<M, String>) {
-        let mut encoded: Vec<(usize, M, Vec<Call<M::Input, M::Output>>)> = Vec::new();
+        let mut encoded: Vec<(usize, M, Calls<M>)> = Vec::new();
         for (i, part) in self.split.parts.iter().enumerate() {
             match make().and_then(|model| self.encode(model, part)) {
                 Ok((model, calls)) => {
@@ -125,12 +125,7 @@ impl<'r> Run<'r> {
         }
     }
 
-    #[allow(clippy::type_complexity)]
-    fn encode<M: Codec>(
-        &self,
-        mut model: M,
-        part: &Part<'_>,
-    ) -> Result<(M, Vec<Call<M::Input, M::Output>>), String> {
+    fn encode<M: Codec>(&self, mut model: M, part: &Part<'_>) -> Result<(M, Calls<M>), String> {
         let ops = self.history.ops();
         let mut calls = Vec::with_capacity(part.ops.len());
         for &(invoke, ret) in &part.ops {

@@ -36,6 +36,9 @@ pub struct Call<I, O> {
     pub ret: Option<u32>,
 }
 
+/// The encoded operations of one partition for model `M`.
+pub type Calls<M> = Vec<Call<<M as Model>::Input, <M as Model>::Output>>;
+
 /// What the search concluded.
 #[derive(Debug)]
 pub enum Outcome<S> {
