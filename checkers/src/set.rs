@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
+use foldhash::HashMap as FastMap;
 use serde_json::json;
 
 use history::pairing::{Event, Pairer};
@@ -132,6 +132,63 @@ impl Elem {
     }
 }
 
+/// Elements by value. Integer elements (the common case) get a map with small buckets, so
+/// that a read of millions of elements stays within cache as far as it can.
+#[derive(Default)]
+struct Table {
+    ints: std::collections::HashMap<i64, u32, std::hash::BuildHasherDefault<LocalHasher>>,
+    others: FastMap<Value, u32>,
+    elems: Vec<Elem>,
+}
+
+/// Hashes an integer to itself in the low bits (consecutive elements land in consecutive
+/// buckets, so reads that list them in order walk memory in order) and mixes the top bits,
+/// which the table uses as tags.
+#[derive(Default)]
+struct LocalHasher(u64);
+
+impl std::hash::Hasher for LocalHasher {
+    fn finish(&self) -> u64 {
+        let mixed = self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (self.0 & 0x01FF_FFFF_FFFF_FFFF) | (mixed & 0xFE00_0000_0000_0000)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_i64(&mut self, i: i64) {
+        self.0 = i as u64;
+    }
+}
+
+impl Table {
+    fn get_or_insert(&mut self, v: &Value) -> &mut Elem {
+        let next = self.elems.len() as u32;
+        let i = match v {
+            Value::Int(i) => *self.ints.entry(*i).or_insert(next),
+            other => match self.others.get(other) {
+                Some(&i) => i,
+                None => {
+                    self.others.insert(other.clone(), next);
+                    next
+                }
+            },
+        };
+        if i == next {
+            self.elems.push(Elem::new());
+        }
+        &mut self.elems[i as usize]
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (Value, &Elem)> + '_ {
+        let ints = self.ints.iter().map(|(&k, &i)| (Value::Int(k), i));
+        let others = self.others.iter().map(|(k, &i)| (k.clone(), i));
+        ints.chain(others)
+            .map(|(k, i)| (k, &self.elems[i as usize]))
+    }
+}
+
 struct ReadRec {
     inv_pos: u64,
     complete: Seen,
@@ -147,7 +204,7 @@ enum Pending {
 pub struct SetState<'a> {
     cfg: &'a Set,
     pairer: Pairer<Pending>,
-    elems: FxHashMap<Value, Elem>,
+    elems: Table,
     /// Add ops referenced by elements (invocations and completions), by `Elem` refs.
     add_ops: Vec<Seen>,
     reads: Vec<ReadRec>,
@@ -163,7 +220,7 @@ impl<'a> SetState<'a> {
         SetState {
             cfg,
             pairer: Pairer::default(),
-            elems: FxHashMap::default(),
+            elems: Table::default(),
             add_ops: Vec::new(),
             reads: Vec::new(),
             pos: 0,
@@ -199,7 +256,7 @@ impl<'a> SetState<'a> {
             if *op.f == *cfg.add_f {
                 // Register the attempt at invocation time so a read concurrent with the add
                 // does not count it as unexpected.
-                let e = self.elems.entry(op.value.clone()).or_insert_with(Elem::new);
+                let e = self.elems.get_or_insert(&op.value);
                 if e.add == AddOutcome::NotAttempted {
                     e.add = AddOutcome::Pending;
                     e.add_invoke = op.index;
@@ -210,7 +267,7 @@ impl<'a> SetState<'a> {
         match payload {
             Pending::Add(value) => {
                 let done = self.remember(Seen::of(op));
-                let e = self.elems.entry(value).or_insert_with(Elem::new);
+                let e = self.elems.get_or_insert(&value);
                 let outcome = match op.kind {
                     OpType::Ok => AddOutcome::Ok,
                     OpType::Fail => AddOutcome::Fail,
@@ -253,7 +310,7 @@ impl<'a> SetState<'a> {
             complete: Seen::of(op),
         });
         for item in items {
-            let e = self.elems.entry(item.clone()).or_insert_with(Elem::new);
+            let e = self.elems.get_or_insert(item);
             if e.last_read_id == rid {
                 self.duplicated_count += 1;
                 if self.duplicated.len() < self.cfg.limit {
@@ -296,7 +353,8 @@ impl<'a> SetState<'a> {
         let (mut attempted, mut acked, mut lost, mut stale, mut never_read) = (0u64, 0, 0, 0, 0);
         let (mut stable, mut recovered, mut unexpected) = (0u64, 0, 0);
         let mut findings: Vec<(u64, Anomaly)> = Vec::new();
-        for (value, e) in &self.elems {
+        for (value, e) in self.elems.iter() {
+            let value = &value;
             let read_any = e.first_read != NO_REF;
             if e.add != AddOutcome::NotAttempted {
                 attempted += 1;

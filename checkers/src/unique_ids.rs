@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
+use foldhash::HashMap as FastMap;
 use serde_json::json;
 
 use history::pairing::{Event, Pairer};
@@ -59,7 +59,7 @@ struct Holder {
 pub struct UniqueIdsState<'a> {
     cfg: &'a UniqueIds,
     pairer: Pairer<Option<u64>>,
-    ids: FxHashMap<Value, Holder>,
+    ids: FastMap<Value, Holder>,
     attempted: u64,
     acked: u64,
     not_an_id: u64,
@@ -73,7 +73,7 @@ impl<'a> UniqueIdsState<'a> {
         UniqueIdsState {
             cfg,
             pairer: Pairer::default(),
-            ids: FxHashMap::default(),
+            ids: FastMap::default(),
             attempted: 0,
             acked: 0,
             not_an_id: 0,

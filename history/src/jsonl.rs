@@ -6,7 +6,6 @@
 //! crash leaves a readable prefix.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 use std::io::{BufRead, Write};
 use std::sync::Arc;
@@ -16,19 +15,23 @@ use serde::de::{self, Deserializer, Visitor};
 
 use crate::{Op, OpType, Process, ReadError, Value};
 
-/// Shares one allocation per distinct `f` and node name across millions of ops.
+/// Shares one allocation per distinct `f` and node name across millions of ops. Histories
+/// use a handful of names, so a short list scanned in order beats hashing every lookup.
 #[derive(Default)]
 pub(crate) struct Interner {
-    names: HashMap<Box<str>, Arc<str>>,
+    names: Vec<Arc<str>>,
 }
 
 impl Interner {
     pub(crate) fn get(&mut self, s: &str) -> Arc<str> {
-        if let Some(a) = self.names.get(s) {
+        if let Some(a) = self.names.iter().find(|a| ***a == *s) {
             return a.clone();
         }
         let a: Arc<str> = s.into();
-        self.names.insert(s.into(), a.clone());
+        // Past a few hundred distinct names, stop interning rather than scan a long list.
+        if self.names.len() < 256 {
+            self.names.push(a.clone());
+        }
         a
     }
 }
@@ -125,60 +128,94 @@ impl<R: BufRead> Reader<R> {
     }
 
     fn next_op(&mut self) -> Result<Option<Op>, ReadError> {
+        let io = |path: &str, source| ReadError::Io {
+            path: path.to_owned(),
+            source,
+        };
         loop {
-            self.buf.clear();
-            let n = self
-                .input
-                .read_until(b'\n', &mut self.buf)
-                .map_err(|source| ReadError::Io {
-                    path: self.path.clone(),
-                    source,
-                })?;
-            if n == 0 {
+            // Parse in place when the whole line is in the reader's buffer (the common case);
+            // copy only lines that straddle a refill.
+            let available = self.input.fill_buf().map_err(|e| io(&self.path, e))?;
+            if available.is_empty() {
                 return Ok(None);
             }
+            let parsed = if let Some(nl) = available.iter().position(|&b| b == b'\n') {
+                let parsed = parse_line(&available[..nl], true, &mut self.names);
+                self.input.consume(nl + 1);
+                parsed
+            } else {
+                self.buf.clear();
+                self.input
+                    .read_until(b'\n', &mut self.buf)
+                    .map_err(|e| io(&self.path, e))?;
+                let complete = self.buf.last() == Some(&b'\n');
+                parse_line(&self.buf, complete, &mut self.names)
+            };
             self.line += 1;
-            let complete = self.buf.last() == Some(&b'\n');
-            let text = trim_ascii(&self.buf);
-            if text.is_empty() {
-                continue;
-            }
-            let raw: RawOp<'_> = match serde_json::from_slice(text) {
-                Ok(raw) => raw,
-                Err(_) if !complete => {
+            match parsed {
+                Ok(Line::Blank) => continue,
+                Ok(Line::Truncated) => {
                     // The writer was cut off mid-line: everything before it is intact.
                     self.truncated = true;
                     return Ok(None);
                 }
-                Err(e) => {
-                    let msg = format!(
-                        "not a history op: {e} (expected one JSON object per line with process, type, f, value)"
-                    );
-                    return Err(self.syntax(msg));
+                Ok(Line::Op(mut op, has_index)) => {
+                    if !has_index {
+                        op.index = self.position;
+                    }
+                    self.position += 1;
+                    return Ok(Some(op));
                 }
-            };
-            let Some(kind) = OpType::parse(&raw.kind) else {
-                let msg = format!(
-                    "unknown op type {:?} (expected invoke, ok, fail or info)",
-                    raw.kind
-                );
-                return Err(self.syntax(msg));
-            };
-            let index = raw.index.unwrap_or(self.position);
-            self.position += 1;
-            return Ok(Some(Op {
-                index,
-                time: raw.time,
-                process: raw.process.0,
-                kind,
-                f: self.names.get(&raw.f),
-                key: raw.key,
-                value: raw.value,
-                node: raw.node.map(|n| self.names.get(&n)),
-                error: raw.error,
-            }));
+                Err(msg) => return Err(self.syntax(msg)),
+            }
         }
     }
+}
+
+enum Line {
+    Blank,
+    Truncated,
+    /// The op, and whether the line gave its index.
+    Op(Op, bool),
+}
+
+fn parse_line(line: &[u8], complete: bool, names: &mut Interner) -> Result<Line, String> {
+    let text = trim_ascii(line);
+    if text.is_empty() {
+        return Ok(Line::Blank);
+    }
+    if let Some((op, has_index)) = crate::fastjson::parse(text, names) {
+        return Ok(Line::Op(op, has_index));
+    }
+    let raw: RawOp<'_> = match serde_json::from_slice(text) {
+        Ok(raw) => raw,
+        Err(_) if !complete => return Ok(Line::Truncated),
+        Err(e) => {
+            return Err(format!(
+                "not a history op: {e} (expected one JSON object per line with process, type, f, value)"
+            ));
+        }
+    };
+    let Some(kind) = OpType::parse(&raw.kind) else {
+        return Err(format!(
+            "unknown op type {:?} (expected invoke, ok, fail or info)",
+            raw.kind
+        ));
+    };
+    Ok(Line::Op(
+        Op {
+            index: raw.index.unwrap_or(0),
+            time: raw.time,
+            process: raw.process.0,
+            kind,
+            f: names.get(&raw.f),
+            key: raw.key,
+            value: raw.value,
+            node: raw.node.map(|n| names.get(&n)),
+            error: raw.error,
+        },
+        raw.index.is_some(),
+    ))
 }
 
 impl<R: BufRead> Iterator for Reader<R> {

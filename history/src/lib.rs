@@ -17,6 +17,7 @@
 pub mod build;
 pub mod edn;
 mod error;
+mod fastjson;
 #[allow(clippy::module_inception)]
 pub mod history;
 pub mod jsonl;
@@ -27,6 +28,6 @@ pub mod value;
 
 pub use error::ReadError;
 pub use history::{History, PairError};
-pub use load::{Format, LoadInfo, load, load_reader};
+pub use load::{Format, LoadInfo, load, load_reader, stream};
 pub use op::{Op, OpType, Process, Validity};
 pub use value::Value;

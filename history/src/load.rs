@@ -95,3 +95,69 @@ pub fn load_reader<R: BufRead>(
     })?;
     Ok((history, LoadInfo { truncated }))
 }
+
+/// Reads ops on a background thread and hands them to `each` on this one, so that parsing
+/// and checking use two cores. `each` may stop the stream early with `ControlFlow::Break`.
+pub fn stream<R: std::io::Read + Send>(
+    input: R,
+    name: &str,
+    format: Format,
+    mut each: impl FnMut(Op) -> std::ops::ControlFlow<()>,
+) -> Result<LoadInfo, ReadError> {
+    use std::ops::ControlFlow;
+    use std::sync::mpsc::sync_channel;
+
+    const BATCH: usize = 4096;
+    let (tx, rx) = sync_channel::<Result<Vec<Op>, ReadError>>(8);
+    std::thread::scope(|scope| {
+        let producer = scope.spawn(move || {
+            let input = BufReader::with_capacity(1 << 20, input);
+            let mut batch = Vec::with_capacity(BATCH);
+            let mut send_all = |ops: &mut dyn Iterator<Item = Result<Op, ReadError>>| {
+                for op in ops {
+                    match op {
+                        Ok(op) => batch.push(op),
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return false;
+                        }
+                    }
+                    if batch.len() == BATCH
+                        && tx
+                            .send(Ok(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))))
+                            .is_err()
+                    {
+                        return false;
+                    }
+                }
+                tx.send(Ok(std::mem::take(&mut batch))).is_ok()
+            };
+            match format {
+                Format::Jsonl => {
+                    let mut r = jsonl::Reader::new(input, name);
+                    send_all(&mut r);
+                    r.truncated()
+                }
+                Format::JepsenEdn => {
+                    let mut r = edn::Reader::new(input, name);
+                    send_all(&mut r);
+                    r.truncated()
+                }
+            }
+        });
+        for batch in rx.iter() {
+            for op in batch? {
+                if each(op) == ControlFlow::Break(()) {
+                    // Dropping the receiver stops the producer at its next send.
+                    drop(rx);
+                    return Ok(LoadInfo {
+                        truncated: producer.join().unwrap_or(false),
+                    });
+                }
+            }
+        }
+        Ok(LoadInfo {
+            truncated: producer.join().unwrap_or(false),
+        })
+    })
+}

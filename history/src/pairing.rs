@@ -17,16 +17,84 @@ pub enum Event<T> {
 /// Pairs ops as they come; `T` is whatever the caller keeps from each invocation.
 #[derive(Debug)]
 pub struct Pairer<T> {
-    open: HashMap<Process, (u64, u64, T)>,
+    open: Open<T>,
     pos: u64,
 }
 
 impl<T> Default for Pairer<T> {
     fn default() -> Self {
         Pairer {
-            open: HashMap::new(),
+            open: Open {
+                dense: Vec::new(),
+                sparse: HashMap::new(),
+                nemesis: None,
+            },
             pos: 0,
         }
+    }
+}
+
+/// The open invocation of each process: client numbers are small and dense in practice, so
+/// they index a vector; huge ones go to a map.
+#[derive(Debug)]
+struct Open<T> {
+    dense: Vec<Option<(u64, u64, T)>>,
+    sparse: HashMap<u64, (u64, u64, T)>,
+    nemesis: Option<(u64, u64, T)>,
+}
+
+const DENSE_LIMIT: u64 = 1 << 20;
+
+impl<T> Open<T> {
+    fn slot(&mut self, p: Process) -> Option<&mut Option<(u64, u64, T)>> {
+        match p {
+            Process::Nemesis => Some(&mut self.nemesis),
+            Process::Client(c) if c < DENSE_LIMIT => {
+                let c = c as usize;
+                if c >= self.dense.len() {
+                    self.dense.resize_with(c + 1, || None);
+                }
+                Some(&mut self.dense[c])
+            }
+            Process::Client(_) => None,
+        }
+    }
+
+    fn contains_key(&mut self, p: &Process) -> bool {
+        self.get(p).is_some()
+    }
+
+    fn get(&mut self, p: &Process) -> Option<&(u64, u64, T)> {
+        match *p {
+            Process::Client(c) if c >= DENSE_LIMIT => self.sparse.get(&c),
+            _ => self.slot(*p).and_then(|s| s.as_ref()),
+        }
+    }
+
+    fn insert(&mut self, p: Process, v: (u64, u64, T)) {
+        match self.slot(p) {
+            Some(s) => *s = Some(v),
+            None => {
+                if let Process::Client(c) = p {
+                    self.sparse.insert(c, v);
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, p: &Process) -> Option<(u64, u64, T)> {
+        match *p {
+            Process::Client(c) if c >= DENSE_LIMIT => self.sparse.remove(&c),
+            _ => self.slot(*p).and_then(Option::take),
+        }
+    }
+
+    fn into_values(self) -> impl Iterator<Item = (u64, u64, T)> {
+        self.dense
+            .into_iter()
+            .flatten()
+            .chain(self.sparse.into_values())
+            .chain(self.nemesis)
     }
 }
 

@@ -4,7 +4,7 @@
 //! distinct elements, not with the text); the linearizability models need the whole history.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use clap::{Args, ValueEnum};
 use checkers::CheckResult;
 use checkers::set::{Set, SetState};
 use checkers::unique_ids::{UniqueIds, UniqueIdsState};
-use history::{Format, Value, edn, jsonl};
+use history::{Format, Value, edn};
 
 use crate::exit::{self, user_error};
 
@@ -173,37 +173,27 @@ fn stream(
     set: &Set,
     ids: &UniqueIds,
 ) -> anyhow::Result<(CheckResult, CheckResult, Census, bool)> {
-    let input = BufReader::with_capacity(
-        1 << 20,
-        File::open(file).with_context(|| format!("failed to open {}", file.display()))?,
-    );
+    let input = File::open(file).with_context(|| format!("failed to open {}", file.display()))?;
     let name = file.display().to_string();
     let mut s = SetState::new(set);
     let mut u = UniqueIdsState::new(ids);
     let mut census = Census::default();
-    let mut feed = |op: history::Op| -> anyhow::Result<()> {
+    let mut pairing = None;
+    let info = history::stream(input, &name, format, |op| {
         census.observe(&op);
-        let pairing = |e: history::PairError| user_error(format!("{name}: {e}"));
-        s.observe(&op).map_err(pairing)?;
-        u.observe(&op).map_err(pairing)?;
-        Ok(())
-    };
-    let truncated = match format {
-        Format::Jsonl => {
-            let mut r = jsonl::Reader::new(input, name.clone());
-            for op in r.by_ref() {
-                feed(op.map_err(read_error)?)?;
+        match s.observe(&op).and_then(|()| u.observe(&op)) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => {
+                pairing = Some(e);
+                ControlFlow::Break(())
             }
-            r.truncated()
         }
-        Format::JepsenEdn => {
-            let mut r = edn::Reader::new(input, name.clone());
-            for op in r.by_ref() {
-                feed(op.map_err(read_error)?)?;
-            }
-            r.truncated()
-        }
-    };
+    })
+    .map_err(read_error)?;
+    if let Some(e) = pairing {
+        return Err(user_error(format!("{name}: {e}")));
+    }
+    let truncated = info.truncated;
     Ok((s.finish(), u.finish(), census, truncated))
 }
 

@@ -1,0 +1,287 @@
+//! A fast path for the JSONL reader: a hand-written parser for the shape faultline itself
+//! writes (flat keys; ints, plain strings, null/bools, lists and maps of those). Anything else
+//! (escapes, floats, huge integers, duplicate keys) returns `None` and the line goes to
+//! serde_json, which also produces the error messages. Both must agree on every line this
+//! accepts; a test feeds the same lines to both.
+
+use std::sync::Arc;
+
+use crate::jsonl::Interner;
+use crate::{Op, OpType, Process, Value};
+
+struct P<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl<'a> P<'a> {
+    fn ws(&mut self) {
+        while self.i < self.s.len() && matches!(self.s[self.i], b' ' | b'\t' | b'\r' | b'\n') {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        self.ws();
+        (self.s.get(self.i) == Some(&c)).then(|| self.i += 1)
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.s.get(self.i).copied()
+    }
+
+    /// A string with no escapes and valid UTF-8.
+    fn str(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let len = self.s[start..]
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\')?;
+        if self.s[start + len] != b'"' {
+            return None;
+        }
+        self.i = start + len + 1;
+        std::str::from_utf8(&self.s[start..start + len]).ok()
+    }
+
+    fn int(&mut self) -> Option<i64> {
+        self.ws();
+        let start = self.i;
+        if self.s.get(self.i) == Some(&b'-') {
+            self.i += 1;
+        }
+        let digits = self.s[self.i..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        if digits == 0 || digits > 18 {
+            return None;
+        }
+        self.i += digits;
+        if matches!(self.s.get(self.i), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        // Only ASCII digits and a sign: always valid UTF-8 and in range (at most 18 digits).
+        std::str::from_utf8(&self.s[start..self.i])
+            .ok()?
+            .parse()
+            .ok()
+    }
+
+    fn value(&mut self, depth: u8) -> Option<Value> {
+        if depth > 32 {
+            return None;
+        }
+        match self.peek()? {
+            b'"' => self.str().map(Value::str),
+            b'n' => self.word(b"null", Value::Nil),
+            b't' => self.word(b"true", Value::Bool(true)),
+            b'f' => self.word(b"false", Value::Bool(false)),
+            b'[' => {
+                self.i += 1;
+                // A long list (a read of a whole set) is sized once rather than regrown.
+                let rest = &self.s[self.i..];
+                let mut items = if rest.len() > 4096 {
+                    Vec::with_capacity(rest.iter().filter(|&&b| b == b',').count() + 1)
+                } else {
+                    Vec::new()
+                };
+                if self.eat(b']').is_some() {
+                    return Some(Value::List(items));
+                }
+                loop {
+                    items.push(self.value(depth + 1)?);
+                    if self.eat(b',').is_none() {
+                        self.eat(b']')?;
+                        items.shrink_to_fit();
+                        return Some(Value::List(items));
+                    }
+                }
+            }
+            b'{' => {
+                self.i += 1;
+                let mut pairs = Vec::new();
+                if self.eat(b'}').is_some() {
+                    return Some(Value::Map(pairs));
+                }
+                loop {
+                    let k = self.str()?;
+                    self.eat(b':')?;
+                    let v = self.value(depth + 1)?;
+                    pairs.push((Value::str(k), v));
+                    if self.eat(b',').is_none() {
+                        self.eat(b'}')?;
+                        return Some(Value::Map(pairs));
+                    }
+                }
+            }
+            _ => self.int().map(Value::Int),
+        }
+    }
+
+    fn word(&mut self, w: &[u8], v: Value) -> Option<Value> {
+        self.s[self.i..].starts_with(w).then(|| {
+            self.i += w.len();
+            v
+        })
+    }
+}
+
+/// Parses one op line, or `None` when the line needs the general parser.
+pub(crate) fn parse(line: &[u8], names: &mut Interner) -> Option<(Op, bool)> {
+    let mut p = P { s: line, i: 0 };
+    p.eat(b'{')?;
+    let (mut index, mut time, mut process, mut kind) = (None, None, None, None);
+    let (mut f, mut key, mut value, mut node, mut error): (Option<Arc<str>>, _, _, _, _) =
+        (None, None, None, None, None);
+    if p.eat(b'}').is_some() {
+        return None;
+    }
+    loop {
+        let k = p.str()?;
+        p.eat(b':')?;
+        // A repeated key: serde_json decides what that means.
+        macro_rules! once {
+            ($slot:ident, $e:expr) => {{
+                if $slot.is_some() {
+                    return None;
+                }
+                $slot = Some($e);
+            }};
+        }
+        match k {
+            "index" => once!(index, u64::try_from(p.int()?).ok()?),
+            "time" => once!(time, u64::try_from(p.int()?).ok()?),
+            "process" => once!(
+                process,
+                if p.peek()? == b'"' {
+                    (p.str()? == "nemesis").then_some(Process::Nemesis)?
+                } else {
+                    Process::Client(u64::try_from(p.int()?).ok()?)
+                }
+            ),
+            "type" => once!(kind, OpType::parse(p.str()?)?),
+            "f" => once!(f, names.get(p.str()?)),
+            "key" => once!(key, p.value(0)?),
+            "value" => once!(value, p.value(0)?),
+            "node" => once!(
+                node,
+                if p.peek()? == b'n' {
+                    p.word(b"null", Value::Nil)?;
+                    None
+                } else {
+                    Some(names.get(p.str()?))
+                }
+            ),
+            "error" => once!(error, p.value(0)?),
+            _ => return None,
+        }
+        if p.eat(b',').is_none() {
+            p.eat(b'}')?;
+            p.ws();
+            if p.i != line.len() {
+                return None;
+            }
+            break;
+        }
+    }
+    let has_index = index.is_some();
+    Some((
+        Op {
+            index: index.unwrap_or(0),
+            time,
+            process: process?,
+            kind: kind?,
+            f: f?,
+            // serde reads `"key": null` as no key; so must we.
+            key: key.filter(|k: &Value| !k.is_nil()),
+            value: value.unwrap_or(Value::Nil),
+            node: node.flatten(),
+            error: error.filter(|e: &Value| !e.is_nil()),
+        },
+        has_index,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn serde_parse(line: &str) -> Op {
+        let mut r = crate::jsonl::Reader::new(line.as_bytes(), "t");
+        r.next().unwrap().unwrap()
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Nil),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::Int),
+            (-1e6f64..1e6).prop_map(Value::Float),
+            "[a-z\\\"é ]{0,6}".prop_map(|s| Value::str(&s)),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::List),
+                prop::collection::vec(("[a-z]{1,3}", inner), 0..4).prop_map(|kv| {
+                    // JSON objects have unique keys.
+                    let mut seen = std::collections::BTreeSet::new();
+                    Value::Map(
+                        kv.into_iter()
+                            .filter(|(k, _)| seen.insert(k.clone()))
+                            .map(|(k, v)| (Value::str(&k), v))
+                            .collect(),
+                    )
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Whatever the fast path accepts, it reads exactly as serde_json does.
+        #[test]
+        fn agrees_with_serde(v in value(), k in proptest::option::of(value()), nemesis in any::<bool>(), p in 0u64..1000, t in proptest::option::of(0u64..u64::MAX / 2)) {
+            let op = Op {
+                index: p * 3,
+                time: t,
+                process: if nemesis { Process::Nemesis } else { Process::Client(p) },
+                kind: OpType::Ok,
+                f: "read".into(),
+                key: k.filter(|k| !k.is_nil()),
+                value: v,
+                node: Some("n1".into()),
+                error: None,
+            };
+            let line = serde_json::to_string(&op).unwrap();
+            let slow = serde_parse(&line);
+            prop_assert_eq!(&slow, &op);
+            if let Some((fast, has_index)) = parse(line.as_bytes(), &mut Interner::default()) {
+                prop_assert!(has_index);
+                prop_assert_eq!(fast, slow);
+            }
+        }
+    }
+
+    #[test]
+    fn takes_the_common_shapes() {
+        let mut names = Interner::default();
+        for line in [
+            r#"{"index":0,"time":1200345,"process":3,"type":"invoke","f":"add","value":17,"node":"n2"}"#,
+            r#"{"index":2,"process":"nemesis","type":"info","f":"start-partition","value":{"n1":["n2","n3"]}}"#,
+            r#"{"process":1,"type":"ok","f":"read","value":[1,2,3],"error":null}"#,
+        ] {
+            let (fast, _) = parse(line.as_bytes(), &mut names).expect(line);
+            assert_eq!(fast, serde_parse(line));
+        }
+        assert!(parse(br#"{"process":1,"type":"ok","f":"r\"ead"}"#, &mut names).is_none());
+        assert!(
+            parse(
+                br#"{"process":1,"process":2,"type":"ok","f":"read"}"#,
+                &mut names
+            )
+            .is_none()
+        );
+    }
+}
