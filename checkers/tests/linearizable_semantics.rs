@@ -229,3 +229,16 @@ fn budget_gives_unknown() {
         started.elapsed()
     );
 }
+
+#[test]
+fn memory_limit_gives_unknown() {
+    let h = adversarial(40);
+    let r = Linearizable::new(ModelKind::Register)
+        .with_memory_limit(1 << 20)
+        .check(&h);
+    assert_eq!(r.valid, Validity::Unknown, "{r:?}");
+    assert!(
+        r.reason.as_deref().unwrap().contains("memory limit"),
+        "{r:?}"
+    );
+}

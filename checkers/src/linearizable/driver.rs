@@ -16,7 +16,7 @@ use crate::result::{Anomaly, CheckResult};
 
 /// Steps each live search gets in the first round; doubled every round.
 const FIRST_SLICE: u64 = 1 << 13;
-const MAX_SLICE: u64 = 1 << 24;
+const MAX_SLICE: u64 = 1 << 20;
 
 /// One check over the parts of a split history.
 pub struct Run<'r> {
@@ -112,6 +112,15 @@ impl<'r> Run<'r> {
                 self.effort.configurations += e.configurations;
             }
             live = still;
+            let memory: usize = live.iter().map(|(_, s)| s.memory()).sum();
+            if !out_of_time && memory > self.checker.memory_limit {
+                out_of_time = true;
+                let (i, _) = live
+                    .iter()
+                    .max_by_key(|(_, s)| s.memory())
+                    .map_or((0, 0), |(i, s)| (*i, s.memory()));
+                self.reasons.push(self.out_of_memory(i, memory));
+            }
             if out_of_time || (!self.anomalies.is_empty() && !self.checker.exhaustive) {
                 self.abandoned = live.iter().map(|(i, _)| *i).collect();
                 for (_, s) in &live {
@@ -157,6 +166,19 @@ impl<'r> Run<'r> {
         let key = p.key.map(|k| format!(" {k}")).unwrap_or_default();
         format!(
             "the time budget of {budget:?} ran out while checking key{key} ({} ops); {} of {} keys were found linearizable before that",
+            p.ops.len(),
+            self.valid_parts,
+            self.split.parts.len()
+        )
+    }
+
+    fn out_of_memory(&self, part: usize, bytes: usize) -> String {
+        let p = &self.split.parts[part];
+        let key = p.key.map(|k| format!(" {k}")).unwrap_or_default();
+        format!(
+            "the search outgrew its memory limit of {} MiB ({} MiB in use) while checking key{key} ({} ops); {} of {} keys were found linearizable before that",
+            self.checker.memory_limit >> 20,
+            bytes >> 20,
             p.ops.len(),
             self.valid_parts,
             self.split.parts.len()

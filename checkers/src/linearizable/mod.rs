@@ -97,6 +97,9 @@ impl FromStr for ModelKind {
     }
 }
 
+/// The default of [`Linearizable::with_memory_limit`].
+pub const DEFAULT_MEMORY_LIMIT: usize = 2 << 30;
+
 /// The linearizability checker. See the module docs for the semantics.
 #[derive(Clone, Debug)]
 pub struct Linearizable {
@@ -104,6 +107,7 @@ pub struct Linearizable {
     initial: Value,
     nil_read_is_unknown: bool,
     budget: Option<Duration>,
+    memory_limit: usize,
     exhaustive: bool,
     limit: usize,
 }
@@ -116,6 +120,7 @@ impl Linearizable {
             initial: Value::Nil,
             nil_read_is_unknown: true,
             budget: None,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
             exhaustive: false,
             limit: DEFAULT_LIMIT,
         }
@@ -140,6 +145,13 @@ impl Linearizable {
     /// Gives up with Unknown once `budget` has passed (the whole check, all keys together).
     pub fn with_budget(mut self, budget: Duration) -> Self {
         self.budget = Some(budget);
+        self
+    }
+
+    /// Gives up with Unknown once the searches hold about this many bytes (default 2 GiB):
+    /// a hard history must not take the machine down.
+    pub fn with_memory_limit(mut self, bytes: usize) -> Self {
+        self.memory_limit = bytes;
         self
     }
 

@@ -108,6 +108,11 @@ impl<'a, M: Model> Search<'a, M> {
         }
     }
 
+    /// About how many bytes the search holds (its cache, mostly).
+    pub fn memory(&self) -> usize {
+        self.cache.bytes() + self.stack.capacity() * std::mem::size_of::<(usize, M::State)>()
+    }
+
     pub fn effort(&self) -> Effort {
         Effort {
             steps: self.steps,
@@ -301,6 +306,13 @@ impl<S: Clone + Eq + Hash> Cache<S> {
 
     fn len(&self) -> usize {
         self.states.len()
+    }
+
+    fn bytes(&self) -> usize {
+        self.states.capacity() * std::mem::size_of::<S>()
+            + self.bits.capacity() * 8
+            + self.chain.capacity() * 4
+            + self.heads.capacity() * 16
     }
 
     /// Adds the pair; false if it was there already.
