@@ -73,10 +73,29 @@ pub fn anomaly(history: &History, f: &Failure<'_>) -> Anomaly {
     let first_index = ops.first().map_or(0, |o| o.index);
     let what = describe(inv, Some(done));
     let states = list(&f.states);
+    let shown: Vec<String> = f
+        .part_ops
+        .iter()
+        .filter(|(i, _)| concurrent.contains(&ops[*i as usize].index))
+        .take(3)
+        .map(|&(i, _)| {
+            let i = i as usize;
+            let done = history.partner(i).and_then(|p| ops.get(p));
+            format!("op {}, {}", ops[i].index, describe(&ops[i], done))
+        })
+        .collect();
+    let more = if concurrent_total > shown.len() {
+        ", ..."
+    } else {
+        ""
+    };
     let concurrency = match concurrent_total {
         0 => "no op ran concurrently with it".to_owned(),
-        1 => "1 op ran concurrently with it".to_owned(),
-        n => format!("{n} ops ran concurrently with it"),
+        1 => format!("1 op ran concurrently with it: {}", shown.join("; ")),
+        n => format!(
+            "{n} ops ran concurrently with it: {}{more}",
+            shown.join("; ")
+        ),
     };
     let explanation = format!(
         "{model}{key}: op {a}..{b}, {what}, cannot be linearized. Whatever order the earlier \
