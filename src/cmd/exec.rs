@@ -140,7 +140,7 @@ async fn run_async(args: ExecArgs) -> anyhow::Result<u8> {
 
 /// How the selected nodes are reached.
 enum Via {
-    Netns(LocalCluster),
+    Netns(Box<LocalCluster>),
     Ssh(SshOptions),
 }
 
@@ -217,6 +217,6 @@ fn targets(args: &ExecArgs) -> anyhow::Result<(Vec<Node>, Via)> {
                 "missing root privileges: entering a node's namespace needs root (run as root, or pass --ssh)",
             ));
         }
-        Ok((nodes, Via::Netns(c)))
+        Ok((nodes, Via::Netns(Box::new(c))))
     }
 }
