@@ -195,6 +195,16 @@ impl Config {
         &self.peers[self.me].id
     }
 
+    /// Identifies the cluster (its member list) on peer connections, so that a node never takes
+    /// messages from another cluster that happens to reach its address.
+    pub fn cluster_id(&self) -> u32 {
+        let mut s = String::new();
+        for p in &self.peers {
+            s.push_str(&format!("{}={},", p.id, p.addr));
+        }
+        crate::codec::checksum(s.as_bytes())
+    }
+
     pub fn majority(&self) -> usize {
         self.peers.len() / 2 + 1
     }

@@ -1,5 +1,6 @@
 //! Peer transport. Clients and peers share one port: a peer connection starts with the magic
-//! bytes `00 'L' 'K' 'V'` and the sender's index (u16 LE), then carries frames
+//! bytes `00 'L' 'K' 'V'`, the sender's index (u16 LE) and the cluster id (u32 LE, a checksum of
+//! the member list: connections from another cluster are refused), then carries frames
 //! `[len u32 LE][message]`. Each node keeps one outbound connection per peer and only writes
 //! on it; messages are one-way, answers travel on the other node's outbound connection.
 
@@ -10,7 +11,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::{Instrument, debug, warn};
 
 use crate::codec::{Dec, Enc, Msg};
 use crate::config::Bug;
@@ -40,6 +41,7 @@ pub async fn sender(shared: Arc<Shared>, to: usize, mut rx: mpsc::Receiver<Msg>)
         let _ = stream.set_nodelay(true);
         let mut hello = MAGIC.to_vec();
         hello.extend_from_slice(&(shared.cfg.me as u16).to_le_bytes());
+        hello.extend_from_slice(&shared.cfg.cluster_id().to_le_bytes());
         if stream.write_all(&hello).await.is_err() {
             continue;
         }
@@ -73,7 +75,7 @@ fn frame(buf: &mut Vec<u8>, m: &Msg) {
 
 /// Read messages from a peer connection (after the magic bytes) and hand them to the core.
 pub async fn receiver(shared: Arc<Shared>, mut sock: TcpStream, mut buf: BytesMut) {
-    while buf.len() < 6 {
+    while buf.len() < 10 {
         match sock.read_buf(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
@@ -81,8 +83,13 @@ pub async fn receiver(shared: Arc<Shared>, mut sock: TcpStream, mut buf: BytesMu
     }
     buf.advance(4);
     let from = buf.get_u16_le() as usize;
-    if from >= shared.cfg.peers.len() {
-        warn!(from, "peer index out of range; closing");
+    let cluster = buf.get_u32_le();
+    if from >= shared.cfg.peers.len() || from == shared.cfg.me || cluster != shared.cfg.cluster_id()
+    {
+        warn!(
+            from,
+            cluster, "peer connection from another cluster (different --peers); closing"
+        );
         return;
     }
     loop {
@@ -122,7 +129,22 @@ pub async fn receiver(shared: Arc<Shared>, mut sock: TcpStream, mut buf: BytesMu
                 }
             }
             for m in rest {
-                install_snapshot(&shared, from, m).await;
+                // Installed off the reader, so heartbeats keep flowing meanwhile; one at a time.
+                if !shared
+                    .installing
+                    .swap(true, std::sync::atomic::Ordering::SeqCst)
+                {
+                    let s = shared.clone();
+                    let h = tokio::spawn(
+                        async move {
+                            install_snapshot(&s, from, m).await;
+                            s.installing
+                                .store(false, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        .in_current_span(),
+                    );
+                    shared.track(h.abort_handle());
+                }
             }
         }
         match sock.read_buf(&mut buf).await {

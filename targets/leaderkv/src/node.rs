@@ -12,7 +12,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::AbortHandle;
-use tracing::{error, info};
+use tracing::{Instrument, error, info};
 
 use crate::Error;
 use crate::codec::Msg;
@@ -30,6 +30,8 @@ pub struct Shared {
     pub progress: watch::Receiver<Progress>,
     killed: AtomicBool,
     stopping: AtomicBool,
+    /// A snapshot from the leader is being installed.
+    pub installing: AtomicBool,
     tasks: Mutex<Vec<AbortHandle>>,
 }
 
@@ -38,7 +40,7 @@ impl Shared {
         self.core.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn track(&self, h: AbortHandle) {
+    pub fn track(&self, h: AbortHandle) {
         let mut t = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
         if t.len() > 64 {
             t.retain(|h| !h.is_finished());
@@ -124,26 +126,31 @@ impl Node {
             repl_kick,
             progress: prx,
             killed: AtomicBool::new(false),
+            installing: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),
         });
         let file = rec.file;
         let s2 = shared.clone();
+        let span = tracing::info_span!("node", id = cfg.id(), port = cfg.listen.port());
+        let span2 = span.clone();
         let flusher = std::thread::Builder::new()
             .name(format!("flush-{}", cfg.id()))
-            .spawn(move || flusher(s2, file))
+            .spawn(move || span2.in_scope(|| flusher(s2, file)))
             .map_err(|e| Error::Io("spawn flusher".into(), e))?;
         for (i, rx) in receivers.into_iter().enumerate() {
             if let Some(rx) = rx {
-                let h = tokio::spawn(crate::net::sender(shared.clone(), i, rx));
+                let h = tokio::spawn(
+                    crate::net::sender(shared.clone(), i, rx).instrument(span.clone()),
+                );
                 shared.track(h.abort_handle());
             }
         }
-        let h = tokio::spawn(accept_loop(shared.clone(), listener));
+        let h = tokio::spawn(accept_loop(shared.clone(), listener).instrument(span.clone()));
         shared.track(h.abort_handle());
-        let h = tokio::spawn(ticker(shared.clone()));
+        let h = tokio::spawn(ticker(shared.clone()).instrument(span.clone()));
         shared.track(h.abort_handle());
-        let h = tokio::spawn(replicator(shared.clone()));
+        let h = tokio::spawn(replicator(shared.clone()).instrument(span));
         shared.track(h.abort_handle());
         Ok(Node {
             shared,
@@ -283,7 +290,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             continue;
         };
         let s = shared.clone();
-        let h = tokio::spawn(async move { dispatch(s, sock).await });
+        let h = tokio::spawn(async move { dispatch(s, sock).await }.in_current_span());
         shared.track(h.abort_handle());
     }
 }

@@ -44,7 +44,9 @@ impl Core {
         let base = self.log.base_lsn;
         let last = self.log.last_lsn();
         let p = &self.peers[i];
-        let need_snap = p.next <= base || (p.empty && self.applied > 0);
+        // A follower with no data at all joins from a snapshot once there is data (at cluster
+        // formation, when the state is still empty, the log is streamed instead).
+        let need_snap = p.next <= base || (p.empty && !self.store.is_empty());
         if need_snap && p.snap_until.is_none_or(|t| now >= t) {
             self.queue_snapshot(i, now);
         }

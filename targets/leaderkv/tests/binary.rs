@@ -57,21 +57,35 @@ async fn role(a: SocketAddr) -> Option<Vec<Reply>> {
     }
 }
 
-async fn wait_leader(addrs: &[SocketAddr], skip: Option<usize>) -> usize {
+async fn wait_leader(dir: &Path, addrs: &[SocketAddr], skip: Option<usize>) -> usize {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
+        let mut seen = Vec::new();
         for (i, a) in addrs.iter().enumerate() {
             if Some(i) == skip {
                 continue;
             }
-            if let Some(v) = role(*a).await
+            let r = role(*a).await;
+            if let Some(v) = &r
                 && v[0] == Reply::bulk("leader")
-                && call(*a, &["SET", "probe", "1"]).await.ok() == Some(Reply::ok())
             {
-                return i;
+                let w = call(*a, &["SET", "probe", "1"]).await;
+                if w.as_ref().ok() == Some(&Reply::ok()) {
+                    return i;
+                }
+                seen.push(format!("n{}: {r:?} SET -> {w:?}", i + 1));
+            } else {
+                seen.push(format!("n{}: {r:?}", i + 1));
             }
         }
-        assert!(Instant::now() < deadline, "no leader");
+        if Instant::now() >= deadline {
+            for i in 0..addrs.len() {
+                let log = std::fs::read_to_string(dir.join(format!("n{}.log", i + 1)))
+                    .unwrap_or_default();
+                eprintln!("==== n{} log ====\n{log}", i + 1);
+            }
+            panic!("no leader: {seen:#?}");
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -89,7 +103,7 @@ async fn real_processes_replicate_fail_over_and_shut_down_cleanly() {
     let mut p = Procs {
         children: (0..3).map(|i| Some(spawn(dir.path(), i, &peers))).collect(),
     };
-    let l = wait_leader(&addrs, None).await;
+    let l = wait_leader(dir.path(), &addrs, None).await;
     for i in 0..20 {
         let k = format!("k{i}");
         assert_eq!(
@@ -108,7 +122,7 @@ async fn real_processes_replicate_fail_over_and_shut_down_cleanly() {
     let mut old = p.children[l].take().unwrap();
     old.kill().unwrap();
     old.wait().unwrap();
-    let nl = wait_leader(&addrs, Some(l)).await;
+    let nl = wait_leader(dir.path(), &addrs, Some(l)).await;
     for i in 0..20 {
         assert_eq!(
             call(addrs[nl], &["GET", &format!("k{i}")]).await.unwrap(),

@@ -23,6 +23,7 @@ async fn ack_before_replicate(bug: bool) -> bool {
     let mut c = Cluster::start3(Mode::Sync, &bugs).await;
     let l = c.wait_leader().await;
     assert_eq!(c.set(l, "base", "1").await, Reply::ok());
+    c.wait_converged(Duration::from_secs(10)).await;
     c.isolate(l);
     let acked = c.set(l, "w", "1").await == Reply::ok();
     c.kill(l).await;
@@ -84,8 +85,14 @@ async fn no_fencing(bug: bool, mode: Mode) -> (bool, bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_fencing_gives_dual_leaders_and_lost_writes() {
-    assert!(no_fencing(true, Mode::Sync).await.0, "dual leaders with the bug");
-    assert!(!no_fencing(false, Mode::Sync).await.0, "no dual leaders without it");
+    assert!(
+        no_fencing(true, Mode::Sync).await.0,
+        "dual leaders with the bug"
+    );
+    assert!(
+        !no_fencing(false, Mode::Sync).await.0,
+        "no dual leaders without it"
+    );
     assert_eq!(
         no_fencing(true, Mode::Async).await,
         (true, true),

@@ -24,9 +24,21 @@ pub struct Cluster {
     pub retained_log: u64,
 }
 
+/// A free port on 127.0.0.1, never the same twice in this process (so a restarted node of one
+/// test cannot find its port taken by another test's cluster).
 pub fn free_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr")
+    static USED: std::sync::Mutex<BTreeSet<u16>> = std::sync::Mutex::new(BTreeSet::new());
+    loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+        let a = l.local_addr().expect("local addr");
+        if USED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(a.port())
+        {
+            return a;
+        }
+    }
 }
 
 pub fn ids(n: usize) -> Vec<String> {
@@ -42,6 +54,18 @@ impl Cluster {
         bugs: &[Bug],
         retained_log: u64,
     ) -> Cluster {
+        if let Ok(path) = std::env::var("LEADERKV_TEST_LOG") {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .expect("log file");
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(f))
+                .try_init();
+        }
         let mut c = Cluster {
             dirs: (0..n)
                 .map(|_| tempfile::tempdir().expect("tempdir"))
