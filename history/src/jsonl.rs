@@ -139,7 +139,7 @@ impl<R: BufRead> Reader<R> {
             if available.is_empty() {
                 return Ok(None);
             }
-            let parsed = if let Some(nl) = available.iter().position(|&b| b == b'\n') {
+            let parsed = if let Some(nl) = memchr::memchr(b'\n', available) {
                 let parsed = parse_line(&available[..nl], true, &mut self.names);
                 self.input.consume(nl + 1);
                 parsed
