@@ -1,0 +1,107 @@
+//! The [`Client`] trait: one logical client of the system under test.
+
+use async_trait::async_trait;
+use history::Value;
+
+/// One operation to perform (the `invoke` line of the history, minus bookkeeping).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Invocation {
+    /// `add`, `read`, `incr`, `write`, `cas`, `leader`.
+    pub f: &'static str,
+    /// The register key (`register` workload); `None` for single-key workloads.
+    pub key: Option<Value>,
+    pub value: Value,
+    /// Ask this node specifically (final reads, leader probes); `None`: the client routes
+    /// (writes and linearizable reads go to the leader it knows).
+    pub node: Option<String>,
+}
+
+impl Invocation {
+    pub fn new(f: &'static str, value: Value) -> Self {
+        Invocation {
+            f,
+            key: None,
+            value,
+            node: None,
+        }
+    }
+
+    pub fn key(mut self, key: impl Into<Value>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    pub fn on(mut self, node: impl Into<String>) -> Self {
+        self.node = Some(node.into());
+        self
+    }
+
+    /// True for ops without side effects (a read that times out can be recorded `fail`).
+    pub fn is_read(&self) -> bool {
+        matches!(self.f, "read" | "leader")
+    }
+}
+
+/// How an operation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// It took effect.
+    Ok,
+    /// It definitely did not take effect.
+    Fail,
+    /// Unknown: it may take effect at any later time, or never.
+    Info,
+}
+
+/// The completion of an [`Invocation`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Completion {
+    pub outcome: Outcome,
+    /// The result (`ok`), else usually the invocation's value.
+    pub value: Value,
+    /// What the client saw on `fail`/`info`.
+    pub error: Option<String>,
+    /// The node that answered (or that was asked, when none answered).
+    pub node: Option<String>,
+}
+
+impl Completion {
+    pub fn ok(value: Value, node: &str) -> Self {
+        Completion {
+            outcome: Outcome::Ok,
+            value,
+            error: None,
+            node: Some(node.to_owned()),
+        }
+    }
+
+    pub fn fail(value: Value, node: &str, error: impl Into<String>) -> Self {
+        Completion {
+            outcome: Outcome::Fail,
+            value,
+            error: Some(error.into()),
+            node: Some(node.to_owned()),
+        }
+    }
+
+    pub fn info(value: Value, node: &str, error: impl Into<String>) -> Self {
+        Completion {
+            outcome: Outcome::Info,
+            value,
+            error: Some(error.into()),
+            node: Some(node.to_owned()),
+        }
+    }
+}
+
+/// A client of the system under test. Object safe; one per worker. `invoke` never returns
+/// an error: every failure is a [`Completion`] with the right [`Outcome`].
+#[async_trait]
+pub trait Client: Send {
+    /// Prepares to talk to the system, starting with `node` (connections may be lazy).
+    async fn open(&mut self, node: &str);
+    /// Performs one operation.
+    async fn invoke(&mut self, op: &Invocation) -> Completion;
+    /// Drops connections.
+    async fn close(&mut self);
+}

@@ -1,0 +1,196 @@
+//! Workload generators: pure, seeded streams of [`Invocation`]s, one [`Generator`] per
+//! client worker. The same seed, worker index and workloads give the same sequence.
+//!
+//! - `set`: `add` of unique integers (worker `w` of `c` adds `w, w+c, w+2c, ...`); after the
+//!   faults are healed, one final `read` of the whole set on every node ([`final_reads`]).
+//! - `unique-ids`: `incr` (an auto-increment insert returning the id).
+//! - `register`: `read` / `write` / `cas [old new]` on a few keys (`r0`..), small values.
+
+use history::Value;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::client::Invocation;
+
+/// A workload that generates client operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Workload {
+    Set,
+    UniqueIds,
+    Register,
+}
+
+impl Workload {
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Set => "set",
+            Workload::UniqueIds => "unique-ids",
+            Workload::Register => "register",
+        }
+    }
+}
+
+impl std::str::FromStr for Workload {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "set" => Ok(Workload::Set),
+            "unique-ids" | "unique_ids" | "ids" => Ok(Workload::UniqueIds),
+            "register" | "cas-register" => Ok(Workload::Register),
+            other => Err(format!(
+                "unknown workload {other:?} (known: set, unique-ids, register; the leader probe always runs)"
+            )),
+        }
+    }
+}
+
+/// Parses `set,unique-ids` (the `leader` probe is accepted and ignored: it always runs).
+pub fn parse_workloads(s: &str) -> Result<Vec<Workload>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if part == "leader" {
+            continue;
+        }
+        let w: Workload = part.parse()?;
+        if !out.contains(&w) {
+            out.push(w);
+        }
+    }
+    if out.is_empty() {
+        return Err(format!(
+            "no workload in {s:?} (known: set, unique-ids, register)"
+        ));
+    }
+    Ok(out)
+}
+
+/// Number of keys of the register workload.
+pub const REGISTER_KEYS: u64 = 5;
+/// Register values are drawn from `0..REGISTER_VALUES`.
+pub const REGISTER_VALUES: i64 = 5;
+
+/// Mixed into the run's seed so workload draws differ from the nemesis schedule's.
+const WORKLOAD_SALT: u64 = 0x776f_726b_6c6f_6164;
+
+/// The operation stream of one client worker.
+#[derive(Debug, Clone)]
+pub struct Generator {
+    rng: ChaCha8Rng,
+    workloads: Vec<Workload>,
+    next_add: i64,
+    stride: i64,
+}
+
+impl Generator {
+    /// Worker `worker` of `concurrency`, drawing from `workloads` (not empty).
+    pub fn new(seed: u64, worker: u64, concurrency: u64, workloads: &[Workload]) -> Self {
+        let stream = seed ^ WORKLOAD_SALT ^ worker.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        Generator {
+            rng: ChaCha8Rng::seed_from_u64(stream),
+            workloads: workloads.to_vec(),
+            next_add: worker as i64,
+            stride: concurrency.max(1) as i64,
+        }
+    }
+
+    /// The next invocation.
+    pub fn next_op(&mut self) -> Invocation {
+        let w = if self.workloads.len() == 1 {
+            self.workloads[0]
+        } else {
+            self.workloads[self.rng.random_range(0..self.workloads.len())]
+        };
+        match w {
+            Workload::Set => {
+                let v = self.next_add;
+                self.next_add += self.stride;
+                Invocation::new("add", Value::Int(v))
+            }
+            Workload::UniqueIds => Invocation::new("incr", Value::Nil),
+            Workload::Register => {
+                let key = format!("r{}", self.rng.random_range(0..REGISTER_KEYS));
+                let roll = self.rng.random_range(0..4u8);
+                let val = |rng: &mut ChaCha8Rng| Value::Int(rng.random_range(0..REGISTER_VALUES));
+                match roll {
+                    0 | 1 => Invocation::new("read", Value::Nil).key(Value::str(&key)),
+                    2 => {
+                        let x = val(&mut self.rng);
+                        Invocation::new("write", x).key(Value::str(&key))
+                    }
+                    _ => {
+                        let old = val(&mut self.rng);
+                        let new = val(&mut self.rng);
+                        Invocation::new("cas", Value::List(vec![old, new])).key(Value::str(&key))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The set workload's final reads: one whole-set `read` on every node.
+pub fn final_reads<'a>(nodes: impl IntoIterator<Item = &'a str>) -> Vec<Invocation> {
+    nodes
+        .into_iter()
+        .map(|n| Invocation::new("read", Value::Nil).on(n))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_ops_and_unique_adds() {
+        let ws = [Workload::Set, Workload::UniqueIds, Workload::Register];
+        let a: Vec<_> = {
+            let mut g = Generator::new(7, 1, 3, &ws);
+            (0..200).map(|_| g.next_op()).collect()
+        };
+        let b: Vec<_> = {
+            let mut g = Generator::new(7, 1, 3, &ws);
+            (0..200).map(|_| g.next_op()).collect()
+        };
+        assert_eq!(a, b);
+        let c: Vec<_> = {
+            let mut g = Generator::new(8, 1, 3, &ws);
+            (0..200).map(|_| g.next_op()).collect()
+        };
+        assert_ne!(a, c);
+        // Adds of different workers never collide.
+        let mut seen = std::collections::HashSet::new();
+        for w in 0..3 {
+            let mut g = Generator::new(7, w, 3, &[Workload::Set]);
+            for _ in 0..100 {
+                let op = g.next_op();
+                assert_eq!(op.f, "add");
+                assert!(seen.insert(op.value.as_int().unwrap()));
+            }
+        }
+    }
+
+    #[test]
+    fn register_ops_are_well_formed() {
+        let mut g = Generator::new(1, 0, 1, &[Workload::Register]);
+        for _ in 0..500 {
+            let op = g.next_op();
+            assert!(op.key.is_some());
+            match op.f {
+                "read" => assert!(op.value.is_nil()),
+                "write" => assert!(op.value.as_int().is_some()),
+                "cas" => assert_eq!(op.value.as_list().unwrap().len(), 2),
+                f => panic!("unexpected f {f}"),
+            }
+        }
+    }
+
+    #[test]
+    fn parse() {
+        assert_eq!(
+            parse_workloads("set,unique-ids,leader").unwrap(),
+            vec![Workload::Set, Workload::UniqueIds]
+        );
+        assert!(parse_workloads("leader").is_err());
+        assert!(parse_workloads("bogus").is_err());
+    }
+}
