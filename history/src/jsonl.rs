@@ -222,13 +222,9 @@ impl<R: BufRead> Iterator for Reader<R> {
     type Item = Result<Op, ReadError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        let item = self.next_op().transpose();
-        if !matches!(item, Some(Ok(_))) {
-            self.done = true;
-        }
+        let mut done = self.done;
+        let item = crate::load::fused(&mut done, || self.next_op());
+        self.done = done;
         item
     }
 }

@@ -28,6 +28,6 @@ pub mod value;
 
 pub use error::ReadError;
 pub use history::{History, PairError};
-pub use load::{Format, LoadInfo, load, load_reader, stream};
+pub use load::{Format, LoadInfo, OpSource, load, load_reader, reader, stream};
 pub use op::{Op, OpType, Process, Validity};
 pub use value::Value;

@@ -41,6 +41,48 @@ impl Format {
     }
 }
 
+/// A reader of ops in some format: an iterator that stops after the first error, and can
+/// say afterwards whether the input ended mid-op.
+pub trait OpSource: Iterator<Item = Result<Op, ReadError>> {
+    fn truncated(&self) -> bool;
+}
+
+impl<R: BufRead> OpSource for jsonl::Reader<R> {
+    fn truncated(&self) -> bool {
+        jsonl::Reader::truncated(self)
+    }
+}
+
+impl<R: std::io::Read> OpSource for edn::Reader<R> {
+    fn truncated(&self) -> bool {
+        edn::Reader::truncated(self)
+    }
+}
+
+/// A reader for `format` over `input`; `name` labels errors.
+pub fn reader<'a, R: BufRead + 'a>(input: R, name: &str, format: Format) -> Box<dyn OpSource + 'a> {
+    match format {
+        Format::Jsonl => Box::new(jsonl::Reader::new(input, name)),
+        Format::JepsenEdn => Box::new(edn::Reader::new(input, name)),
+    }
+}
+
+/// Yields `next()` until the first error or the end, then nothing: the readers' shared
+/// `Iterator::next`.
+pub(crate) fn fused<T>(
+    done: &mut bool,
+    next: impl FnOnce() -> Result<Option<T>, ReadError>,
+) -> Option<Result<T, ReadError>> {
+    if *done {
+        return None;
+    }
+    let item = next().transpose();
+    if !matches!(item, Some(Ok(_))) {
+        *done = true;
+    }
+    item
+}
+
 /// What reading a file produced besides the ops.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LoadInfo {
@@ -77,18 +119,9 @@ pub fn load_reader<R: BufRead>(
             Format::sniff(&head[..head.len().min(4096)])
         }
     };
-    let (ops, truncated) = match format {
-        Format::Jsonl => {
-            let mut r = jsonl::Reader::new(input, name);
-            let ops = r.by_ref().collect::<Result<Vec<Op>, _>>()?;
-            (ops, r.truncated())
-        }
-        Format::JepsenEdn => {
-            let mut r = edn::Reader::new(input, name);
-            let ops = r.by_ref().collect::<Result<Vec<Op>, _>>()?;
-            (ops, r.truncated())
-        }
-    };
+    let mut source = reader(input, name, format);
+    let ops = source.by_ref().collect::<Result<Vec<Op>, _>>()?;
+    let truncated = source.truncated();
     let history = History::new(ops).map_err(|source| ReadError::Pairing {
         path: name.to_owned(),
         source,
@@ -113,37 +146,25 @@ pub fn stream<R: std::io::Read + Send>(
         let producer = scope.spawn(move || {
             let input = BufReader::with_capacity(1 << 20, input);
             let mut batch = Vec::with_capacity(BATCH);
-            let mut send_all = |ops: &mut dyn Iterator<Item = Result<Op, ReadError>>| {
-                for op in ops {
-                    match op {
-                        Ok(op) => batch.push(op),
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                            return false;
-                        }
-                    }
-                    if batch.len() == BATCH
-                        && tx
-                            .send(Ok(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))))
-                            .is_err()
-                    {
+            let mut source = reader(input, name, format);
+            for op in source.by_ref() {
+                match op {
+                    Ok(op) => batch.push(op),
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
                         return false;
                     }
                 }
-                tx.send(Ok(std::mem::take(&mut batch))).is_ok()
-            };
-            match format {
-                Format::Jsonl => {
-                    let mut r = jsonl::Reader::new(input, name);
-                    send_all(&mut r);
-                    r.truncated()
-                }
-                Format::JepsenEdn => {
-                    let mut r = edn::Reader::new(input, name);
-                    send_all(&mut r);
-                    r.truncated()
+                if batch.len() == BATCH
+                    && tx
+                        .send(Ok(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))))
+                        .is_err()
+                {
+                    return false;
                 }
             }
+            let _ = tx.send(Ok(std::mem::take(&mut batch)));
+            source.truncated()
         });
         for batch in rx.iter() {
             for op in batch? {
