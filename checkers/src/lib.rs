@@ -5,10 +5,13 @@
 //! - [`unique_ids`]: ids handed out twice (reused keys after a failover).
 //! - [`linearizable`]: Wing-Gong/Lowe search with memoisation over per-key sub-histories, for
 //!   the register, cas-register, multi-register and kv models.
+//! - [`dual_leader`]: leadership intervals from the leader probes, proven dual-leader windows,
+//!   same-term leaders, writes acknowledged by two leaders at once (split brain).
 //! - [`stats`]: outcome counts per function, latency quantiles, throughput.
 //!
 //! Every checker returns Unknown with a reason rather than panicking or guessing Valid.
 
+pub mod dual_leader;
 pub mod linearizable;
 pub mod result;
 pub mod set;

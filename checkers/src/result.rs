@@ -21,6 +21,14 @@ pub mod kind {
     pub const NONLINEARIZABLE: &str = "nonlinearizable";
     /// A function never succeeded at all.
     pub const NEVER_OK: &str = "never-ok";
+    /// Two nodes provably claimed leadership at the same instant.
+    pub const DUAL_LEADER: &str = "dual-leader";
+    /// Two nodes claimed leadership of the same term (Raft's Election Safety broken).
+    pub const SAME_TERM_LEADERS: &str = "same-term-leaders";
+    /// Both leaders of a dual-leader window acknowledged writes.
+    pub const SPLIT_BRAIN_WRITES: &str = "split-brain-writes";
+    /// The leader changed while no fault was active (election timeout too short?).
+    pub const UNNECESSARY_FAILOVER: &str = "unnecessary-failover";
 }
 
 /// One finding, with the ops that prove it.
