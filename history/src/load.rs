@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::str::FromStr;
 
-use crate::{History, Op, ReadError, edn, jsonl};
+use crate::{History, Op, ReadError, Value, edn, jsonl};
 
 /// The on-disk formats faultline reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,21 +141,28 @@ pub fn stream<R: std::io::Read + Send>(
     use std::sync::mpsc::sync_channel;
 
     const BATCH: usize = 4096;
-    let (tx, rx) = sync_channel::<Result<Vec<Op>, ReadError>>(8);
+    const BIG_LIST: usize = 10_000;
+    let (tx, rx) = sync_channel::<Result<Vec<Op>, ReadError>>(2);
     std::thread::scope(|scope| {
         let producer = scope.spawn(move || {
             let input = BufReader::with_capacity(1 << 20, input);
             let mut batch = Vec::with_capacity(BATCH);
             let mut source = reader(input, name, format);
             for op in source.by_ref() {
-                match op {
-                    Ok(op) => batch.push(op),
+                let big = match op {
+                    Ok(op) => {
+                        let big = matches!(&op.value, Value::List(l) if l.len() >= BIG_LIST);
+                        batch.push(op);
+                        big
+                    }
                     Err(e) => {
                         let _ = tx.send(Err(e));
                         return false;
                     }
-                }
-                if batch.len() == BATCH
+                };
+                // A read of a whole set can hold millions of elements: send it on its own,
+                // so that only a couple of them are ever in memory at once.
+                if (batch.len() == BATCH || big)
                     && tx
                         .send(Ok(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))))
                         .is_err()
