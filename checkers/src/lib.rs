@@ -7,11 +7,17 @@
 //!   the register, cas-register, multi-register and kv models.
 //! - [`dual_leader`]: leadership intervals from the leader probes, proven dual-leader windows,
 //!   same-term leaders, writes acknowledged by two leaders at once (split brain).
+//! - [`failover`]: per-fault failover and convergence times, unavailability windows, leader
+//!   changes no fault explains (unnecessary failovers).
+//! - [`explain`]: fault windows from the nemesis ops, and the fault context ("while n1 was cut
+//!   off from n2..n5 ...") added to other checkers' explanations.
 //! - [`stats`]: outcome counts per function, latency quantiles, throughput.
 //!
 //! Every checker returns Unknown with a reason rather than panicking or guessing Valid.
 
 pub mod dual_leader;
+pub mod explain;
+pub mod failover;
 pub mod linearizable;
 pub mod result;
 pub mod set;

@@ -29,7 +29,8 @@ fn op(time_ms: f64, process: Process, kind: OpType, f: &str, value: Value) -> Op
 }
 
 impl Timed {
-    /// A leader probe of `node` by process `p`, answered with `role` and `term`.
+    /// A leader probe of `node` by process `p`, answered with `role` and `term` (a leader
+    /// names itself, others name no leader).
     pub fn probe(
         &mut self,
         p: u64,
@@ -39,14 +40,25 @@ impl Timed {
         role: &str,
         term: i64,
     ) -> &mut Self {
+        let leader = (role == "leader").then_some(node);
+        self.probe_led(p, node, t0, t1, role, term, leader)
+    }
+
+    /// A leader probe answered with `role`, `term` and the leader `node` believes in.
+    #[allow(clippy::too_many_arguments)]
+    pub fn probe_led(
+        &mut self,
+        p: u64,
+        node: &str,
+        t0: f64,
+        t1: f64,
+        role: &str,
+        term: i64,
+        leader: Option<&str>,
+    ) -> &mut Self {
         let c = Process::Client(p);
         let mut i = op(t0, c, OpType::Invoke, "leader", Value::Nil);
         i.node = Some(node.into());
-        let leader = if role == "leader" {
-            serde_json::json!(node)
-        } else {
-            serde_json::Value::Null
-        };
         let mut d = op(
             t1,
             c,
