@@ -369,7 +369,8 @@ impl Core {
                     }
                 }
             }
-            None if self.log.base_lsn == 0 => {
+            // The whole log is still there: replay it from the start.
+            _ if self.log.base_lsn == 0 => {
                 self.store = Store::default();
                 self.applied = 0;
             }
