@@ -24,4 +24,6 @@ pub enum Command {
     Cluster(cmd::cluster::ClusterArgs),
     /// Run a command on a node (or `all`) of the local cluster or of a nodes file.
     Exec(cmd::exec::ExecArgs),
+    /// Deploy a system, run workloads under faults, record, check and store the run.
+    Test(cmd::test::TestArgs),
 }

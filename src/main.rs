@@ -4,6 +4,9 @@
 mod cli;
 mod cmd;
 mod exit;
+mod runner;
+mod store;
+mod systems;
 
 use std::process::ExitCode;
 

@@ -3,6 +3,7 @@
 pub mod check;
 pub mod cluster;
 pub mod exec;
+pub mod test;
 
 use crate::cli::{Cli, Command};
 
@@ -11,5 +12,6 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Check(args) => check::run(args),
         Command::Cluster(args) => cluster::run(args),
         Command::Exec(args) => exec::run(args),
+        Command::Test(args) => test::run(args),
     }
 }

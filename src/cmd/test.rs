@@ -1,0 +1,375 @@
+//! `faultline test`: deploy a system onto the local cluster, run workloads under faults,
+//! record the history, check it and store the run (DESIGN.md §5, §6, §8).
+//!
+//! This file is the command line and the glue (seed, cluster, binaries, store, summary);
+//! the run itself is `crate::runner`, the system `crate::systems`.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use serde_json::json;
+
+use control::cluster::{self, ClusterOptions, LocalCluster};
+use history::Validity;
+use nemesis::{ClockMode, FaultKind, GenerateOptions, Schedule};
+use workloads::Workload;
+
+use crate::cmd::check::parse_duration;
+use crate::cmd::cluster::control_err;
+use crate::exit::{self, user_error};
+use crate::runner::{self, progress::Progress};
+use crate::store::{RunDir, RunLog};
+use crate::systems::{System, leaderkv};
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// The system under test.
+    #[arg(long, default_value = "leaderkv")]
+    pub system: String,
+    /// Number of nodes of the local cluster (brought up if it is not up).
+    #[arg(long, default_value_t = 5)]
+    pub nodes: usize,
+    /// Workloads, comma-separated: set, unique-ids, register (the leader probe always runs).
+    #[arg(long, default_value = "set,unique-ids")]
+    pub workload: String,
+    /// Faults, comma-separated: partition, pause, kill, clock, loss, bandwidth; or none.
+    #[arg(long, default_value = "partition,pause,kill")]
+    pub nemesis: String,
+    /// How long the workload runs (faults included).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub time_limit: Duration,
+    /// Client workers.
+    #[arg(long, default_value_t = 10)]
+    pub concurrency: usize,
+    /// Total client ops per second (default: as fast as the system answers).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Seed of the workload and the fault schedule (random when left out; printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// A seeded bug of the system, passed through (repeatable).
+    #[arg(long = "bug")]
+    pub bugs: Vec<String>,
+    /// Replication mode.
+    #[arg(long, default_value = "sync", value_parser = ["sync", "semi-sync", "async"])]
+    pub mode: String,
+    /// Quiet time before each fault, and each fault's length.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub nemesis_interval: Duration,
+    /// Play this fault schedule (JSON or TOML, e.g. a run's schedule.json) instead.
+    #[arg(long)]
+    pub schedule: Option<PathBuf>,
+    /// Where runs are stored.
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+    /// Longest wait, after healing, for the cluster to converge before the final reads.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub recovery_wait: Duration,
+    /// Workload time before the first fault can start.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Client op timeout (an op with no answer by then ends `info`).
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub op_timeout: Duration,
+    /// Time budget of the linearizability check (register workload).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub check_budget: Duration,
+    /// Test name (the store folder); default `<system>-<workloads>`.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Print the results as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Local cluster name prefix.
+    #[arg(long, default_value = cluster::DEFAULT_PREFIX)]
+    pub prefix: String,
+    /// Local cluster subnet (when this command brings it up).
+    #[arg(long, default_value = cluster::DEFAULT_SUBNET)]
+    pub subnet: String,
+    /// Directory of local clusters' state files.
+    #[arg(long, env = cluster::STATE_ROOT_ENV, default_value = cluster::DEFAULT_STATE_ROOT)]
+    pub state_dir: PathBuf,
+}
+
+struct Plan {
+    seed: u64,
+    workloads: Vec<Workload>,
+    kinds: Vec<FaultKind>,
+    name: String,
+}
+
+fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
+    if args.system != "leaderkv" {
+        return Err(user_error(format!(
+            "unknown system {:?} (known: leaderkv)",
+            args.system
+        )));
+    }
+    if !(1..=50).contains(&args.nodes) {
+        return Err(user_error(format!("--nodes {} is not in 1..=50", args.nodes)));
+    }
+    if args.concurrency == 0 {
+        return Err(user_error("--concurrency must be at least 1"));
+    }
+    if args.time_limit.is_zero() {
+        return Err(user_error("--time-limit must be above 0"));
+    }
+    if args.rate.is_some_and(|r| !(r > 0.0)) {
+        return Err(user_error("--rate must be above 0"));
+    }
+    let workloads = workloads::parse_workloads(&args.workload).map_err(user_error)?;
+    let kinds = if matches!(args.nemesis.trim(), "" | "none") {
+        Vec::new()
+    } else {
+        nemesis::parse_kinds(&args.nemesis).map_err(|e| user_error(e.to_string()))?
+    };
+    let seed = args.seed.unwrap_or_else(rand::random::<u64>);
+    let name = args.name.clone().unwrap_or_else(|| {
+        let w: Vec<&str> = workloads.iter().map(|w| w.name()).collect();
+        format!("{}-{}", args.system, w.join("+"))
+    });
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        return Err(user_error(format!("bad test name {name:?}")));
+    }
+    Ok(Plan {
+        seed,
+        workloads,
+        kinds,
+        name,
+    })
+}
+
+pub fn run(args: TestArgs) -> anyhow::Result<u8> {
+    let started = Instant::now();
+    let plan = plan(&args)?;
+    let seed = plan.seed;
+    eprintln!("faultline test: seed {seed}");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    match rt.block_on(run_async(&args, &plan, started)) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            eprintln!("faultline: error: {e:#} (seed {seed}; rerun with --seed {seed})");
+            Ok(exit::code_for(&e))
+        }
+    }
+}
+
+async fn run_async(args: &TestArgs, plan: &Plan, started: Instant) -> anyhow::Result<u8> {
+    let seed = plan.seed;
+    if !control::prereq::is_root() {
+        return Err(user_error(
+            "faultline test needs root to run on the local cluster (network namespaces, iptables): run it with sudo",
+        ));
+    }
+    let progress = Progress::new();
+    let p2 = progress.clone();
+    let log = Arc::new(RunLog::new(
+        None,
+        Box::new(move |l| p2.println(&format!("faultline: {l}"))),
+    )?);
+
+    let binary = leaderkv::locate_artifact("leaderkv", "FAULTLINE_LEADERKV_BIN", "leaderkv")?;
+    let shim = if plan.kinds.contains(&FaultKind::Clock) {
+        Some(leaderkv::locate_artifact(
+            "libclockshim.so",
+            "FAULTLINE_CLOCKSHIM_LIB",
+            "clockshim",
+        )?)
+    } else {
+        None
+    };
+
+    // The local cluster: reuse it, or bring it up.
+    let opts = ClusterOptions {
+        nodes: args.nodes,
+        subnet: args.subnet.clone(),
+        prefix: args.prefix.clone(),
+        ssh: false,
+        state_root: args.state_dir.clone(),
+    };
+    let existing = LocalCluster::load(&args.state_dir, &args.prefix).map_err(control_err)?;
+    let cluster = match existing {
+        Some(c) if c.problems().is_empty() && c.nodes().len() == args.nodes => c,
+        _ => {
+            log.line(&format!(
+                "bringing up the local cluster {}* ({} nodes, {})",
+                args.prefix, args.nodes, args.subnet
+            ));
+            LocalCluster::up_async(opts).await.map_err(control_err)?
+        }
+    };
+    let nodes = cluster.nodes();
+    let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+
+    let run_dir = RunDir::create(&args.store, &plan.name)?;
+    log.attach(&run_dir.file("faultline.log"))?;
+    log.line(&format!("run directory {}", run_dir.path.display()));
+
+    // The fault schedule.
+    let warmup = args.warmup.min(args.time_limit);
+    let schedule = match &args.schedule {
+        Some(file) => {
+            let s = Schedule::load(file).map_err(|e| user_error(e.to_string()))?;
+            s.validate(&names).map_err(|e| user_error(e.to_string()))?;
+            s
+        }
+        None => Schedule::generate(
+            seed,
+            &GenerateOptions::new(
+                plan.kinds.clone(),
+                args.nemesis_interval,
+                args.time_limit - warmup,
+                names.clone(),
+            ),
+        ),
+    };
+    schedule
+        .save(&run_dir.file("schedule.json"))
+        .context("failed to save schedule.json")?;
+    let clock = match &shim {
+        Some(lib) => ClockMode::Shim {
+            dir: run_dir.path.join("clock"),
+            lib: lib.clone(),
+        },
+        None => ClockMode::Unsupported,
+    };
+    if let ClockMode::Shim { dir, .. } = &clock {
+        std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    }
+    let state_path = std::env::var_os(nemesis::state::STATE_FILE_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cluster.dir().join("nemesis-state.json"));
+
+    let workload_names: Vec<&str> = plan.workloads.iter().map(|w| w.name()).collect();
+    let test_json = json!({
+        "name": plan.name,
+        "system": args.system,
+        "seed": seed,
+        "nodes": nodes.iter().map(|n| json!({"name": n.name, "addr": n.addr})).collect::<Vec<_>>(),
+        "workloads": workload_names,
+        "nemesis": plan.kinds.iter().map(|k| k.name()).collect::<Vec<_>>(),
+        "time_limit_s": args.time_limit.as_secs_f64(),
+        "concurrency": args.concurrency,
+        "rate": args.rate,
+        "bugs": args.bugs,
+        "mode": args.mode,
+        "nemesis_interval_s": args.nemesis_interval.as_secs_f64(),
+        "schedule_file": args.schedule.as_ref().map(|p| p.display().to_string()),
+        "recovery_wait_s": args.recovery_wait.as_secs_f64(),
+        "warmup_s": warmup.as_secs_f64(),
+        "op_timeout_s": args.op_timeout.as_secs_f64(),
+        "cluster": {"prefix": args.prefix, "subnet": args.subnet},
+        "faultline_version": env!("CARGO_PKG_VERSION"),
+        "argv": std::env::args().collect::<Vec<_>>(),
+    });
+    run_dir.write_json("test.json", &test_json)?;
+
+    let leader_slot = Arc::new(Mutex::new(None));
+    let system: Arc<dyn System> = Arc::new(leaderkv::Leaderkv::new(
+        nodes.clone(),
+        leaderkv::Options {
+            binary,
+            mode: args.mode.clone(),
+            bugs: args.bugs.clone(),
+            port: 7000,
+            base_dir: format!("/tmp/faultline-nodes/{}", args.prefix),
+            clock: clock.clone(),
+            extra_args: Vec::new(),
+        },
+        leader_slot.clone(),
+    ));
+    let cfg = runner::Config {
+        seed,
+        workloads: plan.workloads.clone(),
+        concurrency: args.concurrency,
+        rate: args.rate,
+        time_limit: args.time_limit,
+        warmup,
+        recovery_wait: args.recovery_wait,
+        schedule,
+        op_timeout: args.op_timeout,
+        probe_interval: Duration::from_millis(100),
+        check_budget: args.check_budget,
+        ready_timeout: Duration::from_secs(30),
+    };
+    let env = runner::Env {
+        remotes: cluster.remotes(),
+        clock,
+        state_path,
+        leader_slot,
+    };
+    let outcome = runner::run(&cfg, system, env, &run_dir, log.clone(), progress).await?;
+
+    // Store and report.
+    let mut results = checkers::result::results_json(&outcome.results);
+    let rate = outcome.client_ops as f64 / outcome.workload_secs.max(1e-9);
+    let first_op_s = outcome
+        .first_op_at
+        .map(|t| t.saturating_duration_since(started).as_secs_f64());
+    results["seed"] = json!(seed);
+    results["interrupted"] = json!(outcome.interrupted);
+    results["errors"] = json!(outcome.errors);
+    results["run"] = json!({
+        "ops_written": outcome.ops_written,
+        "client_ops": outcome.client_ops,
+        "client_ops_per_s": rate,
+        "first_op_after_s": first_op_s,
+    });
+    results["valid"] = serde_json::to_value(outcome.verdict)?;
+    run_dir.write_json("results.json", &results)?;
+    log.line(&format!(
+        "{} client ops in {:.1} s ({rate:.0}/s){}",
+        outcome.client_ops,
+        outcome.workload_secs,
+        first_op_s
+            .map(|s| format!("; first op {s:.2} s after start"))
+            .unwrap_or_default()
+    ));
+    for e in &outcome.errors {
+        log.line(&format!("error: {e} (seed {seed}; rerun with --seed {seed})"));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        print_summary(&outcome, &run_dir, seed);
+    }
+    Ok(match outcome.verdict {
+        Validity::Invalid => exit::INVALID,
+        _ if !outcome.errors.is_empty() => exit::HARNESS,
+        v => exit::for_validity(v),
+    })
+}
+
+fn print_summary(outcome: &runner::Outcome, run_dir: &RunDir, seed: u64) {
+    for r in &outcome.results {
+        let detail = match (&r.reason, r.anomaly_count) {
+            (Some(reason), _) => reason.clone(),
+            (None, 0) => String::new(),
+            (None, n) => format!("{n} anomalies ({})", r.anomaly_types().join(", ")),
+        };
+        println!("  {:<14} {:<8} {detail}", r.checker, r.valid.as_str());
+    }
+    let mut types: Vec<&str> = outcome
+        .results
+        .iter()
+        .flat_map(|r| r.anomaly_types())
+        .collect();
+    types.sort_unstable();
+    types.dedup();
+    let verdict = outcome.verdict.as_str().to_uppercase();
+    if types.is_empty() {
+        println!("verdict: {verdict}{}", if outcome.interrupted { " (interrupted)" } else { "" });
+    } else {
+        println!(
+            "verdict: {verdict} ({}) (seed {seed}; rerun with --seed {seed})",
+            types.join(", ")
+        );
+    }
+    println!("run: {}", run_dir.path.display());
+}

@@ -1,0 +1,476 @@
+//! The `leaderkv` system: deploy recipe (upload the binary, start one process per node with a
+//! per-test config and data dir, kill, pause through pidfiles) and its RESP client.
+//!
+//! Error replies are classified as leaderkv's README says: `-UNCERTAIN` may have taken effect
+//! (`info`); every other error reply (`-MOVED`, `-NOLEADER`, `-CASMISMATCH`, `-TRYAGAIN`,
+//! `-ERR`) definitely did not (`fail`). A connection refused before sending is `fail`; a reset
+//! or timeout after sending is `info` (for reads, which change nothing, `fail`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use control::{DaemonSpec, Exec, Node, Remote, shell_quote};
+use history::Value;
+use nemesis::{ClockMode, NodeName, PidfileSystem, SystemControl};
+use workloads::resp::{Conn, Reply};
+use workloads::{Client, Completion, Invocation};
+
+use super::{RoleInfo, System};
+
+/// The set workload's key and the unique-ids counter's key.
+const SET_KEY: &[u8] = b"s";
+const IDS_KEY: &[u8] = b"ids";
+
+/// How to deploy leaderkv.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The `leaderkv` binary on the controller.
+    pub binary: PathBuf,
+    /// `sync`, `semi-sync` or `async`.
+    pub mode: String,
+    /// `--bug` flags passed through.
+    pub bugs: Vec<String>,
+    pub port: u16,
+    /// Directory on each node under which `<node>/` holds the binary, data and logs.
+    pub base_dir: String,
+    /// Clock fault mechanism (its shim environment goes into each process).
+    pub clock: ClockMode,
+    /// Extra leaderkv arguments (timeouts).
+    pub extra_args: Vec<String>,
+}
+
+/// leaderkv on a set of nodes.
+pub struct Leaderkv {
+    nodes: Vec<Node>,
+    opts: Options,
+    control: Arc<Control>,
+}
+
+/// What the nemesis needs: the pidfile daemons, and the leader the probe saw last.
+#[derive(Debug)]
+pub struct Control {
+    pidfiles: PidfileSystem,
+    /// Updated by the runner's leader probe.
+    pub leader: Arc<Mutex<Option<String>>>,
+}
+
+#[async_trait]
+impl SystemControl for Control {
+    async fn pids(&self, remote: &dyn Remote) -> nemesis::Result<Vec<u32>> {
+        self.pidfiles.pids(remote).await
+    }
+    async fn kill(&self, remote: &dyn Remote) -> nemesis::Result<()> {
+        self.pidfiles.kill(remote).await
+    }
+    async fn start(&self, remote: &dyn Remote) -> nemesis::Result<()> {
+        self.pidfiles.start(remote).await
+    }
+    async fn leader(&self) -> Option<NodeName> {
+        self.leader.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Leaderkv {
+    pub fn new(nodes: Vec<Node>, opts: Options, leader: Arc<Mutex<Option<String>>>) -> Self {
+        let peers: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("{}={}:{}", n.name, n.addr, opts.port))
+            .collect();
+        let peers = peers.join(",");
+        let mut specs = BTreeMap::new();
+        for n in &nodes {
+            let dir = node_dir(&opts.base_dir, &n.name);
+            let mut args = vec![
+                "--id".to_string(),
+                n.name.clone(),
+                "--peers".into(),
+                peers.clone(),
+                "--listen".into(),
+                format!("{}:{}", n.addr, opts.port),
+                "--data-dir".into(),
+                format!("{dir}/data"),
+                "--log-file".into(),
+                format!("{dir}/leaderkv.log"),
+                "--mode".into(),
+                opts.mode.clone(),
+            ];
+            for b in &opts.bugs {
+                args.push("--bug".into());
+                args.push(b.clone());
+            }
+            args.extend(opts.extra_args.iter().cloned());
+            let mut spec = DaemonSpec::new(
+                format!("{dir}/leaderkv"),
+                format!("{dir}/leaderkv.pid"),
+                format!("{dir}/stdout.log"),
+            )
+            .args(args);
+            spec.env = nemesis::shim_env(&opts.clock, &n.name);
+            spec.chdir = Some(dir.clone());
+            specs.insert(n.name.clone(), spec);
+        }
+        Leaderkv {
+            nodes,
+            opts,
+            control: Arc::new(Control {
+                pidfiles: PidfileSystem { specs },
+                leader,
+            }),
+        }
+    }
+
+    fn addrs(&self) -> Vec<(String, String)> {
+        self.nodes
+            .iter()
+            .map(|n| (n.name.clone(), format!("{}:{}", n.addr, self.opts.port)))
+            .collect()
+    }
+
+    fn addr(&self, node: &str) -> Option<String> {
+        self.nodes
+            .iter()
+            .find(|n| n.name == node)
+            .map(|n| format!("{}:{}", n.addr, self.opts.port))
+    }
+}
+
+fn node_dir(base: &str, node: &str) -> String {
+    format!("{}/{node}", base.trim_end_matches('/'))
+}
+
+#[async_trait]
+impl System for Leaderkv {
+    fn name(&self) -> &str {
+        "leaderkv"
+    }
+
+    fn nodes(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
+    async fn setup(&self, node: &dyn Remote) -> anyhow::Result<()> {
+        let name = &node.node().name;
+        let dir = node_dir(&self.opts.base_dir, name);
+        // Whatever an earlier run left (a process, a data dir) goes first.
+        let pidfile = format!("{dir}/leaderkv.pid");
+        let _ = control::kill_daemon(node, &pidfile).await;
+        node.exec(&Exec::sh(format!(
+            "rm -rf {d} && mkdir -p {d}/data",
+            d = shell_quote(&dir)
+        )))
+        .await
+        .with_context(|| format!("failed to prepare {dir} on {name}"))?;
+        let bin = format!("{dir}/leaderkv");
+        node.upload(&self.opts.binary, &bin)
+            .await
+            .with_context(|| format!("failed to upload leaderkv to {name}"))?;
+        node.exec(&Exec::new("chmod").args(["755", &bin]))
+            .await
+            .with_context(|| format!("failed to make {bin} executable on {name}"))?;
+        Ok(())
+    }
+
+    async fn start(&self, node: &dyn Remote) -> anyhow::Result<()> {
+        self.control
+            .start(node)
+            .await
+            .with_context(|| format!("failed to start leaderkv on {}", node.node().name))
+    }
+
+    async fn kill(&self, node: &dyn Remote) -> anyhow::Result<()> {
+        SystemControl::kill(self.control.as_ref(), node)
+            .await
+            .with_context(|| format!("failed to kill leaderkv on {}", node.node().name))
+    }
+
+    async fn teardown(&self, node: &dyn Remote) -> anyhow::Result<()> {
+        let name = &node.node().name;
+        let dir = node_dir(&self.opts.base_dir, name);
+        // SIGKILL works on stopped (paused) processes too.
+        let _ = System::kill(self, node).await;
+        node.exec(&Exec::sh(format!("rm -rf {}", shell_quote(&dir))))
+            .await
+            .with_context(|| format!("failed to remove {dir} on {name}"))?;
+        Ok(())
+    }
+
+    fn log_files(&self, node: &str) -> Vec<(String, String)> {
+        let dir = node_dir(&self.opts.base_dir, node);
+        vec![
+            (format!("{dir}/leaderkv.log"), "leaderkv.log".into()),
+            (format!("{dir}/stdout.log"), "stdout.log".into()),
+        ]
+    }
+
+    fn control(&self) -> Arc<dyn SystemControl> {
+        self.control.clone()
+    }
+
+    async fn role(&self, node: &str, timeout: Duration) -> anyhow::Result<RoleInfo> {
+        let addr = self
+            .addr(node)
+            .with_context(|| format!("no node {node}"))?;
+        let mut c = Conn::connect(&addr, timeout).await?;
+        let r = c.call(&[b"ROLE"], timeout).await?;
+        parse_role(&r).with_context(|| format!("bad ROLE reply from {node}: {r:?}"))
+    }
+
+    fn client(&self, timeout: Duration) -> Box<dyn Client> {
+        Box::new(LeaderkvClient::new(self.addrs(), timeout))
+    }
+}
+
+fn parse_role(r: &Reply) -> Option<RoleInfo> {
+    let Reply::Array(Some(items)) = r else {
+        return None;
+    };
+    if items.len() < 8 {
+        return None;
+    }
+    let leader = items[2].as_str().filter(|s| !s.is_empty()).map(str::to_owned);
+    Some(RoleInfo {
+        role: items[0].as_str()?.to_owned(),
+        term: items[1].as_int(),
+        leader,
+        applied: items[5].as_int(),
+        committed: items[6].as_int(),
+    })
+}
+
+/// A leaderkv client that follows the leader: `-MOVED` names it, `-NOLEADER` and timeouts
+/// make it try the next node.
+pub struct LeaderkvClient {
+    order: Vec<String>,
+    addrs: HashMap<String, String>,
+    conns: HashMap<String, Conn>,
+    current: usize,
+    timeout: Duration,
+}
+
+impl LeaderkvClient {
+    pub fn new(addrs: Vec<(String, String)>, timeout: Duration) -> Self {
+        LeaderkvClient {
+            order: addrs.iter().map(|(n, _)| n.clone()).collect(),
+            addrs: addrs.into_iter().collect(),
+            conns: HashMap::new(),
+            current: 0,
+            timeout,
+        }
+    }
+
+    fn rotate(&mut self) {
+        if !self.order.is_empty() {
+            self.current = (self.current + 1) % self.order.len();
+        }
+    }
+
+    fn follow(&mut self, node: &str) {
+        if let Some(i) = self.order.iter().position(|n| n == node) {
+            self.current = i;
+        } else {
+            self.rotate();
+        }
+    }
+}
+
+fn int_bytes(v: &Value) -> Option<Vec<u8>> {
+    v.as_int().map(|i| i.to_string().into_bytes())
+}
+
+/// The command for an invocation, or why it cannot be sent.
+fn command(op: &Invocation) -> Result<Vec<Vec<u8>>, String> {
+    let key = || -> Result<Vec<u8>, String> {
+        match &op.key {
+            Some(Value::Str(s)) => Ok(s.as_bytes().to_vec()),
+            Some(other) => Ok(other.to_string().into_bytes()),
+            None => Err(format!("{} needs a key", op.f)),
+        }
+    };
+    let int = |v: &Value| int_bytes(v).ok_or_else(|| format!("{} needs an integer value", op.f));
+    Ok(match (op.f, op.key.is_some()) {
+        ("add", _) => vec![b"SADD".to_vec(), SET_KEY.to_vec(), int(&op.value)?],
+        ("read", false) => vec![b"SMEMBERS".to_vec(), SET_KEY.to_vec()],
+        ("incr", _) | ("generate", _) | ("insert", _) => vec![b"INCR".to_vec(), IDS_KEY.to_vec()],
+        ("read", true) => vec![b"GET".to_vec(), key()?],
+        ("write", _) => vec![b"SET".to_vec(), key()?, int(&op.value)?],
+        ("cas", _) => {
+            let pair = op.value.as_list().filter(|l| l.len() == 2);
+            let pair = pair.ok_or("cas needs [old new]")?;
+            vec![b"CAS".to_vec(), key()?, int(&pair[0])?, int(&pair[1])?]
+        }
+        ("leader", _) => vec![b"ROLE".to_vec()],
+        (f, _) => return Err(format!("leaderkv cannot do {f}")),
+    })
+}
+
+/// The value of an `ok` completion, or `None` when the reply makes no sense for the op.
+fn ok_value(op: &Invocation, r: &Reply) -> Option<Value> {
+    match (op.f, op.key.is_some(), r) {
+        ("add", _, Reply::Int(_)) => Some(op.value.clone()),
+        ("read", false, Reply::Array(items)) => {
+            let mut out = Vec::new();
+            for it in items.as_deref().unwrap_or_default() {
+                out.push(Value::Int(it.as_int()?));
+            }
+            Some(Value::List(out))
+        }
+        ("incr" | "generate" | "insert", _, Reply::Int(i)) => Some(Value::Int(*i)),
+        ("read", true, Reply::Bulk(None)) => Some(Value::Nil),
+        ("read", true, Reply::Bulk(Some(b))) => {
+            let s = std::str::from_utf8(b).ok()?;
+            Some(s.parse::<i64>().map(Value::Int).unwrap_or_else(|_| Value::str(s)))
+        }
+        ("write" | "cas", _, Reply::Simple(s)) if s == "OK" => Some(op.value.clone()),
+        ("leader", _, r) => {
+            let role = parse_role(r)?;
+            Some(Value::Map(vec![
+                (Value::str("role"), Value::str(&role.role)),
+                (Value::str("term"), role.term.map(Value::Int).unwrap_or(Value::Nil)),
+                (
+                    Value::str("leader"),
+                    role.leader.as_deref().map(Value::str).unwrap_or(Value::Nil),
+                ),
+            ]))
+        }
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl Client for LeaderkvClient {
+    async fn open(&mut self, node: &str) {
+        self.follow(node);
+    }
+
+    async fn invoke(&mut self, op: &Invocation) -> Completion {
+        let target = match &op.node {
+            Some(n) => n.clone(),
+            None => self.order.get(self.current).cloned().unwrap_or_default(),
+        };
+        let args = match command(op) {
+            Ok(a) => a,
+            Err(e) => return Completion::fail(op.value.clone(), &target, e),
+        };
+        let Some(addr) = self.addrs.get(&target).cloned() else {
+            return Completion::fail(op.value.clone(), &target, "unknown node");
+        };
+        if !self.conns.contains_key(&target) {
+            match Conn::connect(&addr, self.timeout).await {
+                Ok(c) => {
+                    self.conns.insert(target.clone(), c);
+                }
+                Err(e) => {
+                    if op.node.is_none() {
+                        self.rotate();
+                    }
+                    return Completion::fail(op.value.clone(), &target, e.short());
+                }
+            }
+        }
+        let conn = self.conns.get_mut(&target).expect("just inserted");
+        let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        let reply = conn.call(&argv, self.timeout).await;
+        let routed = op.node.is_none();
+        match reply {
+            Err(e) => {
+                self.conns.remove(&target);
+                if routed {
+                    self.rotate();
+                }
+                if op.is_read() || !e.may_have_applied() {
+                    Completion::fail(op.value.clone(), &target, e.short())
+                } else {
+                    Completion::info(op.value.clone(), &target, e.short())
+                }
+            }
+            Ok(Reply::Error(e)) => {
+                let word = e.split_whitespace().next().unwrap_or("");
+                match word {
+                    "UNCERTAIN" => Completion::info(op.value.clone(), &target, e),
+                    "MOVED" => {
+                        if routed {
+                            match e.split_whitespace().nth(1) {
+                                Some(l) => self.follow(&l.to_owned()),
+                                None => self.rotate(),
+                            }
+                        }
+                        Completion::fail(op.value.clone(), &target, e)
+                    }
+                    "NOLEADER" => {
+                        if routed {
+                            self.rotate();
+                        }
+                        Completion::fail(op.value.clone(), &target, e)
+                    }
+                    _ => Completion::fail(op.value.clone(), &target, e),
+                }
+            }
+            Ok(r) => match ok_value(op, &r) {
+                Some(v) => Completion::ok(v, &target),
+                None if op.is_read() => {
+                    Completion::fail(op.value.clone(), &target, format!("unexpected reply {r:?}"))
+                }
+                None => {
+                    Completion::info(op.value.clone(), &target, format!("unexpected reply {r:?}"))
+                }
+            },
+        }
+    }
+
+    async fn close(&mut self) {
+        self.conns.clear();
+    }
+}
+
+/// Finds a sibling build artefact: beside the running executable, else `$env_var`, else
+/// builds `package` with cargo when running from faultline's source tree.
+pub fn locate_artifact(file: &str, env_var: &str, package: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("failed to find the running executable")?;
+    let exe_dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    let beside = exe_dir.join(file);
+    if beside.is_file() {
+        return Ok(beside);
+    }
+    if let Some(p) = std::env::var_os(env_var) {
+        let p = PathBuf::from(p);
+        if p.is_file() {
+            return Ok(p);
+        }
+        return Err(crate::exit::user_error(format!(
+            "${env_var} names {}, which is not a file",
+            p.display()
+        )));
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let profile = exe_dir.file_name().and_then(|s| s.to_str()).unwrap_or("");
+    let target_dir = exe_dir.parent();
+    if src.join("Cargo.toml").is_file() && matches!(profile, "debug" | "release") {
+        if let Some(target_dir) = target_dir {
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            eprintln!(
+                "faultline: {file} not found beside {}: building it (cargo build -p {package})",
+                exe.display()
+            );
+            let mut cmd = std::process::Command::new(&cargo);
+            cmd.current_dir(src)
+                .args(["build", "-q", "-p", package, "--target-dir"])
+                .arg(target_dir);
+            if profile == "release" {
+                cmd.arg("--release");
+            }
+            let status = cmd
+                .status()
+                .with_context(|| format!("failed to run cargo to build {package}"))?;
+            if status.success() && beside.is_file() {
+                return Ok(beside);
+            }
+        }
+    }
+    Err(crate::exit::user_error(format!(
+        "cannot find {file}: build it with `cargo build -p {package}` (it goes beside the faultline binary) or set ${env_var} to its path"
+    )))
+}

@@ -1,0 +1,104 @@
+//! Systems under test: a deploy recipe ([`System`]) plus a [`workloads::Client`].
+//!
+//! - [`leaderkv`]: faultline's bundled reference store (targets/leaderkv).
+
+pub mod leaderkv;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use control::Remote;
+use nemesis::SystemControl;
+
+/// What the leader probe learned from one node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleInfo {
+    /// `leader`, `follower` or `candidate`.
+    pub role: String,
+    pub term: Option<i64>,
+    /// Who this node believes leads.
+    pub leader: Option<String>,
+    /// The last record applied to what reads see (for the convergence wait), if known.
+    pub applied: Option<i64>,
+    /// The last record known committed, if known.
+    pub committed: Option<i64>,
+}
+
+/// A deploy recipe for one system on a set of nodes (reached through `Remote`s).
+#[async_trait]
+pub trait System: Send + Sync {
+    /// The system's name (`leaderkv`).
+    fn name(&self) -> &str;
+    /// Installs the system on a node (binary, directories), removing what an earlier run left.
+    async fn setup(&self, node: &dyn Remote) -> anyhow::Result<()>;
+    /// Starts the system's process on a node.
+    async fn start(&self, node: &dyn Remote) -> anyhow::Result<()>;
+    /// SIGKILLs the system's process on a node.
+    async fn kill(&self, node: &dyn Remote) -> anyhow::Result<()>;
+    /// Stops the system and removes its files from a node (after log collection).
+    async fn teardown(&self, node: &dyn Remote) -> anyhow::Result<()>;
+    /// Files on a node worth keeping with the run (remote path, local file name).
+    fn log_files(&self, node: &str) -> Vec<(String, String)>;
+    /// Pause/resume/kill/restart targets and leader lookup for the nemesis.
+    fn control(&self) -> Arc<dyn SystemControl>;
+    /// Asks one node who leads (the leader probe), within `timeout`.
+    async fn role(&self, node: &str, timeout: Duration) -> anyhow::Result<RoleInfo>;
+    /// A new client of the system.
+    fn client(&self, timeout: Duration) -> Box<dyn workloads::Client>;
+    /// Node names, in order.
+    fn nodes(&self) -> Vec<String>;
+
+    /// The node that leads now, as the nodes say: the self-declared leader of the highest
+    /// term among those that answer within `timeout`.
+    #[allow(dead_code)] // discovery for callers without a running probe (replay, shrink)
+    async fn primary(&self, timeout: Duration) -> Option<String> {
+        let mut best: Option<(i64, String)> = None;
+        for n in self.nodes() {
+            if let Ok(r) = self.role(&n, timeout).await {
+                if r.role == "leader" {
+                    let t = r.term.unwrap_or(0);
+                    if best.as_ref().is_none_or(|(bt, _)| t > *bt) {
+                        best = Some((t, n));
+                    }
+                }
+            }
+        }
+        best.map(|(_, n)| n)
+    }
+
+    /// Waits until one node leads and every node answers and names it, within `limit`.
+    async fn ready(&self, limit: Duration) -> anyhow::Result<String> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut last = String::from("no node answered");
+        loop {
+            let mut leaders = Vec::new();
+            let mut views = Vec::new();
+            let mut all = true;
+            for n in self.nodes() {
+                match self.role(&n, Duration::from_millis(500)).await {
+                    Ok(r) => {
+                        if r.role == "leader" {
+                            leaders.push(n.clone());
+                        }
+                        views.push(r.leader.clone());
+                    }
+                    Err(e) => {
+                        all = false;
+                        last = format!("{n}: {e:#}");
+                    }
+                }
+            }
+            if all && leaders.len() == 1 && views.iter().all(|v| v.as_deref() == Some(&leaders[0])) {
+                return Ok(leaders.remove(0));
+            }
+            if all {
+                last = format!("leaders {leaders:?}, views {views:?}");
+            }
+            if tokio::time::Instant::now() >= deadline {
+                anyhow::bail!("the system was not ready within {limit:?} (one leader known to every node): {last}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
