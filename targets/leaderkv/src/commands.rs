@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use bytes::Bytes;
 
 use crate::codec::Record;
-use crate::config::{Bug, Mode};
+use crate::config::{Bug, FollowerReads, Mode};
 use crate::core::{Core, Role};
 use crate::resp::Reply;
 use crate::state::{Value, View, WrongType};
@@ -94,6 +94,9 @@ impl Core {
     fn read(&mut self, cmd: &str, key: &Bytes) -> Outcome {
         if self.role == Role::Leader && !self.can_read() {
             return Outcome::Retry;
+        }
+        if self.role != Role::Leader && self.cfg.follower_reads == FollowerReads::Redirect {
+            return Outcome::Now(self.redirect());
         }
         let v = self.store.get(key);
         Outcome::Now(match (cmd, v) {
@@ -249,10 +252,10 @@ impl Core {
             Some((id, addr)) => (id.to_string(), addr.to_string()),
             None => (String::new(), String::new()),
         };
-        let reads = if self.role == Role::Leader {
-            "linearizable"
-        } else {
-            "stale"
+        let reads = match (self.role, self.cfg.follower_reads) {
+            (Role::Leader, _) => "linearizable",
+            (_, FollowerReads::Stale) => "stale",
+            (_, FollowerReads::Redirect) => "redirect",
         };
         let bugs: Vec<&str> = self.cfg.bugs.iter().map(|b| b.name()).collect();
         let _ = write!(

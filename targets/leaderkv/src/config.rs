@@ -109,6 +109,17 @@ pub struct Args {
     /// Seeded bug to enable (repeatable).
     #[arg(long = "bug", value_enum)]
     pub bugs: Vec<Bug>,
+    /// Reads on a node that is not the leader: `stale` answers from local (possibly stale)
+    /// state, `redirect` refuses them like writes (`-MOVED`/`-NOLEADER`).
+    #[arg(long, value_enum, default_value = "stale")]
+    pub follower_reads: FollowerReads,
+}
+
+/// What a non-leader does with GET/SMEMBERS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FollowerReads {
+    Stale,
+    Redirect,
 }
 
 /// A cluster member.
@@ -134,6 +145,7 @@ pub struct Config {
     pub semi_sync_timeout: Duration,
     pub retained_log: u64,
     pub bugs: BTreeSet<Bug>,
+    pub follower_reads: FollowerReads,
 }
 
 impl Config {
@@ -184,6 +196,7 @@ impl Config {
             semi_sync_timeout: Duration::from_millis(a.semi_sync_timeout_ms),
             retained_log: a.retained_log.max(1),
             bugs: a.bugs.iter().copied().collect(),
+            follower_reads: a.follower_reads,
         })
     }
 

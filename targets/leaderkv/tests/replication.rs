@@ -107,3 +107,19 @@ async fn commands_behave_like_redis() {
     );
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_reads_can_be_redirected() {
+    let mut c = Cluster::new(3, 0, Mode::Sync, &[], 50_000).await;
+    c.follower_reads = leaderkv::config::FollowerReads::Redirect;
+    for i in 0..3 {
+        c.start(i).await;
+    }
+    let l = c.wait_leader().await;
+    assert_eq!(c.set(l, "k", "v").await, Reply::ok());
+    let f = (l + 1) % 3;
+    let want = format!("MOVED n{} {}", l + 1, c.addrs[l]);
+    assert_eq!(c.get(f, "k").await, Reply::Error(want));
+    assert_eq!(c.get(l, "k").await, Reply::bulk("v"));
+    c.shutdown().await;
+}

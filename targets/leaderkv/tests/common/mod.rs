@@ -22,6 +22,7 @@ pub struct Cluster {
     pub mode: Mode,
     pub bugs: Vec<Bug>,
     pub retained_log: u64,
+    pub follower_reads: leaderkv::config::FollowerReads,
 }
 
 /// A free port on 127.0.0.1, never the same twice in this process (so a restarted node of one
@@ -75,6 +76,7 @@ impl Cluster {
             mode,
             bugs: bugs.to_vec(),
             retained_log,
+            follower_reads: leaderkv::config::FollowerReads::Stale,
         };
         for i in 0..started {
             c.start(i).await;
@@ -106,6 +108,7 @@ impl Cluster {
             semi_sync_timeout_ms: 300,
             retained_log: self.retained_log,
             bugs: self.bugs.clone(),
+            follower_reads: self.follower_reads,
         };
         Config::from_args(&args).expect("valid config")
     }
