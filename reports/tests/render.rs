@@ -1,0 +1,139 @@
+//! The report of the synthetic run: the verdict and every anomaly show, markup from the
+//! history is escaped, and a big history is aggregated.
+
+use checkers::Checker;
+use checkers::dual_leader::DualLeader;
+use checkers::explain::Context;
+use checkers::failover::Failover;
+use checkers::set::Set;
+use checkers::unique_ids::UniqueIds;
+use history::History;
+use reports::{RunData, escape, render, sample};
+use serde_json::json;
+
+fn results(h: &History) -> serde_json::Value {
+    let mut rs = vec![
+        Set::default().check(h),
+        UniqueIds::default().check(h),
+        DualLeader::default().check(h),
+        Failover::default().check(h),
+    ];
+    Context::new(h).enrich(h, &mut rs);
+    checkers::result::results_json(&rs)
+}
+
+fn page(client_ops: usize, hostile: bool) -> (String, serde_json::Value) {
+    let h = History::new(sample::demo(client_ops, hostile)).unwrap();
+    let res = results(&h);
+    let run = RunData {
+        name: "demo <run>".into(),
+        history: &h,
+        results: res.clone(),
+        test: Some(
+            json!({"seed": 42, "argv": ["faultline", "test", "--seed", "42", "--bug", "no step down"]}),
+        ),
+        node_logs: vec![("n1".into(), "nodes/n1/leaderkv.log".into())],
+    };
+    (render(&run), res)
+}
+
+#[test]
+fn escape_covers_markup_and_quotes() {
+    assert_eq!(
+        escape(r#"<a href="x">'&'</a>"#),
+        "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+    );
+}
+
+#[test]
+fn the_demo_run_has_every_anomaly_class() {
+    let (_, res) = page(4000, false);
+    assert_eq!(res["valid"], false);
+    let types: Vec<&str> = res["anomaly_types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    for k in [
+        "lost-write",
+        "reused-key",
+        "dual-leader",
+        "split-brain-writes",
+    ] {
+        assert!(types.contains(&k), "{k} missing from {types:?}");
+    }
+    assert!(!types.contains(&"unnecessary-failover"), "{types:?}");
+    let lost = &res["set"]["anomalies"][0]["explanation"];
+    assert!(
+        lost.as_str()
+            .unwrap()
+            .contains("n1 was cut off from n2..n5"),
+        "{lost}"
+    );
+}
+
+#[test]
+fn page_shows_verdict_anomalies_seed_and_command() {
+    let (html, res) = page(4000, false);
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(html.contains(">INVALID<"));
+    for t in res["anomaly_types"].as_array().unwrap() {
+        let t = t.as_str().unwrap();
+        assert!(html.contains(&format!("data-kind=\"{t}\"")), "{t}");
+    }
+    assert!(html.contains("<code id=\"seed\">42</code>"));
+    assert!(html.contains("faultline test --seed 42 --bug &#39;no step down&#39;"));
+    assert!(html.contains("href=\"nodes/n1/leaderkv.log\""));
+    // Every op an anomaly links to has a row.
+    for cap in html.split("href=\"#op-").skip(1) {
+        let i: String = cap.chars().take_while(|c| c.is_ascii_digit()).collect();
+        assert!(html.contains(&format!("id=\"op-{i}\"")), "op {i}");
+    }
+    // Self-contained.
+    assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("<script"));
+}
+
+#[test]
+fn markup_from_the_history_renders_as_text() {
+    let (html, _) = page(2000, true);
+    let lower = html.to_lowercase();
+    assert!(!lower.contains("<script"), "a raw script tag");
+    assert!(!lower.contains("<img"), "a raw img tag");
+    assert!(!lower.contains("<b>key"), "a raw b tag");
+    assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"));
+    assert!(html.contains("demo &lt;run&gt;"));
+}
+
+#[test]
+fn big_histories_are_sampled_and_say_so() {
+    let (html, _) = page(200_000, false);
+    assert!(html.contains("a sample: every"), "sampling not announced");
+    assert!(html.len() < 3_000_000, "{} bytes", html.len());
+}
+
+/// The 1,000,000-op figure in docs/report.md: `cargo test -p reports --release --test render
+/// -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn million_ops() {
+    let ops = sample::demo(1_000_000, false);
+    let n = ops.len();
+    let h = History::new(ops).unwrap();
+    let t = std::time::Instant::now();
+    let res = results(&h);
+    let checked = t.elapsed();
+    let t = std::time::Instant::now();
+    let html = render(&RunData {
+        name: "big".into(),
+        history: &h,
+        results: res,
+        test: None,
+        node_logs: vec![],
+    });
+    println!(
+        "{n} ops: checkers {checked:?}, render {:?}, {} bytes",
+        t.elapsed(),
+        html.len()
+    );
+}
