@@ -1,5 +1,6 @@
 //! Which checkers a run gets: per workload (set, unique-ids, cas-register linearizability),
-//! always `stats`, and the leader checkers when they are available.
+//! always `stats`, and the leader checkers (`dual-leader`, `failover`) over the probes; then
+//! every anomaly's explanation gets its fault context (`checkers::explain`).
 
 use std::time::Duration;
 
@@ -37,7 +38,10 @@ pub fn check(history: &History, workloads: &[Workload], budget: Duration) -> Vec
         };
         results.push(r.unwrap_or_else(|e| CheckResult::unknown("history", e)));
     }
+    results.push(checkers::dual_leader::DualLeader::default().check(history));
+    results.push(checkers::failover::Failover::default().check(history));
     results.push(checkers::stats::Stats.check(history));
+    checkers::explain::enrich(history, &mut results);
     results
 }
 
