@@ -373,6 +373,10 @@ async fn send_snapshot(shared: Arc<Shared>, j: SnapJob) {
 /// retained tail.
 fn compact_log(shared: Arc<Shared>, lsn: u64, term: u64, store: crate::state::Store) {
     let data = Bytes::from(store.encode());
+    if shared.killed.load(Ordering::SeqCst) {
+        // A crashed in-process node must not write into a data dir that may be reused.
+        return;
+    }
     let res = storage::save_snapshot(&shared.cfg.data_dir, &SnapshotFile { lsn, term, data });
     let mut c = shared.core();
     c.compacting = false;

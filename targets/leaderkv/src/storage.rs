@@ -143,7 +143,9 @@ impl Log {
             return;
         }
         let keep = (lsn.max(self.base_lsn) - self.base_lsn) as usize;
-        let cut = self.offsets[keep];
+        let Some(&cut) = self.offsets.get(keep) else {
+            return;
+        };
         self.entries.truncate(keep);
         self.offsets.truncate(keep);
         self.file_len = cut;
