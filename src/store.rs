@@ -88,7 +88,10 @@ pub struct RunLog {
 }
 
 impl RunLog {
-    pub fn new(path: Option<&Path>, show: Box<dyn Fn(&str) + Send + Sync>) -> anyhow::Result<RunLog> {
+    pub fn new(
+        path: Option<&Path>,
+        show: Box<dyn Fn(&str) + Send + Sync>,
+    ) -> anyhow::Result<RunLog> {
         let file = match path {
             Some(p) => Some(
                 OpenOptions::new()

@@ -39,14 +39,26 @@ fn artifacts() -> &'static (PathBuf, PathBuf) {
         let profile = dir.file_name().unwrap().to_str().unwrap();
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["build", "-q", "-p", "leaderkv", "-p", "clockshim", "--target-dir"])
+            .args([
+                "build",
+                "-q",
+                "-p",
+                "leaderkv",
+                "-p",
+                "clockshim",
+                "--target-dir",
+            ])
             .arg(&target);
         if profile == "release" {
             cmd.arg("--release");
         }
         let st = cmd.status().expect("run cargo");
         assert!(st.success(), "building leaderkv and clockshim failed");
-        let out = target.join(if profile == "release" { "release" } else { "debug" });
+        let out = target.join(if profile == "release" {
+            "release"
+        } else {
+            "debug"
+        });
         (out.join("leaderkv"), out.join("libclockshim.so"))
     })
 }
@@ -124,7 +136,11 @@ impl Drop for Cluster {
 fn types(results: &serde_json::Value) -> Vec<String> {
     results["anomaly_types"]
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -148,7 +164,11 @@ fn correct_leaderkv_is_valid_under_every_fault() {
             "set,unique-ids",
         ]);
         assert_eq!(code, 0, "seed {seed}: expected valid (exit 0):\n{out}");
-        assert_eq!(results["valid"], serde_json::json!(true), "seed {seed}: {out}");
+        assert_eq!(
+            results["valid"],
+            serde_json::json!(true),
+            "seed {seed}: {out}"
+        );
         assert!(out.contains("verdict: VALID"), "{out}");
     }
 }
@@ -332,15 +352,22 @@ fn ctrl_c_during_a_partition_heals_and_keeps_a_checkable_history() {
             .unwrap();
         let rules = String::from_utf8_lossy(&rules.stdout);
         assert!(
-            !rules.lines().any(|l| l.contains("-A FAULTLINE") || l.contains("-j FAULTLINE")),
+            !rules
+                .lines()
+                .any(|l| l.contains("-A FAULTLINE") || l.contains("-j FAULTLINE")),
             "{ns} still has faultline rules:\n{rules}\n{out}"
         );
     }
-    let state_root = std::env::var("FAULTLINE_STATE_DIR").unwrap_or_else(|_| "/run/faultline".into());
+    let state_root =
+        std::env::var("FAULTLINE_STATE_DIR").unwrap_or_else(|_| "/run/faultline".into());
     let state = Path::new(&state_root).join("fle7-/nemesis-state.json");
     if state.exists() {
         let s = nemesis::StateFile::open(&state).unwrap();
-        assert!(s.pending().is_empty(), "state file still lists faults: {:?}", s.pending());
+        assert!(
+            s.pending().is_empty(),
+            "state file still lists faults: {:?}",
+            s.pending()
+        );
     }
     // The stored history up to the interrupt can be checked.
     let run_dir = std::fs::canonicalize(c.store.path().join("latest")).unwrap();

@@ -109,7 +109,10 @@ fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
         )));
     }
     if !(1..=50).contains(&args.nodes) {
-        return Err(user_error(format!("--nodes {} is not in 1..=50", args.nodes)));
+        return Err(user_error(format!(
+            "--nodes {} is not in 1..=50",
+            args.nodes
+        )));
     }
     if args.concurrency == 0 {
         return Err(user_error("--concurrency must be at least 1"));
@@ -240,7 +243,8 @@ async fn run_async(args: &TestArgs, plan: &Plan, started: Instant) -> anyhow::Re
         None => ClockMode::Unsupported,
     };
     if let ClockMode::Shim { dir, .. } = &clock {
-        std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("failed to create {}", dir.display()))?;
     }
     let state_path = std::env::var_os(nemesis::state::STATE_FILE_ENV)
         .map(PathBuf::from)
@@ -320,6 +324,10 @@ async fn run_async(args: &TestArgs, plan: &Plan, started: Instant) -> anyhow::Re
         "client_ops": outcome.client_ops,
         "client_ops_per_s": rate,
         "first_op_after_s": first_op_s,
+        "workload_s": outcome.workload_secs,
+        "harness_cpu_s": outcome.workload_cpu_secs,
+        "harness_cpu_share": outcome.workload_cpu_secs.map(|c| c / outcome.workload_secs.max(1e-9)),
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
     });
     results["valid"] = serde_json::to_value(outcome.verdict)?;
     run_dir.write_json("results.json", &results)?;
@@ -332,7 +340,9 @@ async fn run_async(args: &TestArgs, plan: &Plan, started: Instant) -> anyhow::Re
             .unwrap_or_default()
     ));
     for e in &outcome.errors {
-        log.line(&format!("error: {e} (seed {seed}; rerun with --seed {seed})"));
+        log.line(&format!(
+            "error: {e} (seed {seed}; rerun with --seed {seed})"
+        ));
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
@@ -364,7 +374,14 @@ fn print_summary(outcome: &runner::Outcome, run_dir: &RunDir, seed: u64) {
     types.dedup();
     let verdict = outcome.verdict.as_str().to_uppercase();
     if types.is_empty() {
-        println!("verdict: {verdict}{}", if outcome.interrupted { " (interrupted)" } else { "" });
+        println!(
+            "verdict: {verdict}{}",
+            if outcome.interrupted {
+                " (interrupted)"
+            } else {
+                ""
+            }
+        );
     } else {
         println!(
             "verdict: {verdict} ({}) (seed {seed}; rerun with --seed {seed})",

@@ -31,7 +31,8 @@ pub fn check(history: &History, workloads: &[Workload], budget: Duration) -> Vec
                 .with_nil_read_is_unknown(false)
                 .with_budget(budget);
                 let regf = |op: &Op| {
-                    !op.is_client() || (op.key.is_some() && matches!(&*op.f, "read" | "write" | "cas"))
+                    !op.is_client()
+                        || (op.key.is_some() && matches!(&*op.f, "read" | "write" | "cas"))
                 };
                 subset(history, regf).map(|h| c.check(&h))
             }

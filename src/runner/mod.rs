@@ -86,6 +86,20 @@ pub struct Outcome {
     pub workload_secs: f64,
     /// When the first client op was invoked.
     pub first_op_at: Option<Instant>,
+    /// CPU seconds this process used during the workload phase (user + system).
+    pub workload_cpu_secs: Option<f64>,
+}
+
+/// CPU seconds (user + system) this process has used, from `/proc/self/stat`.
+pub fn self_cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 of stat (utime, stime) are 12 and 13 after the state field.
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| ticks as f64 / hz as f64)
 }
 
 fn record_nemesis(rec: &Recorder, ev: NemesisEvent) {
@@ -107,12 +121,26 @@ fn record_nemesis(rec: &Recorder, ev: NemesisEvent) {
         }
     };
     match ev {
-        NemesisEvent::Invoke { f, value } => {
-            rec.record(Process::Nemesis, OpType::Info, &f, None, json(value), None, None)
-        }
+        NemesisEvent::Invoke { f, value } => rec.record(
+            Process::Nemesis,
+            OpType::Info,
+            &f,
+            None,
+            json(value),
+            None,
+            None,
+        ),
         NemesisEvent::Complete { f, value, .. } => {
             faults(&f);
-            rec.record(Process::Nemesis, OpType::Info, &f, None, json(value), None, None)
+            rec.record(
+                Process::Nemesis,
+                OpType::Info,
+                &f,
+                None,
+                json(value),
+                None,
+                None,
+            )
         }
         NemesisEvent::Fail { f, value, error } => rec.record(
             Process::Nemesis,
@@ -263,6 +291,7 @@ pub async fn run(
         .filter(|r| *r > 0.0)
         .map(|r| Duration::from_secs_f64(concurrency as f64 / r));
     let work_start = Instant::now();
+    let cpu_start = self_cpu_secs();
     let mut workers_h = Vec::new();
     for w in 0..concurrency {
         let generator = Generator::new(cfg.seed, w as u64, concurrency as u64, &cfg.workloads);
@@ -334,6 +363,10 @@ pub async fn run(
         }
     }
     let workload_secs = work_start.elapsed().as_secs_f64();
+    let workload_cpu_secs = match (cpu_start, self_cpu_secs()) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
     let c = &rec.counters;
     use std::sync::atomic::Ordering::Relaxed;
     let client_ops = c.ok.load(Relaxed) + c.fail.load(Relaxed) + c.info.load(Relaxed);
@@ -351,7 +384,10 @@ pub async fn run(
         if cfg.workloads.contains(&Workload::Set) && !interrupts.triggered() {
             let _ = phase_tx.send("final reads");
             let n = workers::final_reads(&rec, system.as_ref(), &processes, cfg.op_timeout).await;
-            log.line(&format!("final reads: {n} of {} nodes answered", nodes.len()));
+            log.line(&format!(
+                "final reads: {n} of {} nodes answered",
+                nodes.len()
+            ));
         }
     }
     let _ = stop_probe.send(true);
@@ -373,7 +409,8 @@ pub async fn run(
         errors.push(format!("failed to tear the nemesis down: {e}"));
     }
     collect_and_teardown(system.as_ref(), &remotes, run_dir, &log).await;
-    let ops_written = written.with_context(|| format!("failed to write {}", hist_path.display()))?;
+    let ops_written =
+        written.with_context(|| format!("failed to write {}", hist_path.display()))?;
     let _ = counters;
 
     // Analysis.
@@ -394,6 +431,7 @@ pub async fn run(
         client_ops,
         workload_secs,
         first_op_at,
+        workload_cpu_secs,
     })
 }
 

@@ -154,7 +154,10 @@ pub async fn probe(
                 .map(|(n, _)| n.clone())
         };
         *leader_out.lock().unwrap_or_else(|p| p.into_inner()) = leader.clone();
-        *rec.counters.leader.lock().unwrap_or_else(|p| p.into_inner()) = leader;
+        *rec.counters
+            .leader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = leader;
     }
     client.close().await;
 }

@@ -70,7 +70,10 @@ impl SystemControl for Control {
         self.pidfiles.start(remote).await
     }
     async fn leader(&self) -> Option<NodeName> {
-        self.leader.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.leader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -211,9 +214,7 @@ impl System for Leaderkv {
     }
 
     async fn role(&self, node: &str, timeout: Duration) -> anyhow::Result<RoleInfo> {
-        let addr = self
-            .addr(node)
-            .with_context(|| format!("no node {node}"))?;
+        let addr = self.addr(node).with_context(|| format!("no node {node}"))?;
         let mut c = Conn::connect(&addr, timeout).await?;
         let r = c.call(&[b"ROLE"], timeout).await?;
         parse_role(&r).with_context(|| format!("bad ROLE reply from {node}: {r:?}"))
@@ -231,7 +232,10 @@ fn parse_role(r: &Reply) -> Option<RoleInfo> {
     if items.len() < 8 {
         return None;
     }
-    let leader = items[2].as_str().filter(|s| !s.is_empty()).map(str::to_owned);
+    let leader = items[2]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
     Some(RoleInfo {
         role: items[0].as_str()?.to_owned(),
         term: items[1].as_int(),
@@ -322,14 +326,21 @@ fn ok_value(op: &Invocation, r: &Reply) -> Option<Value> {
         ("read", true, Reply::Bulk(None)) => Some(Value::Nil),
         ("read", true, Reply::Bulk(Some(b))) => {
             let s = std::str::from_utf8(b).ok()?;
-            Some(s.parse::<i64>().map(Value::Int).unwrap_or_else(|_| Value::str(s)))
+            Some(
+                s.parse::<i64>()
+                    .map(Value::Int)
+                    .unwrap_or_else(|_| Value::str(s)),
+            )
         }
         ("write" | "cas", _, Reply::Simple(s)) if s == "OK" => Some(op.value.clone()),
         ("leader", _, r) => {
             let role = parse_role(r)?;
             Some(Value::Map(vec![
                 (Value::str("role"), Value::str(&role.role)),
-                (Value::str("term"), role.term.map(Value::Int).unwrap_or(Value::Nil)),
+                (
+                    Value::str("term"),
+                    role.term.map(Value::Int).unwrap_or(Value::Nil),
+                ),
                 (
                     Value::str("leader"),
                     role.leader.as_deref().map(Value::str).unwrap_or(Value::Nil),

@@ -89,14 +89,17 @@ pub trait System: Send + Sync {
                     }
                 }
             }
-            if all && leaders.len() == 1 && views.iter().all(|v| v.as_deref() == Some(&leaders[0])) {
+            if all && leaders.len() == 1 && views.iter().all(|v| v.as_deref() == Some(&leaders[0]))
+            {
                 return Ok(leaders.remove(0));
             }
             if all {
                 last = format!("leaders {leaders:?}, views {views:?}");
             }
             if tokio::time::Instant::now() >= deadline {
-                anyhow::bail!("the system was not ready within {limit:?} (one leader known to every node): {last}");
+                anyhow::bail!(
+                    "the system was not ready within {limit:?} (one leader known to every node): {last}"
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

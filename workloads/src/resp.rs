@@ -189,7 +189,10 @@ fn read_reply<'a>(
             )));
         }
         if line.len() < 3 || !line.ends_with(b"\r\n") {
-            return Err(proto(format!("bad line {:?}", String::from_utf8_lossy(&line))));
+            return Err(proto(format!(
+                "bad line {:?}",
+                String::from_utf8_lossy(&line)
+            )));
         }
         let body = String::from_utf8_lossy(&line[1..line.len() - 2]).into_owned();
         let int = |s: &str| {
@@ -247,7 +250,9 @@ mod tests {
             let (mut s, _) = l.accept().await.unwrap();
             let mut buf = [0u8; 1024];
             let _ = s.read(&mut buf).await.unwrap();
-            s.write_all(b"*3\r\n$1\r\n1\r\n$-1\r\n:5\r\n").await.unwrap();
+            s.write_all(b"*3\r\n$1\r\n1\r\n$-1\r\n:5\r\n")
+                .await
+                .unwrap();
             let _ = s.read(&mut buf).await.unwrap();
             s.write_all(b"-MOVED n2 10.0.0.2:7000\r\n").await.unwrap();
             let _ = s.read(&mut buf).await.unwrap();
@@ -255,7 +260,10 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(500)).await;
         });
         let mut c = Conn::connect(&addr, Duration::from_secs(1)).await.unwrap();
-        let r = c.call(&[b"SMEMBERS", b"s"], Duration::from_secs(1)).await.unwrap();
+        let r = c
+            .call(&[b"SMEMBERS", b"s"], Duration::from_secs(1))
+            .await
+            .unwrap();
         assert_eq!(
             r,
             Reply::Array(Some(vec![
@@ -264,14 +272,22 @@ mod tests {
                 Reply::Int(5)
             ]))
         );
-        let r = c.call(&[b"SET", b"k", b"v"], Duration::from_secs(1)).await.unwrap();
+        let r = c
+            .call(&[b"SET", b"k", b"v"], Duration::from_secs(1))
+            .await
+            .unwrap();
         assert_eq!(r, Reply::Error("MOVED n2 10.0.0.2:7000".into()));
-        let e = c.call(&[b"GET", b"k"], Duration::from_millis(100)).await.unwrap_err();
+        let e = c
+            .call(&[b"GET", b"k"], Duration::from_millis(100))
+            .await
+            .unwrap_err();
         assert!(matches!(e, RespError::Timeout { .. }));
         assert!(e.may_have_applied());
         server.await.unwrap();
         // Nothing listens there any more: refused before sending.
-        let e = Conn::connect(&addr, Duration::from_secs(1)).await.unwrap_err();
+        let e = Conn::connect(&addr, Duration::from_secs(1))
+            .await
+            .unwrap_err();
         assert!(!e.may_have_applied());
     }
 }
