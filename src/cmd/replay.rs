@@ -1,0 +1,157 @@
+//! `faultline replay RUN_DIR`: run a stored test again with its seed, options and the exact
+//! fault schedule it recorded (targets pinned to the nodes actually hit), then say whether
+//! the anomaly came back and whether the faults happened as recorded.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::exit::{self, user_error};
+use crate::gate::child::{self, RunOutcome};
+use crate::gate::replay;
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// A stored run directory (with test.json, schedule.json and history.jsonl).
+    pub run_dir: PathBuf,
+    /// Where the replay is stored (default: the original's store).
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    /// How far apart the nemesis ops of the two runs may be, in ms.
+    #[arg(long, default_value_t = 100.0)]
+    pub tolerance_ms: f64,
+}
+
+/// What a stored run holds that a replay needs.
+pub struct Stored {
+    pub args: Vec<String>,
+    pub seed: u64,
+    pub schedule: nemesis::Schedule,
+    pub history: history::History,
+    pub results: serde_json::Value,
+}
+
+pub fn load(run_dir: &Path, replaced: &[&str]) -> anyhow::Result<Stored> {
+    let read = |name: &str| -> anyhow::Result<String> {
+        let p = run_dir.join(name);
+        std::fs::read_to_string(&p).map_err(|e| {
+            user_error(format!(
+                "failed to read {}: {e} (give a run directory made by faultline test)",
+                p.display()
+            ))
+        })
+    };
+    let test: serde_json::Value = serde_json::from_str(&read("test.json")?)
+        .map_err(|e| user_error(format!("{}/test.json: {e}", run_dir.display())))?;
+    let argv: Vec<String> = test["argv"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let args = replay::test_args(&argv, replaced)
+        .map_err(|e| user_error(format!("{}/test.json: {e}", run_dir.display())))?;
+    let seed = test["seed"]
+        .as_u64()
+        .ok_or_else(|| user_error(format!("{}/test.json has no seed", run_dir.display())))?;
+    let schedule = nemesis::Schedule::parse(&read("schedule.json")?)
+        .map_err(|e| user_error(format!("{}/schedule.json: {e}", run_dir.display())))?;
+    let (history, _) = history::load(&run_dir.join("history.jsonl"), None)
+        .map_err(|e| user_error(e.to_string()))?;
+    let results = serde_json::from_str(&read("results.json").unwrap_or_default())
+        .unwrap_or(serde_json::Value::Null);
+    Ok(Stored {
+        args,
+        seed,
+        schedule,
+        history,
+        results,
+    })
+}
+
+/// The store a run directory lives in (`<store>/<name>/<timestamp>`).
+pub fn store_of(run_dir: &Path) -> PathBuf {
+    run_dir
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.parent()?.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("store"))
+}
+
+pub fn anomaly_types(results: &serde_json::Value) -> Vec<String> {
+    results["anomaly_types"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn run(args: ReplayArgs) -> anyhow::Result<u8> {
+    let stored = load(&args.run_dir, &replay::REPLACED)?;
+    let pinned = replay::pin(&stored.schedule, &stored.history);
+    let dir = tempfile::tempdir().context("failed to make a temporary directory")?;
+    let schedule_file = dir.path().join("schedule.json");
+    pinned
+        .save(&schedule_file)
+        .context("failed to write the pinned schedule")?;
+    let store = args.store.unwrap_or_else(|| store_of(&args.run_dir));
+    let mut test_args = stored.args.clone();
+    test_args.extend(["--schedule".into(), schedule_file.display().to_string()]);
+    let o: RunOutcome = child::run_test("replay", &test_args, stored.seed, &store)?;
+    let Some(new_dir) = &o.run_dir else {
+        anyhow::bail!(
+            "the replay did not store a run (exit {:?}); seed {}",
+            o.exit,
+            stored.seed
+        );
+    };
+    let (new_history, _) = history::load(&new_dir.join("history.jsonl"), None)
+        .context("failed to read the replay's history")?;
+    let diffs = replay::compare(&stored.history, &new_history, args.tolerance_ms);
+    let before = anomaly_types(&stored.results);
+    let after = o.anomaly_types();
+    let came_back: Vec<&String> = before.iter().filter(|t| after.contains(t)).collect();
+    println!(
+        "replay of {} (seed {})",
+        args.run_dir.display(),
+        stored.seed
+    );
+    println!("  stored at {}", new_dir.display());
+    println!("  verdict: {}", o.verdict.as_str());
+    if before.is_empty() {
+        println!("  the original run had no anomaly");
+    } else if came_back.len() == before.len() {
+        println!("  the anomaly came back: {}", before.join(", "));
+    } else {
+        let missing: Vec<&String> = before.iter().filter(|t| !after.contains(t)).collect();
+        let missing: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+        println!(
+            "  the anomaly did not come back: {} missing",
+            missing.join(", ")
+        );
+    }
+    if diffs.is_empty() {
+        println!(
+            "  faults: as recorded ({} nemesis ops, kind, target and order equal, times within {} ms)",
+            replay::steps(&new_history).len(),
+            args.tolerance_ms
+        );
+    } else {
+        println!("  faults: NOT as recorded:");
+        for d in &diffs {
+            println!("    {d}");
+        }
+    }
+    Ok(exit::for_validity(match o.verdict {
+        child::Verdict::Valid => history::Validity::Valid,
+        child::Verdict::Invalid => history::Validity::Invalid,
+        child::Verdict::Unknown => history::Validity::Unknown,
+        child::Verdict::Error => return Ok(exit::HARNESS),
+    }))
+}

@@ -1,0 +1,232 @@
+//! What `faultline replay` needs: the original run's arguments with the seed, schedule and
+//! store replaced; the recorded schedule with every target pinned to the nodes it actually
+//! hit (a "leader" target resolves to whoever led then, which may differ in a new run); and
+//! a comparison of the nemesis ops of two runs.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use history::{History, OpType, Process, Value};
+use nemesis::{Fault, Partition, Schedule, Target};
+
+/// Options a replay sets itself, removed from the original arguments (with their values).
+pub const REPLACED: [&str; 3] = ["--seed", "--schedule", "--store"];
+
+/// The `faultline test` arguments of a stored run (from `test.json`'s `argv`), without the
+/// options in `replaced` (and their values).
+pub fn test_args(argv: &[String], replaced: &[&str]) -> Result<Vec<String>, String> {
+    let start = argv
+        .iter()
+        .position(|a| a == "test")
+        .ok_or("test.json's argv has no `test` subcommand")?;
+    let mut out = Vec::new();
+    let mut it = argv[start + 1..].iter();
+    while let Some(a) = it.next() {
+        if replaced.contains(&a.as_str()) {
+            it.next();
+            continue;
+        }
+        if replaced.iter().any(|r| a.starts_with(&format!("{r}="))) {
+            continue;
+        }
+        out.push(a.clone());
+    }
+    Ok(out)
+}
+
+/// The nodes a recorded fault value names: a partition's grudge, or `nodes`.
+fn grudge_of(v: &Value) -> Option<nemesis::Grudge> {
+    let Value::Map(pairs) = v else { return None };
+    let mut g = BTreeMap::new();
+    for (k, v) in pairs {
+        let set: BTreeSet<String> = v
+            .as_list()?
+            .iter()
+            .map(|n| n.as_str().map(str::to_owned))
+            .collect::<Option<_>>()?;
+        g.insert(k.as_str()?.to_owned(), set);
+    }
+    Some(g)
+}
+
+fn nodes_of(v: &Value) -> Option<Vec<String>> {
+    v.get("nodes")?
+        .as_list()?
+        .iter()
+        .map(|n| n.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The completions of the nemesis's `start-*` ops, in order.
+fn starts(h: &History) -> Vec<&history::Op> {
+    h.ops()
+        .iter()
+        .enumerate()
+        .filter(|(i, op)| {
+            op.process == Process::Nemesis
+                && op.f.starts_with("start-")
+                && h.partner(*i).is_some_and(|p| p < *i)
+        })
+        .map(|(_, op)| op)
+        .collect()
+}
+
+/// The schedule with each fault's targets replaced by the nodes the recorded run hit.
+/// Faults the run never started (it was interrupted) keep their original targets.
+pub fn pin(schedule: &Schedule, recorded: &History) -> Schedule {
+    let mut pinned = schedule.clone();
+    let mut order: Vec<usize> = (0..pinned.faults.len()).collect();
+    order.sort_by_key(|&i| pinned.faults[i].start_ms);
+    for (&i, op) in order.iter().zip(starts(recorded)) {
+        let f = &mut pinned.faults[i].fault;
+        if op.f.as_ref() != format!("start-{}", f.kind().name()) {
+            break;
+        }
+        match f {
+            Fault::Partition { partition } => {
+                if let Some(g) = grudge_of(&op.value) {
+                    *partition = Partition::Grudge(g);
+                }
+            }
+            Fault::Pause { target }
+            | Fault::Kill { target }
+            | Fault::Clock { target, .. }
+            | Fault::Loss { target, .. }
+            | Fault::Bandwidth { target, .. } => {
+                if let Some(nodes) = nodes_of(&op.value) {
+                    *target = Target::Nodes(nodes);
+                }
+            }
+        }
+    }
+    pinned
+}
+
+/// A nemesis op reduced to what must match between a run and its replay.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub f: String,
+    pub kind: OpType,
+    pub targets: Value,
+    pub time_ms: f64,
+}
+
+pub fn steps(h: &History) -> Vec<Step> {
+    h.nemesis_ops()
+        .map(|op| Step {
+            f: op.f.to_string(),
+            kind: op.kind,
+            // Fault ids are per run; what was hit is the nodes or the grudge.
+            targets: match &op.value {
+                Value::Map(pairs) if op.value.get("nodes").is_some() => Value::Map(
+                    pairs
+                        .iter()
+                        .filter(|(k, _)| !matches!(k.as_str(), Some("id" | "errors")))
+                        .cloned()
+                        .collect(),
+                ),
+                other => other.clone(),
+            },
+            time_ms: op.time.unwrap_or(0) as f64 / 1e6,
+        })
+        .collect()
+}
+
+/// Differences between the nemesis ops of two runs: kind, target and order must match, and
+/// times within `tolerance_ms`. Empty when they match.
+pub fn compare(original: &History, replay: &History, tolerance_ms: f64) -> Vec<String> {
+    let (a, b) = (steps(original), steps(replay));
+    let mut diffs = Vec::new();
+    if a.len() != b.len() {
+        diffs.push(format!(
+            "the original has {} nemesis ops, the replay {}",
+            a.len(),
+            b.len()
+        ));
+    }
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        if x.f != y.f || x.kind != y.kind || x.targets != y.targets {
+            diffs.push(format!(
+                "nemesis op {i}: {} {} on {} vs {} {} on {}",
+                x.f, x.kind, x.targets, y.f, y.kind, y.targets
+            ));
+        } else if (x.time_ms - y.time_ms).abs() > tolerance_ms {
+            diffs.push(format!(
+                "nemesis op {i} ({}): at {:.0} ms vs {:.0} ms (more than {tolerance_ms} ms apart)",
+                x.f, x.time_ms, y.time_ms
+            ));
+        }
+    }
+    diffs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use history::build::Builder;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn strips_the_options_replay_sets() {
+        let argv = s(&[
+            "faultline",
+            "test",
+            "--nodes",
+            "3",
+            "--seed",
+            "9",
+            "--store=/s",
+            "--schedule",
+            "x.json",
+            "--bug",
+            "no-fencing",
+        ]);
+        assert_eq!(
+            test_args(&argv, &REPLACED).unwrap(),
+            s(&["--nodes", "3", "--bug", "no-fencing"])
+        );
+        assert!(test_args(&s(&["faultline", "check"]), &REPLACED).is_err());
+    }
+
+    fn run(times: &[u64], nodes: &str) -> History {
+        let mut b = Builder::new();
+        for (i, &t) in times.iter().enumerate() {
+            let f = if i % 4 < 2 {
+                "start-pause"
+            } else {
+                "stop-pause"
+            };
+            let v: Value =
+                serde_json::from_str(&format!(r#"{{"id":{i},"nodes":["{nodes}"]}}"#)).unwrap();
+            b.nemesis(f, v).time = Some(t * 1_000_000);
+        }
+        b.build().unwrap()
+    }
+
+    #[test]
+    fn compares_kind_target_order_and_time() {
+        let a = run(&[1000, 1010, 3000, 3005], "n2");
+        assert!(compare(&a, &run(&[1050, 1060, 3080, 3090], "n2"), 100.0).is_empty());
+        let late = compare(&a, &run(&[1000, 1010, 3200, 3205], "n2"), 100.0);
+        assert_eq!(late.len(), 2, "{late:?}");
+        let other = compare(&a, &run(&[1000, 1010, 3000, 3005], "n3"), 100.0);
+        assert_eq!(other.len(), 4, "{other:?}");
+        assert!(!compare(&a, &run(&[1000, 1010], "n2"), 100.0).is_empty());
+    }
+
+    #[test]
+    fn pins_leader_targets_to_the_recorded_nodes() {
+        let schedule: Schedule = Schedule::parse(
+            r#"{"nodes":["n1","n2","n3"],"faults":[{"start_ms":1000,"end_ms":3000,"fault":{"kind":"pause","target":"leader"}}]}"#,
+        )
+        .unwrap();
+        let h = run(&[1000, 1010, 3000, 3005], "n2");
+        let pinned = pin(&schedule, &h);
+        assert_eq!(
+            pinned.faults[0].fault.target(),
+            Some(&Target::Nodes(vec!["n2".into()]))
+        );
+    }
+}
