@@ -26,4 +26,14 @@ pub enum Command {
     Exec(cmd::exec::ExecArgs),
     /// Deploy a system, run workloads under faults, record, check and store the run.
     Test(cmd::test::TestArgs),
+    /// Render RUN_DIR/report.html, the self-contained HTML fault report of a stored run.
+    Report(cmd::report::ReportArgs),
+    /// Serve the run store's reports and files over HTTP (loopback by default).
+    Serve(cmd::serve::ServeArgs),
+    /// Run a matrix of tests over seeds; JUnit + Markdown; exit 0 only if every run is valid.
+    Gate(cmd::gate::GateArgs),
+    /// Run a stored test again with its seed, options and recorded fault schedule.
+    Replay(cmd::replay::ReplayArgs),
+    /// Shrink a failing run's fault schedule to the smallest one that still fails.
+    Shrink(cmd::shrink::ShrinkArgs),
 }

@@ -3,6 +3,11 @@
 pub mod check;
 pub mod cluster;
 pub mod exec;
+pub mod gate;
+pub mod replay;
+pub mod report;
+pub mod serve;
+pub mod shrink;
 pub mod test;
 
 use crate::cli::{Cli, Command};
@@ -13,5 +18,10 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Cluster(args) => cluster::run(args),
         Command::Exec(args) => exec::run(args),
         Command::Test(args) => test::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Gate(args) => gate::run(args),
+        Command::Replay(args) => replay::run(args),
+        Command::Shrink(args) => shrink::run(args),
     }
 }
