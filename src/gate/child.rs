@@ -87,8 +87,12 @@ impl RunOutcome {
         out
     }
 
+    /// The run's HTML report, when it wrote one.
     pub fn report(&self) -> Option<PathBuf> {
-        self.run_dir.as_ref().map(|d| d.join("report.html"))
+        self.run_dir
+            .as_ref()
+            .map(|d| d.join("report.html"))
+            .filter(|p| p.is_file())
     }
 }
 
