@@ -4,6 +4,7 @@
 mod cli;
 mod cmd;
 mod exit;
+mod gate;
 mod runner;
 mod store;
 mod systems;
