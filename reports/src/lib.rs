@@ -490,8 +490,21 @@ fn details(out: &mut String, run: &RunData) {
     }
 }
 
+/// Longest value shown in the cited-ops table (a final read holds the whole set).
+const MAX_CELL: usize = 300;
+
 fn cell(v: Option<String>) -> String {
-    escape(&v.unwrap_or_default())
+    let mut s = v.unwrap_or_default();
+    if s.len() > MAX_CELL {
+        let total = s.len();
+        let mut cut = MAX_CELL;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push_str(&format!(" … ({total} characters in all)"));
+    }
+    escape(&s)
 }
 
 fn cited_ops(out: &mut String, h: &History, cited: &BTreeSet<u64>) {
