@@ -311,12 +311,7 @@ fn bug_no_fencing_has_dual_leaders() {
         "10.77.65.0/24",
         "no-fencing",
         "dual-leader",
-        &[
-            "--schedule",
-            schedule.to_str().unwrap(),
-            "--workload",
-            "set",
-        ],
+        &["--nemesis", "partition", "--workload", "set"],
     );
 }
 
