@@ -22,11 +22,11 @@ use crate::cmd::cluster::control_err;
 use crate::exit::{self, user_error};
 use crate::runner::{self, progress::Progress};
 use crate::store::{RunDir, RunLog};
-use crate::systems::{System, leaderkv};
+use crate::systems::{System, leaderkv, thirdparty};
 
 #[derive(Debug, Args)]
 pub struct TestArgs {
-    /// The system under test.
+    /// The system under test: leaderkv, redis-sentinel, etcd.
     #[arg(long, default_value = "leaderkv")]
     pub system: String,
     /// Number of nodes of the local cluster (brought up if it is not up).
@@ -83,6 +83,12 @@ pub struct TestArgs {
     /// Print the results as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Sentinel's down-after-milliseconds (redis-sentinel).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub down_after: Duration,
+    /// Install a third-party system's missing OS packages with apt-get.
+    #[arg(long)]
+    pub install: bool,
     /// Local cluster name prefix.
     #[arg(long, default_value = cluster::DEFAULT_PREFIX)]
     pub prefix: String,
@@ -102,10 +108,11 @@ struct Plan {
 }
 
 fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
-    if args.system != "leaderkv" {
+    if args.system != "leaderkv" && !thirdparty::KNOWN.contains(&args.system.as_str()) {
         return Err(user_error(format!(
-            "unknown system {:?} (known: leaderkv)",
-            args.system
+            "unknown system {:?} (known: leaderkv, {})",
+            args.system,
+            thirdparty::KNOWN.join(", ")
         )));
     }
     if !(1..=50).contains(&args.nodes) {
@@ -120,7 +127,7 @@ fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
     if args.time_limit.is_zero() {
         return Err(user_error("--time-limit must be above 0"));
     }
-    if args.rate.is_some_and(|r| !(r > 0.0)) {
+    if args.rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
         return Err(user_error("--rate must be above 0"));
     }
     let workloads = workloads::parse_workloads(&args.workload).map_err(user_error)?;
@@ -129,6 +136,10 @@ fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
     } else {
         nemesis::parse_kinds(&args.nemesis).map_err(|e| user_error(e.to_string()))?
     };
+    if args.system != "leaderkv" {
+        thirdparty::compatible(&args.system, &workloads, &kinds)
+            .map_err(|e| user_error(format!("{}: {e}", args.system)))?;
+    }
     let seed = args.seed.unwrap_or_else(rand::random::<u64>);
     let name = args.name.clone().unwrap_or_else(|| {
         let w: Vec<&str> = workloads.iter().map(|w| w.name()).collect();
@@ -177,7 +188,11 @@ async fn run_async(args: &TestArgs, plan: &Plan, started: Instant) -> anyhow::Re
         Box::new(move |l| p2.println(&format!("faultline: {l}"))),
     )?);
 
-    let binary = leaderkv::locate_artifact("leaderkv", "FAULTLINE_LEADERKV_BIN", "leaderkv")?;
+    let binary = if args.system == "leaderkv" {
+        leaderkv::locate_artifact("leaderkv", "FAULTLINE_LEADERKV_BIN", "leaderkv")?
+    } else {
+        PathBuf::new()
+    };
     let shim = if plan.kinds.contains(&FaultKind::Clock) {
         Some(leaderkv::locate_artifact(
             "libclockshim.so",
@@ -275,19 +290,29 @@ async fn run_async(args: &TestArgs, plan: &Plan, started: Instant) -> anyhow::Re
     run_dir.write_json("test.json", &test_json)?;
 
     let leader_slot = Arc::new(Mutex::new(None));
-    let system: Arc<dyn System> = Arc::new(leaderkv::Leaderkv::new(
-        nodes.clone(),
-        leaderkv::Options {
-            binary,
-            mode: args.mode.clone(),
-            bugs: args.bugs.clone(),
-            port: 7000,
-            base_dir: format!("/tmp/faultline-nodes/{}", args.prefix),
-            clock: clock.clone(),
-            extra_args: Vec::new(),
-        },
-        leader_slot.clone(),
-    ));
+    let third = thirdparty::Options {
+        prefix: args.prefix.clone(),
+        clock: clock.clone(),
+        down_after: args.down_after,
+        install: args.install,
+    };
+    let system: Arc<dyn System> = if args.system != "leaderkv" {
+        thirdparty::build(&args.system, nodes.clone(), &third, leader_slot.clone())?
+    } else {
+        Arc::new(leaderkv::Leaderkv::new(
+            nodes.clone(),
+            leaderkv::Options {
+                binary,
+                mode: args.mode.clone(),
+                bugs: args.bugs.clone(),
+                port: 7000,
+                base_dir: format!("/tmp/faultline-nodes/{}", args.prefix),
+                clock: clock.clone(),
+                extra_args: Vec::new(),
+            },
+            leader_slot.clone(),
+        ))
+    };
     let cfg = runner::Config {
         seed,
         workloads: plan.workloads.clone(),

@@ -293,17 +293,20 @@ pub async fn run(
     let work_start = Instant::now();
     let cpu_start = self_cpu_secs();
     let mut workers_h = Vec::new();
+    let shared = workers::Shared {
+        rec: rec.clone(),
+        processes: processes.clone(),
+        interval,
+        stop: stop_work_rx.clone(),
+    };
     for w in 0..concurrency {
         let generator = Generator::new(cfg.seed, w as u64, concurrency as u64, &cfg.workloads);
         workers_h.push(tokio::spawn(workers::worker(
-            rec.clone(),
+            shared.clone(),
             system.client(cfg.op_timeout),
             generator,
             w as u64,
-            processes.clone(),
             leader.clone(),
-            interval,
-            stop_work_rx.clone(),
         )));
     }
     let nem_task = {

@@ -60,17 +60,29 @@ pub async fn perform(
     c
 }
 
+/// What every worker shares: the recorder, the process numbering, pacing and the stop flag.
+#[derive(Clone)]
+pub struct Shared {
+    pub rec: Recorder,
+    pub processes: Arc<Processes>,
+    pub interval: Option<Duration>,
+    pub stop: watch::Receiver<bool>,
+}
+
 /// One client worker: ops from its generator until `stop`, paced to `interval` if given.
 pub async fn worker(
-    rec: Recorder,
+    shared: Shared,
     mut client: Box<dyn Client>,
     mut generator: Generator,
     first_process: u64,
-    processes: Arc<Processes>,
     first_node: String,
-    interval: Option<Duration>,
-    stop: watch::Receiver<bool>,
 ) {
+    let Shared {
+        rec,
+        processes,
+        interval,
+        stop,
+    } = shared;
     client.open(&first_node).await;
     let mut process = first_process;
     let mut tick = interval.map(|i| {

@@ -405,7 +405,7 @@ impl Client for LeaderkvClient {
                     "MOVED" => {
                         if routed {
                             match e.split_whitespace().nth(1) {
-                                Some(l) => self.follow(&l.to_owned()),
+                                Some(l) => self.follow(l),
                                 None => self.rotate(),
                             }
                         }
