@@ -1,7 +1,8 @@
 //! Delta debugging over a fault schedule: drop faults (ddmin), shorten fault windows, move
 //! the faults early and shorten the test, keeping the same anomaly class. Reproduction is
-//! probabilistic, so a candidate counts as reproducing when any of up to `tries` attempts
-//! does. Pure: running a candidate is the caller's [`Reproducer`].
+//! probabilistic, so a candidate counts as reproducing when at least half of `tries` attempts
+//! do (what the result must keep doing). Pure: running a candidate is the caller's
+//! [`Reproducer`].
 
 use std::time::Duration;
 
@@ -64,10 +65,12 @@ struct Shrinker<'a, R: Reproducer> {
 }
 
 impl<R: Reproducer> Shrinker<'_, R> {
+    /// A candidate reproduces when at least half of `tries` attempts show the anomaly; the
+    /// attempts stop as soon as that is decided either way.
     fn try_candidate(&mut self, what: String, c: &Candidate) -> anyhow::Result<bool> {
-        let mut n = 0;
-        let mut ok = false;
-        while n < self.opts.tries {
+        let needed = self.opts.tries.div_ceil(2);
+        let (mut n, mut hits) = (0, 0);
+        while hits < needed && n - hits <= self.opts.tries - needed {
             if self.repro.elapsed() >= self.opts.budget {
                 self.out_of_budget = true;
                 break;
@@ -75,10 +78,10 @@ impl<R: Reproducer> Shrinker<'_, R> {
             n += 1;
             self.attempts += 1;
             if self.repro.attempt(c)? {
-                ok = true;
-                break;
+                hits += 1;
             }
         }
+        let ok = hits >= needed;
         self.steps.push(Step {
             what,
             faults: c.faults(),
@@ -238,7 +241,7 @@ mod tests {
     }
 
     /// Reproduces when some fault pauses n2 and some fault pauses n3, each for at least 1 s,
-    /// with at most 6 faults, and then only on every other attempt (a flaky bug).
+    /// with at most 6 faults, and then on two attempts of three (a flaky bug).
     struct Fake {
         calls: u32,
         spent: Duration,
@@ -255,7 +258,7 @@ mod tests {
                 })
             };
             let needed = has("n3", true) && has("n2", true) && c.faults() <= 6;
-            Ok(needed && self.calls % 2 == 0)
+            Ok(needed && self.calls % 3 != 0)
         }
         fn elapsed(&self) -> Duration {
             self.spent
