@@ -309,6 +309,8 @@ pub async fn run(
             leader.clone(),
         )));
     }
+    // The history writer ends when every recorder is gone: keep no copy beyond the workers'.
+    drop(shared);
     let nem_task = {
         let (nem, rec, schedule) = (nem.clone(), rec.clone(), cfg.schedule.clone());
         let mut stop = stop_work_rx.clone();
