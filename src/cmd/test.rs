@@ -356,6 +356,11 @@ async fn run_async(args: &TestArgs, plan: &Plan, started: Instant) -> anyhow::Re
     });
     results["valid"] = serde_json::to_value(outcome.verdict)?;
     run_dir.write_json("results.json", &results)?;
+    // The report is a view of what is stored: failing to render it must not hide the verdict.
+    match crate::cmd::report::write_report(&run_dir.path) {
+        Ok(p) => log.line(&format!("report: {}", p.display())),
+        Err(e) => log.line(&format!("failed to write the report: {e:#}")),
+    }
     log.line(&format!(
         "{} client ops in {:.1} s ({rate:.0}/s){}",
         outcome.client_ops,
