@@ -11,66 +11,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_faultline");
+mod common;
 
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// `leaderkv` and `libclockshim.so`: beside the faultline binary when the workspace was
-/// built, else built once into a target dir of their own (no lock on the one running us).
-fn artifacts() -> &'static (PathBuf, PathBuf) {
-    static A: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
-    A.get_or_init(|| {
-        let dir = Path::new(BIN).parent().unwrap().to_path_buf();
-        let (kv, shim) = (dir.join("leaderkv"), dir.join("libclockshim.so"));
-        if kv.is_file() && shim.is_file() {
-            return (kv, shim);
-        }
-        let target = dir.parent().unwrap().join("e2e-deps");
-        let profile = dir.file_name().unwrap().to_str().unwrap();
-        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args([
-                "build",
-                "-q",
-                "-p",
-                "leaderkv",
-                "-p",
-                "clockshim",
-                "--target-dir",
-            ])
-            .arg(&target);
-        if profile == "release" {
-            cmd.arg("--release");
-        }
-        let st = cmd.status().expect("run cargo");
-        assert!(st.success(), "building leaderkv and clockshim failed");
-        let out = target.join(if profile == "release" {
-            "release"
-        } else {
-            "debug"
-        });
-        (out.join("leaderkv"), out.join("libclockshim.so"))
-    })
-}
-
-fn faultline() -> Command {
-    let (kv, shim) = artifacts();
-    let mut c = Command::new(BIN);
-    c.env("FAULTLINE_LEADERKV_BIN", kv)
-        .env("FAULTLINE_CLOCKSHIM_LIB", shim)
-        .env_remove("FAULTLINE_NEMESIS_STATE");
-    c
-}
+use common::{BIN, faultline, text};
 
 /// Brings the cluster of `prefix` down when dropped.
 struct Cluster {
@@ -227,21 +172,22 @@ fn bug_ack_before_replicate_loses_writes() {
     );
 }
 
-/// elect-stale needs overlapping faults the random schedule never makes: a follower cut off
-/// while the others ack writes, the leader killed while it is still cut off, then the
-/// partition healed while the leader is dead, so the stale follower can win the election.
+/// elect-stale needs overlapping faults the random schedule never makes. Each cycle: the
+/// leader L is cut off, the other two elect X and keep acknowledging writes (L is now
+/// stale); X is killed while L is still cut off; the partition heals while X is dead, so L
+/// and the up-to-date survivor race for the election, which L may win only with the bug
+/// (then the writes X acknowledged are lost); X restarts. Six cycles in a 30 s run.
 fn elect_stale_schedule(dir: &Path) -> PathBuf {
     let mut text = String::from("nodes = [\"n1\", \"n2\", \"n3\"]\n");
-    for k in 0..5u64 {
-        let t = 500 + k * 5000;
-        let n = k % 3 + 1;
+    for k in 0..6u64 {
+        let t = 500 + k * 4600;
         text.push_str(&format!(
-            "[[faults]]\nstart_ms = {}\nend_ms = {}\nfault = {{ kind = \"partition\", partition = {{ isolate = \"n{n}\" }} }}\n\
+            "[[faults]]\nstart_ms = {}\nend_ms = {}\nfault = {{ kind = \"partition\", partition = {{ shape = \"isolate-leader\" }} }}\n\
              [[faults]]\nstart_ms = {}\nend_ms = {}\nfault = {{ kind = \"kill\", target = \"leader\" }}\n",
             t,
-            t + 3500,
-            t + 1500,
-            t + 4500
+            t + 3100,
+            t + 2600,
+            t + 4000
         ));
     }
     let p = dir.join("elect-stale.toml");
