@@ -1,8 +1,14 @@
 //! Systems under test: a deploy recipe ([`System`]) plus a [`workloads::Client`].
 //!
 //! - [`leaderkv`]: faultline's bundled reference store (targets/leaderkv).
+//! - [`redis_sentinel`]: Redis with Sentinel failover (OS packages).
+//! - [`etcd`]: an etcd (Raft) cluster over its HTTP/JSON gateway (OS packages).
+//! - [`thirdparty`]: what the third-party systems share, and how `faultline test` builds them.
 
+pub mod etcd;
 pub mod leaderkv;
+pub mod redis_sentinel;
+pub mod thirdparty;
 
 use std::sync::Arc;
 use std::time::Duration;

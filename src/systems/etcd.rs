@@ -1,0 +1,674 @@
+//! The `etcd` system: an etcd cluster (Raft) from the OS package `etcd-server`, probed and
+//! driven through etcd's v3 HTTP/JSON gateway with a tiny HTTP/1.1 client of our own (no TLS,
+//! no protoc, no gRPC stack).
+//!
+//! Deploy: one `etcd` per node (`--pre-vote`, `--initial-cluster` of every node, its own data
+//! dir, client port 2379 and peer port 2380 on the node's cluster address), as a foreground
+//! daemon with a pidfile; `pause`/`kill` hit it, a restart keeps the data dir. The clock shim
+//! cannot reach etcd (a Go program reads the clock through the vDSO): `faultline test`
+//! refuses the `clock` nemesis for etcd (see `thirdparty::compatible`).
+//!
+//! Workloads: `register` is `/v3/kv/range` (linearizable: the default, not `serializable`),
+//! `/v3/kv/put`, and compare-and-set as a `/v3/kv/txn` comparing the value; `set` is one key
+//! per element under the prefix `set/` and a range read of the prefix. Requests go to any
+//! member (etcd forwards proposals to the leader); a client moves to the next member after
+//! a connection error or timeout. An HTTP error on a write may have taken effect (`info`),
+//! a refused connection did not (`fail`); reads are `fail` on error.
+//!
+//! Leader probe: `/v3/maintenance/status` (leader member id, `raftTerm`, committed and applied
+//! index) with member ids mapped to node names by `/v3/cluster/member/list`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use control::{DaemonSpec, Exec, Node, Remote, shell_quote};
+use history::Value;
+use nemesis::{NodeName, PidfileSystem, SystemControl};
+use serde_json::{Value as Json, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use workloads::{Client, Completion, Invocation};
+
+use super::thirdparty::require_programs;
+use super::{RoleInfo, System};
+
+const CLIENT_PORT: u16 = 2379;
+const PEER_PORT: u16 = 2380;
+const SET_PREFIX: &str = "set/";
+
+/// How to deploy etcd.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Directory on each node under which `<node>/` holds the data dir and logs.
+    pub base_dir: String,
+    /// Install missing packages (`--install`).
+    pub install: bool,
+}
+
+/// etcd on a set of nodes.
+pub struct Etcd {
+    nodes: Vec<Node>,
+    opts: Options,
+    control: Arc<Control>,
+    /// Member id (decimal, as the gateway prints it) -> node name.
+    members: Arc<Mutex<HashMap<String, String>>>,
+}
+
+/// The nemesis' handle: the etcd daemons, and the leader the probe saw last.
+#[derive(Debug)]
+pub struct Control {
+    daemons: PidfileSystem,
+    pub leader: Arc<Mutex<Option<String>>>,
+}
+
+#[async_trait]
+impl SystemControl for Control {
+    async fn pids(&self, remote: &dyn Remote) -> nemesis::Result<Vec<u32>> {
+        self.daemons.pids(remote).await
+    }
+    async fn kill(&self, remote: &dyn Remote) -> nemesis::Result<()> {
+        self.daemons.kill(remote).await
+    }
+    async fn start(&self, remote: &dyn Remote) -> nemesis::Result<()> {
+        self.daemons.start(remote).await
+    }
+    async fn leader(&self) -> Option<NodeName> {
+        self.leader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+fn node_dir(base: &str, node: &str) -> String {
+    format!("{}/{node}", base.trim_end_matches('/'))
+}
+
+impl Etcd {
+    pub fn new(nodes: Vec<Node>, opts: Options, leader: Arc<Mutex<Option<String>>>) -> Self {
+        let cluster: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("{}=http://{}:{PEER_PORT}", n.name, n.addr))
+            .collect();
+        let cluster = cluster.join(",");
+        let token = format!(
+            "faultline-{}",
+            opts.base_dir
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or("")
+        );
+        let mut specs = BTreeMap::new();
+        for n in &nodes {
+            let dir = node_dir(&opts.base_dir, &n.name);
+            let client = format!("http://{}:{CLIENT_PORT}", n.addr);
+            let peer = format!("http://{}:{PEER_PORT}", n.addr);
+            let args = vec![
+                "--name".to_string(),
+                n.name.clone(),
+                "--data-dir".into(),
+                format!("{dir}/data"),
+                "--listen-client-urls".into(),
+                client.clone(),
+                "--advertise-client-urls".into(),
+                client,
+                "--listen-peer-urls".into(),
+                peer.clone(),
+                "--initial-advertise-peer-urls".into(),
+                peer,
+                "--initial-cluster".into(),
+                cluster.clone(),
+                "--initial-cluster-state".into(),
+                "new".into(),
+                "--initial-cluster-token".into(),
+                token.clone(),
+                "--pre-vote".into(),
+            ];
+            let mut spec =
+                DaemonSpec::new("etcd", format!("{dir}/etcd.pid"), format!("{dir}/etcd.log"))
+                    .args(args);
+            spec.chdir = Some(dir.clone());
+            specs.insert(n.name.clone(), spec);
+        }
+        Etcd {
+            nodes,
+            opts,
+            control: Arc::new(Control {
+                daemons: PidfileSystem { specs },
+                leader,
+            }),
+            members: Arc::default(),
+        }
+    }
+
+    fn addr(&self, node: &str) -> Option<String> {
+        self.nodes
+            .iter()
+            .find(|n| n.name == node)
+            .map(|n| format!("{}:{CLIENT_PORT}", n.addr))
+    }
+}
+
+#[async_trait]
+impl System for Etcd {
+    fn name(&self) -> &str {
+        "etcd"
+    }
+
+    fn nodes(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
+    async fn setup(&self, node: &dyn Remote) -> anyhow::Result<()> {
+        require_programs(node, &["etcd"], &["etcd-server"], self.opts.install).await?;
+        let name = &node.node().name;
+        let dir = node_dir(&self.opts.base_dir, name);
+        let _ = control::kill_daemon(node, &format!("{dir}/etcd.pid")).await;
+        node.exec(&Exec::sh(format!(
+            "rm -rf {d} && mkdir -p {d} && chmod 700 {d}",
+            d = shell_quote(&dir)
+        )))
+        .await
+        .with_context(|| format!("failed to prepare {dir} on {name}"))?;
+        Ok(())
+    }
+
+    async fn start(&self, node: &dyn Remote) -> anyhow::Result<()> {
+        self.control
+            .start(node)
+            .await
+            .with_context(|| format!("failed to start etcd on {}", node.node().name))
+    }
+
+    async fn kill(&self, node: &dyn Remote) -> anyhow::Result<()> {
+        SystemControl::kill(self.control.as_ref(), node)
+            .await
+            .with_context(|| format!("failed to kill etcd on {}", node.node().name))
+    }
+
+    async fn teardown(&self, node: &dyn Remote) -> anyhow::Result<()> {
+        let name = &node.node().name;
+        let dir = node_dir(&self.opts.base_dir, name);
+        let _ = System::kill(self, node).await;
+        node.exec(&Exec::sh(format!("rm -rf {}", shell_quote(&dir))))
+            .await
+            .with_context(|| format!("failed to remove {dir} on {name}"))?;
+        Ok(())
+    }
+
+    fn log_files(&self, node: &str) -> Vec<(String, String)> {
+        let dir = node_dir(&self.opts.base_dir, node);
+        vec![(format!("{dir}/etcd.log"), "etcd.log".into())]
+    }
+
+    fn control(&self) -> Arc<dyn SystemControl> {
+        self.control.clone()
+    }
+
+    async fn role(&self, node: &str, timeout: Duration) -> anyhow::Result<RoleInfo> {
+        let addr = self.addr(node).with_context(|| format!("no node {node}"))?;
+        status(&addr, node, &self.members, timeout)
+            .await
+            .map_err(|e| anyhow::anyhow!("{node}: {}", e.msg))
+    }
+
+    fn client(&self, timeout: Duration) -> Box<dyn Client> {
+        Box::new(EtcdClient {
+            nodes: self
+                .nodes
+                .iter()
+                .map(|n| (n.name.clone(), format!("{}:{CLIENT_PORT}", n.addr)))
+                .collect(),
+            members: self.members.clone(),
+            current: NEXT_NODE.fetch_add(1, Ordering::Relaxed),
+            timeout,
+        })
+    }
+}
+
+/// An HTTP exchange that went wrong.
+#[derive(Debug)]
+pub struct HttpError {
+    /// The request may have reached the server.
+    pub sent: bool,
+    pub msg: String,
+}
+
+impl HttpError {
+    fn unsent(msg: impl Into<String>) -> Self {
+        HttpError {
+            sent: false,
+            msg: msg.into(),
+        }
+    }
+    fn sent(msg: impl Into<String>) -> Self {
+        HttpError {
+            sent: true,
+            msg: msg.into(),
+        }
+    }
+}
+
+/// POSTs `body` as JSON to `http://addr{path}` (one connection per request) and returns the
+/// status and the parsed JSON body, within `timeout`.
+pub async fn post(
+    addr: &str,
+    path: &str,
+    body: &Json,
+    timeout: Duration,
+) -> Result<(u16, Json), HttpError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Err(_) => return Err(HttpError::unsent("connect timeout")),
+        Ok(Err(e)) => return Err(HttpError::unsent(format!("connect: {}", e.kind()))),
+        Ok(Ok(s)) => s,
+    };
+    let _ = stream.set_nodelay(true);
+    let body = body.to_string();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let exchange = async {
+        stream
+            .write_all(req.as_bytes())
+            .await
+            .map_err(|e| HttpError::sent(format!("io: {}", e.kind())))?;
+        let mut buf = Vec::new();
+        stream
+            .read_to_end(&mut buf)
+            .await
+            .map_err(|e| HttpError::sent(format!("io: {}", e.kind())))?;
+        Ok::<_, HttpError>(buf)
+    };
+    let buf = match tokio::time::timeout_at(deadline, exchange).await {
+        Err(_) => return Err(HttpError::sent("timeout")),
+        Ok(r) => r?,
+    };
+    parse_response(&buf).map_err(HttpError::sent)
+}
+
+/// Status and JSON body of a whole HTTP/1.1 response (plain or chunked).
+fn parse_response(buf: &[u8]) -> Result<(u16, Json), String> {
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("truncated response")?;
+    let head = std::str::from_utf8(&buf[..split]).map_err(|_| "bad response head")?;
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or("bad status line")?;
+    let chunked = lines.any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
+    });
+    let raw = &buf[split + 4..];
+    let body = if chunked { dechunk(raw)? } else { raw.to_vec() };
+    let json = if body.iter().all(u8::is_ascii_whitespace) {
+        Json::Null
+    } else {
+        serde_json::from_slice(&body).map_err(|e| format!("bad JSON body: {e}"))?
+    };
+    Ok((status, json))
+}
+
+fn dechunk(mut raw: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    loop {
+        let eol = raw
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or("truncated chunk")?;
+        let size = std::str::from_utf8(&raw[..eol]).map_err(|_| "bad chunk size")?;
+        let size = size.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(size, 16).map_err(|_| "bad chunk size")?;
+        raw = &raw[eol + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        if raw.len() < size {
+            return Err("truncated chunk".into());
+        }
+        out.extend_from_slice(&raw[..size]);
+        raw = raw.get(size + 2..).unwrap_or_default();
+    }
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding (what the gateway's `bytes` fields are).
+pub fn b64(data: &[u8]) -> String {
+    let mut s = String::with_capacity(data.len().div_ceil(3) * 4);
+    for c in data.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                s.push(B64[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s
+}
+
+/// Decodes standard base64 (padding optional).
+pub fn unb64(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() / 4 * 3);
+    let (mut acc, mut bits) = (0u32, 0);
+    for ch in s.bytes().filter(|&b| b != b'=') {
+        let v = B64.iter().position(|&x| x == ch)? as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// A gateway number (uint64/int64 are strings in its JSON).
+fn num(v: &Json) -> Option<i64> {
+    match v {
+        Json::String(s) => s.parse().ok(),
+        Json::Number(n) => n.as_i64(),
+        _ => None,
+    }
+}
+
+fn id_str(v: &Json) -> Option<String> {
+    match v {
+        Json::String(s) => Some(s.clone()),
+        Json::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// One node's `/v3/maintenance/status`, with the leader's id named.
+async fn status(
+    addr: &str,
+    node: &str,
+    members: &Mutex<HashMap<String, String>>,
+    timeout: Duration,
+) -> Result<RoleInfo, HttpError> {
+    let (code, st) = post(addr, "/v3/maintenance/status", &json!({}), timeout).await?;
+    if code != 200 {
+        return Err(HttpError::sent(format!("status: HTTP {code}: {st}")));
+    }
+    let me = id_str(&st["header"]["member_id"]).unwrap_or_default();
+    let leader_id = id_str(&st["leader"]).filter(|l| l != "0");
+    let known = |id: &str| {
+        members
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    };
+    let mut leader = leader_id.as_deref().and_then(known);
+    if leader.is_none() && leader_id.is_some() {
+        let (code, list) = post(addr, "/v3/cluster/member/list", &json!({}), timeout).await?;
+        if code == 200 {
+            let mut m = members.lock().unwrap_or_else(|p| p.into_inner());
+            for mem in list["members"].as_array().into_iter().flatten() {
+                if let (Some(id), Some(name)) = (id_str(&mem["ID"]), mem["name"].as_str()) {
+                    if !name.is_empty() {
+                        m.insert(id, name.to_owned());
+                    }
+                }
+            }
+        }
+        leader = leader_id.as_deref().and_then(known);
+    }
+    let is_leader = leader_id.as_deref() == Some(me.as_str()) && !me.is_empty();
+    Ok(RoleInfo {
+        role: if is_leader { "leader" } else { "follower" }.into(),
+        term: num(&st["raftTerm"]),
+        leader: if is_leader {
+            Some(node.to_owned())
+        } else {
+            leader
+        },
+        applied: num(&st["raftAppliedIndex"]).or_else(|| num(&st["raftIndex"])),
+        committed: num(&st["raftIndex"]),
+    })
+}
+
+/// Spreads clients over the members.
+static NEXT_NODE: AtomicUsize = AtomicUsize::new(0);
+
+/// An etcd client over the HTTP/JSON gateway.
+pub struct EtcdClient {
+    nodes: Vec<(String, String)>,
+    members: Arc<Mutex<HashMap<String, String>>>,
+    current: usize,
+    timeout: Duration,
+}
+
+fn key_text(op: &Invocation) -> Result<String, String> {
+    match &op.key {
+        Some(Value::Str(s)) => Ok(s.to_string()),
+        Some(other) => Ok(other.to_string()),
+        None => Err(format!("{} needs a key", op.f)),
+    }
+}
+
+fn int_text(op: &Invocation, v: &Value) -> Result<String, String> {
+    v.as_int()
+        .map(|i| i.to_string())
+        .ok_or_else(|| format!("{} needs an integer value", op.f))
+}
+
+/// The gateway path and body for an invocation.
+fn request(op: &Invocation) -> Result<(&'static str, Json), String> {
+    Ok(match (op.f, op.key.is_some()) {
+        ("add", _) => {
+            let k = format!("{SET_PREFIX}{}", int_text(op, &op.value)?);
+            (
+                "/v3/kv/put",
+                json!({"key": b64(k.as_bytes()), "value": b64(b"1")}),
+            )
+        }
+        ("read", false) => {
+            let end = format!("{}0", SET_PREFIX.trim_end_matches('/'));
+            (
+                "/v3/kv/range",
+                json!({"key": b64(SET_PREFIX.as_bytes()), "range_end": b64(end.as_bytes()), "keys_only": true}),
+            )
+        }
+        ("read", true) => (
+            "/v3/kv/range",
+            json!({"key": b64(key_text(op)?.as_bytes())}),
+        ),
+        ("write", _) => (
+            "/v3/kv/put",
+            json!({"key": b64(key_text(op)?.as_bytes()), "value": b64(int_text(op, &op.value)?.as_bytes())}),
+        ),
+        ("cas", _) => {
+            let pair = op.value.as_list().filter(|l| l.len() == 2);
+            let pair = pair.ok_or("cas needs [old new]")?;
+            let k = b64(key_text(op)?.as_bytes());
+            (
+                "/v3/kv/txn",
+                json!({
+                    "compare": [{"key": k, "result": "EQUAL", "target": "VALUE",
+                                 "value": b64(int_text(op, &pair[0])?.as_bytes())}],
+                    "success": [{"request_put": {"key": k,
+                                 "value": b64(int_text(op, &pair[1])?.as_bytes())}}],
+                }),
+            )
+        }
+        (f, _) => return Err(format!("etcd cannot do {f}")),
+    })
+}
+
+/// The `ok` value of a 200 answer, `Err(Some(why))` for a definite failure (a txn whose
+/// comparison failed), `Err(None)` for a body that makes no sense.
+fn ok_value(op: &Invocation, body: &Json) -> Result<Value, Option<String>> {
+    match (op.f, op.key.is_some()) {
+        ("add" | "write", _) => Ok(op.value.clone()),
+        ("cas", _) => {
+            if body["succeeded"] == Json::Bool(true) {
+                Ok(op.value.clone())
+            } else {
+                Err(Some("cas: value differs".into()))
+            }
+        }
+        ("read", false) => {
+            let mut out = Vec::new();
+            for kv in body["kvs"].as_array().into_iter().flatten() {
+                let k = kv["key"].as_str().and_then(unb64).ok_or(None)?;
+                let k = String::from_utf8(k).map_err(|_| None)?;
+                let v = k
+                    .strip_prefix(SET_PREFIX)
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .ok_or(None)?;
+                out.push(Value::Int(v));
+            }
+            out.sort_by_key(|v| v.as_int());
+            Ok(Value::List(out))
+        }
+        ("read", true) => match body["kvs"].as_array().and_then(|a| a.first()) {
+            None => Ok(Value::Nil),
+            Some(kv) => {
+                let v = kv["value"].as_str().and_then(unb64).unwrap_or_default();
+                let s = String::from_utf8(v).map_err(|_| None)?;
+                Ok(s.parse::<i64>()
+                    .map(Value::Int)
+                    .unwrap_or_else(|_| Value::str(&s)))
+            }
+        },
+        _ => Err(None),
+    }
+}
+
+#[async_trait]
+impl Client for EtcdClient {
+    async fn open(&mut self, _node: &str) {}
+
+    async fn invoke(&mut self, op: &Invocation) -> Completion {
+        let n = self.nodes.len().max(1);
+        let (target, addr) = match &op.node {
+            Some(t) => match self.nodes.iter().find(|(name, _)| name == t) {
+                Some(x) => x.clone(),
+                None => return Completion::fail(op.value.clone(), t, "unknown node"),
+            },
+            None => self.nodes[self.current % n].clone(),
+        };
+        let routed = op.node.is_none();
+        if op.f == "leader" {
+            return match status(&addr, &target, &self.members, self.timeout).await {
+                Ok(r) => Completion::ok(
+                    Value::Map(vec![
+                        (Value::str("role"), Value::str(&r.role)),
+                        (
+                            Value::str("term"),
+                            r.term.map(Value::Int).unwrap_or(Value::Nil),
+                        ),
+                        (
+                            Value::str("leader"),
+                            r.leader.as_deref().map(Value::str).unwrap_or(Value::Nil),
+                        ),
+                    ]),
+                    &target,
+                ),
+                Err(e) => Completion::fail(op.value.clone(), &target, e.msg),
+            };
+        }
+        let (path, body) = match request(op) {
+            Ok(x) => x,
+            Err(e) => return Completion::fail(op.value.clone(), &target, e),
+        };
+        match post(&addr, path, &body, self.timeout).await {
+            Err(e) => {
+                if routed {
+                    self.current = (self.current + 1) % n;
+                }
+                if op.is_read() || !e.sent {
+                    Completion::fail(op.value.clone(), &target, e.msg)
+                } else {
+                    Completion::info(op.value.clone(), &target, e.msg)
+                }
+            }
+            Ok((200, body)) => match ok_value(op, &body) {
+                Ok(v) => Completion::ok(v, &target),
+                Err(Some(why)) => Completion::fail(op.value.clone(), &target, why),
+                Err(None) if op.is_read() => {
+                    Completion::fail(op.value.clone(), &target, format!("unexpected {body}"))
+                }
+                Err(None) => {
+                    Completion::info(op.value.clone(), &target, format!("unexpected {body}"))
+                }
+            },
+            Ok((code, body)) => {
+                // etcd's errors (no leader, request timed out, leader changed, ...): a
+                // proposal may have been made, so writes are unknown.
+                if routed {
+                    self.current = (self.current + 1) % n;
+                }
+                let why = body["error"]
+                    .as_str()
+                    .or_else(|| body["message"].as_str())
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| format!("HTTP {code}"));
+                if op.is_read() {
+                    Completion::fail(op.value.clone(), &target, why)
+                } else {
+                    Completion::info(op.value.clone(), &target, why)
+                }
+            }
+        }
+    }
+
+    async fn close(&mut self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_round_trips() {
+        for s in ["", "a", "ab", "abc", "set/17", "r0"] {
+            assert_eq!(unb64(&b64(s.as_bytes())).unwrap(), s.as_bytes());
+        }
+        assert_eq!(b64(b"set/"), "c2V0Lw==");
+    }
+
+    #[test]
+    fn responses_plain_and_chunked() {
+        let plain = b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{\"a\":\"1\"}";
+        assert_eq!(parse_response(plain).unwrap(), (200, json!({"a": "1"})));
+        let chunked =
+            b"HTTP/1.1 503 X\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n5\r\n:\"1\"}\r\n0\r\n\r\n";
+        assert_eq!(parse_response(chunked).unwrap(), (503, json!({"a": "1"})));
+    }
+
+    #[test]
+    fn set_reads_and_cas_answers() {
+        let read = Invocation::new("read", Value::Nil);
+        let body = json!({"kvs": [{"key": b64(b"set/5")}, {"key": b64(b"set/2")}]});
+        assert_eq!(
+            ok_value(&read, &body).unwrap(),
+            Value::List(vec![Value::Int(2), Value::Int(5)])
+        );
+        let cas = Invocation::new("cas", Value::List(vec![Value::Int(1), Value::Int(2)])).key("r1");
+        assert!(ok_value(&cas, &json!({"succeeded": true})).is_ok());
+        assert!(matches!(ok_value(&cas, &json!({})), Err(Some(_))));
+        let r = Invocation::new("read", Value::Nil).key("r1");
+        assert_eq!(ok_value(&r, &json!({})).unwrap(), Value::Nil);
+        let body = json!({"kvs": [{"value": b64(b"3")}]});
+        assert_eq!(ok_value(&r, &body).unwrap(), Value::Int(3));
+    }
+}

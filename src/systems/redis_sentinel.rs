@@ -1,0 +1,781 @@
+//! The `redis-sentinel` system: Redis (asynchronous replication) with Sentinel failover,
+//! from the OS packages (`redis-server`, `redis-sentinel`).
+//!
+//! Deploy: on every node a `redis-server` (n1 the first primary, the others `replicaof` n1;
+//! persistence off: `save ""`, no AOF) and a `redis-sentinel` (`monitor mymaster n1 6379
+//! <majority>`, `down-after-milliseconds` from `--down-after`, `failover-timeout`), both with
+//! configs generated per test into the node's own directory (Sentinel rewrites its config)
+//! and bound to the node's cluster address. Both run as foreground daemons with pidfiles;
+//! the clock shim is in both environments.
+//!
+//! Faults: `pause`/`kill` hit `redis-server` only (the node's Sentinel keeps running and
+//! keeps voting, as when the database process crashes or stalls); partitions cut both.
+//! A killed `redis-server` restarts with its generated config, i.e. as the replica or primary
+//! it was configured as, and empty (no persistence).
+//!
+//! Client: asks a Sentinel `SENTINEL get-master-addr-by-name mymaster`, sends writes there,
+//! and asks again after a connection error or `-READONLY` (so it follows failovers the way
+//! Sentinel-aware client libraries do). Ops aimed at a node (final reads, probes) go to that
+//! node's `redis-server`. `set` is `SADD`/`SMEMBERS s`, `unique-ids` is `INCR ids`,
+//! `register` is `GET`/`SET`/a Lua compare-and-set.
+//!
+//! Leader probe: `ROLE` on each `redis-server`: `master` is a leader, `slave` a follower
+//! naming its primary. Redis has no term of its own: `term` is null (Sentinel's epoch lives
+//! in the sentinels, not in the node that answers ROLE).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use control::{DaemonSpec, Exec, Node, Remote, shell_quote};
+use history::Value;
+use nemesis::{ClockMode, NodeName, PidfileSystem, SystemControl};
+use workloads::resp::{Conn, Reply};
+use workloads::{Client, Completion, Invocation};
+
+use super::thirdparty::{require_programs, write_file};
+use super::{RoleInfo, System};
+
+const REDIS_PORT: u16 = 6379;
+const SENTINEL_PORT: u16 = 26379;
+const MASTER_NAME: &str = "mymaster";
+const SET_KEY: &[u8] = b"s";
+const IDS_KEY: &[u8] = b"ids";
+/// Compare-and-set of the register workload: `-CASMISMATCH` when the value differs.
+const CAS_SCRIPT: &[u8] = b"if redis.call('GET', KEYS[1]) == ARGV[1] then \
+    redis.call('SET', KEYS[1], ARGV[2]) return 'OK' \
+    else return redis.error_reply('CASMISMATCH') end";
+
+/// How to deploy Redis with Sentinel.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Directory on each node under which `<node>/` holds configs, pidfiles and logs.
+    pub base_dir: String,
+    pub clock: ClockMode,
+    /// Sentinel's `down-after-milliseconds`.
+    pub down_after: Duration,
+    /// Sentinel's `failover-timeout`.
+    pub failover_timeout: Duration,
+    /// Install missing packages (`--install`).
+    pub install: bool,
+}
+
+/// Redis + Sentinel on a set of nodes.
+pub struct RedisSentinel {
+    nodes: Vec<Node>,
+    opts: Options,
+    control: Arc<Control>,
+    sentinels: PidfileSystem,
+}
+
+/// The nemesis' handle: the `redis-server` daemons, and the leader the probe saw last.
+#[derive(Debug)]
+pub struct Control {
+    servers: PidfileSystem,
+    pub leader: Arc<Mutex<Option<String>>>,
+}
+
+#[async_trait]
+impl SystemControl for Control {
+    async fn pids(&self, remote: &dyn Remote) -> nemesis::Result<Vec<u32>> {
+        self.servers.pids(remote).await
+    }
+    async fn kill(&self, remote: &dyn Remote) -> nemesis::Result<()> {
+        self.servers.kill(remote).await
+    }
+    async fn start(&self, remote: &dyn Remote) -> nemesis::Result<()> {
+        self.servers.start(remote).await
+    }
+    async fn leader(&self) -> Option<NodeName> {
+        self.leader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+fn node_dir(base: &str, node: &str) -> String {
+    format!("{}/{node}", base.trim_end_matches('/'))
+}
+
+impl RedisSentinel {
+    pub fn new(nodes: Vec<Node>, opts: Options, leader: Arc<Mutex<Option<String>>>) -> Self {
+        let mut servers = BTreeMap::new();
+        let mut sentinels = BTreeMap::new();
+        for n in &nodes {
+            let dir = node_dir(&opts.base_dir, &n.name);
+            let mut s = DaemonSpec::new(
+                "redis-server",
+                format!("{dir}/redis.pid"),
+                format!("{dir}/redis.stdout.log"),
+            )
+            .args([format!("{dir}/redis.conf")]);
+            s.env = nemesis::shim_env(&opts.clock, &n.name);
+            s.chdir = Some(dir.clone());
+            servers.insert(n.name.clone(), s);
+            let mut s = DaemonSpec::new(
+                "redis-sentinel",
+                format!("{dir}/sentinel.pid"),
+                format!("{dir}/sentinel.stdout.log"),
+            )
+            .args([format!("{dir}/sentinel.conf")]);
+            s.env = nemesis::shim_env(&opts.clock, &n.name);
+            s.chdir = Some(dir.clone());
+            sentinels.insert(n.name.clone(), s);
+        }
+        RedisSentinel {
+            nodes,
+            opts,
+            control: Arc::new(Control {
+                servers: PidfileSystem { specs: servers },
+                leader,
+            }),
+            sentinels: PidfileSystem { specs: sentinels },
+        }
+    }
+
+    fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    fn quorum(&self) -> usize {
+        self.nodes.len() / 2 + 1
+    }
+
+    fn redis_conf(&self, n: &Node, dir: &str) -> String {
+        let mut c = format!(
+            "bind {addr}\nport {REDIS_PORT}\nprotected-mode no\ndaemonize no\n\
+             dir {dir}\nlogfile {dir}/redis.log\nsave \"\"\nappendonly no\n\
+             repl-diskless-sync no\n",
+            addr = n.addr
+        );
+        let first = &self.nodes[0];
+        if n.name != first.name {
+            c.push_str(&format!("replicaof {} {REDIS_PORT}\n", first.addr));
+        }
+        c
+    }
+
+    fn sentinel_conf(&self, n: &Node, dir: &str) -> String {
+        format!(
+            "bind {addr}\nport {SENTINEL_PORT}\nprotected-mode no\ndaemonize no\n\
+             dir {dir}\nlogfile {dir}/sentinel.log\n\
+             sentinel monitor {MASTER_NAME} {first} {REDIS_PORT} {q}\n\
+             sentinel down-after-milliseconds {MASTER_NAME} {da}\n\
+             sentinel failover-timeout {MASTER_NAME} {ft}\n\
+             sentinel parallel-syncs {MASTER_NAME} 1\n",
+            addr = n.addr,
+            first = self.nodes[0].addr,
+            q = self.quorum(),
+            da = self.opts.down_after.as_millis(),
+            ft = self.opts.failover_timeout.as_millis(),
+        )
+    }
+
+    /// Node name by IP address.
+    fn names_by_addr(&self) -> HashMap<String, String> {
+        self.nodes
+            .iter()
+            .map(|n| (n.addr.clone(), n.name.clone()))
+            .collect()
+    }
+
+    /// Every Sentinel monitors the expected primary and knows every replica and every other
+    /// Sentinel (so a failover can get its quorum and majority).
+    async fn sentinels_ready(&self, leader: &str) -> Result<(), String> {
+        let want = self.nodes.len() - 1;
+        let leader_addr = self
+            .node(leader)
+            .map(|n| n.addr.clone())
+            .unwrap_or_default();
+        for n in &self.nodes {
+            let t = Duration::from_millis(500);
+            let addr = format!("{}:{SENTINEL_PORT}", n.addr);
+            let mut c = Conn::connect(&addr, t)
+                .await
+                .map_err(|e| format!("sentinel on {}: {e}", n.name))?;
+            let r = c
+                .call(&[b"SENTINEL", b"MASTER", MASTER_NAME.as_bytes()], t)
+                .await
+                .map_err(|e| format!("sentinel on {}: {e}", n.name))?;
+            let fields = pairs(&r);
+            let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
+            let slaves: usize = get("num-slaves").parse().unwrap_or(0);
+            let others: usize = get("num-other-sentinels").parse().unwrap_or(0);
+            if get("ip") != leader_addr || slaves < want || others < want {
+                return Err(format!(
+                    "sentinel on {} sees primary {}, {slaves} replica(s), {others} other sentinel(s)",
+                    n.name,
+                    get("ip")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A flat `[k1, v1, k2, v2, ...]` reply as a map.
+fn pairs(r: &Reply) -> HashMap<String, String> {
+    let mut m = HashMap::new();
+    if let Reply::Array(Some(items)) = r {
+        for kv in items.chunks(2) {
+            if let [k, v] = kv {
+                if let (Some(k), Some(v)) = (k.as_str(), v.as_str()) {
+                    m.insert(k.to_owned(), v.to_owned());
+                }
+            }
+        }
+    }
+    m
+}
+
+#[async_trait]
+impl System for RedisSentinel {
+    fn name(&self) -> &str {
+        "redis-sentinel"
+    }
+
+    fn nodes(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
+    async fn setup(&self, node: &dyn Remote) -> anyhow::Result<()> {
+        require_programs(
+            node,
+            &["redis-server", "redis-sentinel"],
+            &["redis-server", "redis-sentinel"],
+            self.opts.install,
+        )
+        .await?;
+        let name = node.node().name.clone();
+        let n = self
+            .node(&name)
+            .with_context(|| format!("{name} is not a node of this system"))?
+            .clone();
+        let dir = node_dir(&self.opts.base_dir, &name);
+        let _ = control::kill_daemon(node, &format!("{dir}/sentinel.pid")).await;
+        let _ = control::kill_daemon(node, &format!("{dir}/redis.pid")).await;
+        node.exec(&Exec::sh(format!(
+            "rm -rf {d} && mkdir -p {d}",
+            d = shell_quote(&dir)
+        )))
+        .await
+        .with_context(|| format!("failed to prepare {dir} on {name}"))?;
+        write_file(
+            node,
+            &format!("{dir}/redis.conf"),
+            &self.redis_conf(&n, &dir),
+        )
+        .await?;
+        write_file(
+            node,
+            &format!("{dir}/sentinel.conf"),
+            &self.sentinel_conf(&n, &dir),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn start(&self, node: &dyn Remote) -> anyhow::Result<()> {
+        let name = &node.node().name;
+        self.control
+            .start(node)
+            .await
+            .with_context(|| format!("failed to start redis-server on {name}"))?;
+        self.sentinels
+            .start(node)
+            .await
+            .with_context(|| format!("failed to start redis-sentinel on {name}"))
+    }
+
+    async fn kill(&self, node: &dyn Remote) -> anyhow::Result<()> {
+        SystemControl::kill(self.control.as_ref(), node)
+            .await
+            .with_context(|| format!("failed to kill redis-server on {}", node.node().name))
+    }
+
+    async fn teardown(&self, node: &dyn Remote) -> anyhow::Result<()> {
+        let name = &node.node().name;
+        let dir = node_dir(&self.opts.base_dir, name);
+        let _ = self.sentinels.kill(node).await;
+        let _ = System::kill(self, node).await;
+        node.exec(&Exec::sh(format!("rm -rf {}", shell_quote(&dir))))
+            .await
+            .with_context(|| format!("failed to remove {dir} on {name}"))?;
+        Ok(())
+    }
+
+    fn log_files(&self, node: &str) -> Vec<(String, String)> {
+        let dir = node_dir(&self.opts.base_dir, node);
+        [
+            "redis.log",
+            "sentinel.log",
+            "redis.stdout.log",
+            "sentinel.stdout.log",
+            "redis.conf",
+            "sentinel.conf",
+        ]
+        .iter()
+        .map(|f| (format!("{dir}/{f}"), f.to_string()))
+        .collect()
+    }
+
+    fn control(&self) -> Arc<dyn SystemControl> {
+        self.control.clone()
+    }
+
+    async fn role(&self, node: &str, timeout: Duration) -> anyhow::Result<RoleInfo> {
+        let n = self.node(node).with_context(|| format!("no node {node}"))?;
+        let addr = format!("{}:{REDIS_PORT}", n.addr);
+        let mut c = Conn::connect(&addr, timeout).await?;
+        let r = c.call(&[b"ROLE"], timeout).await?;
+        parse_role(&r, node, &self.names_by_addr())
+            .with_context(|| format!("bad ROLE reply from {node}: {r:?}"))
+    }
+
+    fn client(&self, timeout: Duration) -> Box<dyn Client> {
+        Box::new(RedisClient::new(&self.nodes, timeout))
+    }
+
+    /// One primary that every replica follows, then every Sentinel knowing the whole
+    /// deployment (else the first fault could find Sentinels unable to fail over).
+    async fn ready(&self, limit: Duration) -> anyhow::Result<String> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let leader = default_ready(self, limit).await?;
+        loop {
+            match self.sentinels_ready(&leader).await {
+                Ok(()) => return Ok(leader),
+                Err(why) if tokio::time::Instant::now() >= deadline => {
+                    anyhow::bail!("the sentinels were not ready within {limit:?}: {why}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+}
+
+/// One primary that every node answers and names, within `limit`.
+async fn default_ready(sys: &RedisSentinel, limit: Duration) -> anyhow::Result<String> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let mut last = String::new();
+        let mut leaders = Vec::new();
+        let mut views = Vec::new();
+        for n in sys.nodes() {
+            match sys.role(&n, Duration::from_millis(500)).await {
+                Ok(r) => {
+                    if r.role == "leader" {
+                        leaders.push(n.clone());
+                    }
+                    views.push(r.leader);
+                }
+                Err(e) => last = format!("{n}: {e:#}"),
+            }
+        }
+        if last.is_empty() {
+            if leaders.len() == 1 && views.iter().all(|v| v.as_deref() == Some(&leaders[0])) {
+                return Ok(leaders.remove(0));
+            }
+            last = format!("primaries {leaders:?}, views {views:?}");
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "redis was not ready within {limit:?} (one primary every node follows): {last}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `ROLE` → leader probe answer. `master` leads (and names itself); `slave` follows the node
+/// at the address it replicates from; its offset counts as applied only while connected.
+fn parse_role(r: &Reply, me: &str, names: &HashMap<String, String>) -> Option<RoleInfo> {
+    let Reply::Array(Some(items)) = r else {
+        return None;
+    };
+    match items.first()?.as_str()? {
+        "master" => {
+            let off = items.get(1)?.as_int();
+            Some(RoleInfo {
+                role: "leader".into(),
+                term: None,
+                leader: Some(me.to_owned()),
+                applied: off,
+                committed: off,
+            })
+        }
+        "slave" => {
+            let ip = items.get(1)?.as_str()?;
+            let connected = items.get(3).and_then(Reply::as_str) == Some("connected");
+            Some(RoleInfo {
+                role: "follower".into(),
+                term: None,
+                leader: names.get(ip).cloned(),
+                applied: if connected {
+                    items.get(4).and_then(Reply::as_int)
+                } else {
+                    None
+                },
+                committed: None,
+            })
+        }
+        other => Some(RoleInfo {
+            role: other.to_owned(),
+            term: None,
+            leader: None,
+            applied: None,
+            committed: None,
+        }),
+    }
+}
+
+/// Spreads clients over the Sentinels they ask first.
+static NEXT_SENTINEL: AtomicUsize = AtomicUsize::new(0);
+
+/// A Sentinel-aware client: discovers the primary through Sentinel and follows failovers.
+pub struct RedisClient {
+    /// (name, addr) of every node, in order.
+    nodes: Vec<(String, String)>,
+    names: HashMap<String, String>,
+    /// The primary Sentinel named last, with its connection.
+    primary: Option<(String, Option<Conn>)>,
+    /// Connections of node-directed ops.
+    direct: HashMap<String, Conn>,
+    sentinel: usize,
+    timeout: Duration,
+}
+
+impl RedisClient {
+    pub fn new(nodes: &[Node], timeout: Duration) -> Self {
+        RedisClient {
+            nodes: nodes
+                .iter()
+                .map(|n| (n.name.clone(), n.addr.clone()))
+                .collect(),
+            names: nodes
+                .iter()
+                .map(|n| (n.addr.clone(), n.name.clone()))
+                .collect(),
+            primary: None,
+            direct: HashMap::new(),
+            sentinel: NEXT_SENTINEL.fetch_add(1, Ordering::Relaxed),
+            timeout,
+        }
+    }
+
+    /// Asks the Sentinels, starting with this client's, which node is the primary.
+    async fn discover(&mut self) -> Result<String, String> {
+        let n = self.nodes.len().max(1);
+        let t = self.timeout.min(Duration::from_secs(1));
+        let mut last = String::from("no sentinel");
+        for i in 0..n {
+            let (sname, saddr) = self.nodes[(self.sentinel + i) % n].clone();
+            let addr = format!("{saddr}:{SENTINEL_PORT}");
+            let r = match Conn::connect(&addr, t).await {
+                Ok(mut c) => {
+                    c.call(
+                        &[
+                            b"SENTINEL",
+                            b"get-master-addr-by-name",
+                            MASTER_NAME.as_bytes(),
+                        ],
+                        t,
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(Reply::Array(Some(a))) if !a.is_empty() => {
+                    let ip = a[0].as_str().unwrap_or_default();
+                    match self.names.get(ip) {
+                        Some(name) => {
+                            self.sentinel = (self.sentinel + i) % n;
+                            return Ok(name.clone());
+                        }
+                        None => last = format!("sentinel on {sname} named unknown {ip}"),
+                    }
+                }
+                Ok(r) => last = format!("sentinel on {sname}: {r:?}"),
+                Err(e) => last = format!("sentinel on {sname}: {}", e.short()),
+            }
+        }
+        self.sentinel = (self.sentinel + 1) % n;
+        Err(format!("no sentinel named a primary ({last})"))
+    }
+
+    fn addr(&self, node: &str) -> Option<String> {
+        self.nodes
+            .iter()
+            .find(|(n, _)| n == node)
+            .map(|(_, a)| format!("{a}:{REDIS_PORT}"))
+    }
+}
+
+fn int_arg(op: &Invocation, v: &Value) -> Result<Vec<u8>, String> {
+    v.as_int()
+        .map(|i| i.to_string().into_bytes())
+        .ok_or_else(|| format!("{} needs an integer value", op.f))
+}
+
+/// The command for an invocation, or why it cannot be sent.
+fn command(op: &Invocation) -> Result<Vec<Vec<u8>>, String> {
+    let key = || -> Result<Vec<u8>, String> {
+        match &op.key {
+            Some(Value::Str(s)) => Ok(s.as_bytes().to_vec()),
+            Some(other) => Ok(other.to_string().into_bytes()),
+            None => Err(format!("{} needs a key", op.f)),
+        }
+    };
+    Ok(match (op.f, op.key.is_some()) {
+        ("add", _) => vec![b"SADD".to_vec(), SET_KEY.to_vec(), int_arg(op, &op.value)?],
+        ("read", false) => vec![b"SMEMBERS".to_vec(), SET_KEY.to_vec()],
+        ("incr" | "generate" | "insert", _) => vec![b"INCR".to_vec(), IDS_KEY.to_vec()],
+        ("read", true) => vec![b"GET".to_vec(), key()?],
+        ("write", _) => vec![b"SET".to_vec(), key()?, int_arg(op, &op.value)?],
+        ("cas", _) => {
+            let pair = op.value.as_list().filter(|l| l.len() == 2);
+            let pair = pair.ok_or("cas needs [old new]")?;
+            vec![
+                b"EVAL".to_vec(),
+                CAS_SCRIPT.to_vec(),
+                b"1".to_vec(),
+                key()?,
+                int_arg(op, &pair[0])?,
+                int_arg(op, &pair[1])?,
+            ]
+        }
+        ("leader", _) => vec![b"ROLE".to_vec()],
+        (f, _) => return Err(format!("redis-sentinel cannot do {f}")),
+    })
+}
+
+/// The value of an `ok` completion, or `None` when the reply makes no sense for the op.
+fn ok_value(
+    op: &Invocation,
+    r: &Reply,
+    node: &str,
+    names: &HashMap<String, String>,
+) -> Option<Value> {
+    match (op.f, op.key.is_some(), r) {
+        ("add", _, Reply::Int(_)) => Some(op.value.clone()),
+        ("read", false, Reply::Array(items)) => {
+            let mut out = Vec::new();
+            for it in items.as_deref().unwrap_or_default() {
+                out.push(Value::Int(it.as_int()?));
+            }
+            out.sort_by_key(|v| v.as_int());
+            Some(Value::List(out))
+        }
+        ("incr" | "generate" | "insert", _, Reply::Int(i)) => Some(Value::Int(*i)),
+        ("read", true, Reply::Bulk(None)) => Some(Value::Nil),
+        ("read", true, Reply::Bulk(Some(b))) => {
+            let s = std::str::from_utf8(b).ok()?;
+            Some(
+                s.parse::<i64>()
+                    .map(Value::Int)
+                    .unwrap_or_else(|_| Value::str(s)),
+            )
+        }
+        ("write" | "cas", _, r) if r.as_str() == Some("OK") => Some(op.value.clone()),
+        ("leader", _, r) => {
+            let role = parse_role(r, node, names)?;
+            Some(Value::Map(vec![
+                (Value::str("role"), Value::str(&role.role)),
+                (Value::str("term"), Value::Nil),
+                (
+                    Value::str("leader"),
+                    role.leader.as_deref().map(Value::str).unwrap_or(Value::Nil),
+                ),
+                (
+                    Value::str("offset"),
+                    role.applied.map(Value::Int).unwrap_or(Value::Nil),
+                ),
+            ]))
+        }
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl Client for RedisClient {
+    async fn open(&mut self, _node: &str) {}
+
+    async fn invoke(&mut self, op: &Invocation) -> Completion {
+        let args = match command(op) {
+            Ok(a) => a,
+            Err(e) => {
+                let at = op.node.clone().unwrap_or_default();
+                return Completion::fail(op.value.clone(), &at, e);
+            }
+        };
+        let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        let routed = op.node.is_none();
+        // Where to send it, and a connection there.
+        let target = match &op.node {
+            Some(n) => n.clone(),
+            None => match &self.primary {
+                Some((p, _)) => p.clone(),
+                None => match self.discover().await {
+                    Ok(p) => {
+                        self.primary = Some((p.clone(), None));
+                        p
+                    }
+                    Err(e) => return Completion::fail(op.value.clone(), "", e),
+                },
+            },
+        };
+        let Some(addr) = self.addr(&target) else {
+            return Completion::fail(op.value.clone(), &target, "unknown node");
+        };
+        let slot = if routed {
+            self.primary.as_mut().map(|(_, c)| c).expect("set above")
+        } else {
+            // A direct connection, kept in `direct`.
+            if !self.direct.contains_key(&target) {
+                match Conn::connect(&addr, self.timeout).await {
+                    Ok(c) => {
+                        self.direct.insert(target.clone(), c);
+                    }
+                    Err(e) => return Completion::fail(op.value.clone(), &target, e.short()),
+                }
+            }
+            let conn = self.direct.get_mut(&target).expect("just inserted");
+            let r = conn.call(&argv, self.timeout).await;
+            return match r {
+                Err(e) => {
+                    self.direct.remove(&target);
+                    if op.is_read() || !e.may_have_applied() {
+                        Completion::fail(op.value.clone(), &target, e.short())
+                    } else {
+                        Completion::info(op.value.clone(), &target, e.short())
+                    }
+                }
+                Ok(Reply::Error(e)) => Completion::fail(op.value.clone(), &target, e),
+                Ok(r) => match ok_value(op, &r, &target, &self.names) {
+                    Some(v) => Completion::ok(v, &target),
+                    None if op.is_read() => Completion::fail(
+                        op.value.clone(),
+                        &target,
+                        format!("unexpected reply {r:?}"),
+                    ),
+                    None => Completion::info(
+                        op.value.clone(),
+                        &target,
+                        format!("unexpected reply {r:?}"),
+                    ),
+                },
+            };
+        };
+        if slot.is_none() {
+            match Conn::connect(&addr, self.timeout).await {
+                Ok(c) => *slot = Some(c),
+                Err(e) => {
+                    // Ask the Sentinels again next time.
+                    self.primary = None;
+                    return Completion::fail(op.value.clone(), &target, e.short());
+                }
+            }
+        }
+        let conn = slot.as_mut().expect("just connected");
+        match conn.call(&argv, self.timeout).await {
+            Err(e) => {
+                self.primary = None;
+                if op.is_read() || !e.may_have_applied() {
+                    Completion::fail(op.value.clone(), &target, e.short())
+                } else {
+                    Completion::info(op.value.clone(), &target, e.short())
+                }
+            }
+            Ok(Reply::Error(e)) => {
+                // -READONLY (a demoted primary), -LOADING, -MASTERDOWN ...: rejected, not
+                // applied. Anything but a compare-and-set mismatch sends us to the Sentinels.
+                if !e.starts_with("CASMISMATCH") {
+                    self.primary = None;
+                }
+                Completion::fail(op.value.clone(), &target, e)
+            }
+            Ok(r) => match ok_value(op, &r, &target, &self.names) {
+                Some(v) => Completion::ok(v, &target),
+                None if op.is_read() => {
+                    Completion::fail(op.value.clone(), &target, format!("unexpected reply {r:?}"))
+                }
+                None => {
+                    Completion::info(op.value.clone(), &target, format!("unexpected reply {r:?}"))
+                }
+            },
+        }
+    }
+
+    async fn close(&mut self) {
+        self.primary = None;
+        self.direct.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Reply {
+        Reply::Bulk(Some(s.as_bytes().to_vec()))
+    }
+
+    #[test]
+    fn role_replies_map_to_leader_and_follower() {
+        let names: HashMap<String, String> = [("10.0.0.1".to_string(), "n1".to_string())].into();
+        let master = Reply::Array(Some(vec![
+            bulk("master"),
+            Reply::Int(42),
+            Reply::Array(Some(vec![])),
+        ]));
+        let r = parse_role(&master, "n1", &names).unwrap();
+        assert_eq!(r.role, "leader");
+        assert_eq!(r.leader.as_deref(), Some("n1"));
+        assert_eq!(r.committed, Some(42));
+        let slave = Reply::Array(Some(vec![
+            bulk("slave"),
+            bulk("10.0.0.1"),
+            Reply::Int(6379),
+            bulk("connected"),
+            Reply::Int(40),
+        ]));
+        let r = parse_role(&slave, "n2", &names).unwrap();
+        assert_eq!(r.role, "follower");
+        assert_eq!(r.leader.as_deref(), Some("n1"));
+        assert_eq!(r.applied, Some(40));
+        assert_eq!(r.term, None);
+        let syncing = Reply::Array(Some(vec![
+            bulk("slave"),
+            bulk("10.0.0.1"),
+            Reply::Int(6379),
+            bulk("sync"),
+            Reply::Int(-1),
+        ]));
+        assert_eq!(parse_role(&syncing, "n2", &names).unwrap().applied, None);
+    }
+
+    #[test]
+    fn commands_and_values() {
+        let add = Invocation::new("add", Value::Int(7));
+        assert_eq!(command(&add).unwrap()[0], b"SADD");
+        let names = HashMap::new();
+        assert_eq!(
+            ok_value(&add, &Reply::Int(1), "n1", &names),
+            Some(Value::Int(7))
+        );
+        let read = Invocation::new("read", Value::Nil);
+        let r = Reply::Array(Some(vec![bulk("3"), bulk("1")]));
+        assert_eq!(
+            ok_value(&read, &r, "n1", &names),
+            Some(Value::List(vec![Value::Int(1), Value::Int(3)]))
+        );
+        let cas = Invocation::new("cas", Value::List(vec![Value::Int(1), Value::Int(2)])).key("r0");
+        assert_eq!(command(&cas).unwrap()[0], b"EVAL");
+        assert!(ok_value(&cas, &Reply::Simple("OK".into()), "n1", &names).is_some());
+        assert!(ok_value(&cas, &bulk("OK"), "n1", &names).is_some());
+    }
+}

@@ -1,0 +1,161 @@
+//! Glue shared by the third-party systems (installed from the OS packages on the nodes,
+//! configured and started by faultline): which systems exist, what they can run, how
+//! `faultline test` builds them, and the small node helpers they share (check that programs
+//! are installed, install them, write a config file).
+//!
+//! - [`KNOWN`]: the third-party system names `--system` accepts.
+//! - [`compatible`]: refuses workload/fault combinations a system cannot honour (with why).
+//! - [`build`]: the system for `faultline test`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use control::{Exec, Node, Remote, shell_quote};
+use nemesis::{ClockMode, FaultKind};
+use workloads::Workload;
+
+use super::{System, etcd, redis_sentinel};
+
+/// Third-party systems `faultline test --system` knows.
+pub const KNOWN: &[&str] = &["redis-sentinel", "etcd"];
+
+/// Options of the third-party systems, from the command line.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Cluster prefix: node directories go under `/tmp/faultline-nodes/<prefix>/`.
+    pub prefix: String,
+    pub clock: ClockMode,
+    /// Sentinel's `down-after-milliseconds` (redis-sentinel).
+    pub down_after: Duration,
+    /// Install missing programs with the OS package manager (`--install`).
+    pub install: bool,
+}
+
+/// Why `system` cannot run `workloads` under `kinds`, if it cannot.
+pub fn compatible(system: &str, workloads: &[Workload], kinds: &[FaultKind]) -> Result<(), String> {
+    match system {
+        "etcd" => {
+            if kinds.contains(&FaultKind::Clock) {
+                return Err(
+                    "the clock nemesis cannot skew etcd on a local cluster: etcd is a Go \
+                     program, which reads the clock through the vDSO and ignores faultline's \
+                     LD_PRELOAD clock shim (skew it on VMs instead); leave `clock` out of \
+                     --nemesis"
+                        .into(),
+                );
+            }
+            if workloads.contains(&Workload::UniqueIds) {
+                return Err(
+                    "etcd has no auto-increment: the unique-ids workload is not \
+                     implemented for etcd (use set or register)"
+                        .into(),
+                );
+            }
+            Ok(())
+        }
+        "redis-sentinel" => Ok(()),
+        other => Err(format!("unknown system {other:?}")),
+    }
+}
+
+/// The system `name` on `nodes`.
+pub fn build(
+    name: &str,
+    nodes: Vec<Node>,
+    opts: &Options,
+    leader: Arc<Mutex<Option<String>>>,
+) -> anyhow::Result<Arc<dyn System>> {
+    let base_dir = format!("/tmp/faultline-nodes/{}", opts.prefix);
+    Ok(match name {
+        "redis-sentinel" => Arc::new(redis_sentinel::RedisSentinel::new(
+            nodes,
+            redis_sentinel::Options {
+                base_dir,
+                clock: opts.clock.clone(),
+                down_after: opts.down_after,
+                failover_timeout: (opts.down_after * 10).max(Duration::from_secs(10)),
+                install: opts.install,
+            },
+            leader,
+        )),
+        "etcd" => Arc::new(etcd::Etcd::new(
+            nodes,
+            etcd::Options {
+                base_dir,
+                install: opts.install,
+            },
+            leader,
+        )),
+        other => anyhow::bail!("unknown system {other:?}"),
+    })
+}
+
+/// Checks that `programs` are installed on `node`; when they are not, installs `packages`
+/// with apt-get if `install`, else says which packages to install.
+pub async fn require_programs(
+    node: &dyn Remote,
+    programs: &[&str],
+    packages: &[&str],
+    install: bool,
+) -> anyhow::Result<()> {
+    let name = &node.node().name;
+    let check = programs
+        .iter()
+        .map(|p| format!("command -v {} >/dev/null", shell_quote(p)))
+        .collect::<Vec<_>>()
+        .join(" && ");
+    let out = node
+        .run(&Exec::sh(check.clone()).timeout(Duration::from_secs(10)))
+        .await
+        .with_context(|| format!("failed to look for {} on {name}", programs.join(", ")))?;
+    if out.success() {
+        return Ok(());
+    }
+    let apt = format!("apt-get install -y {}", packages.join(" "));
+    if !install {
+        return Err(crate::exit::user_error(format!(
+            "{} not installed on {name}: install the OS package(s) {} on the nodes (`{apt}`), \
+             or pass --install",
+            programs.join(" / "),
+            packages.join(", "),
+        )));
+    }
+    // The local cluster's nodes share the controller's file system, and their network
+    // namespaces have no route out: install from the controller. Over SSH, on the node.
+    let script =
+        format!("export DEBIAN_FRONTEND=noninteractive; {apt} || (apt-get update && {apt})");
+    let local = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .context("failed to run apt-get")?;
+    if !local.status.success() {
+        anyhow::bail!(
+            "failed to install {} ({apt}): {}",
+            packages.join(", "),
+            String::from_utf8_lossy(&local.stderr).trim()
+        );
+    }
+    let out = node
+        .run(&Exec::sh(check).timeout(Duration::from_secs(10)))
+        .await?;
+    if !out.success() {
+        anyhow::bail!(
+            "{} still missing on {name} after `{apt}` on the controller (a remote node needs the packages itself)",
+            programs.join(" / ")
+        );
+    }
+    Ok(())
+}
+
+/// Writes `content` to `path` on `node`.
+pub async fn write_file(node: &dyn Remote, path: &str, content: &str) -> anyhow::Result<()> {
+    node.exec(&Exec::sh(format!(
+        "printf %s {} > {}",
+        shell_quote(content),
+        shell_quote(path)
+    )))
+    .await
+    .with_context(|| format!("failed to write {path} on {}", node.node().name))?;
+    Ok(())
+}

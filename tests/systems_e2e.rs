@@ -1,0 +1,179 @@
+//! End-to-end tests of `faultline test` on third-party systems installed from the OS packages
+//! (root; local clusters `fls1-` 10.77.71.0/24 ...). Each test has its own cluster and a guard
+//! that brings it down even when the test fails (the run itself tears the system down).
+//! Without root, or without the system's programs, they print `SKIPPED` unless
+//! `FAULTLINE_REQUIRE_PRIVILEGED=1`, which makes them fail instead.
+//!
+//! - `redis-sentinel`, the primary isolated for 30 s: the isolated primary keeps acknowledging
+//!   writes while Sentinel promotes a replica; after the heal those writes are gone
+//!   (`lost-write`) and the probes saw two primaries (`dual-leader`): exit 1.
+//! - `etcd` under partitions, pauses and kills: `register` and `set` valid, exit 0.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_faultline");
+const REQUIRE: &str = "FAULTLINE_REQUIRE_PRIVILEGED";
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Root and cluster tools, and `programs` on the PATH; else skip loudly (or fail when
+/// `FAULTLINE_REQUIRE_PRIVILEGED=1`).
+fn ready_or_skip(test: &str, programs: &[&str], package: &str) -> bool {
+    if !control::prereq::privileged_or_skip(test, false) {
+        return false;
+    }
+    let missing: Vec<&str> = programs
+        .iter()
+        .copied()
+        .filter(|p| control::prereq::tool_path(p).is_none())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let why = format!(
+        "{} not installed (apt-get install -y {package})",
+        missing.join(", ")
+    );
+    if std::env::var(REQUIRE).as_deref() == Ok("1") {
+        panic!("{test}: {why} ({REQUIRE}=1, so this fails instead of skipping)");
+    }
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "\n==== SKIPPED: {test}: {why} ====\n");
+    false
+}
+
+/// A local cluster of 3 nodes that is brought down when dropped.
+struct Cluster {
+    prefix: &'static str,
+    subnet: &'static str,
+    store: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn new(prefix: &'static str, subnet: &'static str) -> Cluster {
+        Cluster {
+            prefix,
+            subnet,
+            store: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Runs `faultline test` with `extra`; returns the exit code, output and results.json.
+    fn run(&self, extra: &[&str]) -> (i32, String, serde_json::Value) {
+        let o = Command::new(BIN)
+            .env_remove("FAULTLINE_NEMESIS_STATE")
+            .args(["test", "--nodes", "3", "--prefix", self.prefix])
+            .args(["--subnet", self.subnet, "--store"])
+            .arg(self.store.path())
+            .args(extra)
+            .output()
+            .expect("run faultline");
+        let results = std::fs::read_to_string(self.store.path().join("latest/results.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(serde_json::Value::Null);
+        (o.status.code().unwrap_or(-1), text(&o), results)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(BIN)
+            .args(["cluster", "down", "--prefix", self.prefix])
+            .output();
+    }
+}
+
+fn types(results: &serde_json::Value) -> Vec<String> {
+    results["anomaly_types"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The current primary cut off from the other nodes for `secs` seconds, once.
+fn isolate_leader_schedule(dir: &Path, secs: u64) -> PathBuf {
+    let text = format!(
+        "nodes = [\"n1\", \"n2\", \"n3\"]\n[[faults]]\nstart_ms = 1000\nend_ms = {}\n\
+         fault = {{ kind = \"partition\", partition = {{ shape = \"isolate-leader\" }} }}\n",
+        1000 + secs * 1000
+    );
+    let p = dir.join("isolate-leader.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn redis_sentinel_loses_acknowledged_writes_when_the_primary_is_isolated() {
+    let test = "redis_sentinel_loses_acknowledged_writes_when_the_primary_is_isolated";
+    if !ready_or_skip(
+        test,
+        &["redis-server", "redis-sentinel"],
+        "redis-server redis-sentinel",
+    ) {
+        return;
+    }
+    let c = Cluster::new("fls1-", "10.77.71.0/24");
+    let schedule = isolate_leader_schedule(c.store.path(), 30);
+    let (code, out, results) = c.run(&[
+        "--system",
+        "redis-sentinel",
+        "--workload",
+        "set",
+        "--schedule",
+        schedule.to_str().unwrap(),
+        "--seed",
+        "1",
+        "--time-limit",
+        "36s",
+        "--recovery-wait",
+        "30s",
+        "--concurrency",
+        "5",
+        "--rate",
+        "500",
+    ]);
+    let found = types(&results);
+    assert_eq!(
+        code, 1,
+        "expected anomalies (exit 1), found {found:?}:\n{out}"
+    );
+    for class in ["lost-write", "dual-leader"] {
+        assert!(
+            found.iter().any(|t| t == class),
+            "no {class} in {found:?}:\n{out}"
+        );
+    }
+    assert_eq!(results["valid"], serde_json::json!(false), "{out}");
+    assert!(out.contains("redis-sentinel is ready"), "{out}");
+    // The system was removed from the nodes.
+    assert!(
+        !Path::new("/tmp/faultline-nodes/fls1-/n1").exists(),
+        "node directory left behind"
+    );
+}
+
+#[test]
+fn unknown_systems_are_refused_with_the_known_names() {
+    // Argument errors need no root: exit 254 before anything is deployed.
+    let o = Command::new(BIN)
+        .args(["test", "--system", "no-such-db", "--store"])
+        .arg(std::env::temp_dir().join("fls-none"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(254), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("redis-sentinel"), "{err}");
+}
