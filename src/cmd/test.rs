@@ -22,13 +22,19 @@ use crate::cmd::cluster::control_err;
 use crate::exit::{self, user_error};
 use crate::runner::{self, progress::Progress};
 use crate::store::{RunDir, RunLog};
-use crate::systems::{System, leaderkv, thirdparty};
+use crate::systems::{System, file, leaderkv, thirdparty};
 
 #[derive(Debug, Args)]
 pub struct TestArgs {
     /// The system under test: leaderkv, redis-sentinel, etcd.
     #[arg(long, default_value = "leaderkv")]
     pub system: String,
+    /// A system described in a TOML file (docs/own-system.md), instead of --system.
+    #[arg(long, conflicts_with = "system")]
+    pub system_file: Option<PathBuf>,
+    /// A value for the system file's `{set.KEY}` placeholders (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
     /// Number of nodes of the local cluster (brought up if it is not up).
     #[arg(long, default_value_t = 5)]
     pub nodes: usize,
@@ -105,10 +111,32 @@ struct Plan {
     workloads: Vec<Workload>,
     kinds: Vec<FaultKind>,
     name: String,
+    /// The system file, loaded and validated (`--system-file`).
+    file: Option<file::spec::Loaded>,
 }
 
 fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
-    if args.system != "leaderkv" && !thirdparty::KNOWN.contains(&args.system.as_str()) {
+    let file = match &args.system_file {
+        Some(path) => {
+            let inputs = file::spec::Inputs {
+                bugs: args.bugs.clone(),
+                sets: file::spec::parse_sets(&args.sets).map_err(user_error)?,
+            };
+            Some(file::spec::load(path, &inputs).map_err(user_error)?)
+        }
+        None if !args.sets.is_empty() => {
+            return Err(user_error("--set needs --system-file"));
+        }
+        None => None,
+    };
+    let system = match &file {
+        Some(f) => f.spec.name.clone(),
+        None => args.system.clone(),
+    };
+    if file.is_none()
+        && args.system != "leaderkv"
+        && !thirdparty::KNOWN.contains(&args.system.as_str())
+    {
         return Err(user_error(format!(
             "unknown system {:?} (known: leaderkv, {})",
             args.system,
@@ -136,14 +164,16 @@ fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
     } else {
         nemesis::parse_kinds(&args.nemesis).map_err(|e| user_error(e.to_string()))?
     };
-    if args.system != "leaderkv" {
+    if let Some(f) = &file {
+        f.check_workloads(&workloads).map_err(user_error)?;
+    } else if args.system != "leaderkv" {
         thirdparty::compatible(&args.system, &workloads, &kinds)
             .map_err(|e| user_error(format!("{}: {e}", args.system)))?;
     }
     let seed = args.seed.unwrap_or_else(rand::random::<u64>);
     let name = args.name.clone().unwrap_or_else(|| {
         let w: Vec<&str> = workloads.iter().map(|w| w.name()).collect();
-        format!("{}-{}", args.system, w.join("+"))
+        format!("{system}-{}", w.join("+"))
     });
     if name.is_empty() || name.contains('/') || name.starts_with('.') {
         return Err(user_error(format!("bad test name {name:?}")));
@@ -153,6 +183,7 @@ fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
         workloads,
         kinds,
         name,
+        file,
     })
 }
 
@@ -188,7 +219,7 @@ async fn run_async(args: &TestArgs, plan: &Plan, started: Instant) -> anyhow::Re
         Box::new(move |l| p2.println(&format!("faultline: {l}"))),
     )?);
 
-    let binary = if args.system == "leaderkv" {
+    let binary = if args.system == "leaderkv" && plan.file.is_none() {
         leaderkv::locate_artifact("leaderkv", "FAULTLINE_LEADERKV_BIN", "leaderkv")?
     } else {
         PathBuf::new()
@@ -268,7 +299,9 @@ async fn run_async(args: &TestArgs, plan: &Plan, started: Instant) -> anyhow::Re
     let workload_names: Vec<&str> = plan.workloads.iter().map(|w| w.name()).collect();
     let test_json = json!({
         "name": plan.name,
-        "system": args.system,
+        "system": plan.file.as_ref().map_or(args.system.as_str(), |f| f.spec.name.as_str()),
+        "system_file": args.system_file.as_ref().map(|p| p.display().to_string()),
+        "sets": args.sets,
         "seed": seed,
         "nodes": nodes.iter().map(|n| json!({"name": n.name, "addr": n.addr})).collect::<Vec<_>>(),
         "workloads": workload_names,
@@ -296,7 +329,17 @@ async fn run_async(args: &TestArgs, plan: &Plan, started: Instant) -> anyhow::Re
         down_after: args.down_after,
         install: args.install,
     };
-    let system: Arc<dyn System> = if args.system != "leaderkv" {
+    let system: Arc<dyn System> = if let Some(f) = &plan.file {
+        Arc::new(file::FileSystem::new(
+            f.clone(),
+            nodes.clone(),
+            file::Options {
+                base_dir: format!("/tmp/faultline-nodes/{}", args.prefix),
+                clock: clock.clone(),
+            },
+            leader_slot.clone(),
+        )?)
+    } else if args.system != "leaderkv" {
         thirdparty::build(&args.system, nodes.clone(), &third, leader_slot.clone())?
     } else {
         Arc::new(leaderkv::Leaderkv::new(

@@ -6,7 +6,7 @@
 //! `-ERR`) definitely did not (`fail`). A connection refused before sending is `fail`; a reset
 //! or timeout after sending is `info` (for reads, which change nothing, `fail`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,8 +17,9 @@ use control::{DaemonSpec, Exec, Node, Remote, shell_quote};
 use history::Value;
 use nemesis::{ClockMode, NodeName, PidfileSystem, SystemControl};
 use workloads::resp::{Conn, Reply};
-use workloads::{Client, Completion, Invocation};
+use workloads::{Client, Invocation, Outcome};
 
+use super::resp_router::{self, Redirect, RespDialect, RoutingClient};
 use super::{RoleInfo, System};
 
 /// The set workload's key and the unique-ids counter's key.
@@ -77,6 +78,13 @@ impl SystemControl for Control {
     }
 }
 
+impl Control {
+    /// Controls the daemons of `pidfiles`; `leader` is updated by the runner's leader probe.
+    pub fn new(pidfiles: PidfileSystem, leader: Arc<Mutex<Option<String>>>) -> Self {
+        Control { pidfiles, leader }
+    }
+}
+
 impl Leaderkv {
     pub fn new(nodes: Vec<Node>, opts: Options, leader: Arc<Mutex<Option<String>>>) -> Self {
         let peers: Vec<String> = nodes
@@ -119,10 +127,7 @@ impl Leaderkv {
         Leaderkv {
             nodes,
             opts,
-            control: Arc::new(Control {
-                pidfiles: PidfileSystem { specs },
-                leader,
-            }),
+            control: Arc::new(Control::new(PidfileSystem { specs }, leader)),
         }
     }
 
@@ -247,36 +252,32 @@ fn parse_role(r: &Reply) -> Option<RoleInfo> {
 
 /// A leaderkv client that follows the leader: `-MOVED` names it, `-NOLEADER` and timeouts
 /// make it try the next node.
-pub struct LeaderkvClient {
-    order: Vec<String>,
-    addrs: HashMap<String, String>,
-    conns: HashMap<String, Conn>,
-    current: usize,
-    timeout: Duration,
-}
+pub type LeaderkvClient = RoutingClient<Dialect>;
 
 impl LeaderkvClient {
     pub fn new(addrs: Vec<(String, String)>, timeout: Duration) -> Self {
-        LeaderkvClient {
-            order: addrs.iter().map(|(n, _)| n.clone()).collect(),
-            addrs: addrs.into_iter().collect(),
-            conns: HashMap::new(),
-            current: 0,
-            timeout,
-        }
+        RoutingClient::with_dialect(addrs, timeout, Dialect)
+    }
+}
+
+/// leaderkv's commands and error replies (see the module docs).
+pub struct Dialect;
+
+impl RespDialect for Dialect {
+    fn command(&self, op: &Invocation) -> Result<Vec<Vec<u8>>, String> {
+        command(op)
     }
 
-    fn rotate(&mut self) {
-        if !self.order.is_empty() {
-            self.current = (self.current + 1) % self.order.len();
-        }
+    fn ok_value(&self, op: &Invocation, r: &Reply) -> Option<Value> {
+        resp_router::ok_value(op, r, parse_role)
     }
 
-    fn follow(&mut self, node: &str) {
-        if let Some(i) = self.order.iter().position(|n| n == node) {
-            self.current = i;
-        } else {
-            self.rotate();
+    fn on_error(&self, _op: &Invocation, err: &str) -> (Outcome, Redirect) {
+        match err.split_whitespace().next().unwrap_or("") {
+            "UNCERTAIN" => (Outcome::Info, Redirect::Stay),
+            "MOVED" => (Outcome::Fail, Redirect::Follow),
+            "NOLEADER" => (Outcome::Fail, Redirect::Next),
+            _ => (Outcome::Fail, Redirect::Stay),
         }
     }
 }
@@ -309,132 +310,6 @@ fn command(op: &Invocation) -> Result<Vec<Vec<u8>>, String> {
         ("leader", _) => vec![b"ROLE".to_vec()],
         (f, _) => return Err(format!("leaderkv cannot do {f}")),
     })
-}
-
-/// The value of an `ok` completion, or `None` when the reply makes no sense for the op.
-fn ok_value(op: &Invocation, r: &Reply) -> Option<Value> {
-    match (op.f, op.key.is_some(), r) {
-        ("add", _, Reply::Int(_)) => Some(op.value.clone()),
-        ("read", false, Reply::Array(items)) => {
-            let mut out = Vec::new();
-            for it in items.as_deref().unwrap_or_default() {
-                out.push(Value::Int(it.as_int()?));
-            }
-            Some(Value::List(out))
-        }
-        ("incr" | "generate" | "insert", _, Reply::Int(i)) => Some(Value::Int(*i)),
-        ("read", true, Reply::Bulk(None)) => Some(Value::Nil),
-        ("read", true, Reply::Bulk(Some(b))) => {
-            let s = std::str::from_utf8(b).ok()?;
-            Some(
-                s.parse::<i64>()
-                    .map(Value::Int)
-                    .unwrap_or_else(|_| Value::str(s)),
-            )
-        }
-        ("write" | "cas", _, Reply::Simple(s)) if s == "OK" => Some(op.value.clone()),
-        ("leader", _, r) => {
-            let role = parse_role(r)?;
-            Some(Value::Map(vec![
-                (Value::str("role"), Value::str(&role.role)),
-                (
-                    Value::str("term"),
-                    role.term.map(Value::Int).unwrap_or(Value::Nil),
-                ),
-                (
-                    Value::str("leader"),
-                    role.leader.as_deref().map(Value::str).unwrap_or(Value::Nil),
-                ),
-            ]))
-        }
-        _ => None,
-    }
-}
-
-#[async_trait]
-impl Client for LeaderkvClient {
-    async fn open(&mut self, node: &str) {
-        self.follow(node);
-    }
-
-    async fn invoke(&mut self, op: &Invocation) -> Completion {
-        let target = match &op.node {
-            Some(n) => n.clone(),
-            None => self.order.get(self.current).cloned().unwrap_or_default(),
-        };
-        let args = match command(op) {
-            Ok(a) => a,
-            Err(e) => return Completion::fail(op.value.clone(), &target, e),
-        };
-        let Some(addr) = self.addrs.get(&target).cloned() else {
-            return Completion::fail(op.value.clone(), &target, "unknown node");
-        };
-        if !self.conns.contains_key(&target) {
-            match Conn::connect(&addr, self.timeout).await {
-                Ok(c) => {
-                    self.conns.insert(target.clone(), c);
-                }
-                Err(e) => {
-                    if op.node.is_none() {
-                        self.rotate();
-                    }
-                    return Completion::fail(op.value.clone(), &target, e.short());
-                }
-            }
-        }
-        let conn = self.conns.get_mut(&target).expect("just inserted");
-        let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-        let reply = conn.call(&argv, self.timeout).await;
-        let routed = op.node.is_none();
-        match reply {
-            Err(e) => {
-                self.conns.remove(&target);
-                if routed {
-                    self.rotate();
-                }
-                if op.is_read() || !e.may_have_applied() {
-                    Completion::fail(op.value.clone(), &target, e.short())
-                } else {
-                    Completion::info(op.value.clone(), &target, e.short())
-                }
-            }
-            Ok(Reply::Error(e)) => {
-                let word = e.split_whitespace().next().unwrap_or("");
-                match word {
-                    "UNCERTAIN" => Completion::info(op.value.clone(), &target, e),
-                    "MOVED" => {
-                        if routed {
-                            match e.split_whitespace().nth(1) {
-                                Some(l) => self.follow(l),
-                                None => self.rotate(),
-                            }
-                        }
-                        Completion::fail(op.value.clone(), &target, e)
-                    }
-                    "NOLEADER" => {
-                        if routed {
-                            self.rotate();
-                        }
-                        Completion::fail(op.value.clone(), &target, e)
-                    }
-                    _ => Completion::fail(op.value.clone(), &target, e),
-                }
-            }
-            Ok(r) => match ok_value(op, &r) {
-                Some(v) => Completion::ok(v, &target),
-                None if op.is_read() => {
-                    Completion::fail(op.value.clone(), &target, format!("unexpected reply {r:?}"))
-                }
-                None => {
-                    Completion::info(op.value.clone(), &target, format!("unexpected reply {r:?}"))
-                }
-            },
-        }
-    }
-
-    async fn close(&mut self) {
-        self.conns.clear();
-    }
 }
 
 /// Finds a sibling build artefact: beside the running executable, else `$env_var`, else

@@ -1,13 +1,17 @@
 //! Systems under test: a deploy recipe ([`System`]) plus a [`workloads::Client`].
 //!
 //! - [`leaderkv`]: faultline's bundled reference store (targets/leaderkv).
+//! - [`file`]: a system described in a TOML file (`--system-file`).
+//! - [`resp_router`]: the leader-following RESP client both share.
 //! - [`redis_sentinel`]: Redis with Sentinel failover (OS packages).
 //! - [`etcd`]: an etcd (Raft) cluster over its HTTP/JSON gateway (OS packages).
 //! - [`thirdparty`]: what the third-party systems share, and how `faultline test` builds them.
 
 pub mod etcd;
+pub mod file;
 pub mod leaderkv;
 pub mod redis_sentinel;
+pub mod resp_router;
 pub mod thirdparty;
 
 use std::sync::Arc;

@@ -1,0 +1,439 @@
+//! A system described in a TOML file (`faultline test --system-file FILE`): files to upload,
+//! commands to set up, start, stop and wipe a node, the pidfile the pause/kill faults target,
+//! readiness, the leader call, logs, and a client in a protocol faultline speaks (RESP) with
+//! outcome rules. See docs/own-system.md.
+//!
+//! - [`spec`]: the file's model, validation (one-line errors, exit 254) and placeholders.
+//! - [`client`]: the RESP dialect (op templates, outcome rules, leader call).
+
+pub mod client;
+pub mod spec;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use control::{DaemonSpec, Exec, Node, Remote, shell_quote};
+use nemesis::{ClockMode, PidfileSystem, SystemControl};
+use workloads::resp::Conn;
+use workloads::{Client, Invocation};
+
+use self::client::{FileDialect, RoleParser};
+use self::spec::Loaded;
+use super::leaderkv::{Control, locate_artifact};
+use super::resp_router::{RespDialect, RoutingClient};
+use super::{RoleInfo, System};
+use crate::exit::user_error;
+
+/// Where node directories go, and the clock fault's mechanism.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Directory on each node under which `<node>/` is the node's `{dir}`.
+    pub base_dir: String,
+    pub clock: ClockMode,
+}
+
+/// A system file's system on a set of nodes.
+pub struct FileSystem {
+    loaded: Loaded,
+    nodes: Vec<Node>,
+    opts: Options,
+    /// Local file -> remote path template.
+    files: Vec<(PathBuf, String)>,
+    control: Arc<Control>,
+    role: RoleParser,
+}
+
+impl FileSystem {
+    /// Resolves the file's local files (artifacts located, paths relative to the file) and
+    /// builds the daemons. Errors are the user's (exit 254).
+    pub fn new(
+        loaded: Loaded,
+        nodes: Vec<Node>,
+        opts: Options,
+        leader: Arc<Mutex<Option<String>>>,
+    ) -> anyhow::Result<Self> {
+        let file = loaded.path.display().to_string();
+        let base = loaded
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let mut files = Vec::new();
+        for (local, remote) in &loaded.spec.files {
+            let err = std::cell::RefCell::new(None);
+            let lookup = |name: &str| -> Option<String> {
+                if let Some(a) = name.strip_prefix("artifact.") {
+                    let var = format!("FAULTLINE_{}_BIN", a.to_uppercase().replace('-', "_"));
+                    return match locate_artifact(a, &var, a) {
+                        Ok(p) => Some(p.display().to_string()),
+                        Err(e) => {
+                            *err.borrow_mut() = Some(e);
+                            None
+                        }
+                    };
+                }
+                loaded.sets.get(name.strip_prefix("set.")?).cloned()
+            };
+            let lookup_env = |name: &str| -> Option<String> {
+                match name.strip_prefix("env.") {
+                    Some(v) => std::env::var(v).ok(),
+                    None => lookup(name),
+                }
+            };
+            let path = match spec::expand(local, &lookup_env) {
+                Ok(p) => p,
+                Err(e) => {
+                    return Err(match err.into_inner() {
+                        Some(e) => e.context(format!("{file}: files.{local:?}")),
+                        None => user_error(format!("{file}: files.{local:?}: {e}")),
+                    });
+                }
+            };
+            let path = base.join(path);
+            if !path.is_file() {
+                return Err(user_error(format!(
+                    "{file}: files.{local:?}: {} is not a file",
+                    path.display()
+                )));
+            }
+            files.push((path, remote.clone()));
+        }
+        let role = RoleParser {
+            leader: loaded.spec.leader.clone(),
+            nodes: nodes
+                .iter()
+                .map(|n| (n.name.clone(), n.addr.clone(), loaded.client_port()))
+                .collect(),
+        };
+        let mut sys = FileSystem {
+            loaded,
+            nodes,
+            opts,
+            files,
+            control: Arc::new(Control::new(PidfileSystem::default(), leader)),
+            role,
+        };
+        let mut specs = BTreeMap::new();
+        for n in &sys.nodes {
+            let vars = sys.vars(&n.name)?;
+            let p = &sys.loaded.spec.process;
+            let pidfile = sys.render(p.pidfile.as_deref().unwrap_or_default(), &vars)?;
+            let start = sys.render(&sys.loaded.spec.commands.start, &vars)?;
+            let mut d = DaemonSpec::new("sh", pidfile, format!("{}/stdout.log", vars["dir"]))
+                .args(["-c".to_string(), start]);
+            d.self_pidfile = p.daemonizes;
+            d.env = nemesis::shim_env(&sys.opts.clock, &n.name);
+            d.chdir = Some(vars["dir"].clone());
+            specs.insert(n.name.clone(), d);
+        }
+        sys.control = Arc::new(Control::new(
+            PidfileSystem { specs },
+            sys.control.leader.clone(),
+        ));
+        Ok(sys)
+    }
+
+    fn node(&self, name: &str) -> anyhow::Result<&Node> {
+        self.nodes
+            .iter()
+            .find(|n| n.name == name)
+            .with_context(|| format!("no node {name}"))
+    }
+
+    /// The node-level placeholders of `node`.
+    fn vars(&self, node: &str) -> anyhow::Result<BTreeMap<&'static str, String>> {
+        let n = self.node(node)?;
+        let port = self.loaded.spec.port;
+        let dir = format!("{}/{node}", self.opts.base_dir.trim_end_matches('/'));
+        let peers: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|p| format!("{}={}:{port}", p.name, p.addr))
+            .collect();
+        let first = self.nodes.first().unwrap_or(n);
+        Ok(BTreeMap::from([
+            ("node", n.name.clone()),
+            ("ip", n.addr.clone()),
+            ("port", port.to_string()),
+            ("peers", peers.join(",")),
+            ("data_dir", format!("{dir}/data")),
+            ("dir", dir),
+            ("bug_flags", self.loaded.bug_flags()),
+            ("first_node", first.name.clone()),
+            ("first_ip", first.addr.clone()),
+            ("quorum", (self.nodes.len() / 2 + 1).to_string()),
+        ]))
+    }
+
+    fn render(&self, tpl: &str, vars: &BTreeMap<&str, String>) -> anyhow::Result<String> {
+        self.loaded.render(tpl, vars)
+    }
+
+    fn pidfile(&self, node: &str) -> anyhow::Result<String> {
+        let p = self
+            .loaded
+            .spec
+            .process
+            .pidfile
+            .as_deref()
+            .unwrap_or_default();
+        self.render(p, &self.vars(node)?)
+    }
+
+    /// Runs one of the file's commands (`what`: `setup`, `stop`, ...) on `node` in its `{dir}`.
+    async fn command(&self, node: &dyn Remote, what: &str, tpl: &str) -> anyhow::Result<()> {
+        let name = &node.node().name;
+        let vars = self.vars(name)?;
+        let cmd = self.render(tpl, &vars)?;
+        let timeout = Duration::from_secs(self.loaded.spec.commands.timeout_s.max(1));
+        let out = node
+            .run(
+                &Exec::sh(cmd.clone())
+                    .cwd(vars["dir"].clone())
+                    .timeout(timeout),
+            )
+            .await
+            .with_context(|| format!("the {what} command `{cmd}` could not run on node {name}"))?;
+        if !out.success() {
+            let stderr = out.stderr.trim();
+            let stderr = if stderr.is_empty() {
+                out.stdout.trim()
+            } else {
+                stderr
+            };
+            anyhow::bail!(
+                "the {what} command failed on node {name} (exit {}): `{cmd}`: {stderr}",
+                out.status
+            );
+        }
+        Ok(())
+    }
+
+    /// Waits until `node`'s process is up and ready (port or command), failing fast with the
+    /// process's output when it exits.
+    async fn wait_ready(&self, node: &dyn Remote) -> anyhow::Result<()> {
+        let name = node.node().name.clone();
+        let vars = self.vars(&name)?;
+        let pidfile = self.pidfile(&name)?;
+        let start = self.render(&self.loaded.spec.commands.start, &vars)?;
+        let r = &self.loaded.spec.ready;
+        let limit = Duration::from_secs(r.timeout_s.max(1));
+        let deadline = tokio::time::Instant::now() + limit;
+        let port = r.port.unwrap_or_else(|| self.loaded.client_port());
+        let addr = format!("{}:{port}", vars["ip"]);
+        let ready_cmd = match &r.command {
+            Some(c) => Some(self.render(c, &vars)?),
+            None => None,
+        };
+        loop {
+            if control::running_pid(node, &pidfile, false).await?.is_none() {
+                let log = format!("{}/stdout.log", vars["dir"]);
+                let tail = node
+                    .run(&Exec::new("tail").args(["-n", "5", &log]))
+                    .await
+                    .map(|o| o.stdout)
+                    .unwrap_or_default();
+                anyhow::bail!(
+                    "the start command failed on node {name}: `{start}`: the process exited; \
+                     its output ({log}): {}",
+                    tail.trim()
+                );
+            }
+            let ready = match &ready_cmd {
+                Some(c) => node
+                    .run(&Exec::sh(c.clone()).cwd(vars["dir"].clone()).timeout(limit))
+                    .await
+                    .is_ok_and(|o| o.success()),
+                None => tokio::time::timeout(
+                    Duration::from_millis(500),
+                    tokio::net::TcpStream::connect(&addr),
+                )
+                .await
+                .is_ok_and(|c| c.is_ok()),
+            };
+            if ready {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let what = ready_cmd
+                    .map(|c| format!("`{c}` did not succeed"))
+                    .unwrap_or_else(|| format!("{addr} did not accept connections"));
+                anyhow::bail!("node {name} was not ready within {limit:?} of its start: {what}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[async_trait]
+impl System for FileSystem {
+    fn name(&self) -> &str {
+        &self.loaded.spec.name
+    }
+
+    fn nodes(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
+    async fn setup(&self, node: &dyn Remote) -> anyhow::Result<()> {
+        let name = node.node().name.clone();
+        let vars = self.vars(&name)?;
+        let dir = &vars["dir"];
+        // Whatever an earlier run left (a process, files) goes first.
+        let _ = control::kill_daemon(node, &self.pidfile(&name)?).await;
+        if let Some(w) = &self.loaded.spec.commands.wipe {
+            if node
+                .exec(&Exec::new("test").args(["-d", dir]))
+                .await
+                .is_ok()
+            {
+                let _ = self.command(node, "wipe", w).await;
+            }
+        }
+        node.exec(&Exec::sh(format!(
+            "rm -rf {d} && mkdir -p {d} {dd}",
+            d = shell_quote(dir),
+            dd = shell_quote(&vars["data_dir"])
+        )))
+        .await
+        .with_context(|| format!("failed to prepare {dir} on {name}"))?;
+        for (local, remote) in &self.files {
+            let remote = self.render(remote, &vars)?;
+            if let Some(parent) = Path::new(&remote).parent() {
+                node.exec(&Exec::new("mkdir").args(["-p", &parent.display().to_string()]))
+                    .await
+                    .with_context(|| format!("failed to create {} on {name}", parent.display()))?;
+            }
+            node.upload(local, &remote).await.with_context(|| {
+                format!("failed to upload {} to {remote} on {name}", local.display())
+            })?;
+            let exec = std::fs::metadata(local)
+                .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
+                .unwrap_or(false);
+            if exec {
+                node.exec(&Exec::new("chmod").args(["755", &remote]))
+                    .await
+                    .with_context(|| format!("failed to make {remote} executable on {name}"))?;
+            }
+        }
+        for (path, content) in &self.loaded.spec.configs {
+            let path = self.render(path, &vars)?;
+            let content = self.render(content, &vars)?;
+            node.exec(&Exec::sh(format!(
+                "mkdir -p \"$(dirname {p})\" && printf %s {} > {p}",
+                shell_quote(&content),
+                p = shell_quote(&path)
+            )))
+            .await
+            .with_context(|| format!("failed to write {path} on {name}"))?;
+        }
+        if let Some(s) = &self.loaded.spec.commands.setup {
+            self.command(node, "setup", s).await?;
+        }
+        Ok(())
+    }
+
+    async fn start(&self, node: &dyn Remote) -> anyhow::Result<()> {
+        let name = node.node().name.clone();
+        self.control.start(node).await.with_context(|| {
+            format!(
+                "the start command failed on node {name}: `{}`",
+                self.loaded.spec.commands.start
+            )
+        })?;
+        self.wait_ready(node).await
+    }
+
+    async fn kill(&self, node: &dyn Remote) -> anyhow::Result<()> {
+        SystemControl::kill(self.control.as_ref(), node)
+            .await
+            .with_context(|| format!("failed to kill {} on {}", self.name(), node.node().name))
+    }
+
+    async fn teardown(&self, node: &dyn Remote) -> anyhow::Result<()> {
+        let name = node.node().name.clone();
+        let vars = self.vars(&name)?;
+        let c = &self.loaded.spec.commands;
+        let mut first_err = None;
+        if let Some(s) = &c.stop {
+            if let Err(e) = self.command(node, "stop", s).await {
+                first_err.get_or_insert(e);
+            }
+        }
+        // SIGKILL works on stopped (paused) processes too.
+        let _ = System::kill(self, node).await;
+        if let Some(w) = &c.wipe {
+            if let Err(e) = self.command(node, "wipe", w).await {
+                first_err.get_or_insert(e);
+            }
+        }
+        let dir = &vars["dir"];
+        if let Err(e) = node
+            .exec(&Exec::sh(format!("rm -rf {}", shell_quote(dir))))
+            .await
+        {
+            first_err
+                .get_or_insert(anyhow::Error::new(e).context(format!("failed to remove {dir}")));
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    fn log_files(&self, node: &str) -> Vec<(String, String)> {
+        let Ok(vars) = self.vars(node) else {
+            return Vec::new();
+        };
+        let mut out = vec![(format!("{}/stdout.log", vars["dir"]), "stdout.log".into())];
+        for f in &self.loaded.spec.logs.files {
+            if let Ok(p) = self.render(f, &vars) {
+                let local = Path::new(&p)
+                    .file_name()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "log".into());
+                out.push((p, local));
+            }
+        }
+        out
+    }
+
+    fn control(&self) -> Arc<dyn SystemControl> {
+        self.control.clone()
+    }
+
+    async fn role(&self, node: &str, timeout: Duration) -> anyhow::Result<RoleInfo> {
+        let n = self.node(node)?;
+        let addr = format!("{}:{}", n.addr, self.loaded.client_port());
+        let dialect = FileDialect::new(&self.loaded, self.role.clone());
+        let argv = dialect
+            .command(&Invocation::new("leader", history::Value::Nil))
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
+        let mut c = Conn::connect(&addr, timeout).await?;
+        let r = c.call(&argv, timeout).await?;
+        self.role
+            .parse(Some(node), &r)
+            .with_context(|| format!("bad leader reply from {node}: {r:?}"))
+    }
+
+    fn client(&self, timeout: Duration) -> Box<dyn Client> {
+        let port = self.loaded.client_port();
+        let addrs = self
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), format!("{}:{port}", n.addr)))
+            .collect();
+        let dialect = FileDialect::new(&self.loaded, self.role.clone());
+        let client = RoutingClient::with_dialect(addrs, timeout, dialect);
+        if self.loaded.spec.client.route.as_deref() == Some("leader") {
+            Box::new(client.follow_hint(self.control.leader.clone()))
+        } else {
+            Box::new(client)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

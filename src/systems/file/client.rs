@@ -1,0 +1,179 @@
+//! The RESP dialect of a system file: op commands from `[client.ops]`, error replies mapped by
+//! `[[client.outcome]]` rules (first match wins, unmatched errors `info`), and the leader call
+//! of `[leader]` read by element index.
+
+use std::collections::BTreeMap;
+
+use history::Value;
+use workloads::resp::Reply;
+use workloads::{Invocation, Outcome};
+
+use super::spec::{Leader, Loaded, Rule, expand};
+use crate::systems::RoleInfo;
+use crate::systems::resp_router::{self, Redirect, RespDialect};
+
+/// How to read a node's answer to the leader call.
+#[derive(Debug, Clone)]
+pub struct RoleParser {
+    pub leader: Leader,
+    /// Node names with their IPs and `IP:PORT`s (to resolve who a node says leads).
+    pub nodes: Vec<(String, String, u16)>,
+}
+
+impl RoleParser {
+    /// The role of `node` from its reply to the leader call.
+    pub fn parse(&self, node: Option<&str>, r: &Reply) -> Option<RoleInfo> {
+        let Reply::Array(Some(items)) = r else {
+            return None;
+        };
+        let l = &self.leader;
+        let raw = items.get(l.role_index)?.as_str()?;
+        let role = if l.leader_values.iter().any(|v| v == raw) {
+            "leader"
+        } else if l.candidate_values.iter().any(|v| v == raw) {
+            "candidate"
+        } else {
+            "follower"
+        };
+        let named = l
+            .leader_index
+            .and_then(|i| items.get(i))
+            .and_then(Reply::as_str)
+            .filter(|s| !s.is_empty())
+            .map(|s| self.resolve(s));
+        let leader = match (named, role) {
+            (Some(n), _) => Some(n),
+            (None, "leader") => node.map(str::to_owned),
+            (None, _) => None,
+        };
+        let int = |i: Option<usize>| i.and_then(|i| items.get(i)).and_then(Reply::as_int);
+        Some(RoleInfo {
+            role: role.to_owned(),
+            term: int(l.term_index),
+            leader,
+            applied: int(l.applied_index),
+            committed: int(l.committed_index),
+        })
+    }
+
+    /// A node name for a name, IP or `IP:PORT` (as given when it matches no node).
+    fn resolve(&self, s: &str) -> String {
+        for (name, ip, port) in &self.nodes {
+            if s == name || s == ip || s == format!("{ip}:{port}") {
+                return name.clone();
+            }
+        }
+        s.to_owned()
+    }
+}
+
+/// The dialect of a system file's `resp` client.
+pub struct FileDialect {
+    ops: BTreeMap<&'static str, Vec<String>>,
+    leader_call: Vec<String>,
+    rules: Vec<Rule>,
+    sets: BTreeMap<String, String>,
+    role: RoleParser,
+}
+
+impl FileDialect {
+    pub fn new(loaded: &Loaded, role: RoleParser) -> Self {
+        let mut ops = BTreeMap::new();
+        for (name, _, _) in super::spec::OPS {
+            if let Some(argv) = loaded.op(name) {
+                ops.insert(*name, argv.clone());
+            }
+        }
+        FileDialect {
+            ops,
+            leader_call: loaded.spec.leader.resp.clone(),
+            rules: loaded.spec.client.outcome.clone(),
+            sets: loaded.sets.clone(),
+            role,
+        }
+    }
+
+    /// The `[client.ops]` name of an invocation.
+    fn op_name(op: &Invocation) -> &'static str {
+        match (op.f, op.key.is_some()) {
+            ("read", false) => "read_set",
+            ("read", true) => "read",
+            ("incr" | "generate" | "insert", _) => "incr",
+            ("add", _) => "add",
+            ("write", _) => "write",
+            ("cas", _) => "cas",
+            ("leader", _) => "leader",
+            _ => "",
+        }
+    }
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Str(s) => s.to_string(),
+        v => v.as_int().map(|i| i.to_string()).unwrap_or(v.to_string()),
+    }
+}
+
+impl RespDialect for FileDialect {
+    fn command(&self, op: &Invocation) -> Result<Vec<Vec<u8>>, String> {
+        let name = Self::op_name(op);
+        let argv = if name == "leader" {
+            &self.leader_call
+        } else {
+            self.ops
+                .get(name)
+                .ok_or_else(|| format!("the system file defines no client.ops.{name}"))?
+        };
+        let mut vars: BTreeMap<&str, String> = BTreeMap::new();
+        if let Some(k) = &op.key {
+            vars.insert("key", text(k));
+        }
+        if name == "cas" {
+            let pair = op.value.as_list().filter(|l| l.len() == 2);
+            let pair = pair.ok_or("cas needs [old new]")?;
+            vars.insert("old", text(&pair[0]));
+            vars.insert("new", text(&pair[1]));
+        } else {
+            vars.insert("value", text(&op.value));
+        }
+        let lookup = |n: &str| -> Option<String> {
+            if let Some(v) = vars.get(n) {
+                return Some(v.clone());
+            }
+            if let Some(k) = n.strip_prefix("set.") {
+                return self.sets.get(k).cloned();
+            }
+            n.strip_prefix("env.").and_then(|v| std::env::var(v).ok())
+        };
+        argv.iter()
+            .map(|a| expand(a, &lookup).map(String::into_bytes))
+            .collect()
+    }
+
+    fn ok_value(&self, op: &Invocation, r: &Reply) -> Option<Value> {
+        resp_router::ok_value(op, r, |r| self.role.parse(op.node.as_deref(), r))
+    }
+
+    fn on_error(&self, op: &Invocation, err: &str) -> (Outcome, Redirect) {
+        let name = Self::op_name(op);
+        let rule = self.rules.iter().find(|r| {
+            err.starts_with(r.error_prefix.as_str())
+                && (r.ops.is_empty() || r.ops.iter().any(|o| o == name))
+        });
+        let Some(rule) = rule else {
+            return (Outcome::Info, Redirect::Stay);
+        };
+        let outcome = if rule.outcome == "fail" {
+            Outcome::Fail
+        } else {
+            Outcome::Info
+        };
+        let redirect = match rule.redirect.as_deref() {
+            Some("next") => Redirect::Next,
+            Some("follow") => Redirect::Follow,
+            _ => Redirect::Stay,
+        };
+        (outcome, redirect)
+    }
+}

@@ -1,0 +1,557 @@
+//! The system file's model (serde, unknown keys refused), its validation and placeholder
+//! expansion. Every error is one line: the file, the key and the problem; `faultline test`
+//! exits 254 on them before it touches any node.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use workloads::Workload;
+
+/// A system described in a TOML file (see docs/own-system.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// The system's name (runs, reports).
+    pub name: String,
+    /// The port the system listens on (`{port}`); the client's and readiness port by default.
+    pub port: u16,
+    /// Values of `{set.KEY}` when `--set KEY=VALUE` does not give one.
+    #[serde(default)]
+    pub defaults: BTreeMap<String, String>,
+    /// Files copied to each node: local path (relative to the TOML file) -> remote path.
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
+    /// Text files written on each node, placeholders expanded: remote path -> content.
+    #[serde(default)]
+    pub configs: BTreeMap<String, String>,
+    pub commands: Commands,
+    pub process: Process,
+    #[serde(default)]
+    pub ready: Ready,
+    pub leader: Leader,
+    #[serde(default)]
+    pub logs: Logs,
+    pub client: ClientSpec,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Commands {
+    /// Run once per node after the files are in place (in `{dir}`).
+    pub setup: Option<String>,
+    /// The system's process: kept running by faultline under `process.pidfile`.
+    pub start: String,
+    /// Run before the process is killed at teardown (graceful stop).
+    pub stop: Option<String>,
+    /// Run at teardown after the stop (and before a new setup) to remove what the system left
+    /// outside `{dir}` (faultline removes `{dir}` itself).
+    pub wipe: Option<String>,
+    /// Time limit of setup, stop and wipe commands, seconds.
+    #[serde(default = "default_command_timeout")]
+    pub timeout_s: u64,
+}
+
+fn default_command_timeout() -> u64 {
+    60
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Process {
+    /// Where the pid of the process that pause/kill target is kept.
+    pub pidfile: Option<String>,
+    /// A process name (not supported: see [`Spec::validate`]).
+    pub name: Option<String>,
+    /// The start command daemonizes itself and writes `pidfile` (e.g. `redis-server
+    /// --daemonize yes --pidfile ...`); otherwise faultline runs it in the background and
+    /// writes the pidfile.
+    #[serde(default)]
+    pub daemonizes: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ready {
+    /// The node is ready when this port accepts connections (default: the client's port).
+    pub port: Option<u16>,
+    /// The node is ready when this command exits 0 on it.
+    pub command: Option<String>,
+    /// How long a node may take to become ready after its start, seconds.
+    #[serde(default = "default_ready_timeout")]
+    pub timeout_s: u64,
+}
+
+fn default_ready_timeout() -> u64 {
+    20
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Leader {
+    /// A client call whose reply is an array describing the node's role (`["ROLE"]`).
+    #[serde(default)]
+    pub resp: Vec<String>,
+    /// A command per node (not supported yet).
+    pub command: Option<String>,
+    /// Index of the role element in the reply.
+    #[serde(default)]
+    pub role_index: usize,
+    /// Role values meaning "this node leads".
+    #[serde(default = "default_leader_values")]
+    pub leader_values: Vec<String>,
+    /// Role values meaning "election in progress" (others mean follower).
+    #[serde(default)]
+    pub candidate_values: Vec<String>,
+    /// Index of the term (an integer), if the system has terms.
+    pub term_index: Option<usize>,
+    /// Index of the element naming who this node thinks leads: a node name, its IP or
+    /// `IP:PORT`. A leader that names nobody names itself.
+    pub leader_index: Option<usize>,
+    /// Index of the last applied record (the convergence wait), if known.
+    pub applied_index: Option<usize>,
+    /// Index of the last committed record, if known.
+    pub committed_index: Option<usize>,
+}
+
+fn default_leader_values() -> Vec<String> {
+    vec!["leader".into()]
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Logs {
+    /// Files collected from each node into the run (by their base name).
+    #[serde(default)]
+    pub files: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSpec {
+    /// `resp` (Redis protocol).
+    pub protocol: String,
+    /// Default: the top-level `port`.
+    pub port: Option<u16>,
+    /// Where ops without a fixed node go: `redirects` (default: the node the client settled
+    /// on, moved by `redirect` rules and connection errors) or `leader` (the node the leader
+    /// probe saw lead last, for systems whose followers answer stale reads).
+    #[serde(default)]
+    pub route: Option<String>,
+    #[serde(default)]
+    pub ops: Ops,
+    /// Outcome rules for error replies, first match wins; an unmatched error is `info`.
+    #[serde(default)]
+    pub outcome: Vec<Rule>,
+}
+
+/// The command of each workload op (argv templates).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ops {
+    /// set workload: add `{value}`; any integer reply is ok.
+    pub add: Option<Vec<String>>,
+    /// set workload: read every element; an array of integers.
+    pub read_set: Option<Vec<String>>,
+    /// unique-ids workload: a new id; an integer.
+    pub incr: Option<Vec<String>>,
+    /// register workload: read `{key}`; a bulk string (nil: none).
+    pub read: Option<Vec<String>>,
+    /// register workload: write `{value}` to `{key}`; `+OK`.
+    pub write: Option<Vec<String>>,
+    /// register workload: `{key}` from `{old}` to `{new}`; `+OK`.
+    pub cas: Option<Vec<String>>,
+}
+
+/// What an error reply means.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// The error reply starts with this (without the `-`); `""` matches every error.
+    pub error_prefix: String,
+    /// `fail` (it certainly did not happen) or `info` (it may have).
+    pub outcome: String,
+    /// Where the client sends its next op: `stay` (default), `next` node, or `follow` the
+    /// node named by the error's second word.
+    #[serde(default)]
+    pub redirect: Option<String>,
+    /// Only for these ops (default: all).
+    #[serde(default)]
+    pub ops: Vec<String>,
+}
+
+/// Op names of `[client.ops]`, the workload that needs them, and their placeholders.
+pub const OPS: &[(&str, &str, &[&str])] = &[
+    ("add", "set", &["value"]),
+    ("read_set", "set", &[]),
+    ("incr", "unique-ids", &[]),
+    ("read", "register", &["key"]),
+    ("write", "register", &["key", "value"]),
+    ("cas", "register", &["key", "old", "new"]),
+];
+
+/// Placeholders of node-level strings (commands, remote paths, configs, logs).
+pub const NODE_VARS: &[&str] = &[
+    "node",
+    "ip",
+    "port",
+    "peers",
+    "dir",
+    "data_dir",
+    "bug_flags",
+    "first_node",
+    "first_ip",
+    "quorum",
+];
+
+/// Expands `{name}` placeholders in `tpl` with `lookup`; `{{` and `}}` stand for braces.
+/// Errors name the first placeholder `lookup` does not know (or a stray brace).
+pub fn expand(tpl: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(tpl.len());
+    let mut rest = tpl;
+    while let Some(i) = rest.find(['{', '}']) {
+        out.push_str(&rest[..i]);
+        let c = &rest[i..];
+        if c.starts_with("{{") || c.starts_with("}}") {
+            out.push_str(&c[..1]);
+            rest = &c[2..];
+        } else if c.starts_with('}') {
+            return Err("a lone `}` (write `}}` for a brace)".into());
+        } else {
+            let Some(end) = c.find('}') else {
+                return Err("an unclosed `{` (write `{{` for a brace)".into());
+            };
+            let name = &c[1..end];
+            let word = |ch: char| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '.' | '-');
+            if name.is_empty() || !name.chars().all(word) {
+                let near: String = c.chars().take(20).collect();
+                return Err(format!(
+                    "`{near}` is no placeholder (write `{{{{` and `}}}}` for literal braces)"
+                ));
+            }
+            match lookup(name) {
+                Some(v) => out.push_str(&v),
+                None => return Err(format!("unknown placeholder {{{name}}}")),
+            }
+            rest = &c[end + 1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// What the command line gives the file: `--bug` flags and `--set KEY=VALUE` pairs.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    pub bugs: Vec<String>,
+    pub sets: BTreeMap<String, String>,
+}
+
+/// Parses `--set KEY=VALUE` arguments.
+pub fn parse_sets(args: &[String]) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for a in args {
+        let Some((k, v)) = a.split_once('=') else {
+            return Err(format!("--set {a:?}: expected KEY=VALUE"));
+        };
+        if k.is_empty() {
+            return Err(format!("--set {a:?}: empty KEY"));
+        }
+        out.insert(k.to_owned(), v.to_owned());
+    }
+    Ok(out)
+}
+
+/// A loaded, validated system file.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub spec: Spec,
+    /// The file, as given.
+    pub path: PathBuf,
+    /// `{set.KEY}` values: the file's defaults overridden by `--set`.
+    pub sets: BTreeMap<String, String>,
+    pub bugs: Vec<String>,
+}
+
+/// Reads and validates a system file.
+pub fn load(path: &Path, inputs: &Inputs) -> Result<Loaded, String> {
+    let file = path.display();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: cannot read: {e}"))?;
+    let spec: Spec = toml::from_str(&text).map_err(|e| {
+        let msg = e.message().trim().to_owned();
+        match e.span() {
+            Some(span) => {
+                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                let at = text.lines().nth(line - 1).unwrap_or("").trim();
+                format!("{file}:{line}: {msg} (at `{at}`)")
+            }
+            None => format!("{file}: {msg}"),
+        }
+    })?;
+    let mut sets = spec.defaults.clone();
+    sets.extend(inputs.sets.clone());
+    let loaded = Loaded {
+        spec,
+        path: path.to_path_buf(),
+        sets,
+        bugs: inputs.bugs.clone(),
+    };
+    loaded.validate().map_err(|e| format!("{file}: {e}"))?;
+    Ok(loaded)
+}
+
+impl Loaded {
+    /// The value of a placeholder shared by every context (`set.*`, `env.*`).
+    fn common(&self, name: &str) -> Option<String> {
+        if let Some(k) = name.strip_prefix("set.") {
+            return self.sets.get(k).cloned();
+        }
+        if let Some(v) = name.strip_prefix("env.") {
+            return std::env::var(v).ok();
+        }
+        None
+    }
+
+    /// Checks a template's placeholders against `vars` (plus `set.*`, `env.*`).
+    fn check(&self, key: &str, tpl: &str, vars: &[&str]) -> Result<(), String> {
+        let bad = std::cell::RefCell::new(None);
+        let lookup = |name: &str| -> Option<String> {
+            if vars.contains(&name) || (vars.contains(&"artifact.*") && artifact_name(name)) {
+                return Some(String::new());
+            }
+            if let Some(v) = self.common(name) {
+                return Some(v);
+            }
+            bad.borrow_mut().get_or_insert_with(|| name.to_owned());
+            None
+        };
+        match expand(tpl, &lookup) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let bad = bad.borrow().clone();
+                let hint = match bad.as_deref() {
+                    Some(n) if n.starts_with("set.") => format!(
+                        " (no value: pass --set {}=VALUE or add it to [defaults])",
+                        &n[4..]
+                    ),
+                    Some(n) if n.starts_with("env.") => {
+                        format!(" (environment variable {} is not set)", &n[4..])
+                    }
+                    _ => format!(" (known here: {})", known_list(vars)),
+                };
+                Err(format!("{key}: {e}{hint}"))
+            }
+        }
+    }
+
+    /// Validates everything that can be checked without nodes.
+    pub fn validate(&self) -> Result<(), String> {
+        let s = &self.spec;
+        if s.name.trim().is_empty() || s.name.contains('/') {
+            return Err(format!("name: bad system name {:?}", s.name));
+        }
+        if s.port == 0 {
+            return Err("port: must be above 0".into());
+        }
+        let node = NODE_VARS;
+        for (local, remote) in &s.files {
+            self.check(
+                &format!("files.{local:?} (local path)"),
+                local,
+                &["artifact.*"],
+            )?;
+            self.check(&format!("files.{local:?}"), remote, node)?;
+        }
+        for (remote, content) in &s.configs {
+            self.check(&format!("configs.{remote:?} (path)"), remote, node)?;
+            self.check(&format!("configs.{remote:?}"), content, node)?;
+        }
+        let c = &s.commands;
+        if c.start.trim().is_empty() {
+            return Err("commands.start: empty command".into());
+        }
+        self.check("commands.start", &c.start, node)?;
+        for (k, v) in [
+            ("commands.setup", &c.setup),
+            ("commands.stop", &c.stop),
+            ("commands.wipe", &c.wipe),
+        ] {
+            if let Some(v) = v {
+                self.check(k, v, node)?;
+            }
+        }
+        match (&s.process.pidfile, &s.process.name) {
+            (Some(p), _) => self.check("process.pidfile", p, node)?,
+            (None, Some(_)) => {
+                return Err(
+                    "process.name: targeting processes by name is not supported: the local \
+                     cluster's nodes share one pid namespace, so a name matches every node's \
+                     process; give process.pidfile"
+                        .into(),
+                );
+            }
+            (None, None) => {
+                return Err(
+                    "process: missing key `pidfile` (where the pid of the process that \
+                     pause/kill target is kept)"
+                        .into(),
+                );
+            }
+        }
+        if let Some(cmd) = &s.ready.command {
+            self.check("ready.command", cmd, node)?;
+        }
+        if s.ready.port == Some(0) {
+            return Err("ready.port: must be above 0".into());
+        }
+        for (i, f) in s.logs.files.iter().enumerate() {
+            self.check(&format!("logs.files[{i}]"), f, node)?;
+        }
+        let l = &s.leader;
+        if l.command.is_some() {
+            return Err(
+                "leader.command: a leader command is not supported yet (supported: leader.resp, \
+                 a client call)"
+                    .into(),
+            );
+        }
+        if l.resp.is_empty() {
+            return Err(
+                "leader: missing key `resp` (the client call asking a node who leads, e.g. \
+                 [\"ROLE\"])"
+                    .into(),
+            );
+        }
+        for (i, a) in l.resp.iter().enumerate() {
+            self.check(&format!("leader.resp[{i}]"), a, &[])?;
+        }
+        if l.leader_values.is_empty() {
+            return Err("leader.leader_values: empty".into());
+        }
+        let cl = &s.client;
+        if cl.protocol != "resp" {
+            return Err(format!(
+                "client.protocol: protocol {:?} is not supported yet (supported: resp)",
+                cl.protocol
+            ));
+        }
+        if let Some(r) = &cl.route {
+            if !matches!(r.as_str(), "redirects" | "leader") {
+                return Err(format!("client.route: {r:?} is not redirects or leader"));
+            }
+        }
+        if cl.port == Some(0) {
+            return Err("client.port: must be above 0".into());
+        }
+        for (op, _, vars) in OPS {
+            if let Some(argv) = self.op(op) {
+                if argv.is_empty() {
+                    return Err(format!("client.ops.{op}: empty command"));
+                }
+                for (i, a) in argv.iter().enumerate() {
+                    self.check(&format!("client.ops.{op}[{i}]"), a, vars)?;
+                }
+            }
+        }
+        for (i, r) in cl.outcome.iter().enumerate() {
+            let key = format!("client.outcome[{i}]");
+            match r.outcome.as_str() {
+                "fail" | "info" => {}
+                "ok" => {
+                    return Err(format!(
+                        "{key}.outcome: an error reply cannot be ok (use fail or info)"
+                    ));
+                }
+                o => return Err(format!("{key}.outcome: {o:?} is not fail or info")),
+            }
+            if let Some(d) = &r.redirect {
+                if !matches!(d.as_str(), "stay" | "next" | "follow") {
+                    return Err(format!("{key}.redirect: {d:?} is not stay, next or follow"));
+                }
+            }
+            for o in &r.ops {
+                if !OPS.iter().any(|(n, _, _)| n == o) {
+                    return Err(format!(
+                        "{key}.ops: unknown op {o:?} (known: {})",
+                        op_names()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The argv template of a `[client.ops]` op.
+    pub fn op(&self, name: &str) -> Option<&Vec<String>> {
+        let o = &self.spec.client.ops;
+        match name {
+            "add" => o.add.as_ref(),
+            "read_set" => o.read_set.as_ref(),
+            "incr" => o.incr.as_ref(),
+            "read" => o.read.as_ref(),
+            "write" => o.write.as_ref(),
+            "cas" => o.cas.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Refuses workloads whose ops the file does not define.
+    pub fn check_workloads(&self, workloads: &[Workload]) -> Result<(), String> {
+        for w in workloads {
+            for (op, wl, _) in OPS {
+                if *wl == w.name() && self.op(op).is_none() {
+                    return Err(format!(
+                        "{}: the {wl} workload needs client.ops.{op}, which the file does not define",
+                        self.path.display()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Expands a node-level template with `vars` (validated: cannot fail on a known key).
+    pub fn render(&self, tpl: &str, vars: &BTreeMap<&str, String>) -> anyhow::Result<String> {
+        expand(tpl, &|n| vars.get(n).cloned().or_else(|| self.common(n)))
+            .map_err(|e| anyhow::anyhow!("{}: {e} in {tpl:?}", self.path.display()))
+    }
+
+    /// The client port.
+    pub fn client_port(&self) -> u16 {
+        self.spec.client.port.unwrap_or(self.spec.port)
+    }
+
+    /// `{bug_flags}`: `--bug B` for each `--bug`, shell-quoted.
+    pub fn bug_flags(&self) -> String {
+        self.bugs
+            .iter()
+            .map(|b| format!("--bug {}", control::shell_quote(b)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+fn artifact_name(name: &str) -> bool {
+    name.strip_prefix("artifact.")
+        .is_some_and(|n| !n.is_empty() && !n.contains('/'))
+}
+
+fn known_list(vars: &[&str]) -> String {
+    let mut v: Vec<String> = vars
+        .iter()
+        .map(|v| match *v {
+            "artifact.*" => "{artifact.NAME}".to_owned(),
+            v => format!("{{{v}}}"),
+        })
+        .collect();
+    v.push("{set.KEY}".into());
+    v.push("{env.VAR}".into());
+    v.join(" ")
+}
+
+fn op_names() -> String {
+    OPS.iter()
+        .map(|(n, _, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
