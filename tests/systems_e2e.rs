@@ -7,7 +7,9 @@
 //! - `redis-sentinel`, the primary isolated for 30 s: the isolated primary keeps acknowledging
 //!   writes while Sentinel promotes a replica; after the heal those writes are gone
 //!   (`lost-write`) and the probes saw two primaries (`dual-leader`): exit 1.
-//! - `etcd` under partitions, pauses and kills: `register` and `set` valid, exit 0.
+//! - `etcd` under partitions, pauses and kills: `register` (linearizable) and `set` valid,
+//!   no dual leaders among quorum-confirmed leaders, exit 0 (two seeds).
+//! - argument errors (an unknown system, `clock` on etcd) exit 254 without root.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -176,4 +178,66 @@ fn unknown_systems_are_refused_with_the_known_names() {
     assert_eq!(o.status.code(), Some(254), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("redis-sentinel"), "{err}");
+}
+
+#[test]
+fn etcd_is_valid_under_partitions_pauses_and_kills() {
+    let test = "etcd_is_valid_under_partitions_pauses_and_kills";
+    if !ready_or_skip(test, &["etcd"], "etcd-server") {
+        return;
+    }
+    let c = Cluster::new("fls2-", "10.77.72.0/24");
+    // Seeds whose schedules hold partitions, pauses and kills (3 s faults, 3 s apart).
+    for seed in ["12", "13"] {
+        let (code, out, results) = c.run(&[
+            "--system",
+            "etcd",
+            "--workload",
+            "register,set",
+            "--nemesis",
+            "partition,pause,kill",
+            "--nemesis-interval",
+            "3s",
+            "--seed",
+            seed,
+            "--time-limit",
+            "30s",
+            "--recovery-wait",
+            "10s",
+            "--concurrency",
+            "5",
+        ]);
+        assert_eq!(
+            code,
+            0,
+            "seed {seed}: expected valid (exit 0), found {:?}:\n{out}",
+            types(&results)
+        );
+        assert_eq!(
+            results["valid"],
+            serde_json::json!(true),
+            "seed {seed}: {out}"
+        );
+        for checker in ["linearizable", "set", "dual-leader"] {
+            assert_eq!(
+                results[checker]["valid"],
+                serde_json::json!(true),
+                "seed {seed}: {checker}: {out}"
+            );
+        }
+    }
+}
+
+#[test]
+fn etcd_refuses_the_clock_nemesis() {
+    // An argument error: exit 254 before anything is deployed, no root needed.
+    let o = Command::new(BIN)
+        .args(["test", "--system", "etcd", "--nemesis", "partition,clock"])
+        .args(["--workload", "register", "--store"])
+        .arg(std::env::temp_dir().join("fls-none"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(254), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("LD_PRELOAD"), "{err}");
 }

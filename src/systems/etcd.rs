@@ -16,7 +16,9 @@
 //! a refused connection did not (`fail`); reads are `fail` on error.
 //!
 //! Leader probe: `/v3/maintenance/status` (leader member id, `raftTerm`, committed and applied
-//! index) with member ids mapped to node names by `/v3/cluster/member/list`.
+//! index) with member ids mapped to node names by `/v3/cluster/member/list`. A node that says
+//! it leads counts as `leader` only when a linearizable read it serves confirms that a quorum
+//! still follows it (see [`probe`]); else it is `unconfirmed-leader`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -445,6 +447,38 @@ async fn status(
     })
 }
 
+/// The leader probe: the node's status, and for a node that says it leads, proof that a
+/// quorum still follows it: a linearizable read served by it (etcd's ReadIndex confirms
+/// leadership with a heartbeat round) between two statuses naming it leader of the same term.
+/// A leader cut off from the majority keeps saying "leader" until its check-quorum timer
+/// fires (Raft allows this: it can commit nothing), so an unconfirmed claim is reported as
+/// role `unconfirmed-leader` (with `claims: leader`), not `leader`. Returns the role info and
+/// the raw claim.
+async fn probe(
+    addr: &str,
+    node: &str,
+    members: &Mutex<HashMap<String, String>>,
+    timeout: Duration,
+) -> Result<(RoleInfo, String), HttpError> {
+    let mut first = status(addr, node, members, timeout).await?;
+    let claim = first.role.clone();
+    if first.role != "leader" {
+        return Ok((first, claim));
+    }
+    let read = json!({"key": b64(b"faultline-probe")});
+    let confirmed = match post(addr, "/v3/kv/range", &read, timeout).await {
+        Ok((200, _)) => match status(addr, node, members, timeout).await {
+            Ok(again) => again.role == "leader" && again.term == first.term,
+            Err(_) => false,
+        },
+        _ => false,
+    };
+    if !confirmed {
+        first.role = "unconfirmed-leader".into();
+    }
+    Ok((first, claim))
+}
+
 /// Spreads clients over the members.
 static NEXT_NODE: AtomicUsize = AtomicUsize::new(0);
 
@@ -568,8 +602,8 @@ impl Client for EtcdClient {
         };
         let routed = op.node.is_none();
         if op.f == "leader" {
-            return match status(&addr, &target, &self.members, self.timeout).await {
-                Ok(r) => Completion::ok(
+            return match probe(&addr, &target, &self.members, self.timeout).await {
+                Ok((r, claim)) => Completion::ok(
                     Value::Map(vec![
                         (Value::str("role"), Value::str(&r.role)),
                         (
@@ -580,6 +614,7 @@ impl Client for EtcdClient {
                             Value::str("leader"),
                             r.leader.as_deref().map(Value::str).unwrap_or(Value::Nil),
                         ),
+                        (Value::str("claims"), Value::str(&claim)),
                     ]),
                     &target,
                 ),
