@@ -122,7 +122,7 @@ impl FileSystem {
             let vars = sys.vars(&n.name)?;
             let p = &sys.loaded.spec.process;
             let pidfile = sys.render(p.pidfile.as_deref().unwrap_or_default(), &vars)?;
-            let start = sys.render(&sys.loaded.spec.commands.start, &vars)?;
+            let start = sys.start_command(&vars)?;
             let mut d = DaemonSpec::new("sh", pidfile, format!("{}/stdout.log", vars["dir"]))
                 .args(["-c".to_string(), start]);
             d.self_pidfile = p.daemonizes;
@@ -173,6 +173,14 @@ impl FileSystem {
         self.loaded.render(tpl, vars)
     }
 
+    /// The start command of a node (trimmed: an empty `{bug_flags}` leaves a space).
+    fn start_command(&self, vars: &BTreeMap<&str, String>) -> anyhow::Result<String> {
+        Ok(self
+            .render(&self.loaded.spec.commands.start, vars)?
+            .trim()
+            .to_owned())
+    }
+
     fn pidfile(&self, node: &str) -> anyhow::Result<String> {
         let p = self
             .loaded
@@ -219,7 +227,7 @@ impl FileSystem {
         let name = node.node().name.clone();
         let vars = self.vars(&name)?;
         let pidfile = self.pidfile(&name)?;
-        let start = self.render(&self.loaded.spec.commands.start, &vars)?;
+        let start = self.start_command(&vars)?;
         let r = &self.loaded.spec.ready;
         let limit = Duration::from_secs(r.timeout_s.max(1));
         let deadline = tokio::time::Instant::now() + limit;
@@ -339,12 +347,11 @@ impl System for FileSystem {
 
     async fn start(&self, node: &dyn Remote) -> anyhow::Result<()> {
         let name = node.node().name.clone();
-        self.control.start(node).await.with_context(|| {
-            format!(
-                "the start command failed on node {name}: `{}`",
-                self.loaded.spec.commands.start
-            )
-        })?;
+        let start = self.start_command(&self.vars(&name)?)?;
+        self.control
+            .start(node)
+            .await
+            .with_context(|| format!("the start command failed on node {name}: `{start}`"))?;
         self.wait_ready(node).await
     }
 

@@ -1,0 +1,277 @@
+//! End-to-end tests of `faultline test --system-file` (root for the cluster runs). Each test
+//! has its own cluster prefix and subnet (`flf1-` 10.77.81.0/24 .. `flf4-` 10.77.84.0/24)
+//! and a guard that brings its cluster down.
+//!
+//! - examples/systems/leaderkv.toml gives the same verdicts as the built-in `--system
+//!   leaderkv`: valid for the correct build, reused ids for `--bug local-counter`;
+//! - a malformed file exits 254 with one line, before any cluster or node is touched
+//!   (no root needed);
+//! - a start command that fails exits 255 naming the node, the command and its output, and
+//!   leaves no process or node directory behind.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{BIN, faultline, text};
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/systems/leaderkv.toml")
+}
+
+/// Brings the cluster of `prefix` down when dropped.
+struct Cluster {
+    prefix: &'static str,
+    subnet: &'static str,
+    store: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn new(prefix: &'static str, subnet: &'static str) -> Cluster {
+        Cluster {
+            prefix,
+            subnet,
+            store: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Runs `faultline test` with extra args; returns the exit code, output and results.json.
+    fn run(&self, extra: &[&str]) -> (i32, String, serde_json::Value) {
+        let latest = self.store.path().join("latest");
+        let _ = std::fs::remove_file(&latest);
+        let o = faultline()
+            .args(["test", "--nodes", "3", "--prefix", self.prefix])
+            .args(["--subnet", self.subnet, "--recovery-wait", "8s"])
+            .args(["--concurrency", "5", "--store"])
+            .arg(self.store.path())
+            .args(extra)
+            .output()
+            .expect("run faultline");
+        let results = std::fs::read_to_string(latest.join("results.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(serde_json::Value::Null);
+        (o.status.code().unwrap_or(-1), text(&o), results)
+    }
+
+    fn down(&self) {
+        let _ = Command::new(BIN)
+            .args(["cluster", "down", "--prefix", self.prefix])
+            .output();
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+fn types(results: &serde_json::Value) -> Vec<String> {
+    let mut t: Vec<String> = results["anomaly_types"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    t.sort();
+    t
+}
+
+/// Runs the built-in leaderkv and the example file with the same arguments; returns
+/// (exit code, anomaly types) of each.
+fn both(c: &Cluster, extra: &[&str]) -> [(i32, Vec<String>, String); 2] {
+    let file = example();
+    let file = file.to_str().unwrap();
+    let runs = [vec!["--system", "leaderkv"], vec!["--system-file", file]];
+    runs.map(|sys| {
+        let mut args = sys.clone();
+        args.extend_from_slice(extra);
+        let (code, out, results) = c.run(&args);
+        (code, types(&results), out)
+    })
+}
+
+#[test]
+fn file_and_builtin_agree_on_the_correct_build() {
+    if !control::prereq::privileged_or_skip("file_and_builtin_agree_on_the_correct_build", false) {
+        return;
+    }
+    let c = Cluster::new("flf1-", "10.77.81.0/24");
+    let [builtin, file] = both(
+        &c,
+        &[
+            "--seed",
+            "7",
+            "--time-limit",
+            "20s",
+            "--nemesis",
+            "partition",
+            "--nemesis-interval",
+            "3s",
+            "--workload",
+            "set,unique-ids",
+        ],
+    );
+    assert_eq!(builtin.0, 0, "built-in leaderkv: {}", builtin.2);
+    assert_eq!(file.0, 0, "leaderkv.toml: {}", file.2);
+    assert_eq!(builtin.1, file.1);
+}
+
+#[test]
+fn file_and_builtin_agree_on_local_counter() {
+    if !control::prereq::privileged_or_skip("file_and_builtin_agree_on_local_counter", false) {
+        return;
+    }
+    let c = Cluster::new("flf2-", "10.77.82.0/24");
+    // The setup of test_e2e's bug_local_counter_reuses_keys; a second seed only if the first
+    // does not reproduce with one of the two (the bug needs a failover under load).
+    let mut last = None;
+    for seed in ["1", "2"] {
+        let [builtin, file] = both(
+            &c,
+            &[
+                "--seed",
+                seed,
+                "--bug",
+                "local-counter",
+                "--time-limit",
+                "20s",
+                "--nemesis",
+                "partition,kill",
+                "--nemesis-interval",
+                "3s",
+                "--workload",
+                "unique-ids",
+            ],
+        );
+        let hit =
+            |r: &(i32, Vec<String>, String)| r.0 == 1 && r.1.iter().any(|t| t == "reused-key");
+        if hit(&builtin) && hit(&file) {
+            assert_eq!(builtin.1, file.1, "anomaly classes differ");
+            return;
+        }
+        eprintln!(
+            "seed {seed}: built-in exit {} {:?}, file exit {} {:?}",
+            builtin.0, builtin.1, file.0, file.1
+        );
+        last = Some((builtin, file));
+    }
+    let (b, f) = last.unwrap();
+    panic!(
+        "local-counter: verdicts differ or no reused-key\nbuilt-in: {}\nfile: {}",
+        b.2, f.2
+    );
+}
+
+#[test]
+fn malformed_file_exits_254_before_touching_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let good = std::fs::read_to_string(example()).unwrap();
+    let cases = [
+        (
+            good.replace("--id {node}", "--id {nodename}"),
+            "commands.start: unknown placeholder {nodename}",
+        ),
+        (
+            good.replace("start = ", "# start = "),
+            "missing field `start`",
+        ),
+        (
+            good.replace("[process]\n", "[process]\npidfiel = \"x\"\n"),
+            "unknown field `pidfiel`",
+        ),
+        (
+            good.replace("protocol = \"resp\"", "protocol = \"http\""),
+            "protocol \"http\" is not supported yet (supported: resp)",
+        ),
+    ];
+    for (i, (body, want)) in cases.iter().enumerate() {
+        let file = dir.path().join(format!("bad{i}.toml"));
+        std::fs::write(&file, body).unwrap();
+        let o = Command::new(BIN)
+            .args(["test", "--nodes", "3", "--prefix", "flf3-"])
+            .args(["--subnet", "10.77.83.0/24", "--store"])
+            .arg(dir.path().join("store"))
+            .arg("--state-dir")
+            .arg(&state)
+            .arg("--system-file")
+            .arg(&file)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(254), "{}", text(&o));
+        let line: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+        assert_eq!(line.len(), 1, "one error line: {err}");
+        assert!(line[0].contains(file.to_str().unwrap()), "{err}");
+        assert!(line[0].contains(want), "want {want:?}: {err}");
+    }
+    // Nothing was brought up or stored.
+    assert!(!state.exists(), "a cluster state was created");
+    assert!(!dir.path().join("store").exists(), "a run was stored");
+}
+
+#[test]
+fn failing_start_exits_255_and_leaves_nothing_behind() {
+    if !control::prereq::privileged_or_skip(
+        "failing_start_exits_255_and_leaves_nothing_behind",
+        false,
+    ) {
+        return;
+    }
+    let c = Cluster::new("flf4-", "10.77.84.0/24");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.toml");
+    let body = std::fs::read_to_string(example())
+        .unwrap()
+        .replace("--mode {set.mode}", "--mode {set.mode} --no-such-flag");
+    std::fs::write(&file, body).unwrap();
+    let (code, out, _) = c.run(&[
+        "--system-file",
+        file.to_str().unwrap(),
+        "--time-limit",
+        "5s",
+        "--nemesis",
+        "none",
+    ]);
+    assert_eq!(code, 255, "{out}");
+    let line: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("faultline: error"))
+        .collect();
+    assert_eq!(line.len(), 1, "{out}");
+    assert!(
+        line[0].contains("the start command failed on node n"),
+        "{out}"
+    );
+    assert!(line[0].contains("--no-such-flag"), "the command: {out}");
+    assert!(
+        line[0].contains("unexpected argument"),
+        "the program's stderr: {out}"
+    );
+    // Every node torn down: no process in any namespace, no node directory.
+    for n in 1..=3 {
+        let ns = format!("flf4-n{n}");
+        let pids = Command::new("ip")
+            .args(["netns", "pids", &ns])
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&pids.stdout).trim().is_empty(),
+            "processes left in {ns}: {}",
+            String::from_utf8_lossy(&pids.stdout)
+        );
+        let d = format!("/tmp/faultline-nodes/flf4-/n{n}");
+        assert!(!Path::new(&d).exists(), "{d} left behind");
+    }
+    c.down();
+    let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&list.stdout).contains("flf4-"),
+        "namespaces left behind"
+    );
+}
