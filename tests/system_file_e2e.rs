@@ -189,6 +189,10 @@ fn malformed_file_exits_254_before_touching_anything() {
             good.replace("protocol = \"resp\"", "protocol = \"http\""),
             "protocol \"http\" is not supported yet (supported: resp)",
         ),
+        (
+            good.replace("[files]\n", "[files]\n\"no-such-file\" = \"{dir}/x\"\n"),
+            "no-such-file is not a file",
+        ),
     ];
     for (i, (body, want)) in cases.iter().enumerate() {
         let file = dir.path().join(format!("bad{i}.toml"));
@@ -268,6 +272,37 @@ fn failing_start_exits_255_and_leaves_nothing_behind() {
         let d = format!("/tmp/faultline-nodes/flf4-/n{n}");
         assert!(!Path::new(&d).exists(), "{d} left behind");
     }
+
+    // A setup command that fails: the node, the command and its stderr; exit 255.
+    let body = std::fs::read_to_string(example()).unwrap().replace(
+        "[commands]\n",
+        "[commands]\nsetup = \"echo setup broke on {node} >&2; exit 3\"\n",
+    );
+    std::fs::write(&file, body).unwrap();
+    let (code, out, _) = c.run(&[
+        "--system-file",
+        file.to_str().unwrap(),
+        "--time-limit",
+        "5s",
+        "--nemesis",
+        "none",
+    ]);
+    assert_eq!(code, 255, "{out}");
+    let line: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("faultline: error"))
+        .collect();
+    assert_eq!(line.len(), 1, "{out}");
+    let n = ["n1", "n2", "n3"]
+        .into_iter()
+        .find(|n| line[0].contains(&format!("the setup command failed on node {n} (exit 3)")))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line[0].contains(&format!("setup broke on {n}")), "{out}");
+    for n in 1..=3 {
+        let d = format!("/tmp/faultline-nodes/flf4-/n{n}");
+        assert!(!Path::new(&d).exists(), "{d} left behind");
+    }
+
     c.down();
     let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
     assert!(

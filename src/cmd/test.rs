@@ -122,7 +122,9 @@ fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
                 bugs: args.bugs.clone(),
                 sets: file::spec::parse_sets(&args.sets).map_err(user_error)?,
             };
-            Some(file::spec::load(path, &inputs).map_err(user_error)?)
+            let mut loaded = file::spec::load(path, &inputs).map_err(user_error)?;
+            loaded.resolve_files()?;
+            Some(loaded)
         }
         None if !args.sets.is_empty() => {
             return Err(user_error("--set needs --system-file"));

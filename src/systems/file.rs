@@ -23,10 +23,9 @@ use workloads::{Client, Invocation};
 
 use self::client::{FileDialect, RoleParser};
 use self::spec::Loaded;
-use super::leaderkv::{Control, locate_artifact};
+use super::leaderkv::Control;
 use super::resp_router::{RespDialect, RoutingClient};
 use super::{RoleInfo, System};
-use crate::exit::user_error;
 
 /// Where node directories go, and the clock fault's mechanism.
 #[derive(Debug, Clone)]
@@ -48,60 +47,15 @@ pub struct FileSystem {
 }
 
 impl FileSystem {
-    /// Resolves the file's local files (artifacts located, paths relative to the file) and
-    /// builds the daemons. Errors are the user's (exit 254).
+    /// Builds the daemons of a loaded file whose local files were resolved
+    /// ([`Loaded::resolve_files`]).
     pub fn new(
         loaded: Loaded,
         nodes: Vec<Node>,
         opts: Options,
         leader: Arc<Mutex<Option<String>>>,
     ) -> anyhow::Result<Self> {
-        let file = loaded.path.display().to_string();
-        let base = loaded
-            .path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
-        let mut files = Vec::new();
-        for (local, remote) in &loaded.spec.files {
-            let err = std::cell::RefCell::new(None);
-            let lookup = |name: &str| -> Option<String> {
-                if let Some(a) = name.strip_prefix("artifact.") {
-                    let var = format!("FAULTLINE_{}_BIN", a.to_uppercase().replace('-', "_"));
-                    return match locate_artifact(a, &var, a) {
-                        Ok(p) => Some(p.display().to_string()),
-                        Err(e) => {
-                            *err.borrow_mut() = Some(e);
-                            None
-                        }
-                    };
-                }
-                loaded.sets.get(name.strip_prefix("set.")?).cloned()
-            };
-            let lookup_env = |name: &str| -> Option<String> {
-                match name.strip_prefix("env.") {
-                    Some(v) => std::env::var(v).ok(),
-                    None => lookup(name),
-                }
-            };
-            let path = match spec::expand(local, &lookup_env) {
-                Ok(p) => p,
-                Err(e) => {
-                    return Err(match err.into_inner() {
-                        Some(e) => e.context(format!("{file}: files.{local:?}")),
-                        None => user_error(format!("{file}: files.{local:?}: {e}")),
-                    });
-                }
-            };
-            let path = base.join(path);
-            if !path.is_file() {
-                return Err(user_error(format!(
-                    "{file}: files.{local:?}: {} is not a file",
-                    path.display()
-                )));
-            }
-            files.push((path, remote.clone()));
-        }
+        let files = loaded.local_files.clone();
         let role = RoleParser {
             leader: loaded.spec.leader.clone(),
             nodes: nodes

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use workloads::Workload;
 
+use crate::exit::user_error;
+
 /// A system described in a TOML file (see docs/own-system.md).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -271,6 +273,8 @@ pub struct Loaded {
     /// `{set.KEY}` values: the file's defaults overridden by `--set`.
     pub sets: BTreeMap<String, String>,
     pub bugs: Vec<String>,
+    /// `[files]` resolved: local file -> remote path template ([`Loaded::resolve_files`]).
+    pub local_files: Vec<(PathBuf, String)>,
 }
 
 /// Reads and validates a system file.
@@ -295,12 +299,61 @@ pub fn load(path: &Path, inputs: &Inputs) -> Result<Loaded, String> {
         path: path.to_path_buf(),
         sets,
         bugs: inputs.bugs.clone(),
+        local_files: Vec::new(),
     };
     loaded.validate().map_err(|e| format!("{file}: {e}"))?;
     Ok(loaded)
 }
 
 impl Loaded {
+    /// Finds the local files of `[files]`: `{artifact.NAME}` located like leaderkv's binary,
+    /// `{env.VAR}` and `{set.KEY}` expanded, relative paths taken from the file's directory.
+    /// Errors are the user's (exit 254).
+    pub fn resolve_files(&mut self) -> anyhow::Result<()> {
+        let file = self.path.display().to_string();
+        let base = self
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let mut files = Vec::new();
+        for (local, remote) in &self.spec.files {
+            let err = std::cell::RefCell::new(None);
+            let lookup = |name: &str| -> Option<String> {
+                if let Some(a) = name.strip_prefix("artifact.") {
+                    let var = format!("FAULTLINE_{}_BIN", a.to_uppercase().replace('-', "_"));
+                    return match crate::systems::leaderkv::locate_artifact(a, &var, a) {
+                        Ok(p) => Some(p.display().to_string()),
+                        Err(e) => {
+                            *err.borrow_mut() = Some(e);
+                            None
+                        }
+                    };
+                }
+                self.common(name)
+            };
+            let path = match expand(local, &lookup) {
+                Ok(p) => p,
+                Err(e) => {
+                    return Err(match err.into_inner() {
+                        Some(e) => e.context(format!("{file}: files.{local:?}")),
+                        None => user_error(format!("{file}: files.{local:?}: {e}")),
+                    });
+                }
+            };
+            let path = base.join(path);
+            if !path.is_file() {
+                return Err(user_error(format!(
+                    "{file}: files.{local:?}: {} is not a file",
+                    path.display()
+                )));
+            }
+            files.push((path, remote.clone()));
+        }
+        self.local_files = files;
+        Ok(())
+    }
+
     /// The value of a placeholder shared by every context (`set.*`, `env.*`).
     fn common(&self, name: &str) -> Option<String> {
         if let Some(k) = name.strip_prefix("set.") {
