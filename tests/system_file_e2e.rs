@@ -4,6 +4,8 @@
 //!
 //! - examples/systems/leaderkv.toml gives the same verdicts as the built-in `--system
 //!   leaderkv`: valid for the correct build, reused ids for `--bug local-counter`;
+//! - the leader found by a command on each node (`leader.command`, redis-cli) instead of a
+//!   client call: valid under partitions (skipped without redis-cli);
 //! - a malformed file exits 254 with one line, before any cluster or node is touched
 //!   (no root needed);
 //! - a start command that fails exits 255 naming the node, the command and its output, and
@@ -309,4 +311,40 @@ fn failing_start_exits_255_and_leaves_nothing_behind() {
         !String::from_utf8_lossy(&list.stdout).contains("flf4-"),
         "namespaces left behind"
     );
+}
+
+#[test]
+fn leader_command_instead_of_a_client_call() {
+    if !control::prereq::privileged_or_skip("leader_command_instead_of_a_client_call", false) {
+        return;
+    }
+    if Command::new("redis-cli").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: redis-cli not installed (apt-get install redis-tools)");
+        return;
+    }
+    let c = Cluster::new("flf3-", "10.77.83.0/24");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("leader-command.toml");
+    let body = std::fs::read_to_string(example()).unwrap().replace(
+        "resp = [\"ROLE\"]",
+        "command = \"redis-cli -h {ip} -p {port} ROLE\"\nsplit = \"lines\"",
+    );
+    std::fs::write(&file, body).unwrap();
+    let (code, out, results) = c.run(&[
+        "--system-file",
+        file.to_str().unwrap(),
+        "--seed",
+        "7",
+        "--time-limit",
+        "12s",
+        "--nemesis",
+        "partition",
+        "--nemesis-interval",
+        "3s",
+        "--workload",
+        "set",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(types(&results).is_empty(), "{out}");
+    assert!(out.contains("is ready; n"), "{out}");
 }

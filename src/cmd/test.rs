@@ -338,6 +338,7 @@ async fn run_async(args: &TestArgs, plan: &Plan, started: Instant) -> anyhow::Re
             file::Options {
                 base_dir: format!("/tmp/faultline-nodes/{}", args.prefix),
                 clock: clock.clone(),
+                remotes: cluster.remotes(),
             },
             leader_slot.clone(),
         )?)

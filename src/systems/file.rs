@@ -33,6 +33,8 @@ pub struct Options {
     /// Directory on each node under which `<node>/` is the node's `{dir}`.
     pub base_dir: String,
     pub clock: ClockMode,
+    /// The nodes' remotes (the leader command runs through them).
+    pub remotes: Vec<Arc<dyn Remote>>,
 }
 
 /// A system file's system on a set of nodes.
@@ -135,6 +137,30 @@ impl FileSystem {
             .to_owned())
     }
 
+    /// The leader command of every node, rendered, with the remotes to run it through.
+    fn leader_command(&self) -> anyhow::Result<LeaderCommand> {
+        let tpl = self
+            .loaded
+            .spec
+            .leader
+            .command
+            .as_deref()
+            .unwrap_or_default();
+        let mut nodes = BTreeMap::new();
+        for r in &self.opts.remotes {
+            let name = r.node().name.clone();
+            let vars = self.vars(&name)?;
+            nodes.insert(
+                name,
+                (r.clone(), self.render(tpl, &vars)?, vars["dir"].clone()),
+            );
+        }
+        Ok(LeaderCommand {
+            nodes: Arc::new(nodes),
+            parser: self.role.clone(),
+        })
+    }
+
     fn pidfile(&self, node: &str) -> anyhow::Result<String> {
         let p = self
             .loaded
@@ -175,6 +201,33 @@ impl FileSystem {
         Ok(())
     }
 
+    /// The error of a start whose process exited: the node, the command and the end of its
+    /// output, on one line.
+    async fn exited(
+        &self,
+        node: &dyn Remote,
+        start: &str,
+        vars: &BTreeMap<&str, String>,
+    ) -> anyhow::Error {
+        let log = format!("{}/stdout.log", vars["dir"]);
+        let tail = node
+            .run(&Exec::new("tail").args(["-n", "5", &log]))
+            .await
+            .map(|o| o.stdout)
+            .unwrap_or_default();
+        let tail: Vec<&str> = tail
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        anyhow::anyhow!(
+            "the start command failed on node {}: `{start}`: the process exited; its output \
+             ({log}) ends with: {}",
+            node.node().name,
+            tail.join(" | ")
+        )
+    }
+
     /// Waits until `node`'s process is up and ready (port or command), failing fast with the
     /// process's output when it exits.
     async fn wait_ready(&self, node: &dyn Remote) -> anyhow::Result<()> {
@@ -193,17 +246,7 @@ impl FileSystem {
         };
         loop {
             if control::running_pid(node, &pidfile, false).await?.is_none() {
-                let log = format!("{}/stdout.log", vars["dir"]);
-                let tail = node
-                    .run(&Exec::new("tail").args(["-n", "5", &log]))
-                    .await
-                    .map(|o| o.stdout)
-                    .unwrap_or_default();
-                anyhow::bail!(
-                    "the start command failed on node {name}: `{start}`: the process exited; \
-                     its output ({log}): {}",
-                    tail.trim()
-                );
+                return Err(self.exited(node, &start, &vars).await);
             }
             let ready = match &ready_cmd {
                 Some(c) => node
@@ -302,10 +345,19 @@ impl System for FileSystem {
     async fn start(&self, node: &dyn Remote) -> anyhow::Result<()> {
         let name = node.node().name.clone();
         let start = self.start_command(&self.vars(&name)?)?;
-        self.control
-            .start(node)
-            .await
-            .with_context(|| format!("the start command failed on node {name}: `{start}`"))?;
+        let vars = self.vars(&name)?;
+        if let Err(e) = self.control.start(node).await {
+            // The process exited before control saw it alive (it waits 10 s for that).
+            if control::running_pid(node, &self.pidfile(&name)?, false)
+                .await
+                .is_ok_and(|p| p.is_none())
+            {
+                return Err(self.exited(node, &start, &vars).await);
+            }
+            return Err(anyhow::Error::new(e).context(format!(
+                "the start command failed on node {name}: `{start}`"
+            )));
+        }
         self.wait_ready(node).await
     }
 
@@ -365,6 +417,9 @@ impl System for FileSystem {
     }
 
     async fn role(&self, node: &str, timeout: Duration) -> anyhow::Result<RoleInfo> {
+        if self.loaded.spec.leader.command.is_some() {
+            return self.leader_command()?.role(node, timeout).await;
+        }
         let n = self.node(node)?;
         let addr = format!("{}:{}", n.addr, self.loaded.client_port());
         let dialect = FileDialect::new(&self.loaded, self.role.clone());
@@ -387,14 +442,82 @@ impl System for FileSystem {
             .map(|n| (n.name.clone(), format!("{}:{port}", n.addr)))
             .collect();
         let dialect = FileDialect::new(&self.loaded, self.role.clone());
-        let client = RoutingClient::with_dialect(addrs, timeout, dialect);
+        let mut client = RoutingClient::with_dialect(addrs, timeout, dialect);
         if self.loaded.spec.client.route.as_deref() == Some("leader") {
-            Box::new(client.follow_hint(self.control.leader.clone()))
-        } else {
-            Box::new(client)
+            client = client.follow_hint(self.control.leader.clone());
+        }
+        match self.leader_command() {
+            Ok(probe) if self.loaded.spec.leader.command.is_some() => Box::new(CommandLeader {
+                inner: client,
+                probe,
+                timeout,
+            }),
+            _ => Box::new(client),
         }
     }
 }
 
 #[cfg(test)]
 mod tests;
+
+/// Where and how a node's leader command runs: (remote, rendered command, `{dir}`).
+type NodeCommand = (Arc<dyn Remote>, String, String);
+
+/// `leader.command`: run on a node, its output parsed by index.
+#[derive(Clone)]
+struct LeaderCommand {
+    nodes: Arc<BTreeMap<String, NodeCommand>>,
+    parser: RoleParser,
+}
+
+impl LeaderCommand {
+    async fn role(&self, node: &str, timeout: Duration) -> anyhow::Result<RoleInfo> {
+        let (remote, cmd, dir) = self
+            .nodes
+            .get(node)
+            .with_context(|| format!("no node {node}"))?;
+        let out = remote
+            .run(&Exec::sh(cmd.clone()).cwd(dir.clone()).timeout(timeout))
+            .await
+            .with_context(|| format!("the leader command `{cmd}` could not run on {node}"))?;
+        if !out.success() {
+            anyhow::bail!(
+                "the leader command failed on {node} (exit {}): {}",
+                out.status,
+                out.stderr.trim()
+            );
+        }
+        self.parser
+            .parse_output(Some(node), &out.stdout)
+            .with_context(|| format!("bad leader command output from {node}: {:?}", out.stdout))
+    }
+}
+
+/// A client whose `leader` probes run the leader command instead of a client call.
+struct CommandLeader<C> {
+    inner: C,
+    probe: LeaderCommand,
+    timeout: Duration,
+}
+
+#[async_trait]
+impl<C: Client> Client for CommandLeader<C> {
+    async fn open(&mut self, node: &str) {
+        self.inner.open(node).await
+    }
+
+    async fn invoke(&mut self, op: &Invocation) -> workloads::Completion {
+        if op.f != "leader" {
+            return self.inner.invoke(op).await;
+        }
+        let node = op.node.clone().unwrap_or_default();
+        match self.probe.role(&node, self.timeout).await {
+            Ok(r) => workloads::Completion::ok(super::resp_router::role_value(&r), &node),
+            Err(e) => workloads::Completion::fail(op.value.clone(), &node, format!("{e:#}")),
+        }
+    }
+
+    async fn close(&mut self) {
+        self.inner.close().await
+    }
+}

@@ -21,13 +21,37 @@ pub struct RoleParser {
 }
 
 impl RoleParser {
-    /// The role of `node` from its reply to the leader call.
+    /// The role of `node` from its reply to the leader call (an array).
     pub fn parse(&self, node: Option<&str>, r: &Reply) -> Option<RoleInfo> {
         let Reply::Array(Some(items)) = r else {
             return None;
         };
+        let fields: Vec<Option<String>> = items
+            .iter()
+            .map(|it| {
+                it.as_str()
+                    .map(str::to_owned)
+                    .or_else(|| it.as_int().map(|i| i.to_string()))
+            })
+            .collect();
+        self.parse_fields(node, &fields)
+    }
+
+    /// The role of `node` from the output of the leader command: fields split on whitespace,
+    /// or one per line with `split = "lines"`.
+    pub fn parse_output(&self, node: Option<&str>, out: &str) -> Option<RoleInfo> {
+        let fields: Vec<Option<String>> = if self.leader.split.as_deref() == Some("lines") {
+            out.lines().map(|l| Some(l.trim().to_owned())).collect()
+        } else {
+            out.split_whitespace().map(|f| Some(f.to_owned())).collect()
+        };
+        self.parse_fields(node, &fields)
+    }
+
+    fn parse_fields(&self, node: Option<&str>, items: &[Option<String>]) -> Option<RoleInfo> {
         let l = &self.leader;
-        let raw = items.get(l.role_index)?.as_str()?;
+        let get = |i: Option<usize>| i.and_then(|i| items.get(i)).and_then(|f| f.as_deref());
+        let raw = get(Some(l.role_index))?;
         let role = if l.leader_values.iter().any(|v| v == raw) {
             "leader"
         } else if l.candidate_values.iter().any(|v| v == raw) {
@@ -35,18 +59,19 @@ impl RoleParser {
         } else {
             "follower"
         };
-        let named = l
-            .leader_index
-            .and_then(|i| items.get(i))
-            .and_then(Reply::as_str)
+        // A number names no node (Redis's primary answers its replication offset there),
+        // unless the nodes are named so.
+        let named = get(l.leader_index)
             .filter(|s| !s.is_empty())
-            .map(|s| self.resolve(s));
+            .map(|s| (s, self.resolve(s)))
+            .filter(|(s, r)| s.parse::<i64>().is_err() || self.nodes.iter().any(|n| n.0 == *r))
+            .map(|(_, r)| r);
         let leader = match (named, role) {
             (Some(n), _) => Some(n),
             (None, "leader") => node.map(str::to_owned),
             (None, _) => None,
         };
-        let int = |i: Option<usize>| i.and_then(|i| items.get(i)).and_then(Reply::as_int);
+        let int = |i: Option<usize>| get(i).and_then(|s| s.parse::<i64>().ok());
         Some(RoleInfo {
             role: role.to_owned(),
             term: int(l.term_index),

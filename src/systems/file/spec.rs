@@ -94,8 +94,10 @@ pub struct Leader {
     /// A client call whose reply is an array describing the node's role (`["ROLE"]`).
     #[serde(default)]
     pub resp: Vec<String>,
-    /// A command per node (not supported yet).
+    /// Or a command run on each node whose output says (fields by index, like the reply).
     pub command: Option<String>,
+    /// How the command's output splits into fields: `whitespace` (default) or `lines`.
+    pub split: Option<String>,
     /// Index of the role element in the reply.
     #[serde(default)]
     pub role_index: usize,
@@ -461,19 +463,24 @@ impl Loaded {
             self.check(&format!("logs.files[{i}]"), f, node)?;
         }
         let l = &s.leader;
-        if l.command.is_some() {
-            return Err(
-                "leader.command: a leader command is not supported yet (supported: leader.resp, \
-                 a client call)"
-                    .into(),
-            );
+        match (&l.command, l.resp.is_empty()) {
+            (Some(_), false) => {
+                return Err("leader: give `resp` or `command`, not both".into());
+            }
+            (None, true) => {
+                return Err(
+                    "leader: missing key `resp` or `command` (a client call like [\"ROLE\"], \
+                     or a command run on each node, whose reply or output says who leads)"
+                        .into(),
+                );
+            }
+            (Some(c), true) => self.check("leader.command", c, node)?,
+            (None, false) => {}
         }
-        if l.resp.is_empty() {
-            return Err(
-                "leader: missing key `resp` (the client call asking a node who leads, e.g. \
-                 [\"ROLE\"])"
-                    .into(),
-            );
+        if let Some(sp) = &l.split {
+            if !matches!(sp.as_str(), "whitespace" | "lines") {
+                return Err(format!("leader.split: {sp:?} is not whitespace or lines"));
+            }
         }
         for (i, a) in l.resp.iter().enumerate() {
             self.check(&format!("leader.resp[{i}]"), a, &[])?;

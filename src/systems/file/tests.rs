@@ -301,3 +301,52 @@ fn shell_braces_must_be_doubled() {
         "{e}"
     );
 }
+
+#[test]
+fn leader_command_output_by_fields_or_lines() {
+    let t = leaderkv_text().replace(
+        "resp = [\"ROLE\"]",
+        "command = \"redis-cli -h {ip} -p {port} ROLE\"\nsplit = \"lines\"",
+    );
+    let l = load_text(&t, &Inputs::default()).unwrap();
+    let p = RoleParser {
+        leader: l.spec.leader.clone(),
+        nodes: vec![("n1".into(), "10.0.0.11".into(), 7000)],
+    };
+    // redis-cli prints one element per line; an empty leader id stays an empty line.
+    let r = p
+        .parse_output(Some("n2"), "follower\n4\n\n\n10\n9\n9\nn2\n")
+        .unwrap();
+    assert_eq!(
+        (r.role.as_str(), r.term, r.leader),
+        ("follower", Some(4), None)
+    );
+    assert_eq!((r.applied, r.committed), (Some(9), Some(9)));
+    let r = p.parse_output(Some("n1"), "leader\n5\nn1\n").unwrap();
+    assert_eq!(
+        (r.role.as_str(), r.leader.as_deref()),
+        ("leader", Some("n1"))
+    );
+
+    // Whitespace fields (the default), a leader named by IP.
+    let mut leader = l.spec.leader.clone();
+    leader.split = None;
+    let p = RoleParser {
+        leader,
+        nodes: vec![("n1".into(), "10.0.0.11".into(), 7000)],
+    };
+    let r = p.parse_output(Some("n3"), "follower 7 10.0.0.11").unwrap();
+    assert_eq!(r.leader.as_deref(), Some("n1"));
+    assert!(p.parse_output(Some("n3"), "").is_none());
+
+    // Not both, not neither.
+    let both = leaderkv_text().replace("resp = [\"ROLE\"]", "resp = [\"ROLE\"]\ncommand = \"x\"");
+    let e = load_text(&both, &Inputs::default()).unwrap_err();
+    assert!(
+        e.contains("leader: give `resp` or `command`, not both"),
+        "{e}"
+    );
+    let neither = leaderkv_text().replace("resp = [\"ROLE\"]", "");
+    let e = load_text(&neither, &Inputs::default()).unwrap_err();
+    assert!(e.contains("leader: missing key `resp` or `command`"), "{e}");
+}
