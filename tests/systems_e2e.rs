@@ -9,6 +9,9 @@
 //!   (`lost-write`) and the probes saw two primaries (`dual-leader`): exit 1.
 //! - `etcd` under partitions, pauses and kills: `register` (linearizable) and `set` valid,
 //!   no dual leaders among quorum-confirmed leaders, exit 0 (two seeds).
+//! - `postgres-patroni`, asynchronous, the primary isolated for 20 s: a decided verdict
+//!   (exit 0 or 1) with only the anomaly classes asynchronous replication can cause; lost
+//!   writes and reused ids are findings, not test failures.
 //! - argument errors (an unknown system, `clock` on etcd) exit 254 without root.
 
 use std::path::{Path, PathBuf};
@@ -240,4 +243,68 @@ fn etcd_refuses_the_clock_nemesis() {
     assert_eq!(o.status.code(), Some(254), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("LD_PRELOAD"), "{err}");
+}
+
+#[test]
+fn postgres_patroni_async_with_the_primary_isolated_reports_its_outcome() {
+    let test = "postgres_patroni_async_with_the_primary_isolated_reports_its_outcome";
+    if !ready_or_skip(
+        test,
+        &["patroni", "etcd", "/usr/lib/postgresql/15/bin/postgres"],
+        "patroni postgresql-15 etcd-server",
+    ) {
+        return;
+    }
+    let c = Cluster::new("fls3-", "10.77.73.0/24");
+    let schedule = isolate_leader_schedule(c.store.path(), 20);
+    let (code, out, results) = c.run(&[
+        "--system",
+        "postgres-patroni",
+        "--workload",
+        "set,unique-ids",
+        "--schedule",
+        schedule.to_str().unwrap(),
+        "--seed",
+        "1",
+        "--time-limit",
+        "30s",
+        "--recovery-wait",
+        "30s",
+        "--concurrency",
+        "5",
+        "--rate",
+        "500",
+    ]);
+    // A lost write is a finding about PostgreSQL's asynchronous replication, not a failure
+    // of the test: the test fails only if the run itself did not work.
+    let found = types(&results);
+    eprintln!("postgres-patroni async, primary isolated 20 s: exit {code}, anomalies {found:?}");
+    assert!(
+        code == 0 || code == 1,
+        "expected a decided verdict (exit 0 or 1):\n{out}"
+    );
+    assert_eq!(results["errors"], serde_json::json!([]), "{out}");
+    assert_eq!(
+        results["valid"],
+        serde_json::json!(code == 0),
+        "exit code and results.json disagree:\n{out}"
+    );
+    let allowed = [
+        "lost-write",
+        "reused-key",
+        "dual-leader",
+        "split-brain-writes",
+    ];
+    for t in &found {
+        assert!(
+            allowed.contains(&t.as_str()),
+            "unexpected anomaly class {t}:\n{out}"
+        );
+    }
+    // The final reads ran on every node.
+    assert_eq!(
+        results["set"]["stats"]["reads"],
+        serde_json::json!(3),
+        "{out}"
+    );
 }

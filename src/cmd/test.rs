@@ -95,6 +95,9 @@ pub struct TestArgs {
     /// Install a third-party system's missing OS packages with apt-get.
     #[arg(long)]
     pub install: bool,
+    /// Patroni's synchronous mode (postgres-patroni; default asynchronous replication).
+    #[arg(long)]
+    pub synchronous: bool,
     /// Local cluster name prefix.
     #[arg(long, default_value = cluster::DEFAULT_PREFIX)]
     pub prefix: String,
@@ -330,6 +333,7 @@ async fn run_async(args: &TestArgs, plan: &Plan, started: Instant) -> anyhow::Re
         clock: clock.clone(),
         down_after: args.down_after,
         install: args.install,
+        synchronous: args.synchronous,
     };
     let system: Arc<dyn System> = if let Some(f) = &plan.file {
         Arc::new(file::FileSystem::new(

@@ -264,6 +264,21 @@ pub async fn post(
     body: &Json,
     timeout: Duration,
 ) -> Result<(u16, Json), HttpError> {
+    http("POST", addr, path, Some(body), timeout).await
+}
+
+/// GETs `http://addr{path}` and returns the status and the parsed JSON body.
+pub async fn get(addr: &str, path: &str, timeout: Duration) -> Result<(u16, Json), HttpError> {
+    http("GET", addr, path, None, timeout).await
+}
+
+async fn http(
+    method: &str,
+    addr: &str,
+    path: &str,
+    body: Option<&Json>,
+    timeout: Duration,
+) -> Result<(u16, Json), HttpError> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Err(_) => return Err(HttpError::unsent("connect timeout")),
@@ -271,9 +286,9 @@ pub async fn post(
         Ok(Ok(s)) => s,
     };
     let _ = stream.set_nodelay(true);
-    let body = body.to_string();
+    let body = body.map(Json::to_string).unwrap_or_default();
     let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
@@ -318,7 +333,8 @@ fn parse_response(buf: &[u8]) -> Result<(u16, Json), String> {
     let json = if body.iter().all(u8::is_ascii_whitespace) {
         Json::Null
     } else {
-        serde_json::from_slice(&body).map_err(|e| format!("bad JSON body: {e}"))?
+        serde_json::from_slice(&body)
+            .unwrap_or_else(|_| Json::String(String::from_utf8_lossy(&body).into_owned()))
     };
     Ok((status, json))
 }

@@ -15,10 +15,10 @@ use control::{Exec, Node, Remote, shell_quote};
 use nemesis::{ClockMode, FaultKind};
 use workloads::Workload;
 
-use super::{System, etcd, redis_sentinel};
+use super::{System, etcd, postgres_patroni, redis_sentinel};
 
 /// Third-party systems `faultline test --system` knows.
-pub const KNOWN: &[&str] = &["redis-sentinel", "etcd"];
+pub const KNOWN: &[&str] = &["redis-sentinel", "etcd", "postgres-patroni"];
 
 /// Options of the third-party systems, from the command line.
 #[derive(Debug, Clone)]
@@ -30,6 +30,8 @@ pub struct Options {
     pub down_after: Duration,
     /// Install missing programs with the OS package manager (`--install`).
     pub install: bool,
+    /// Patroni's synchronous mode (postgres-patroni).
+    pub synchronous: bool,
 }
 
 /// Why `system` cannot run `workloads` under `kinds`, if it cannot.
@@ -55,6 +57,24 @@ pub fn compatible(system: &str, workloads: &[Workload], kinds: &[FaultKind]) -> 
             Ok(())
         }
         "redis-sentinel" => Ok(()),
+        "postgres-patroni" => {
+            if kinds.contains(&FaultKind::Clock) {
+                return Err(
+                    "the clock nemesis is not set up for postgres-patroni yet (the \
+                     recipe does not preload the clock shim into Patroni and PostgreSQL); \
+                     leave `clock` out of --nemesis"
+                        .into(),
+                );
+            }
+            if workloads.contains(&Workload::Register) {
+                return Err(
+                    "the register workload is not implemented for postgres-patroni \
+                     (use set or unique-ids)"
+                        .into(),
+                );
+            }
+            Ok(())
+        }
         other => Err(format!("unknown system {other:?}")),
     }
 }
@@ -83,6 +103,15 @@ pub fn build(
             nodes,
             etcd::Options {
                 base_dir,
+                install: opts.install,
+            },
+            leader,
+        )),
+        "postgres-patroni" => Arc::new(postgres_patroni::PostgresPatroni::new(
+            nodes,
+            postgres_patroni::Options {
+                base_dir,
+                synchronous: opts.synchronous,
                 install: opts.install,
             },
             leader,

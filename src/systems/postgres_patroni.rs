@@ -1,0 +1,797 @@
+//! The `postgres-patroni` system: PostgreSQL 15 managed by Patroni on an etcd DCS, from the
+//! OS packages (`postgresql-15`, `patroni`, `etcd-server`).
+//!
+//! Deploy: on every node an etcd member (the DCS, `super::etcd` under `<node>/dcs`) and a
+//! Patroni (REST API on 8008, PostgreSQL on 5432 on the node's address, data dir in the node's
+//! directory) started as the `postgres` user (PostgreSQL refuses root), with a config
+//! generated per test: `ttl 10`, `loop_wait 1`, `retry_timeout 3`, trust authentication on the
+//! cluster subnet, `synchronous_mode` from `--synchronous` (off: asynchronous replication).
+//!
+//! Faults: `kill` SIGKILLs Patroni and PostgreSQL's process group (a node crash of the
+//! database; etcd keeps running) and restarts Patroni; `pause` stops both; partitions cut all
+//! three. The clock shim is not applied (Patroni is Python, PostgreSQL C: the shim could reach
+//! them, but this recipe does not set it up yet).
+//!
+//! Client: the PostgreSQL simple-query protocol (trust auth, no TLS) spoken by hand. It finds
+//! the primary with Patroni's `GET /primary` (200 only on the leader) and stays there until an
+//! error. `set` is `INSERT INTO s` / `SELECT v FROM s`; `unique-ids` is
+//! `INSERT INTO ids DEFAULT VALUES RETURNING id` on a serial column.
+//!
+//! Leader probe: Patroni's `GET /patroni` (its role, recorded as `patroni` in the history;
+//! the probe fails when Patroni does not answer), then one SQL statement on the node:
+//! `pg_is_in_recovery()` (false: it accepts writes, a `leader`), the timeline (the term: the
+//! current WAL file's on a primary, the WAL receiver's on a replica), the WAL position, and
+//! the host the WAL receiver streams from (the leader a replica follows).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use control::{DaemonSpec, Exec, Node, Remote, shell_quote};
+use history::Value;
+use nemesis::{NodeName, SystemControl};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use workloads::{Client, Completion, Invocation};
+
+use super::etcd::{self, Etcd};
+use super::thirdparty::{require_programs, write_file};
+use super::{RoleInfo, System};
+
+const PG_PORT: u16 = 5432;
+const REST_PORT: u16 = 8008;
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS s (v bigint PRIMARY KEY); \
+                      CREATE TABLE IF NOT EXISTS ids (id serial PRIMARY KEY)";
+
+/// How to deploy PostgreSQL with Patroni.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub base_dir: String,
+    /// Patroni's `synchronous_mode`.
+    pub synchronous: bool,
+    pub install: bool,
+}
+
+/// PostgreSQL + Patroni + etcd on a set of nodes.
+pub struct PostgresPatroni {
+    nodes: Vec<Node>,
+    opts: Options,
+    dcs: Etcd,
+    control: Arc<Control>,
+}
+
+/// The nemesis' handle: Patroni (pidfile) and PostgreSQL (its postmaster.pid).
+#[derive(Debug)]
+pub struct Control {
+    base_dir: String,
+    specs: std::collections::BTreeMap<String, DaemonSpec>,
+    pub leader: Arc<Mutex<Option<String>>>,
+}
+
+fn node_dir(base: &str, node: &str) -> String {
+    format!("{}/{node}", base.trim_end_matches('/'))
+}
+
+impl Control {
+    fn spec(&self, remote: &dyn Remote) -> nemesis::Result<&DaemonSpec> {
+        let name = &remote.node().name;
+        self.specs.get(name).ok_or_else(|| {
+            nemesis::Error::other(format!("find Patroni on {name}"), "no spec for this node")
+        })
+    }
+    /// The postmaster's pid (it leads its own process group), if it runs.
+    async fn postmaster(&self, remote: &dyn Remote) -> Option<u32> {
+        let dir = node_dir(&self.base_dir, &remote.node().name);
+        let out = remote
+            .run(&Exec::sh(format!(
+                "p=$(head -1 {}/pgdata/postmaster.pid 2>/dev/null) && kill -0 \"$p\" 2>/dev/null && echo \"$p\"",
+                shell_quote(&dir)
+            )))
+            .await
+            .ok()?;
+        out.stdout.trim().parse().ok()
+    }
+}
+
+#[async_trait]
+impl SystemControl for Control {
+    async fn pids(&self, remote: &dyn Remote) -> nemesis::Result<Vec<u32>> {
+        let spec = self.spec(remote)?;
+        let mut pids: Vec<u32> = control::running_pid(remote, &spec.pidfile, false)
+            .await
+            .map_err(|e| nemesis::Error::remote(&remote.node().name, "read Patroni's pid", e))?
+            .into_iter()
+            .collect();
+        pids.extend(self.postmaster(remote).await);
+        Ok(pids)
+    }
+    async fn kill(&self, remote: &dyn Remote) -> nemesis::Result<()> {
+        let spec = self.spec(remote)?;
+        let pm = self.postmaster(remote).await;
+        control::kill_daemon(remote, &spec.pidfile)
+            .await
+            .map_err(|e| nemesis::Error::remote(&remote.node().name, "kill Patroni", e))?;
+        if let Some(pm) = pm {
+            let _ = remote
+                .run(&Exec::sh(format!(
+                    "kill -9 -- -{pm} 2>/dev/null; kill -9 {pm} 2>/dev/null; true"
+                )))
+                .await;
+        }
+        Ok(())
+    }
+    async fn start(&self, remote: &dyn Remote) -> nemesis::Result<()> {
+        let spec = self.spec(remote)?;
+        control::start_daemon(remote, spec)
+            .await
+            .map(|_| ())
+            .map_err(|e| nemesis::Error::remote(&remote.node().name, "start Patroni", e))
+    }
+    async fn leader(&self) -> Option<NodeName> {
+        self.leader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl PostgresPatroni {
+    pub fn new(nodes: Vec<Node>, opts: Options, leader: Arc<Mutex<Option<String>>>) -> Self {
+        let mut specs = std::collections::BTreeMap::new();
+        for n in &nodes {
+            let dir = node_dir(&opts.base_dir, &n.name);
+            let mut s = DaemonSpec::new(
+                "setpriv",
+                format!("{dir}/patroni.pid"),
+                format!("{dir}/patroni.log"),
+            )
+            .args([
+                "--reuid=postgres".to_string(),
+                "--regid=postgres".into(),
+                "--init-groups".into(),
+                "patroni".into(),
+                format!("{dir}/patroni.yml"),
+            ]);
+            s.chdir = Some(dir.clone());
+            specs.insert(n.name.clone(), s);
+        }
+        let dcs = Etcd::new(
+            nodes.clone(),
+            etcd::Options {
+                base_dir: format!("{}/dcs", opts.base_dir.trim_end_matches('/')),
+                install: opts.install,
+            },
+            Arc::default(),
+        );
+        PostgresPatroni {
+            control: Arc::new(Control {
+                base_dir: opts.base_dir.clone(),
+                specs,
+                leader,
+            }),
+            nodes,
+            opts,
+            dcs,
+        }
+    }
+
+    fn pairs(&self) -> Vec<(String, String)> {
+        self.nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.addr.clone()))
+            .collect()
+    }
+
+    fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    fn config(&self, n: &Node, dir: &str) -> String {
+        let hosts: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|m| format!("{}:2379", m.addr))
+            .collect();
+        format!(
+            r#"scope: faultline
+name: {name}
+restapi:
+  listen: {addr}:{REST_PORT}
+  connect_address: {addr}:{REST_PORT}
+etcd3:
+  hosts: {hosts}
+bootstrap:
+  dcs:
+    ttl: 10
+    loop_wait: 1
+    retry_timeout: 3
+    maximum_lag_on_failover: 1048576
+    synchronous_mode: {sync}
+    postgresql:
+      use_pg_rewind: true
+      parameters:
+        wal_level: replica
+        hot_standby: "on"
+        max_wal_senders: 10
+        max_replication_slots: 10
+        wal_log_hints: "on"
+  initdb:
+    - encoding: UTF8
+    - auth: trust
+  pg_hba:
+    - local all all trust
+    - host replication all 0.0.0.0/0 trust
+    - host all all 0.0.0.0/0 trust
+postgresql:
+  listen: {addr}:{PG_PORT}
+  connect_address: {addr}:{PG_PORT}
+  data_dir: {dir}/pgdata
+  bin_dir: {PG_BIN}
+  pgpass: {dir}/pgpass
+  authentication:
+    replication:
+      username: replicator
+      password: faultline
+    superuser:
+      username: postgres
+      password: faultline
+    rewind:
+      username: postgres
+      password: faultline
+  parameters:
+    unix_socket_directories: '{dir}'
+  pg_hba:
+    - local all all trust
+    - host replication all 0.0.0.0/0 trust
+    - host all all 0.0.0.0/0 trust
+"#,
+            name = n.name,
+            addr = n.addr,
+            hosts = hosts.join(","),
+            sync = self.opts.synchronous,
+        )
+    }
+
+    /// Creates the tables on the primary.
+    async fn schema(&self, leader: &str) -> anyhow::Result<()> {
+        let n = self.node(leader).context("no such node")?;
+        let mut c = PgConn::connect(&format!("{}:{PG_PORT}", n.addr), Duration::from_secs(3))
+            .await
+            .map_err(|e| anyhow::anyhow!("failed to connect to {leader}: {}", e.msg))?;
+        c.query(SCHEMA, Duration::from_secs(10))
+            .await
+            .map_err(|e| anyhow::anyhow!("failed to create the tables on {leader}: {}", e.msg))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl System for PostgresPatroni {
+    fn name(&self) -> &str {
+        "postgres-patroni"
+    }
+
+    fn nodes(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
+    async fn setup(&self, node: &dyn Remote) -> anyhow::Result<()> {
+        require_programs(
+            node,
+            &["patroni", "setpriv", &format!("{PG_BIN}/postgres")],
+            &["patroni", "postgresql-15"],
+            self.opts.install,
+        )
+        .await?;
+        let name = node.node().name.clone();
+        let n = self
+            .node(&name)
+            .with_context(|| format!("{name} is not a node of this system"))?
+            .clone();
+        let dir = node_dir(&self.opts.base_dir, &name);
+        let _ = SystemControl::kill(self.control.as_ref(), node).await;
+        node.exec(&Exec::sh(format!(
+            "rm -rf {d} && mkdir -p {d} && chown postgres:postgres {d} && chmod 755 {base}",
+            d = shell_quote(&dir),
+            base = shell_quote(&self.opts.base_dir),
+        )))
+        .await
+        .with_context(|| format!("failed to prepare {dir} on {name}"))?;
+        self.dcs.setup(node).await?;
+        write_file(node, &format!("{dir}/patroni.yml"), &self.config(&n, &dir)).await?;
+        node.exec(&Exec::sh(format!(
+            "chown postgres:postgres {d}/patroni.yml && touch {d}/patroni.log && chown postgres:postgres {d}/patroni.log",
+            d = shell_quote(&dir)
+        )))
+        .await?;
+        Ok(())
+    }
+
+    async fn start(&self, node: &dyn Remote) -> anyhow::Result<()> {
+        let name = &node.node().name;
+        self.dcs.start(node).await?;
+        self.control
+            .start(node)
+            .await
+            .with_context(|| format!("failed to start Patroni on {name}"))
+    }
+
+    async fn kill(&self, node: &dyn Remote) -> anyhow::Result<()> {
+        SystemControl::kill(self.control.as_ref(), node)
+            .await
+            .with_context(|| format!("failed to kill Patroni on {}", node.node().name))
+    }
+
+    async fn teardown(&self, node: &dyn Remote) -> anyhow::Result<()> {
+        let name = &node.node().name;
+        let dir = node_dir(&self.opts.base_dir, name);
+        let _ = System::kill(self, node).await;
+        let _ = self.dcs.teardown(node).await;
+        node.exec(&Exec::sh(format!("rm -rf {}", shell_quote(&dir))))
+            .await
+            .with_context(|| format!("failed to remove {dir} on {name}"))?;
+        Ok(())
+    }
+
+    fn log_files(&self, node: &str) -> Vec<(String, String)> {
+        let dir = node_dir(&self.opts.base_dir, node);
+        let mut v = vec![
+            (format!("{dir}/patroni.log"), "patroni.log".to_string()),
+            (format!("{dir}/patroni.yml"), "patroni.yml".to_string()),
+        ];
+        v.extend(
+            self.dcs
+                .log_files(node)
+                .into_iter()
+                .map(|(r, l)| (r, format!("dcs-{l}"))),
+        );
+        v
+    }
+
+    fn control(&self) -> Arc<dyn SystemControl> {
+        self.control.clone()
+    }
+
+    async fn role(&self, node: &str, timeout: Duration) -> anyhow::Result<RoleInfo> {
+        let n = self.node(node).with_context(|| format!("no node {node}"))?;
+        probe(&n.addr, node, &self.pairs(), timeout)
+            .await
+            .map(|(r, _)| r)
+            .map_err(|e| anyhow::anyhow!("{node}: {}", e.msg))
+    }
+
+    fn client(&self, timeout: Duration) -> Box<dyn Client> {
+        Box::new(PgClient {
+            nodes: self
+                .nodes
+                .iter()
+                .map(|n| (n.name.clone(), n.addr.clone()))
+                .collect(),
+            primary: None,
+            direct: None,
+            start: NEXT.fetch_add(1, Ordering::Relaxed),
+            timeout,
+        })
+    }
+
+    async fn ready(&self, limit: Duration) -> anyhow::Result<String> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut last = String::from("nothing answered");
+        loop {
+            let mut leaders = Vec::new();
+            let mut all = true;
+            for n in &self.nodes {
+                match probe(&n.addr, &n.name, &self.pairs(), Duration::from_secs(1)).await {
+                    Ok((r, _)) if r.role == "leader" => leaders.push(n.name.clone()),
+                    Ok((r, _)) if r.applied.is_some() => {}
+                    Ok(_) => {
+                        all = false;
+                        last = format!("{} is not streaming yet", n.name);
+                    }
+                    Err(e) => {
+                        all = false;
+                        last = format!("{}: {}", n.name, e.msg);
+                    }
+                }
+            }
+            if all && leaders.len() == 1 {
+                self.schema(&leaders[0]).await?;
+                return Ok(leaders.remove(0));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                anyhow::bail!("Patroni was not ready within {limit:?}: {last}");
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+}
+
+/// A PostgreSQL error or a failed exchange.
+#[derive(Debug)]
+pub struct PgError {
+    /// The request may have reached the server.
+    pub sent: bool,
+    /// SQLSTATE of an error response.
+    pub code: Option<String>,
+    pub msg: String,
+}
+
+impl PgError {
+    fn io(sent: bool, msg: impl Into<String>) -> Self {
+        PgError {
+            sent,
+            code: None,
+            msg: msg.into(),
+        }
+    }
+}
+
+/// One PostgreSQL connection speaking the simple-query protocol (trust auth).
+pub struct PgConn {
+    stream: TcpStream,
+}
+
+impl PgConn {
+    pub async fn connect(addr: &str, timeout: Duration) -> Result<PgConn, PgError> {
+        let fut = async {
+            let mut stream = TcpStream::connect(addr)
+                .await
+                .map_err(|e| PgError::io(false, format!("connect: {}", e.kind())))?;
+            let _ = stream.set_nodelay(true);
+            let mut body = Vec::new();
+            body.extend_from_slice(&196608u32.to_be_bytes());
+            for (k, v) in [("user", "postgres"), ("database", "postgres")] {
+                body.extend_from_slice(k.as_bytes());
+                body.push(0);
+                body.extend_from_slice(v.as_bytes());
+                body.push(0);
+            }
+            body.push(0);
+            let mut msg = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+            msg.extend_from_slice(&body);
+            stream
+                .write_all(&msg)
+                .await
+                .map_err(|e| PgError::io(false, format!("startup: {}", e.kind())))?;
+            let mut c = PgConn { stream };
+            loop {
+                let (t, payload) = c.read_msg(false).await?;
+                match t {
+                    b'R' if payload.get(..4) == Some(&[0, 0, 0, 0]) => {}
+                    b'R' => return Err(PgError::io(false, "authentication other than trust")),
+                    b'E' => return Err(error_response(&payload, false)),
+                    b'Z' => return Ok(c),
+                    _ => {}
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, fut).await {
+            Err(_) => Err(PgError::io(false, "connect timeout")),
+            Ok(r) => r,
+        }
+    }
+
+    async fn read_msg(&mut self, sent: bool) -> Result<(u8, Vec<u8>), PgError> {
+        let mut head = [0u8; 5];
+        self.stream
+            .read_exact(&mut head)
+            .await
+            .map_err(|e| PgError::io(sent, format!("io: {}", e.kind())))?;
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        let mut payload = vec![0u8; len.saturating_sub(4)];
+        self.stream
+            .read_exact(&mut payload)
+            .await
+            .map_err(|e| PgError::io(sent, format!("io: {}", e.kind())))?;
+        Ok((head[0], payload))
+    }
+
+    /// Runs `sql`; returns the rows (text columns, NULL as `None`) of its last statement.
+    pub async fn query(
+        &mut self,
+        sql: &str,
+        timeout: Duration,
+    ) -> Result<Vec<Vec<Option<String>>>, PgError> {
+        let fut = async {
+            let mut msg = vec![b'Q'];
+            msg.extend_from_slice(&((sql.len() + 5) as u32).to_be_bytes());
+            msg.extend_from_slice(sql.as_bytes());
+            msg.push(0);
+            self.stream
+                .write_all(&msg)
+                .await
+                .map_err(|e| PgError::io(true, format!("io: {}", e.kind())))?;
+            let mut rows = Vec::new();
+            let mut err = None;
+            loop {
+                let (t, p) = self.read_msg(true).await?;
+                match t {
+                    b'T' => rows.clear(),
+                    b'D' => rows.push(data_row(&p)),
+                    b'E' => err = Some(error_response(&p, true)),
+                    b'Z' => return err.map_or(Ok(rows), Err),
+                    _ => {}
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, fut).await {
+            Err(_) => Err(PgError::io(true, "timeout")),
+            Ok(r) => r,
+        }
+    }
+}
+
+fn data_row(p: &[u8]) -> Vec<Option<String>> {
+    let mut out = Vec::new();
+    if p.len() < 2 {
+        return out;
+    }
+    let n = u16::from_be_bytes([p[0], p[1]]) as usize;
+    let mut i = 2;
+    for _ in 0..n {
+        let Some(len) = p.get(i..i + 4) else { break };
+        let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
+        i += 4;
+        if len < 0 {
+            out.push(None);
+        } else {
+            let end = (i + len as usize).min(p.len());
+            out.push(Some(String::from_utf8_lossy(&p[i..end]).into_owned()));
+            i = end;
+        }
+    }
+    out
+}
+
+fn error_response(p: &[u8], sent: bool) -> PgError {
+    let (mut code, mut msg) = (None, String::new());
+    for field in p.split(|&b| b == 0) {
+        match field.first() {
+            Some(b'C') => code = Some(String::from_utf8_lossy(&field[1..]).into_owned()),
+            Some(b'M') => msg = String::from_utf8_lossy(&field[1..]).into_owned(),
+            _ => {}
+        }
+    }
+    PgError {
+        sent,
+        msg: format!("{}: {msg}", code.as_deref().unwrap_or("?")),
+        code,
+    }
+}
+
+/// The leader probe of one node (see the module doc).
+async fn probe(
+    addr: &str,
+    node: &str,
+    nodes: &[(String, String)],
+    timeout: Duration,
+) -> Result<(RoleInfo, String), PgError> {
+    let rest = format!("{addr}:{REST_PORT}");
+    let (_, st) = etcd::get(&rest, "/patroni", timeout)
+        .await
+        .map_err(|e| PgError::io(false, format!("patroni: {}", e.msg)))?;
+    let patroni_role = st["role"].as_str().unwrap_or("").to_owned();
+    // Role, timeline and WAL position in one statement, so they describe one instant (Patroni's
+    // own view is refreshed once per HA loop and can lag a promotion).
+    let mut c = PgConn::connect(&format!("{addr}:{PG_PORT}"), timeout).await?;
+    let rows = c
+        .query(
+            "SELECT pg_is_in_recovery(), \
+             (SELECT status FROM pg_stat_wal_receiver), \
+             (SELECT sender_host FROM pg_stat_wal_receiver), \
+             CASE WHEN pg_is_in_recovery() \
+               THEN (SELECT received_tli FROM pg_stat_wal_receiver) \
+               ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int \
+             END, \
+             CASE WHEN pg_is_in_recovery() \
+               THEN pg_last_wal_replay_lsn() - '0/0'::pg_lsn \
+               ELSE pg_current_wal_lsn() - '0/0'::pg_lsn \
+             END",
+            timeout,
+        )
+        .await?;
+    let col = |i: usize| rows.first().and_then(|r| r.get(i).cloned().flatten());
+    let primary = match col(0).as_deref() {
+        Some("f") => true,
+        Some("t") => false,
+        other => return Err(PgError::io(true, format!("pg_is_in_recovery: {other:?}"))),
+    };
+    let term = col(3).and_then(|t| t.parse::<i64>().ok());
+    let lsn = col(4).and_then(|l| l.split('.').next().and_then(|x| x.parse::<i64>().ok()));
+    // A replica follows the node its WAL receiver streams from; its replayed position counts
+    // only while it streams (a demoted primary on its old timeline replays nothing new).
+    let streaming = col(1).as_deref() == Some("streaming");
+    let (applied, committed) = if primary {
+        (lsn, lsn)
+    } else if streaming {
+        (lsn, None)
+    } else {
+        (None, None)
+    };
+    let leader = if primary {
+        Some(node.to_owned())
+    } else {
+        col(2).and_then(|host| {
+            nodes
+                .iter()
+                .find(|(_, a)| *a == host)
+                .map(|(n, _)| n.clone())
+        })
+    };
+    let role = RoleInfo {
+        role: if primary { "leader" } else { "follower" }.into(),
+        term,
+        leader,
+        applied,
+        committed,
+    };
+    Ok((role, patroni_role))
+}
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// A client that follows the primary Patroni names.
+pub struct PgClient {
+    nodes: Vec<(String, String)>,
+    primary: Option<(String, PgConn)>,
+    direct: Option<(String, PgConn)>,
+    start: usize,
+    timeout: Duration,
+}
+
+impl PgClient {
+    /// The node whose Patroni answers `GET /primary` with 200.
+    async fn discover(&mut self) -> Result<(String, String), String> {
+        let n = self.nodes.len().max(1);
+        let t = self.timeout.min(Duration::from_secs(1));
+        for i in 0..n {
+            let (name, addr) = self.nodes[(self.start + i) % n].clone();
+            if let Ok((200, _)) = etcd::get(&format!("{addr}:{REST_PORT}"), "/primary", t).await {
+                return Ok((name, addr));
+            }
+        }
+        self.start = (self.start + 1) % n;
+        Err("no Patroni says it is the primary".into())
+    }
+}
+
+fn sql(op: &Invocation) -> Result<String, String> {
+    Ok(match (op.f, op.key.is_some()) {
+        ("add", false) => format!(
+            "INSERT INTO s (v) VALUES ({})",
+            op.value.as_int().ok_or("add needs an integer")?
+        ),
+        ("read", false) => "SELECT v FROM s ORDER BY v".into(),
+        ("incr" | "generate" | "insert", _) => "INSERT INTO ids DEFAULT VALUES RETURNING id".into(),
+        ("leader", _) => String::new(),
+        (f, _) => return Err(format!("postgres-patroni cannot do {f}")),
+    })
+}
+
+fn ok_value(op: &Invocation, rows: &[Vec<Option<String>>]) -> Option<Value> {
+    match op.f {
+        "add" => Some(op.value.clone()),
+        "read" => {
+            let mut out = Vec::new();
+            for r in rows {
+                out.push(Value::Int(r.first()?.as_deref()?.parse().ok()?));
+            }
+            Some(Value::List(out))
+        }
+        _ => Some(Value::Int(rows.first()?.first()?.as_deref()?.parse().ok()?)),
+    }
+}
+
+#[async_trait]
+impl Client for PgClient {
+    async fn open(&mut self, _node: &str) {}
+
+    async fn invoke(&mut self, op: &Invocation) -> Completion {
+        let q = match sql(op) {
+            Ok(q) => q,
+            Err(e) => {
+                let at = op.node.clone().unwrap_or_default();
+                return Completion::fail(op.value.clone(), &at, e);
+            }
+        };
+        if op.f == "leader" {
+            let at = op.node.clone().unwrap_or_default();
+            let Some((_, addr)) = self.nodes.iter().find(|(n, _)| *n == at).cloned() else {
+                return Completion::fail(op.value.clone(), &at, "unknown node");
+            };
+            return match probe(&addr, &at, &self.nodes, self.timeout).await {
+                Ok((r, patroni)) => Completion::ok(
+                    Value::Map(vec![
+                        (Value::str("patroni"), Value::str(&patroni)),
+                        (Value::str("role"), Value::str(&r.role)),
+                        (
+                            Value::str("term"),
+                            r.term.map(Value::Int).unwrap_or(Value::Nil),
+                        ),
+                        (
+                            Value::str("leader"),
+                            r.leader.as_deref().map(Value::str).unwrap_or(Value::Nil),
+                        ),
+                    ]),
+                    &at,
+                ),
+                Err(e) => Completion::fail(op.value.clone(), &at, e.msg),
+            };
+        }
+        let routed = op.node.is_none();
+        let slot = if routed {
+            &mut self.primary
+        } else {
+            &mut self.direct
+        };
+        let want = op.node.clone();
+        if slot
+            .as_ref()
+            .is_some_and(|(n, _)| want.as_ref().is_some_and(|w| w != n))
+        {
+            *slot = None;
+        }
+        if slot.is_none() {
+            let (name, addr) = match &want {
+                Some(w) => match self.nodes.iter().find(|(n, _)| n == w).cloned() {
+                    Some(x) => x,
+                    None => return Completion::fail(op.value.clone(), w, "unknown node"),
+                },
+                None => match self.discover().await {
+                    Ok(x) => x,
+                    Err(e) => return Completion::fail(op.value.clone(), "", e),
+                },
+            };
+            match PgConn::connect(&format!("{addr}:{PG_PORT}"), self.timeout).await {
+                Ok(c) => {
+                    let slot = if routed {
+                        &mut self.primary
+                    } else {
+                        &mut self.direct
+                    };
+                    *slot = Some((name, c));
+                }
+                Err(e) => return Completion::fail(op.value.clone(), &name, e.msg),
+            }
+        }
+        let slot = if routed {
+            &mut self.primary
+        } else {
+            &mut self.direct
+        };
+        let (target, conn) = slot.as_mut().expect("connected above");
+        let target = target.clone();
+        match conn.query(&q, self.timeout).await {
+            Ok(rows) => match ok_value(op, &rows) {
+                Some(v) => Completion::ok(v, &target),
+                None => Completion::info(op.value.clone(), &target, "unexpected rows"),
+            },
+            Err(e) => {
+                // An error response ends the statement (the connection stays usable); an
+                // exchange that broke does not.
+                let definite = !e.sent
+                    || op.is_read()
+                    || matches!(
+                        e.code.as_deref(),
+                        Some("25006" | "23505" | "42P01" | "57P03")
+                    );
+                if e.code.is_none() || e.code.as_deref() == Some("25006") {
+                    *slot = None;
+                }
+                if definite {
+                    Completion::fail(op.value.clone(), &target, e.msg)
+                } else {
+                    Completion::info(op.value.clone(), &target, e.msg)
+                }
+            }
+        }
+    }
+
+    async fn close(&mut self) {
+        self.primary = None;
+        self.direct = None;
+    }
+}
