@@ -294,6 +294,27 @@ pub fn load(path: &Path, inputs: &Inputs) -> Result<Loaded, String> {
             None => format!("{file}: {msg}"),
         }
     })?;
+    // A --set KEY the file never uses is a typo (its default would be used silently).
+    let used: Vec<&str> = text
+        .split("{set.")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(k, _)| k))
+        .collect();
+    for k in inputs.sets.keys() {
+        if !used.contains(&k.as_str()) {
+            let mut known: Vec<&str> = used.clone();
+            known.sort_unstable();
+            known.dedup();
+            return Err(format!(
+                "{file}: --set {k}: the file has no {{set.{k}}} placeholder (it has: {})",
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        }
+    }
     let mut sets = spec.defaults.clone();
     sets.extend(inputs.sets.clone());
     let loaded = Loaded {

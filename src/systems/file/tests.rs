@@ -350,3 +350,16 @@ fn leader_command_output_by_fields_or_lines() {
     let e = load_text(&neither, &Inputs::default()).unwrap_err();
     assert!(e.contains("leader: missing key `resp` or `command`"), "{e}");
 }
+
+#[test]
+fn unused_set_keys_are_refused() {
+    let inputs = Inputs {
+        bugs: Vec::new(),
+        sets: spec::parse_sets(&["mdoe=async".to_string()]).unwrap(),
+    };
+    let e = load_text(&leaderkv_text(), &inputs).unwrap_err();
+    assert_eq!(
+        e,
+        "sys.toml: --set mdoe: the file has no {set.mdoe} placeholder (it has: mode)"
+    );
+}
