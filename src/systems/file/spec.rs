@@ -294,27 +294,6 @@ pub fn load(path: &Path, inputs: &Inputs) -> Result<Loaded, String> {
             None => format!("{file}: {msg}"),
         }
     })?;
-    // A --set KEY the file never uses is a typo (its default would be used silently).
-    let used: Vec<&str> = text
-        .split("{set.")
-        .skip(1)
-        .filter_map(|rest| rest.split_once('}').map(|(k, _)| k))
-        .collect();
-    for k in inputs.sets.keys() {
-        if !used.contains(&k.as_str()) {
-            let mut known: Vec<&str> = used.clone();
-            known.sort_unstable();
-            known.dedup();
-            return Err(format!(
-                "{file}: --set {k}: the file has no {{set.{k}}} placeholder (it has: {})",
-                if known.is_empty() {
-                    "none".to_owned()
-                } else {
-                    known.join(", ")
-                }
-            ));
-        }
-    }
     let mut sets = spec.defaults.clone();
     sets.extend(inputs.sets.clone());
     let loaded = Loaded {
@@ -325,6 +304,9 @@ pub fn load(path: &Path, inputs: &Inputs) -> Result<Loaded, String> {
         local_files: Vec::new(),
     };
     loaded.validate().map_err(|e| format!("{file}: {e}"))?;
+    loaded
+        .check_inputs(inputs)
+        .map_err(|e| format!("{file}: {e}"))?;
     Ok(loaded)
 }
 
@@ -418,6 +400,63 @@ impl Loaded {
                 Err(format!("{key}: {e}{hint}"))
             }
         }
+    }
+
+    /// Every template of the file (for what the command line passes in).
+    fn templates(&self) -> Vec<&str> {
+        let s = &self.spec;
+        let c = &s.commands;
+        let mut t: Vec<&str> = vec![&c.start];
+        t.extend(s.files.iter().flat_map(|(a, b)| [a.as_str(), b.as_str()]));
+        t.extend(s.configs.iter().flat_map(|(a, b)| [a.as_str(), b.as_str()]));
+        t.extend(
+            [&c.setup, &c.stop, &c.wipe]
+                .into_iter()
+                .flatten()
+                .map(String::as_str),
+        );
+        t.extend(s.process.pidfile.as_deref());
+        t.extend(s.ready.command.as_deref());
+        t.extend(s.leader.command.as_deref());
+        t.extend(s.leader.resp.iter().map(String::as_str));
+        t.extend(s.logs.files.iter().map(String::as_str));
+        for (op, _, _) in OPS {
+            t.extend(self.op(op).into_iter().flatten().map(String::as_str));
+        }
+        t
+    }
+
+    /// Refuses `--set KEY` the file never uses and `--bug` without `{bug_flags}`: typos that
+    /// would silently test something else.
+    fn check_inputs(&self, inputs: &Inputs) -> Result<(), String> {
+        let templates = self.templates();
+        let mut used: Vec<&str> = templates
+            .iter()
+            .flat_map(|t| t.split("{set.").skip(1))
+            .filter_map(|rest| rest.split_once('}').map(|(k, _)| k))
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        for k in inputs.sets.keys() {
+            if !used.contains(&k.as_str()) {
+                let has = if used.is_empty() {
+                    "none".to_owned()
+                } else {
+                    used.join(", ")
+                };
+                return Err(format!(
+                    "--set {k}: the file has no {{set.{k}}} placeholder (it has: {has})"
+                ));
+            }
+        }
+        if !inputs.bugs.is_empty() && !templates.iter().any(|t| t.contains("{bug_flags}")) {
+            return Err(format!(
+                "--bug {}: the file has no {{bug_flags}} placeholder, so the bug would not \
+                 reach the system",
+                inputs.bugs.join(", --bug ")
+            ));
+        }
+        Ok(())
     }
 
     /// Validates everything that can be checked without nodes.

@@ -363,3 +363,18 @@ fn unused_set_keys_are_refused() {
         "sys.toml: --set mdoe: the file has no {set.mdoe} placeholder (it has: mode)"
     );
 }
+
+#[test]
+fn bugs_need_bug_flags() {
+    let inputs = Inputs {
+        bugs: vec!["local-counter".into()],
+        sets: BTreeMap::new(),
+    };
+    load_text(&leaderkv_text(), &inputs).unwrap();
+    let t = leaderkv_text().replace(" {bug_flags}\"", "\"");
+    let e = load_text(&t, &inputs).unwrap_err();
+    assert!(
+        e.starts_with("sys.toml: --bug local-counter: the file has no {bug_flags} placeholder"),
+        "{e}"
+    );
+}
