@@ -693,7 +693,7 @@ impl Client for RedisClient {
             Ok(Reply::Error(e)) => {
                 // -READONLY (a demoted primary), -LOADING, -MASTERDOWN ...: rejected, not
                 // applied. Anything but a compare-and-set mismatch sends us to the Sentinels.
-                if !e.starts_with("CASMISMATCH") {
+                if !e.contains("CASMISMATCH") {
                     self.primary = None;
                 }
                 Completion::fail(op.value.clone(), &target, e)
