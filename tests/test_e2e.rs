@@ -252,12 +252,21 @@ fn bug_no_fencing_has_dual_leaders() {
     if !control::prereq::privileged_or_skip("bug_no_fencing_has_dual_leaders", false) {
         return;
     }
+    // Random shapes often leave the leader on the majority side (seen: 3 of 5 seeds); the
+    // isolate-leader cycles cut the leader off every time.
+    let dir = tempfile::tempdir().unwrap();
+    let schedule = isolate_leader_schedule(dir.path());
     bug_matrix(
         "fle5-",
         "10.77.65.0/24",
         "no-fencing",
         "dual-leader",
-        &["--nemesis", "partition", "--workload", "set"],
+        &[
+            "--schedule",
+            schedule.to_str().unwrap(),
+            "--workload",
+            "set",
+        ],
     );
 }
 
