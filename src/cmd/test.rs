@@ -384,6 +384,13 @@ async fn run_async(args: &TestArgs, plan: &Plan, started: Instant) -> anyhow::Re
         leader_slot,
     };
     let outcome = runner::run(&cfg, system, env, &run_dir, log.clone(), progress).await?;
+    // Teardown removed every node's directory; remove the now-empty directories that held
+    // them (remove_dir refuses anything that is not empty).
+    let base = PathBuf::from(format!("/tmp/faultline-nodes/{}", args.prefix));
+    for entry in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+        let _ = std::fs::remove_dir(entry.path());
+    }
+    let _ = std::fs::remove_dir(&base);
 
     // Store and report.
     let mut results = checkers::result::results_json(&outcome.results);
