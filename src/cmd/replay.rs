@@ -81,17 +81,6 @@ pub fn store_of(run_dir: &Path) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("store"))
 }
 
-pub fn anomaly_types(results: &serde_json::Value) -> Vec<String> {
-    results["anomaly_types"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|t| t.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 pub fn run(args: ReplayArgs) -> anyhow::Result<u8> {
     let stored = load(&args.run_dir, &replay::REPLACED)?;
     let pinned = replay::pin(&stored.schedule, &stored.history);
@@ -114,7 +103,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<u8> {
     let (new_history, _) = history::load(&new_dir.join("history.jsonl"), None)
         .context("failed to read the replay's history")?;
     let diffs = replay::compare(&stored.history, &new_history, args.tolerance_ms);
-    let before = anomaly_types(&stored.results);
+    let before = child::anomaly_types(&stored.results);
     let after = o.anomaly_types();
     let came_back: Vec<&String> = before.iter().filter(|t| after.contains(t)).collect();
     println!(

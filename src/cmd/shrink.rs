@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::cmd::check::parse_duration;
-use crate::cmd::replay::{self, anomaly_types, store_of};
+use crate::cmd::replay::{self, store_of};
 use crate::exit::{self, user_error};
 use crate::gate::child;
 use crate::gate::shrink::{self, Candidate, Options, Reproducer};
@@ -79,7 +79,7 @@ pub fn run(args: ShrinkArgs) -> anyhow::Result<u8> {
     let mut replaced = crate::gate::replay::REPLACED.to_vec();
     replaced.push("--time-limit");
     let stored = replay::load(&args.run_dir, &replaced)?;
-    let classes = anomaly_types(&stored.results);
+    let classes = child::anomaly_types(&stored.results);
     if classes.is_empty() {
         return Err(user_error(format!(
             "{} has no anomaly: nothing to shrink",

@@ -55,15 +55,7 @@ pub struct RunOutcome {
 
 impl RunOutcome {
     pub fn anomaly_types(&self) -> Vec<String> {
-        self.results
-            .as_ref()
-            .and_then(|r| r["anomaly_types"].as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|t| t.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.results.as_ref().map(anomaly_types).unwrap_or_default()
     }
 
     /// One line per anomaly (its explanation), the first `limit` of them.
@@ -94,6 +86,18 @@ impl RunOutcome {
             .map(|d| d.join("report.html"))
             .filter(|p| p.is_file())
     }
+}
+
+/// The anomaly classes a `results.json` names.
+pub fn anomaly_types(results: &Json) -> Vec<String> {
+    results["anomaly_types"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Where `<store>/latest` points now, if anywhere.
