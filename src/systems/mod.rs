@@ -6,12 +6,14 @@
 //! - [`redis_sentinel`]: Redis with Sentinel failover (OS packages).
 //! - [`etcd`]: an etcd (Raft) cluster over its HTTP/JSON gateway (OS packages).
 //! - [`postgres_patroni`]: PostgreSQL 15 managed by Patroni on etcd (OS packages).
+//! - [`proto`]: the HTTP and PostgreSQL wire protocols the clients speak.
 //! - [`thirdparty`]: what the third-party systems share, and how `faultline test` builds them.
 
 pub mod etcd;
 pub mod file;
 pub mod leaderkv;
 pub mod postgres_patroni;
+pub mod proto;
 pub mod redis_sentinel;
 pub mod resp_router;
 pub mod thirdparty;

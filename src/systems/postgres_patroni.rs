@@ -32,11 +32,11 @@ use async_trait::async_trait;
 use control::{DaemonSpec, Exec, Node, Remote, shell_quote};
 use history::Value;
 use nemesis::{NodeName, SystemControl};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use workloads::{Client, Completion, Invocation};
 
 use super::etcd::{self, Etcd};
+use super::proto::http;
+use super::proto::pgwire::{PgConn, PgError};
 use super::thirdparty::{require_programs, write_file};
 use super::{RoleInfo, System};
 
@@ -409,159 +409,6 @@ impl System for PostgresPatroni {
     }
 }
 
-/// A PostgreSQL error or a failed exchange.
-#[derive(Debug)]
-pub struct PgError {
-    /// The request may have reached the server.
-    pub sent: bool,
-    /// SQLSTATE of an error response.
-    pub code: Option<String>,
-    pub msg: String,
-}
-
-impl PgError {
-    fn io(sent: bool, msg: impl Into<String>) -> Self {
-        PgError {
-            sent,
-            code: None,
-            msg: msg.into(),
-        }
-    }
-}
-
-/// One PostgreSQL connection speaking the simple-query protocol (trust auth).
-pub struct PgConn {
-    stream: TcpStream,
-}
-
-impl PgConn {
-    pub async fn connect(addr: &str, timeout: Duration) -> Result<PgConn, PgError> {
-        let fut = async {
-            let mut stream = TcpStream::connect(addr)
-                .await
-                .map_err(|e| PgError::io(false, format!("connect: {}", e.kind())))?;
-            let _ = stream.set_nodelay(true);
-            let mut body = Vec::new();
-            body.extend_from_slice(&196608u32.to_be_bytes());
-            for (k, v) in [("user", "postgres"), ("database", "postgres")] {
-                body.extend_from_slice(k.as_bytes());
-                body.push(0);
-                body.extend_from_slice(v.as_bytes());
-                body.push(0);
-            }
-            body.push(0);
-            let mut msg = ((body.len() + 4) as u32).to_be_bytes().to_vec();
-            msg.extend_from_slice(&body);
-            stream
-                .write_all(&msg)
-                .await
-                .map_err(|e| PgError::io(false, format!("startup: {}", e.kind())))?;
-            let mut c = PgConn { stream };
-            loop {
-                let (t, payload) = c.read_msg(false).await?;
-                match t {
-                    b'R' if payload.get(..4) == Some(&[0, 0, 0, 0]) => {}
-                    b'R' => return Err(PgError::io(false, "authentication other than trust")),
-                    b'E' => return Err(error_response(&payload, false)),
-                    b'Z' => return Ok(c),
-                    _ => {}
-                }
-            }
-        };
-        match tokio::time::timeout(timeout, fut).await {
-            Err(_) => Err(PgError::io(false, "connect timeout")),
-            Ok(r) => r,
-        }
-    }
-
-    async fn read_msg(&mut self, sent: bool) -> Result<(u8, Vec<u8>), PgError> {
-        let mut head = [0u8; 5];
-        self.stream
-            .read_exact(&mut head)
-            .await
-            .map_err(|e| PgError::io(sent, format!("io: {}", e.kind())))?;
-        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-        let mut payload = vec![0u8; len.saturating_sub(4)];
-        self.stream
-            .read_exact(&mut payload)
-            .await
-            .map_err(|e| PgError::io(sent, format!("io: {}", e.kind())))?;
-        Ok((head[0], payload))
-    }
-
-    /// Runs `sql`; returns the rows (text columns, NULL as `None`) of its last statement.
-    pub async fn query(
-        &mut self,
-        sql: &str,
-        timeout: Duration,
-    ) -> Result<Vec<Vec<Option<String>>>, PgError> {
-        let fut = async {
-            let mut msg = vec![b'Q'];
-            msg.extend_from_slice(&((sql.len() + 5) as u32).to_be_bytes());
-            msg.extend_from_slice(sql.as_bytes());
-            msg.push(0);
-            self.stream
-                .write_all(&msg)
-                .await
-                .map_err(|e| PgError::io(true, format!("io: {}", e.kind())))?;
-            let mut rows = Vec::new();
-            let mut err = None;
-            loop {
-                let (t, p) = self.read_msg(true).await?;
-                match t {
-                    b'T' => rows.clear(),
-                    b'D' => rows.push(data_row(&p)),
-                    b'E' => err = Some(error_response(&p, true)),
-                    b'Z' => return err.map_or(Ok(rows), Err),
-                    _ => {}
-                }
-            }
-        };
-        match tokio::time::timeout(timeout, fut).await {
-            Err(_) => Err(PgError::io(true, "timeout")),
-            Ok(r) => r,
-        }
-    }
-}
-
-fn data_row(p: &[u8]) -> Vec<Option<String>> {
-    let mut out = Vec::new();
-    if p.len() < 2 {
-        return out;
-    }
-    let n = u16::from_be_bytes([p[0], p[1]]) as usize;
-    let mut i = 2;
-    for _ in 0..n {
-        let Some(len) = p.get(i..i + 4) else { break };
-        let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
-        i += 4;
-        if len < 0 {
-            out.push(None);
-        } else {
-            let end = (i + len as usize).min(p.len());
-            out.push(Some(String::from_utf8_lossy(&p[i..end]).into_owned()));
-            i = end;
-        }
-    }
-    out
-}
-
-fn error_response(p: &[u8], sent: bool) -> PgError {
-    let (mut code, mut msg) = (None, String::new());
-    for field in p.split(|&b| b == 0) {
-        match field.first() {
-            Some(b'C') => code = Some(String::from_utf8_lossy(&field[1..]).into_owned()),
-            Some(b'M') => msg = String::from_utf8_lossy(&field[1..]).into_owned(),
-            _ => {}
-        }
-    }
-    PgError {
-        sent,
-        msg: format!("{}: {msg}", code.as_deref().unwrap_or("?")),
-        code,
-    }
-}
-
 /// The leader probe of one node (see the module doc).
 async fn probe(
     addr: &str,
@@ -570,7 +417,7 @@ async fn probe(
     timeout: Duration,
 ) -> Result<(RoleInfo, String), PgError> {
     let rest = format!("{addr}:{REST_PORT}");
-    let (_, st) = etcd::get(&rest, "/patroni", timeout)
+    let (_, st) = http::get(&rest, "/patroni", timeout)
         .await
         .map_err(|e| PgError::io(false, format!("patroni: {}", e.msg)))?;
     let patroni_role = st["role"].as_str().unwrap_or("").to_owned();
@@ -649,7 +496,7 @@ impl PgClient {
         let t = self.timeout.min(Duration::from_secs(1));
         for i in 0..n {
             let (name, addr) = self.nodes[(self.start + i) % n].clone();
-            if let Ok((200, _)) = etcd::get(&format!("{addr}:{REST_PORT}"), "/primary", t).await {
+            if let Ok((200, _)) = http::get(&format!("{addr}:{REST_PORT}"), "/primary", t).await {
                 return Ok((name, addr));
             }
         }
