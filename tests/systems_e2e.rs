@@ -14,20 +14,14 @@
 //!   writes and reused ids are findings, not test failures.
 //! - argument errors (an unknown system, `clock` on etcd) exit 254 without root.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_faultline");
+mod common;
+
+use common::{BIN, text};
+
 const REQUIRE: &str = "FAULTLINE_REQUIRE_PRIVILEGED";
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// Root and cluster tools, and `programs` on the PATH; else skip loudly (or fail when
 /// `FAULTLINE_REQUIRE_PRIVILEGED=1`).
@@ -97,29 +91,6 @@ impl Drop for Cluster {
     }
 }
 
-fn types(results: &serde_json::Value) -> Vec<String> {
-    results["anomaly_types"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The current primary cut off from the other nodes for `secs` seconds, once.
-fn isolate_leader_schedule(dir: &Path, secs: u64) -> PathBuf {
-    let text = format!(
-        "nodes = [\"n1\", \"n2\", \"n3\"]\n[[faults]]\nstart_ms = 1000\nend_ms = {}\n\
-         fault = {{ kind = \"partition\", partition = {{ shape = \"isolate-leader\" }} }}\n",
-        1000 + secs * 1000
-    );
-    let p = dir.join("isolate-leader.toml");
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
 #[test]
 fn redis_sentinel_loses_acknowledged_writes_when_the_primary_is_isolated() {
     let test = "redis_sentinel_loses_acknowledged_writes_when_the_primary_is_isolated";
@@ -131,7 +102,7 @@ fn redis_sentinel_loses_acknowledged_writes_when_the_primary_is_isolated() {
         return;
     }
     let c = Cluster::new("fls1-", "10.77.71.0/24");
-    let schedule = isolate_leader_schedule(c.store.path(), 30);
+    let schedule = common::isolate_leader_schedule(c.store.path(), 1, 1000, 0, 30000);
     let (code, out, results) = c.run(&[
         "--system",
         "redis-sentinel",
@@ -150,7 +121,7 @@ fn redis_sentinel_loses_acknowledged_writes_when_the_primary_is_isolated() {
         "--rate",
         "500",
     ]);
-    let found = types(&results);
+    let found = common::anomaly_types(&results);
     assert_eq!(
         code, 1,
         "expected anomalies (exit 1), found {found:?}:\n{out}"
@@ -214,7 +185,7 @@ fn etcd_is_valid_under_partitions_pauses_and_kills() {
             code,
             0,
             "seed {seed}: expected valid (exit 0), found {:?}:\n{out}",
-            types(&results)
+            common::anomaly_types(&results)
         );
         assert_eq!(
             results["valid"],
@@ -256,7 +227,7 @@ fn postgres_patroni_async_with_the_primary_isolated_reports_its_outcome() {
         return;
     }
     let c = Cluster::new("fls3-", "10.77.73.0/24");
-    let schedule = isolate_leader_schedule(c.store.path(), 20);
+    let schedule = common::isolate_leader_schedule(c.store.path(), 1, 1000, 0, 20000);
     let (code, out, results) = c.run(&[
         "--system",
         "postgres-patroni",
@@ -277,7 +248,7 @@ fn postgres_patroni_async_with_the_primary_isolated_reports_its_outcome() {
     ]);
     // A lost write is a finding about PostgreSQL's asynchronous replication, not a failure
     // of the test: the test fails only if the run itself did not work.
-    let found = types(&results);
+    let found = common::anomaly_types(&results);
     eprintln!("postgres-patroni async, primary isolated 20 s: exit {code}, anomalies {found:?}");
     assert!(
         code == 0 || code == 1,

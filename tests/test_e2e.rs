@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{BIN, faultline, text};
+use common::{BIN, anomaly_types, faultline, isolate_leader_schedule, text};
 
 /// Brings the cluster of `prefix` down when dropped.
 struct Cluster {
@@ -78,17 +78,6 @@ impl Drop for Cluster {
     }
 }
 
-fn types(results: &serde_json::Value) -> Vec<String> {
-    results["anomaly_types"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[test]
 fn correct_leaderkv_is_valid_under_every_fault() {
     if !control::prereq::privileged_or_skip("correct_leaderkv_is_valid_under_every_fault", false) {
@@ -136,7 +125,7 @@ fn bug_matrix(prefix: &'static str, subnet: &'static str, bug: &str, class: &str
         ];
         args.extend_from_slice(extra);
         let (code, out, results) = c.run(&args);
-        let found = types(&results);
+        let found = anomaly_types(&results);
         if code == 1 && found.iter().any(|t| t == class) {
             hits += 1;
         } else {
@@ -167,7 +156,7 @@ fn bug_ack_before_replicate_loses_writes() {
     // often leave the leader on the majority side (CI saw 2 of 4 seeds), so cut it off
     // every cycle.
     let dir = tempfile::tempdir().unwrap();
-    let schedule = isolate_leader_schedule(dir.path());
+    let schedule = isolate_leader_schedule(dir.path(), 4, 500, 7000, 4000);
     bug_matrix(
         "fle2-",
         "10.77.62.0/24",
@@ -240,24 +229,6 @@ fn bug_local_counter_reuses_keys() {
     );
 }
 
-/// Cycles of the leader cut off from the others (4 s) and healed (3 s): what
-/// ack-before-replicate needs to lose writes and no-fencing and no-step-down need to show two
-/// leaders (random shapes often leave the leader in the majority).
-fn isolate_leader_schedule(dir: &Path) -> PathBuf {
-    let mut text = String::from("nodes = [\"n1\", \"n2\", \"n3\"]\n");
-    for k in 0..4u64 {
-        let t = 500 + k * 7000;
-        text.push_str(&format!(
-            "[[faults]]\nstart_ms = {}\nend_ms = {}\nfault = {{ kind = \"partition\", partition = {{ shape = \"isolate-leader\" }} }}\n",
-            t,
-            t + 4000
-        ));
-    }
-    let p = dir.join("isolate-leader.toml");
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
 #[test]
 fn bug_no_fencing_has_dual_leaders() {
     if !control::prereq::privileged_or_skip("bug_no_fencing_has_dual_leaders", false) {
@@ -266,7 +237,7 @@ fn bug_no_fencing_has_dual_leaders() {
     // Random shapes often leave the leader on the majority side (seen: 3 of 5 seeds); the
     // isolate-leader cycles cut the leader off every time.
     let dir = tempfile::tempdir().unwrap();
-    let schedule = isolate_leader_schedule(dir.path());
+    let schedule = isolate_leader_schedule(dir.path(), 4, 500, 7000, 4000);
     bug_matrix(
         "fle5-",
         "10.77.65.0/24",
@@ -287,7 +258,7 @@ fn bug_no_step_down_has_dual_leaders() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let schedule = isolate_leader_schedule(dir.path());
+    let schedule = isolate_leader_schedule(dir.path(), 4, 500, 7000, 4000);
     bug_matrix(
         "fle6-",
         "10.77.66.0/24",

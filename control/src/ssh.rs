@@ -54,6 +54,9 @@ pub struct SshOptions {
     pub connect_attempts: u32,
     /// At most this many sessions are opened to the node at once (concurrent commands).
     pub max_sessions: usize,
+    /// Run every command, upload and download through `sudo -n` (a login user that is not
+    /// root but may sudo without a password, as Jepsen's nodes usually have).
+    pub sudo: bool,
 }
 
 impl Default for SshOptions {
@@ -72,6 +75,7 @@ impl Default for SshOptions {
             connect_timeout: Duration::from_secs(10),
             connect_attempts: 5,
             max_sessions: 8,
+            sudo: false,
         }
     }
 }
@@ -224,7 +228,7 @@ impl Remote for SshRemote {
         } else {
             format!("timeout -k 1 {secs} sh -c {}", shell_quote(&inner))
         };
-        let line = if cmd.sudo && !as_root {
+        let line = if (cmd.sudo || self.opts.sudo) && !as_root {
             format!("sudo -n -- sh -c {}", shell_quote(&timed))
         } else {
             timed
@@ -293,6 +297,7 @@ impl Remote for SshRemote {
         let node = self.node.clone();
         let local = local.to_path_buf();
         let remote = remote.to_string();
+        let opts = self.opts.clone();
         self.with_session(move |sess| {
             let action = format!("upload {} to {remote}", local.display());
             let mut file = std::fs::File::open(&local)
@@ -300,7 +305,7 @@ impl Remote for SshRemote {
             sess.set_timeout(0);
             let mut ch = sess.channel_session().map_err(SessErr::Stale)?;
             let fail = |e: ssh2::Error| SessErr::done(Error::node(&node, &action, e), false);
-            ch.exec(&format!("cat > {}", shell_quote(&remote)))
+            ch.exec(&sudo_line(&opts, format!("cat > {}", shell_quote(&remote))))
                 .map_err(fail)?;
             std::io::copy(&mut file, &mut ch)
                 .map_err(|e| SessErr::done(Error::node(&node, &action, e), false))?;
@@ -323,12 +328,13 @@ impl Remote for SshRemote {
         let node = self.node.clone();
         let local = local.to_path_buf();
         let remote = remote.to_string();
+        let opts = self.opts.clone();
         self.with_session(move |sess| {
             let action = format!("download {remote} to {}", local.display());
             sess.set_timeout(0);
             let mut ch = sess.channel_session().map_err(SessErr::Stale)?;
             let fail = |e: ssh2::Error| SessErr::done(Error::node(&node, &action, e), false);
-            ch.exec(&format!("cat {}", shell_quote(&remote)))
+            ch.exec(&sudo_line(&opts, format!("cat {}", shell_quote(&remote))))
                 .map_err(fail)?;
             ch.send_eof().map_err(fail)?;
             let mut file = std::fs::File::create(&local)
@@ -359,6 +365,15 @@ impl Remote for SshRemote {
 }
 
 /// Number of a signal named in an SSH exit-signal message (`KILL`, `TERM`, ...).
+/// `line` wrapped in `sudo -n` when the options ask for it and the login user is not root.
+fn sudo_line(opts: &SshOptions, line: String) -> String {
+    if opts.sudo && opts.user != "root" {
+        format!("sudo -n -- sh -c {}", shell_quote(&line))
+    } else {
+        line
+    }
+}
+
 fn signal_number(name: &str) -> i32 {
     match name.trim_start_matches("SIG") {
         "HUP" => 1,

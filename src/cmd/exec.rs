@@ -9,9 +9,10 @@ use std::time::Duration;
 use clap::Args;
 
 use control::cluster::{self, LocalCluster};
-use control::{Exec, HostKeyCheck, Node, Remote, SshAuth, SshOptions, SshRemote};
+use control::{Exec, Node, Remote, SshOptions, SshRemote};
 
 use crate::cmd::cluster::control_err;
+use crate::cmd::reach::SshArgs;
 use crate::exit::{self, user_error};
 
 #[derive(Debug, Args)]
@@ -21,39 +22,14 @@ pub struct ExecArgs {
     /// The command and its arguments (after `--`).
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
-    /// Real hosts: a nodes file (`NAME ADDRESS` or `ADDRESS` per line), reached over SSH.
-    #[arg(long)]
-    pub nodes_file: Option<PathBuf>,
-    /// Local cluster: go through the nodes' sshd instead of entering their namespaces.
-    #[arg(long)]
-    pub ssh: bool,
+    #[command(flatten)]
+    pub reach: SshArgs,
     /// Local cluster name prefix.
     #[arg(long, default_value = cluster::DEFAULT_PREFIX)]
     pub prefix: String,
     /// Directory of local clusters' state files.
     #[arg(long, env = cluster::STATE_ROOT_ENV, default_value = cluster::DEFAULT_STATE_ROOT)]
     pub state_dir: PathBuf,
-    /// SSH user (default: $USER).
-    #[arg(long)]
-    pub ssh_user: Option<String>,
-    /// SSH port.
-    #[arg(long, default_value_t = 22)]
-    pub ssh_port: u16,
-    /// SSH private key (default: ssh-agent, then ~/.ssh/id_ed25519, id_ecdsa, id_rsa).
-    #[arg(long)]
-    pub ssh_key: Option<PathBuf>,
-    /// Authenticate with the ssh-agent only.
-    #[arg(long, conflicts_with = "ssh_key")]
-    pub ssh_agent: bool,
-    /// known_hosts file to check host keys against (default ~/.ssh/known_hosts).
-    #[arg(long)]
-    pub known_hosts: Option<PathBuf>,
-    /// Do not check host keys (insecure: anyone on the path can impersonate the nodes).
-    #[arg(long)]
-    pub insecure_skip_host_key_check: bool,
-    /// Connection attempts per node (backoff between them) before reporting it unreachable.
-    #[arg(long, default_value_t = 5)]
-    pub ssh_connect_attempts: u32,
     /// Command timeout (e.g. 30s, 500ms, 2m).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -172,28 +148,8 @@ fn targets(args: &ExecArgs) -> anyhow::Result<(Vec<Node>, Via)> {
             ))),
         }
     };
-    if let Some(file) = &args.nodes_file {
-        let nodes = control::nodes::read(file).map_err(|e| user_error(e.to_string()))?;
-        let mut opts = SshOptions {
-            port: args.ssh_port,
-            connect_attempts: args.ssh_connect_attempts,
-            ..SshOptions::default()
-        };
-        if let Some(u) = &args.ssh_user {
-            opts.user = u.clone();
-        }
-        if let Some(k) = &args.ssh_key {
-            opts.auth = SshAuth::Key(k.clone());
-        } else if args.ssh_agent {
-            opts.auth = SshAuth::Agent;
-        }
-        if let Some(kh) = &args.known_hosts {
-            opts.host_key_check = HostKeyCheck::KnownHosts(kh.clone());
-        }
-        if args.insecure_skip_host_key_check {
-            opts.host_key_check = HostKeyCheck::InsecureSkip;
-        }
-        return Ok((pick(&nodes)?, Via::Ssh(opts)));
+    if let Some(nodes) = args.reach.host_nodes()? {
+        return Ok((pick(&nodes)?, Via::Ssh(args.reach.host_options())));
     }
     let c = LocalCluster::load(&args.state_dir, &args.prefix)
         .map_err(control_err)?
@@ -204,13 +160,8 @@ fn targets(args: &ExecArgs) -> anyhow::Result<(Vec<Node>, Via)> {
             ))
         })?;
     let nodes = pick(&c.nodes())?;
-    if args.ssh {
-        let mut opts = c.ssh_options().map_err(control_err)?;
-        opts.connect_attempts = args.ssh_connect_attempts;
-        if args.insecure_skip_host_key_check {
-            opts.host_key_check = HostKeyCheck::InsecureSkip;
-        }
-        Ok((nodes, Via::Ssh(opts)))
+    if args.reach.ssh {
+        Ok((nodes, Via::Ssh(args.reach.cluster_options(&c)?)))
     } else {
         if !control::prereq::is_root() {
             return Err(user_error(

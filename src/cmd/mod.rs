@@ -4,6 +4,7 @@ pub mod check;
 pub mod cluster;
 pub mod exec;
 pub mod gate;
+pub mod reach;
 pub mod replay;
 pub mod report;
 pub mod serve;

@@ -12,13 +12,13 @@ use anyhow::Context;
 use clap::Args;
 use serde_json::json;
 
-use control::cluster::{self, ClusterOptions, LocalCluster};
+use control::cluster;
 use history::Validity;
 use nemesis::{ClockMode, FaultKind, GenerateOptions, Schedule};
 use workloads::Workload;
 
 use crate::cmd::check::parse_duration;
-use crate::cmd::cluster::control_err;
+use crate::cmd::reach::{self, SshArgs};
 use crate::exit::{self, user_error};
 use crate::runner::{self, progress::Progress};
 use crate::store::{RunDir, RunLog};
@@ -107,6 +107,8 @@ pub struct TestArgs {
     /// Directory of local clusters' state files.
     #[arg(long, env = cluster::STATE_ROOT_ENV, default_value = cluster::DEFAULT_STATE_ROOT)]
     pub state_dir: PathBuf,
+    #[command(flatten)]
+    pub reach: SshArgs,
 }
 
 struct Plan {
@@ -212,11 +214,6 @@ pub fn run(args: TestArgs) -> anyhow::Result<u8> {
 
 async fn run_async(args: &TestArgs, plan: &Plan, started: Instant) -> anyhow::Result<u8> {
     let seed = plan.seed;
-    if !control::prereq::is_root() {
-        return Err(user_error(
-            "faultline test needs root to run on the local cluster (network namespaces, iptables): run it with sudo",
-        ));
-    }
     let progress = Progress::new();
     let p2 = progress.clone();
     let log = Arc::new(RunLog::new(
@@ -229,36 +226,42 @@ async fn run_async(args: &TestArgs, plan: &Plan, started: Instant) -> anyhow::Re
     } else {
         PathBuf::new()
     };
-    let shim = if plan.kinds.contains(&FaultKind::Clock) {
-        Some(leaderkv::locate_artifact(
-            "libclockshim.so",
-            "FAULTLINE_CLOCKSHIM_LIB",
-            "clockshim",
-        )?)
+    let log2 = log.clone();
+    let targets = reach::test_targets(
+        &args.reach,
+        &reach::ClusterWanted {
+            nodes: args.nodes,
+            prefix: &args.prefix,
+            subnet: &args.subnet,
+            state_dir: &args.state_dir,
+            store: &args.store,
+        },
+        &move |l| log2.line(l),
+    )
+    .await?;
+    let base_dir = format!("/tmp/faultline-nodes/{}", args.prefix);
+    let clock = if !plan.kinds.contains(&FaultKind::Clock) {
+        ClockMode::Unsupported
+    } else if targets.local {
+        // Namespaces share the kernel clock: skew each node's processes through the shim.
+        ClockMode::Shim {
+            dir: PathBuf::new(), // set below, inside the run directory
+            lib: leaderkv::locate_artifact(
+                "libclockshim.so",
+                "FAULTLINE_CLOCKSHIM_LIB",
+                "clockshim",
+            )?,
+        }
     } else {
-        None
-    };
-
-    // The local cluster: reuse it, or bring it up.
-    let opts = ClusterOptions {
-        nodes: args.nodes,
-        subnet: args.subnet.clone(),
-        prefix: args.prefix.clone(),
-        ssh: false,
-        state_root: args.state_dir.clone(),
-    };
-    let existing = LocalCluster::load(&args.state_dir, &args.prefix).map_err(control_err)?;
-    let cluster = match existing {
-        Some(c) if c.problems().is_empty() && c.nodes().len() == args.nodes => c,
-        _ => {
-            log.line(&format!(
-                "bringing up the local cluster {}* ({} nodes, {})",
-                args.prefix, args.nodes, args.subnet
-            ));
-            LocalCluster::up_async(opts).await.map_err(control_err)?
+        let helper =
+            leaderkv::locate_artifact("faultline-clock", "FAULTLINE_CLOCK_BIN", "clockshim")?;
+        let remote_path = format!("{base_dir}/faultline-clock");
+        reach::upload_executable(&targets.remotes, &helper, &remote_path).await?;
+        ClockMode::Settime {
+            helper: remote_path,
         }
     };
-    let nodes = cluster.nodes();
+    let nodes = targets.nodes.clone();
     let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
 
     let run_dir = RunDir::create(&args.store, &plan.name)?;
@@ -286,20 +289,17 @@ async fn run_async(args: &TestArgs, plan: &Plan, started: Instant) -> anyhow::Re
     schedule
         .save(&run_dir.file("schedule.json"))
         .context("failed to save schedule.json")?;
-    let clock = match &shim {
-        Some(lib) => ClockMode::Shim {
+    let clock = match clock {
+        ClockMode::Shim { lib, .. } => ClockMode::Shim {
             dir: run_dir.path.join("clock"),
-            lib: lib.clone(),
+            lib,
         },
-        None => ClockMode::Unsupported,
+        other => other,
     };
     if let ClockMode::Shim { dir, .. } = &clock {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("failed to create {}", dir.display()))?;
     }
-    let state_path = std::env::var_os(nemesis::state::STATE_FILE_ENV)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| cluster.dir().join("nemesis-state.json"));
 
     let workload_names: Vec<&str> = plan.workloads.iter().map(|w| w.name()).collect();
     let test_json = json!({
@@ -321,7 +321,12 @@ async fn run_async(args: &TestArgs, plan: &Plan, started: Instant) -> anyhow::Re
         "recovery_wait_s": args.recovery_wait.as_secs_f64(),
         "warmup_s": warmup.as_secs_f64(),
         "op_timeout_s": args.op_timeout.as_secs_f64(),
-        "cluster": {"prefix": args.prefix, "subnet": args.subnet},
+        "cluster": {
+            "via": targets.via,
+            "prefix": args.prefix,
+            "subnet": targets.local.then_some(&args.subnet),
+            "nodes_file": args.reach.nodes_file.as_ref().map(|p| p.display().to_string()),
+        },
         "faultline_version": env!("CARGO_PKG_VERSION"),
         "argv": std::env::args().collect::<Vec<_>>(),
     });
@@ -340,9 +345,9 @@ async fn run_async(args: &TestArgs, plan: &Plan, started: Instant) -> anyhow::Re
             f.clone(),
             nodes.clone(),
             file::Options {
-                base_dir: format!("/tmp/faultline-nodes/{}", args.prefix),
+                base_dir: base_dir.clone(),
                 clock: clock.clone(),
-                remotes: cluster.remotes(),
+                remotes: targets.remotes.clone(),
             },
             leader_slot.clone(),
         )?)
@@ -356,7 +361,7 @@ async fn run_async(args: &TestArgs, plan: &Plan, started: Instant) -> anyhow::Re
                 mode: args.mode.clone(),
                 bugs: args.bugs.clone(),
                 port: 7000,
-                base_dir: format!("/tmp/faultline-nodes/{}", args.prefix),
+                base_dir: base_dir.clone(),
                 clock: clock.clone(),
                 extra_args: Vec::new(),
             },
@@ -378,19 +383,16 @@ async fn run_async(args: &TestArgs, plan: &Plan, started: Instant) -> anyhow::Re
         ready_timeout: Duration::from_secs(30),
     };
     let env = runner::Env {
-        remotes: cluster.remotes(),
+        remotes: targets.remotes.clone(),
         clock,
-        state_path,
+        state_path: targets.state_path.clone(),
         leader_slot,
     };
-    let outcome = runner::run(&cfg, system, env, &run_dir, log.clone(), progress).await?;
-    // Teardown removed every node's directory; remove the now-empty directories that held
-    // them (remove_dir refuses anything that is not empty).
-    let base = PathBuf::from(format!("/tmp/faultline-nodes/{}", args.prefix));
-    for entry in std::fs::read_dir(&base).into_iter().flatten().flatten() {
-        let _ = std::fs::remove_dir(entry.path());
-    }
-    let _ = std::fs::remove_dir(&base);
+    let outcome = runner::run(&cfg, system, env, &run_dir, log.clone(), progress).await;
+    // Teardown removed every node's directory (also when the run failed): remove the
+    // now-empty directories that held them, and the clock helper.
+    reach::remove_base_dir(&targets, &base_dir).await;
+    let outcome = outcome?;
 
     // Store and report.
     let mut results = checkers::result::results_json(&outcome.results);

@@ -62,3 +62,40 @@ pub fn faultline() -> Command {
         .env_remove("FAULTLINE_NEMESIS_STATE");
     c
 }
+
+/// The anomaly classes a run's results.json names.
+pub fn anomaly_types(results: &serde_json::Value) -> Vec<String> {
+    results["anomaly_types"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A schedule file for nodes n1..n3: `cycles` times, the current leader cut off from the
+/// others for `cut_ms`, one cycle every `period_ms` from `start_ms` on. The leader must
+/// lose its place for ack-before-replicate to lose writes and for no-fencing and no-step-down
+/// to show two leaders; random shapes often leave it on the majority side.
+pub fn isolate_leader_schedule(
+    dir: &Path,
+    cycles: u64,
+    start_ms: u64,
+    period_ms: u64,
+    cut_ms: u64,
+) -> PathBuf {
+    let mut text = String::from("nodes = [\"n1\", \"n2\", \"n3\"]\n");
+    for k in 0..cycles {
+        let t = start_ms + k * period_ms;
+        text.push_str(&format!(
+            "[[faults]]\nstart_ms = {}\nend_ms = {}\nfault = {{ kind = \"partition\", partition = {{ shape = \"isolate-leader\" }} }}\n",
+            t,
+            t + cut_ms
+        ));
+    }
+    let p = dir.join("isolate-leader.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
