@@ -190,8 +190,8 @@ fn malformed_file_exits_254_before_touching_anything() {
             "unknown field `pidfiel`",
         ),
         (
-            good.replace("protocol = \"resp\"", "protocol = \"http\""),
-            "protocol \"http\" is not supported yet (supported: resp)",
+            good.replace("protocol = \"resp\"", "protocol = \"smtp\""),
+            "client.protocol: protocol \"smtp\" is not supported (supported: resp, postgres, http)",
         ),
         (
             good.replace("[files]\n", "[files]\n\"no-such-file\" = \"{dir}/x\"\n"),

@@ -1,13 +1,17 @@
 //! A system described in a TOML file (`faultline test --system-file FILE`): files to upload,
 //! commands to set up, start, stop and wipe a node, the pidfile the pause/kill faults target,
-//! readiness, the leader call, logs, and a client in a protocol faultline speaks (RESP) with
-//! outcome rules. See docs/own-system.md.
+//! readiness, the leader call, logs, and a client in a protocol faultline speaks (RESP,
+//! PostgreSQL, HTTP/JSON) with outcome rules. See docs/own-system.md.
 //!
 //! - [`spec`]: the file's model, validation (one-line errors, exit 254) and placeholders.
-//! - [`client`]: the RESP dialect (op templates, outcome rules, leader call).
+//! - [`ops`]: `[client.ops]` templates by protocol (argv, SQL, HTTP request).
+//! - [`client`]: the RESP dialect, the outcome rules and the leader answer's parser.
+//! - [`wire`]: the `postgres` and `http` clients.
 
 pub mod client;
+pub mod ops;
 pub mod spec;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,7 +26,9 @@ use workloads::resp::Conn;
 use workloads::{Client, Invocation};
 
 use self::client::{FileDialect, RoleParser};
+use self::ops::Protocol;
 use self::spec::Loaded;
+use self::wire::{WireClient, WireDialect};
 use super::leaderkv::Control;
 use super::resp_router::{RespDialect, RoutingClient};
 use super::{RoleInfo, System};
@@ -58,13 +64,13 @@ impl FileSystem {
         leader: Arc<Mutex<Option<String>>>,
     ) -> anyhow::Result<Self> {
         let files = loaded.local_files.clone();
-        let role = RoleParser {
-            leader: loaded.spec.leader.clone(),
-            nodes: nodes
+        let role = RoleParser::new(
+            loaded.spec.leader.clone(),
+            nodes
                 .iter()
                 .map(|n| (n.name.clone(), n.addr.clone(), loaded.client_port()))
                 .collect(),
-        };
+        );
         let mut sys = FileSystem {
             loaded,
             nodes,
@@ -422,6 +428,12 @@ impl System for FileSystem {
         }
         let n = self.node(node)?;
         let addr = format!("{}:{}", n.addr, self.loaded.client_port());
+        if self.loaded.protocol != Protocol::Resp {
+            return WireDialect::new(&self.loaded, self.role.clone())
+                .probe(node, &addr, timeout)
+                .await
+                .map_err(|e| anyhow::anyhow!("{node}: {e}"));
+        }
         let dialect = FileDialect::new(&self.loaded, self.role.clone());
         let argv = dialect
             .command(&Invocation::new("leader", history::Value::Nil))
@@ -441,24 +453,40 @@ impl System for FileSystem {
             .iter()
             .map(|n| (n.name.clone(), format!("{}:{port}", n.addr)))
             .collect();
-        let dialect = FileDialect::new(&self.loaded, self.role.clone());
-        let mut client = RoutingClient::with_dialect(addrs, timeout, dialect);
-        if self.loaded.spec.client.route.as_deref() == Some("leader") {
-            client = client.follow_hint(self.control.leader.clone());
-        }
+        let by_leader = self.loaded.spec.client.route.as_deref() == Some("leader");
+        let hint = self.control.leader.clone();
+        let client: Box<dyn Client> = if self.loaded.protocol == Protocol::Resp {
+            let dialect = FileDialect::new(&self.loaded, self.role.clone());
+            let c = RoutingClient::with_dialect(addrs, timeout, dialect);
+            if by_leader {
+                Box::new(c.follow_hint(hint))
+            } else {
+                Box::new(c)
+            }
+        } else {
+            let dialect = Arc::new(WireDialect::new(&self.loaded, self.role.clone()));
+            let c = WireClient::new(dialect, addrs, timeout);
+            if by_leader {
+                Box::new(c.follow_hint(hint))
+            } else {
+                Box::new(c)
+            }
+        };
         match self.leader_command() {
             Ok(probe) if self.loaded.spec.leader.command.is_some() => Box::new(CommandLeader {
                 inner: client,
                 probe,
                 timeout,
             }),
-            _ => Box::new(client),
+            _ => client,
         }
     }
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod wire_tests;
 
 /// Where and how a node's leader command runs: (remote, rendered command, `{dir}`).
 type NodeCommand = (Arc<dyn Remote>, String, String);
@@ -494,14 +522,14 @@ impl LeaderCommand {
 }
 
 /// A client whose `leader` probes run the leader command instead of a client call.
-struct CommandLeader<C> {
-    inner: C,
+struct CommandLeader {
+    inner: Box<dyn Client>,
     probe: LeaderCommand,
     timeout: Duration,
 }
 
 #[async_trait]
-impl<C: Client> Client for CommandLeader<C> {
+impl Client for CommandLeader {
     async fn open(&mut self, node: &str) {
         self.inner.open(node).await
     }

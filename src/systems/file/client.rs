@@ -3,11 +3,13 @@
 //! of `[leader]` read by element index.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use history::Value;
 use workloads::resp::Reply;
 use workloads::{Invocation, Outcome};
 
+use super::ops::OpTemplate;
 use super::spec::{Leader, Loaded, Rule, expand};
 use crate::systems::RoleInfo;
 use crate::systems::resp_router::{self, Redirect, RespDialect};
@@ -18,9 +20,19 @@ pub struct RoleParser {
     pub leader: Leader,
     /// Node names with their IPs and `IP:PORT`s (to resolve who a node says leads).
     pub nodes: Vec<(String, String, u16)>,
+    /// Ids the nodes gave for themselves (`id_index`) -> node name.
+    pub ids: Arc<Mutex<BTreeMap<String, String>>>,
 }
 
 impl RoleParser {
+    pub fn new(leader: Leader, nodes: Vec<(String, String, u16)>) -> Self {
+        RoleParser {
+            leader,
+            nodes,
+            ids: Arc::default(),
+        }
+    }
+
     /// The role of `node` from its reply to the leader call (an array).
     pub fn parse(&self, node: Option<&str>, r: &Reply) -> Option<RoleInfo> {
         let Reply::Array(Some(items)) = r else {
@@ -48,11 +60,20 @@ impl RoleParser {
         self.parse_fields(node, &fields)
     }
 
-    fn parse_fields(&self, node: Option<&str>, items: &[Option<String>]) -> Option<RoleInfo> {
+    /// The role from the answer's fields (by the `[leader]` indices).
+    pub fn parse_fields(&self, node: Option<&str>, items: &[Option<String>]) -> Option<RoleInfo> {
         let l = &self.leader;
         let get = |i: Option<usize>| i.and_then(|i| items.get(i)).and_then(|f| f.as_deref());
         let raw = get(Some(l.role_index))?;
-        let role = if l.leader_values.iter().any(|v| v == raw) {
+        let own = get(l.id_index).filter(|s| !s.is_empty());
+        if let (Some(id), Some(n)) = (own, node) {
+            self.ids
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id.to_owned(), n.to_owned());
+        }
+        let self_led = own.is_some() && get(l.leader_index) == own;
+        let role = if self_led || l.leader_values.iter().any(|v| v == raw) {
             "leader"
         } else if l.candidate_values.iter().any(|v| v == raw) {
             "candidate"
@@ -60,11 +81,14 @@ impl RoleParser {
             "follower"
         };
         // A number names no node (Redis's primary answers its replication offset there),
-        // unless the nodes are named so.
+        // unless the nodes are named so; with ids, only a known id names a node.
         let named = get(l.leader_index)
             .filter(|s| !s.is_empty())
             .map(|s| (s, self.resolve(s)))
-            .filter(|(s, r)| s.parse::<i64>().is_err() || self.nodes.iter().any(|n| n.0 == *r))
+            .filter(|(s, r)| {
+                let node = self.nodes.iter().any(|n| n.0 == *r);
+                node || (l.id_index.is_none() && s.parse::<i64>().is_err())
+            })
             .map(|(_, r)| r);
         let leader = match (named, role) {
             (Some(n), _) => Some(n),
@@ -88,7 +112,8 @@ impl RoleParser {
                 return name.clone();
             }
         }
-        s.to_owned()
+        let ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        ids.get(s).cloned().unwrap_or_else(|| s.to_owned())
     }
 }
 
@@ -105,7 +130,7 @@ impl FileDialect {
     pub fn new(loaded: &Loaded, role: RoleParser) -> Self {
         let mut ops = BTreeMap::new();
         for (name, _, _) in super::spec::OPS {
-            if let Some(argv) = loaded.op(name) {
+            if let Some(OpTemplate::Argv(argv)) = loaded.op(name) {
                 ops.insert(*name, argv.clone());
             }
         }
@@ -119,7 +144,7 @@ impl FileDialect {
     }
 
     /// The `[client.ops]` name of an invocation.
-    fn op_name(op: &Invocation) -> &'static str {
+    pub fn op_name(op: &Invocation) -> &'static str {
         match (op.f, op.key.is_some()) {
             ("read", false) => "read_set",
             ("read", true) => "read",
@@ -133,7 +158,55 @@ impl FileDialect {
     }
 }
 
-fn text(v: &Value) -> String {
+/// The placeholders of one invocation's template: `{key}`, `{value}` or `{old}`/`{new}`,
+/// each also base64-encoded as `{NAME_b64}`, and `{set.KEY}`, `{env.VAR}`.
+pub struct OpVars<'a> {
+    vars: BTreeMap<String, String>,
+    sets: &'a BTreeMap<String, String>,
+}
+
+impl<'a> OpVars<'a> {
+    pub fn new(
+        op: &Invocation,
+        name: &str,
+        sets: &'a BTreeMap<String, String>,
+    ) -> Result<Self, String> {
+        let mut vars = BTreeMap::new();
+        if let Some(k) = &op.key {
+            vars.insert("key", text(k));
+        }
+        if name == "cas" {
+            let pair = op.value.as_list().filter(|l| l.len() == 2);
+            let pair = pair.ok_or("cas needs [old new]")?;
+            vars.insert("old", text(&pair[0]));
+            vars.insert("new", text(&pair[1]));
+        } else {
+            vars.insert("value", text(&op.value));
+        }
+        let vars = vars
+            .into_iter()
+            .flat_map(|(k, v)| {
+                let b = crate::systems::proto::http::b64(v.as_bytes());
+                [(format!("{k}_b64"), b), (k.to_owned(), v)]
+            })
+            .collect();
+        Ok(OpVars { vars, sets })
+    }
+
+    pub fn expand(&self, tpl: &str) -> Result<String, String> {
+        expand(tpl, &|n: &str| {
+            if let Some(v) = self.vars.get(n) {
+                return Some(v.clone());
+            }
+            if let Some(k) = n.strip_prefix("set.") {
+                return self.sets.get(k).cloned();
+            }
+            n.strip_prefix("env.").and_then(|v| std::env::var(v).ok())
+        })
+    }
+}
+
+pub fn text(v: &Value) -> String {
     match v {
         Value::Str(s) => s.to_string(),
         v => v.as_int().map(|i| i.to_string()).unwrap_or(v.to_string()),
@@ -150,29 +223,9 @@ impl RespDialect for FileDialect {
                 .get(name)
                 .ok_or_else(|| format!("the system file defines no client.ops.{name}"))?
         };
-        let mut vars: BTreeMap<&str, String> = BTreeMap::new();
-        if let Some(k) = &op.key {
-            vars.insert("key", text(k));
-        }
-        if name == "cas" {
-            let pair = op.value.as_list().filter(|l| l.len() == 2);
-            let pair = pair.ok_or("cas needs [old new]")?;
-            vars.insert("old", text(&pair[0]));
-            vars.insert("new", text(&pair[1]));
-        } else {
-            vars.insert("value", text(&op.value));
-        }
-        let lookup = |n: &str| -> Option<String> {
-            if let Some(v) = vars.get(n) {
-                return Some(v.clone());
-            }
-            if let Some(k) = n.strip_prefix("set.") {
-                return self.sets.get(k).cloned();
-            }
-            n.strip_prefix("env.").and_then(|v| std::env::var(v).ok())
-        };
+        let vars = OpVars::new(op, name, &self.sets)?;
         argv.iter()
-            .map(|a| expand(a, &lookup).map(String::into_bytes))
+            .map(|a| vars.expand(a).map(String::into_bytes))
             .collect()
     }
 
@@ -181,24 +234,35 @@ impl RespDialect for FileDialect {
     }
 
     fn on_error(&self, op: &Invocation, err: &str) -> (Outcome, Redirect) {
-        let name = Self::op_name(op);
-        let rule = self.rules.iter().find(|r| {
-            err.starts_with(r.error_prefix.as_str())
-                && (r.ops.is_empty() || r.ops.iter().any(|o| o == name))
-        });
-        let Some(rule) = rule else {
-            return (Outcome::Info, Redirect::Stay);
-        };
-        let outcome = if rule.outcome == "fail" {
-            Outcome::Fail
-        } else {
-            Outcome::Info
-        };
-        let redirect = match rule.redirect.as_deref() {
-            Some("next") => Redirect::Next,
-            Some("follow") => Redirect::Follow,
-            _ => Redirect::Stay,
-        };
-        (outcome, redirect)
+        classify(&self.rules, Self::op_name(op), err, None)
     }
+}
+
+/// What an error means by the file's `[[client.outcome]]` rules: the first rule whose
+/// conditions all hold (op, `error_prefix` of `err`, `status` range) decides; an error no
+/// rule matches is `info`, because it may have taken effect.
+pub fn classify(rules: &[Rule], op: &str, err: &str, status: Option<u16>) -> (Outcome, Redirect) {
+    let rule = rules.iter().find(|r| {
+        (r.ops.is_empty() || r.ops.iter().any(|o| o == op))
+            && r.error_prefix.as_deref().is_none_or(|p| err.starts_with(p))
+            && r.status.as_ref().is_none_or(|st| {
+                status.is_some_and(|s| {
+                    super::spec::status_matcher(st).is_ok_and(|range| range.contains(&s))
+                })
+            })
+    });
+    let Some(rule) = rule else {
+        return (Outcome::Info, Redirect::Stay);
+    };
+    let outcome = if rule.outcome == "fail" {
+        Outcome::Fail
+    } else {
+        Outcome::Info
+    };
+    let redirect = match rule.redirect.as_deref() {
+        Some("next") => Redirect::Next,
+        Some("follow") => Redirect::Follow,
+        _ => Redirect::Stay,
+    };
+    (outcome, redirect)
 }

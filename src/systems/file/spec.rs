@@ -8,7 +8,11 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use workloads::Workload;
 
+use super::ops::{HttpTemplate, OpTemplate, Protocol};
 use crate::exit::user_error;
+
+mod validate;
+pub use validate::status_matcher;
 
 /// A system described in a TOML file (see docs/own-system.md).
 #[derive(Debug, Clone, Deserialize)]
@@ -94,6 +98,14 @@ pub struct Leader {
     /// A client call whose reply is an array describing the node's role (`["ROLE"]`).
     #[serde(default)]
     pub resp: Vec<String>,
+    /// Or (protocol `postgres`) a query whose first row's columns are the fields.
+    pub sql: Option<String>,
+    /// Or (protocol `http`) a request (method, path, body) whose JSON answer gives the
+    /// fields at the JSON pointers of `fields`.
+    pub http: Option<toml::Value>,
+    /// JSON pointers of the `http` call's fields, in index order.
+    #[serde(default)]
+    pub fields: Vec<String>,
     /// Or a command run on each node whose output says (fields by index, like the reply).
     pub command: Option<String>,
     /// How the command's output splits into fields: `whitespace` (default) or `lines`.
@@ -116,6 +128,10 @@ pub struct Leader {
     pub applied_index: Option<usize>,
     /// Index of the last committed record, if known.
     pub committed_index: Option<usize>,
+    /// Index of the node's own id, for systems that name the leader by an id of their own
+    /// (etcd's member id): faultline learns each node's id from its answers, resolves the
+    /// leader field through them, and a node whose leader field is its own id leads.
+    pub id_index: Option<usize>,
 }
 
 fn default_leader_values() -> Vec<String> {
@@ -133,10 +149,14 @@ pub struct Logs {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientSpec {
-    /// `resp` (Redis protocol).
+    /// `resp` (Redis protocol), `postgres` (PostgreSQL wire protocol) or `http` (HTTP/JSON).
     pub protocol: String,
     /// Default: the top-level `port`.
     pub port: Option<u16>,
+    /// postgres: the user (default `postgres`; the server must trust it: no password).
+    pub user: Option<String>,
+    /// postgres: the database (default `postgres`).
+    pub database: Option<String>,
     /// Where ops without a fixed node go: `redirects` (default: the node the client settled
     /// on, moved by `redirect` rules and connection errors) or `leader` (the node the leader
     /// probe saw lead last, for systems whose followers answer stale reads).
@@ -149,30 +169,34 @@ pub struct ClientSpec {
     pub outcome: Vec<Rule>,
 }
 
-/// The command of each workload op (argv templates).
+/// The template of each workload op, in the protocol's form ([`OpTemplate`]).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ops {
-    /// set workload: add `{value}`; any integer reply is ok.
-    pub add: Option<Vec<String>>,
-    /// set workload: read every element; an array of integers.
-    pub read_set: Option<Vec<String>>,
-    /// unique-ids workload: a new id; an integer.
-    pub incr: Option<Vec<String>>,
-    /// register workload: read `{key}`; a bulk string (nil: none).
-    pub read: Option<Vec<String>>,
-    /// register workload: write `{value}` to `{key}`; `+OK`.
-    pub write: Option<Vec<String>>,
-    /// register workload: `{key}` from `{old}` to `{new}`; `+OK`.
-    pub cas: Option<Vec<String>>,
+    /// set workload: add `{value}`.
+    pub add: Option<toml::Value>,
+    /// set workload: read every element (integers).
+    pub read_set: Option<toml::Value>,
+    /// unique-ids workload: a new id (an integer).
+    pub incr: Option<toml::Value>,
+    /// register workload: read `{key}` (none: nil).
+    pub read: Option<toml::Value>,
+    /// register workload: write `{value}` to `{key}`.
+    pub write: Option<toml::Value>,
+    /// register workload: `{key}` from `{old}` to `{new}`.
+    pub cas: Option<toml::Value>,
 }
 
-/// What an error reply means.
+/// What an error means. A rule matches when every condition it gives holds.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
-    /// The error reply starts with this (without the `-`); `""` matches every error.
-    pub error_prefix: String,
+    /// The error text starts with this; `""` matches every error. RESP: the error reply
+    /// without its `-`; postgres: `SQLSTATE: message`; http: the JSON body's `error` or
+    /// `message` string, else the body's text.
+    pub error_prefix: Option<String>,
+    /// http: the status (`503`) or class (`"5xx"`) of a non-2xx answer.
+    pub status: Option<toml::Value>,
     /// `fail` (it certainly did not happen) or `info` (it may have).
     pub outcome: String,
     /// Where the client sends its next op: `stay` (default), `next` node, or `follow` the
@@ -184,14 +208,23 @@ pub struct Rule {
     pub ops: Vec<String>,
 }
 
-/// Op names of `[client.ops]`, the workload that needs them, and their placeholders.
+/// Op names of `[client.ops]`, the workload that needs them, and their placeholders (each
+/// also as `{NAME_b64}`, base64 of its text, for etcd-like JSON APIs).
 pub const OPS: &[(&str, &str, &[&str])] = &[
-    ("add", "set", &["value"]),
+    ("add", "set", &["value", "value_b64"]),
     ("read_set", "set", &[]),
     ("incr", "unique-ids", &[]),
-    ("read", "register", &["key"]),
-    ("write", "register", &["key", "value"]),
-    ("cas", "register", &["key", "old", "new"]),
+    ("read", "register", &["key", "key_b64"]),
+    (
+        "write",
+        "register",
+        &["key", "key_b64", "value", "value_b64"],
+    ),
+    (
+        "cas",
+        "register",
+        &["key", "key_b64", "old", "old_b64", "new", "new_b64"],
+    ),
 ];
 
 /// Placeholders of node-level strings (commands, remote paths, configs, logs).
@@ -277,6 +310,11 @@ pub struct Loaded {
     pub bugs: Vec<String>,
     /// `[files]` resolved: local file -> remote path template ([`Loaded::resolve_files`]).
     pub local_files: Vec<(PathBuf, String)>,
+    pub protocol: Protocol,
+    /// `[client.ops]` read in the protocol's form.
+    pub ops: BTreeMap<&'static str, OpTemplate>,
+    /// `[leader.http]` read.
+    pub leader_http: Option<HttpTemplate>,
 }
 
 /// Reads and validates a system file.
@@ -296,13 +334,17 @@ pub fn load(path: &Path, inputs: &Inputs) -> Result<Loaded, String> {
     })?;
     let mut sets = spec.defaults.clone();
     sets.extend(inputs.sets.clone());
-    let loaded = Loaded {
+    let mut loaded = Loaded {
         spec,
         path: path.to_path_buf(),
         sets,
         bugs: inputs.bugs.clone(),
         local_files: Vec::new(),
+        protocol: Protocol::Resp,
+        ops: BTreeMap::new(),
+        leader_http: None,
     };
+    loaded.compile().map_err(|e| format!("{file}: {e}"))?;
     loaded.validate().map_err(|e| format!("{file}: {e}"))?;
     loaded
         .check_inputs(inputs)
@@ -419,9 +461,11 @@ impl Loaded {
         t.extend(s.ready.command.as_deref());
         t.extend(s.leader.command.as_deref());
         t.extend(s.leader.resp.iter().map(String::as_str));
+        t.extend(s.leader.sql.as_deref());
+        t.extend(self.leader_http.iter().flat_map(HttpTemplate::strings));
         t.extend(s.logs.files.iter().map(String::as_str));
-        for (op, _, _) in OPS {
-            t.extend(self.op(op).into_iter().flatten().map(String::as_str));
+        for op in self.ops.values() {
+            t.extend(op.strings());
         }
         t
     }
@@ -459,160 +503,9 @@ impl Loaded {
         Ok(())
     }
 
-    /// Validates everything that can be checked without nodes.
-    pub fn validate(&self) -> Result<(), String> {
-        let s = &self.spec;
-        if s.name.trim().is_empty() || s.name.contains('/') {
-            return Err(format!("name: bad system name {:?}", s.name));
-        }
-        if s.port == 0 {
-            return Err("port: must be above 0".into());
-        }
-        let node = NODE_VARS;
-        for (local, remote) in &s.files {
-            self.check(
-                &format!("files.{local:?} (local path)"),
-                local,
-                &["artifact.*"],
-            )?;
-            self.check(&format!("files.{local:?}"), remote, node)?;
-        }
-        for (remote, content) in &s.configs {
-            self.check(&format!("configs.{remote:?} (path)"), remote, node)?;
-            self.check(&format!("configs.{remote:?}"), content, node)?;
-        }
-        let c = &s.commands;
-        if c.start.trim().is_empty() {
-            return Err("commands.start: empty command".into());
-        }
-        self.check("commands.start", &c.start, node)?;
-        for (k, v) in [
-            ("commands.setup", &c.setup),
-            ("commands.stop", &c.stop),
-            ("commands.wipe", &c.wipe),
-        ] {
-            if let Some(v) = v {
-                self.check(k, v, node)?;
-            }
-        }
-        match (&s.process.pidfile, &s.process.name) {
-            (Some(p), _) => self.check("process.pidfile", p, node)?,
-            (None, Some(_)) => {
-                return Err(
-                    "process.name: targeting processes by name is not supported: the local \
-                     cluster's nodes share one pid namespace, so a name matches every node's \
-                     process; give process.pidfile"
-                        .into(),
-                );
-            }
-            (None, None) => {
-                return Err(
-                    "process: missing key `pidfile` (where the pid of the process that \
-                     pause/kill target is kept)"
-                        .into(),
-                );
-            }
-        }
-        if let Some(cmd) = &s.ready.command {
-            self.check("ready.command", cmd, node)?;
-        }
-        if s.ready.port == Some(0) {
-            return Err("ready.port: must be above 0".into());
-        }
-        for (i, f) in s.logs.files.iter().enumerate() {
-            self.check(&format!("logs.files[{i}]"), f, node)?;
-        }
-        let l = &s.leader;
-        match (&l.command, l.resp.is_empty()) {
-            (Some(_), false) => {
-                return Err("leader: give `resp` or `command`, not both".into());
-            }
-            (None, true) => {
-                return Err(
-                    "leader: missing key `resp` or `command` (a client call like [\"ROLE\"], \
-                     or a command run on each node, whose reply or output says who leads)"
-                        .into(),
-                );
-            }
-            (Some(c), true) => self.check("leader.command", c, node)?,
-            (None, false) => {}
-        }
-        if let Some(sp) = &l.split {
-            if !matches!(sp.as_str(), "whitespace" | "lines") {
-                return Err(format!("leader.split: {sp:?} is not whitespace or lines"));
-            }
-        }
-        for (i, a) in l.resp.iter().enumerate() {
-            self.check(&format!("leader.resp[{i}]"), a, &[])?;
-        }
-        if l.leader_values.is_empty() {
-            return Err("leader.leader_values: empty".into());
-        }
-        let cl = &s.client;
-        if cl.protocol != "resp" {
-            return Err(format!(
-                "client.protocol: protocol {:?} is not supported yet (supported: resp)",
-                cl.protocol
-            ));
-        }
-        if let Some(r) = &cl.route {
-            if !matches!(r.as_str(), "redirects" | "leader") {
-                return Err(format!("client.route: {r:?} is not redirects or leader"));
-            }
-        }
-        if cl.port == Some(0) {
-            return Err("client.port: must be above 0".into());
-        }
-        for (op, _, vars) in OPS {
-            if let Some(argv) = self.op(op) {
-                if argv.is_empty() {
-                    return Err(format!("client.ops.{op}: empty command"));
-                }
-                for (i, a) in argv.iter().enumerate() {
-                    self.check(&format!("client.ops.{op}[{i}]"), a, vars)?;
-                }
-            }
-        }
-        for (i, r) in cl.outcome.iter().enumerate() {
-            let key = format!("client.outcome[{i}]");
-            match r.outcome.as_str() {
-                "fail" | "info" => {}
-                "ok" => {
-                    return Err(format!(
-                        "{key}.outcome: an error reply cannot be ok (use fail or info)"
-                    ));
-                }
-                o => return Err(format!("{key}.outcome: {o:?} is not fail or info")),
-            }
-            if let Some(d) = &r.redirect {
-                if !matches!(d.as_str(), "stay" | "next" | "follow") {
-                    return Err(format!("{key}.redirect: {d:?} is not stay, next or follow"));
-                }
-            }
-            for o in &r.ops {
-                if !OPS.iter().any(|(n, _, _)| n == o) {
-                    return Err(format!(
-                        "{key}.ops: unknown op {o:?} (known: {})",
-                        op_names()
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The argv template of a `[client.ops]` op.
-    pub fn op(&self, name: &str) -> Option<&Vec<String>> {
-        let o = &self.spec.client.ops;
-        match name {
-            "add" => o.add.as_ref(),
-            "read_set" => o.read_set.as_ref(),
-            "incr" => o.incr.as_ref(),
-            "read" => o.read.as_ref(),
-            "write" => o.write.as_ref(),
-            "cas" => o.cas.as_ref(),
-            _ => None,
-        }
+    /// The template of a `[client.ops]` op.
+    pub fn op(&self, name: &str) -> Option<&OpTemplate> {
+        self.ops.get(name)
     }
 
     /// Refuses workloads whose ops the file does not define.

@@ -121,13 +121,13 @@ fn unsupported_protocols_and_outcomes_are_refused() {
     let t = leaderkv_text().replace("protocol = \"resp\"", "protocol = \"postgres\"");
     let e = load_text(&t, &Inputs::default()).unwrap_err();
     assert!(
-        e.contains("protocol \"postgres\" is not supported yet (supported: resp)"),
+        e.contains("client.ops.add: the Postgres protocol takes one SQL string"),
         "{e}"
     );
     let t = leaderkv_text().replace("outcome = \"info\"", "outcome = \"ok\"");
     let e = load_text(&t, &Inputs::default()).unwrap_err();
     assert!(
-        e.contains("client.outcome[0].outcome: an error reply cannot be ok"),
+        e.contains("client.outcome[0].outcome: an error cannot be ok"),
         "{e}"
     );
     let t = leaderkv_text().replace("redirect = \"next\"", "redirect = \"elsewhere\"");
@@ -156,13 +156,13 @@ fn workloads_need_their_ops() {
 fn dialect(l: &Loaded) -> FileDialect {
     FileDialect::new(
         l,
-        RoleParser {
-            leader: l.spec.leader.clone(),
-            nodes: vec![
+        RoleParser::new(
+            l.spec.leader.clone(),
+            vec![
                 ("n1".into(), "10.0.0.11".into(), 7000),
                 ("n2".into(), "10.0.0.12".into(), 7000),
             ],
-        },
+        ),
     )
 }
 
@@ -258,13 +258,13 @@ fn leader_replies_by_index() {
     leader.leader_index = Some(1);
     leader.applied_index = None;
     leader.committed_index = None;
-    let p = RoleParser {
+    let p = RoleParser::new(
         leader,
-        nodes: vec![
+        vec![
             ("n1".into(), "10.0.0.11".into(), 6379),
             ("n2".into(), "10.0.0.12".into(), 6379),
         ],
-    };
+    );
     let master = Reply::Array(Some(vec![
         bulk("master"),
         Reply::Int(100),
@@ -309,10 +309,10 @@ fn leader_command_output_by_fields_or_lines() {
         "command = \"redis-cli -h {ip} -p {port} ROLE\"\nsplit = \"lines\"",
     );
     let l = load_text(&t, &Inputs::default()).unwrap();
-    let p = RoleParser {
-        leader: l.spec.leader.clone(),
-        nodes: vec![("n1".into(), "10.0.0.11".into(), 7000)],
-    };
+    let p = RoleParser::new(
+        l.spec.leader.clone(),
+        vec![("n1".into(), "10.0.0.11".into(), 7000)],
+    );
     // redis-cli prints one element per line; an empty leader id stays an empty line.
     let r = p
         .parse_output(Some("n2"), "follower\n4\n\n\n10\n9\n9\nn2\n")
@@ -331,10 +331,7 @@ fn leader_command_output_by_fields_or_lines() {
     // Whitespace fields (the default), a leader named by IP.
     let mut leader = l.spec.leader.clone();
     leader.split = None;
-    let p = RoleParser {
-        leader,
-        nodes: vec![("n1".into(), "10.0.0.11".into(), 7000)],
-    };
+    let p = RoleParser::new(leader, vec![("n1".into(), "10.0.0.11".into(), 7000)]);
     let r = p.parse_output(Some("n3"), "follower 7 10.0.0.11").unwrap();
     assert_eq!(r.leader.as_deref(), Some("n1"));
     assert!(p.parse_output(Some("n3"), "").is_none());
@@ -343,7 +340,7 @@ fn leader_command_output_by_fields_or_lines() {
     let both = leaderkv_text().replace("resp = [\"ROLE\"]", "resp = [\"ROLE\"]\ncommand = \"x\"");
     let e = load_text(&both, &Inputs::default()).unwrap_err();
     assert!(
-        e.contains("leader: give `resp` or `command`, not both"),
+        e.contains("leader: give one of `resp`, `command`, not 2"),
         "{e}"
     );
     let neither = leaderkv_text().replace("resp = [\"ROLE\"]", "");

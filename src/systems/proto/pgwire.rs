@@ -113,6 +113,16 @@ impl PgConn {
         sql: &str,
         timeout: Duration,
     ) -> Result<Vec<Vec<Option<String>>>, PgError> {
+        self.query_tagged(sql, timeout).await.map(|(rows, _)| rows)
+    }
+
+    /// Runs `sql`; returns the rows of its last statement and that statement's command tag
+    /// (`UPDATE 1`, `INSERT 0 1`, `SELECT 3`).
+    pub async fn query_tagged(
+        &mut self,
+        sql: &str,
+        timeout: Duration,
+    ) -> Result<(Vec<Vec<Option<String>>>, String), PgError> {
         let fut = async {
             let mut msg = vec![b'Q'];
             msg.extend_from_slice(&((sql.len() + 5) as u32).to_be_bytes());
@@ -123,6 +133,7 @@ impl PgConn {
                 .await
                 .map_err(|e| PgError::io(true, format!("io: {}", e.kind())))?;
             let mut rows = Vec::new();
+            let mut tag = String::new();
             let mut err: Option<PgError> = None;
             loop {
                 let (t, p) = match self.read_msg(true).await {
@@ -139,8 +150,12 @@ impl PgConn {
                 match t {
                     b'T' => rows.clear(),
                     b'D' => rows.push(data_row(&p)),
+                    b'C' => {
+                        tag = String::from_utf8_lossy(p.strip_suffix(&[0]).unwrap_or(&p))
+                            .into_owned();
+                    }
                     b'E' => err = Some(error_response(&p, true)),
-                    b'Z' => return err.map_or(Ok(rows), Err),
+                    b'Z' => return err.map_or(Ok((rows, tag)), Err),
                     _ => {}
                 }
             }

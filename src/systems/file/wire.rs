@@ -1,0 +1,534 @@
+//! The `postgres` and `http` clients of a system file: each op's SQL or request from
+//! `[client.ops]`, its answer read into the op's value, and every error mapped to an outcome.
+//!
+//! Outcomes, in order:
+//! - no connection, or the request was never written: `fail` (nothing reached the server);
+//! - the exchange broke after the request was written (reset, timeout, a dropped
+//!   connection): `info` for anything that writes, `fail` for reads (they change nothing);
+//! - the server answered an error (a PostgreSQL error response, a non-2xx HTTP status): the
+//!   file's `[[client.outcome]]` rules, `info` when none matches;
+//! - a success whose `require` pointer is not `true` (or a `cas` statement that changed no
+//!   row): `fail`, the system said it did not do it;
+//! - a success that makes no sense for the op: `fail` for reads, `info` otherwise.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use history::Value;
+use serde_json::Value as Json;
+use workloads::{Client, Completion, Invocation, Outcome};
+
+use super::client::{FileDialect, OpVars, RoleParser, classify};
+use super::ops::{HttpTemplate, OpTemplate, select};
+use super::spec::{Loaded, Rule, expand};
+use crate::systems::RoleInfo;
+use crate::systems::proto::http::{self, Response, unb64};
+use crate::systems::proto::pgwire::{PgConn, PgError};
+use crate::systems::resp_router::{Redirect, role_value};
+
+/// What a system file's `postgres` or `http` client says and how it reads answers.
+pub struct WireDialect {
+    ops: BTreeMap<&'static str, OpTemplate>,
+    rules: Vec<Rule>,
+    sets: BTreeMap<String, String>,
+    role: RoleParser,
+    leader_sql: Option<String>,
+    leader_http: Option<HttpTemplate>,
+    fields: Vec<String>,
+    user: String,
+    database: String,
+}
+
+/// A request ready to send.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Sql(String),
+    Http {
+        method: String,
+        path: String,
+        body: Option<Vec<u8>>,
+    },
+}
+
+/// A successful answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// The last statement's rows and command tag.
+    Rows(Vec<Vec<Option<String>>>, String),
+    /// A 2xx answer's body as JSON.
+    Json(Json),
+}
+
+/// Why an exchange did not give an answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// No answer: `sent` when the request may have reached the server.
+    Transport { sent: bool, msg: String },
+    /// The server answered an error; `broken`: the connection is unusable after it.
+    Error {
+        text: String,
+        status: Option<u16>,
+        broken: bool,
+    },
+}
+
+impl WireDialect {
+    pub fn new(loaded: &Loaded, role: RoleParser) -> Self {
+        let s = &loaded.spec;
+        WireDialect {
+            ops: loaded.ops.clone(),
+            rules: s.client.outcome.clone(),
+            sets: loaded.sets.clone(),
+            role,
+            leader_sql: s.leader.sql.clone(),
+            leader_http: loaded.leader_http.clone(),
+            fields: s.leader.fields.clone(),
+            user: s.client.user.clone().unwrap_or_else(|| "postgres".into()),
+            database: s
+                .client
+                .database
+                .clone()
+                .unwrap_or_else(|| "postgres".into()),
+        }
+    }
+
+    /// The request of an invocation (`leader`: the leader call), or why it cannot be sent.
+    pub fn request(&self, op: &Invocation) -> Result<Request, String> {
+        let name = FileDialect::op_name(op);
+        if name == "leader" {
+            let common = |tpl: &str| {
+                expand(tpl, &|n: &str| {
+                    n.strip_prefix("set.")
+                        .and_then(|k| self.sets.get(k).cloned())
+                        .or_else(|| n.strip_prefix("env.").and_then(|v| std::env::var(v).ok()))
+                })
+            };
+            return match (&self.leader_sql, &self.leader_http) {
+                (Some(q), _) => Ok(Request::Sql(common(q)?)),
+                (None, Some(h)) => http_request(h, &common),
+                (None, None) => Err("the system file has no leader call".into()),
+            };
+        }
+        let tpl = self
+            .ops
+            .get(name)
+            .ok_or_else(|| format!("the system file defines no client.ops.{name}"))?;
+        let vars = OpVars::new(op, name, &self.sets)?;
+        match tpl {
+            OpTemplate::Sql(q) => Ok(Request::Sql(vars.expand(q)?)),
+            OpTemplate::Http(h) => http_request(h, &|t| vars.expand(t)),
+            OpTemplate::Argv(_) => Err("a RESP command in a non-RESP client".into()),
+        }
+    }
+
+    /// The value of a successful answer: `Err(Some(why))` when the answer says the op did not
+    /// happen, `Err(None)` when it makes no sense for the op.
+    pub fn ok_value(&self, op: &Invocation, a: &Answer) -> Result<Value, Option<String>> {
+        let name = FileDialect::op_name(op);
+        match a {
+            Answer::Rows(rows, tag) => rows_value(op, name, rows, tag),
+            Answer::Json(j) => {
+                let Some(OpTemplate::Http(h)) = self.ops.get(name) else {
+                    return Err(None);
+                };
+                json_value(op, name, h, j)
+            }
+        }
+    }
+
+    /// The outcome of an error answer and where a routed client goes next.
+    pub fn on_error(
+        &self,
+        op: &Invocation,
+        text: &str,
+        status: Option<u16>,
+    ) -> (Outcome, Redirect) {
+        classify(&self.rules, FileDialect::op_name(op), text, status)
+    }
+
+    /// The role of `node` from its answer to the leader call.
+    pub fn role(&self, node: &str, a: &Answer) -> Option<RoleInfo> {
+        let fields: Vec<Option<String>> = match a {
+            Answer::Rows(rows, _) => rows.first()?.clone(),
+            Answer::Json(j) => self
+                .fields
+                .iter()
+                .map(|p| select(j, p).first().and_then(|v| field_text(v)))
+                .collect(),
+        };
+        self.role.parse_fields(Some(node), &fields)
+    }
+
+    /// Sends `req` to `addr`, over `conn` (postgres: opened when `None`, dropped when broken).
+    pub async fn exchange(
+        &self,
+        conn: &mut Option<PgConn>,
+        addr: &str,
+        req: &Request,
+        timeout: Duration,
+    ) -> Result<Answer, Failure> {
+        match req {
+            Request::Sql(q) => {
+                if conn.is_none() {
+                    let c = PgConn::connect_as(addr, &self.user, &self.database, timeout).await;
+                    *conn = Some(c.map_err(pg_failure)?);
+                }
+                let c = conn.as_mut().expect("connected above");
+                match c.query_tagged(q, timeout).await {
+                    Ok((rows, tag)) => Ok(Answer::Rows(rows, tag)),
+                    Err(e) => {
+                        if e.broken {
+                            *conn = None;
+                        }
+                        Err(pg_failure(e))
+                    }
+                }
+            }
+            Request::Http { method, path, body } => {
+                let r = http::request(method, addr, path, body.as_deref(), timeout)
+                    .await
+                    .map_err(|e| Failure::Transport {
+                        sent: e.sent,
+                        msg: e.msg,
+                    })?;
+                if (200..300).contains(&r.status) {
+                    Ok(Answer::Json(r.json()))
+                } else {
+                    Err(Failure::Error {
+                        text: error_text(&r),
+                        status: Some(r.status),
+                        broken: false,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Asks `node` (at `addr`) who leads, on a connection of its own.
+    pub async fn probe(
+        &self,
+        node: &str,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<RoleInfo, String> {
+        let req = self.request(&Invocation::new("leader", Value::Nil))?;
+        let a = self
+            .exchange(&mut None, addr, &req, timeout)
+            .await
+            .map_err(|f| failure_text(&f))?;
+        self.role(node, &a)
+            .ok_or_else(|| format!("bad leader answer from {node}: {a:?}"))
+    }
+}
+
+fn http_request(
+    h: &HttpTemplate,
+    expand: &dyn Fn(&str) -> Result<String, String>,
+) -> Result<Request, String> {
+    let (method, path, body) = h.render(expand)?;
+    Ok(Request::Http { method, path, body })
+}
+
+fn pg_failure(e: PgError) -> Failure {
+    match e.code {
+        Some(_) => Failure::Error {
+            text: e.msg,
+            status: None,
+            broken: e.broken,
+        },
+        None => Failure::Transport {
+            sent: e.sent,
+            msg: e.msg,
+        },
+    }
+}
+
+fn failure_text(f: &Failure) -> String {
+    match f {
+        Failure::Transport { msg, .. } => msg.clone(),
+        Failure::Error {
+            text,
+            status: Some(s),
+            ..
+        } => format!("HTTP {s}: {text}"),
+        Failure::Error { text, .. } => text.clone(),
+    }
+}
+
+/// The text `error_prefix` matches in an HTTP error answer: the JSON body's `error` or
+/// `message` string, else the body's text.
+pub fn error_text(r: &Response) -> String {
+    let j = r.json();
+    for k in ["error", "message"] {
+        if let Some(s) = j.get(k).and_then(Json::as_str) {
+            return s.to_owned();
+        }
+    }
+    let text = String::from_utf8_lossy(&r.body);
+    text.trim().chars().take(300).collect()
+}
+
+/// A JSON leaf as a field's text (`null`, arrays and objects: none).
+fn field_text(v: &Json) -> Option<String> {
+    match v {
+        Json::String(s) => Some(s.clone()),
+        Json::Number(n) => Some(n.to_string()),
+        Json::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// A text the system returned as the op's value: an integer when it reads as one.
+fn scalar(s: &str) -> Value {
+    s.parse::<i64>()
+        .map(Value::Int)
+        .unwrap_or_else(|_| Value::str(s))
+}
+
+fn rows_value(
+    op: &Invocation,
+    name: &str,
+    rows: &[Vec<Option<String>>],
+    tag: &str,
+) -> Result<Value, Option<String>> {
+    let first = || {
+        rows.first()
+            .and_then(|r| r.first())
+            .and_then(|c| c.as_deref())
+    };
+    match name {
+        "add" | "write" => Ok(op.value.clone()),
+        "cas" => {
+            // A compare-and-set statement says it happened by a row (RETURNING) or by its
+            // tag's count (`UPDATE 1`); `UPDATE 0` means the comparison failed.
+            let count = tag.rsplit(' ').next().and_then(|n| n.parse::<u64>().ok());
+            if !rows.is_empty() || count.is_some_and(|n| n > 0) {
+                Ok(op.value.clone())
+            } else {
+                Err(Some(format!("cas changed no row ({tag})")))
+            }
+        }
+        "read_set" => rows
+            .iter()
+            .map(|r| {
+                r.first()
+                    .and_then(|c| c.as_deref())
+                    .and_then(|c| c.parse().ok())
+                    .map(Value::Int)
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(Value::List)
+            .ok_or(None),
+        "incr" => first()
+            .and_then(|c| c.parse().ok())
+            .map(Value::Int)
+            .ok_or(None),
+        "read" => Ok(first().map(scalar).unwrap_or(Value::Nil)),
+        _ => Err(None),
+    }
+}
+
+fn json_value(
+    op: &Invocation,
+    name: &str,
+    h: &HttpTemplate,
+    j: &Json,
+) -> Result<Value, Option<String>> {
+    if let Some(p) = &h.require {
+        if select(j, p).first() != Some(&&Json::Bool(true)) {
+            return Err(Some(format!("{p} is not true in {j}")));
+        }
+    }
+    let found = h
+        .result
+        .as_deref()
+        .map(|p| select(j, p))
+        .unwrap_or_default();
+    let leaf = |v: &Json| -> Option<Value> {
+        match v {
+            Json::Null => Some(Value::Nil),
+            Json::Number(n) => n.as_i64().map(Value::Int),
+            Json::String(s) if h.base64 => String::from_utf8(unb64(s)?).ok().map(|s| scalar(&s)),
+            Json::String(s) => Some(scalar(s)),
+            _ => None,
+        }
+    };
+    match name {
+        "add" | "write" | "cas" => Ok(op.value.clone()),
+        "read_set" => {
+            let mut out = Vec::new();
+            for v in found {
+                match leaf(v) {
+                    Some(Value::Int(i)) => out.push(Value::Int(i)),
+                    _ => return Err(None),
+                }
+            }
+            out.sort_by_key(|v| v.as_int());
+            Ok(Value::List(out))
+        }
+        "incr" => match found.first().and_then(|v| leaf(v)) {
+            Some(Value::Int(i)) => Ok(Value::Int(i)),
+            _ => Err(None),
+        },
+        "read" => match found.first() {
+            None => Ok(Value::Nil),
+            Some(v) => leaf(v).ok_or(None),
+        },
+        _ => Err(None),
+    }
+}
+
+/// A `postgres` or `http` client that follows the leader like the RESP one: error answers
+/// redirect it as the rules say, failed exchanges move it to the next node, and with
+/// `route = "leader"` routed ops go where the leader probe saw the leader last.
+pub struct WireClient {
+    dialect: Arc<WireDialect>,
+    order: Vec<String>,
+    addrs: HashMap<String, String>,
+    conns: HashMap<String, PgConn>,
+    current: usize,
+    timeout: Duration,
+    leader_hint: Option<Arc<Mutex<Option<String>>>>,
+}
+
+impl WireClient {
+    /// A client of the nodes `addrs` (name, `host:port`), in that order.
+    pub fn new(dialect: Arc<WireDialect>, addrs: Vec<(String, String)>, timeout: Duration) -> Self {
+        WireClient {
+            dialect,
+            order: addrs.iter().map(|(n, _)| n.clone()).collect(),
+            addrs: addrs.into_iter().collect(),
+            conns: HashMap::new(),
+            current: 0,
+            timeout,
+            leader_hint: None,
+        }
+    }
+
+    pub fn follow_hint(mut self, hint: Arc<Mutex<Option<String>>>) -> Self {
+        self.leader_hint = Some(hint);
+        self
+    }
+
+    fn rotate(&mut self) {
+        if !self.order.is_empty() {
+            self.current = (self.current + 1) % self.order.len();
+        }
+    }
+
+    fn go_to(&mut self, node: &str) -> bool {
+        match self.order.iter().position(|n| n == node) {
+            Some(i) => {
+                self.current = i;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[async_trait]
+impl Client for WireClient {
+    async fn open(&mut self, node: &str) {
+        self.go_to(node);
+    }
+
+    async fn invoke(&mut self, op: &Invocation) -> Completion {
+        let routed = op.node.is_none();
+        if routed {
+            let hint = self.leader_hint.as_ref();
+            let hinted = hint.and_then(|h| h.lock().unwrap_or_else(|p| p.into_inner()).clone());
+            if let Some(l) = hinted {
+                self.go_to(&l);
+            }
+        }
+        let target = match &op.node {
+            Some(n) => n.clone(),
+            None => self.order.get(self.current).cloned().unwrap_or_default(),
+        };
+        let req = match self.dialect.request(op) {
+            Ok(r) => r,
+            Err(e) => return Completion::fail(op.value.clone(), &target, e),
+        };
+        let Some(addr) = self.addrs.get(&target).cloned() else {
+            return Completion::fail(op.value.clone(), &target, "unknown node");
+        };
+        let mut conn = self.conns.remove(&target);
+        let answer = self
+            .dialect
+            .exchange(&mut conn, &addr, &req, self.timeout)
+            .await;
+        if let Some(c) = conn {
+            self.conns.insert(target.clone(), c);
+        }
+        let answer = match answer {
+            Ok(a) => a,
+            Err(Failure::Transport { sent, msg }) => {
+                self.conns.remove(&target);
+                if routed {
+                    self.rotate();
+                }
+                return if sent && !op.is_read() {
+                    Completion::info(op.value.clone(), &target, msg)
+                } else {
+                    Completion::fail(op.value.clone(), &target, msg)
+                };
+            }
+            Err(Failure::Error { text, status, .. }) => {
+                let (outcome, redirect) = self.dialect.on_error(op, &text, status);
+                if routed {
+                    match redirect {
+                        Redirect::Stay => {}
+                        Redirect::Next => self.rotate(),
+                        Redirect::Follow => {
+                            let named = text.split_whitespace().nth(1).map(str::to_owned);
+                            if !named.is_some_and(|n| self.go_to(&n)) {
+                                self.rotate();
+                            }
+                        }
+                    }
+                }
+                let text = match status {
+                    Some(s) => format!("HTTP {s}: {text}"),
+                    None => text,
+                };
+                return match outcome {
+                    Outcome::Fail => Completion::fail(op.value.clone(), &target, text),
+                    Outcome::Info | Outcome::Ok => {
+                        Completion::info(op.value.clone(), &target, text)
+                    }
+                };
+            }
+        };
+        if op.f == "leader" {
+            return match self.dialect.role(&target, &answer) {
+                Some(r) => Completion::ok(role_value(&r), &target),
+                None => Completion::fail(
+                    op.value.clone(),
+                    &target,
+                    format!("bad leader answer {answer:?}"),
+                ),
+            };
+        }
+        match self.dialect.ok_value(op, &answer) {
+            Ok(v) => Completion::ok(v, &target),
+            Err(Some(why)) => Completion::fail(op.value.clone(), &target, why),
+            Err(None) if op.is_read() => Completion::fail(
+                op.value.clone(),
+                &target,
+                format!("unexpected answer {answer:?}"),
+            ),
+            Err(None) => Completion::info(
+                op.value.clone(),
+                &target,
+                format!("unexpected answer {answer:?}"),
+            ),
+        }
+    }
+
+    async fn close(&mut self) {
+        self.conns.clear();
+    }
+}

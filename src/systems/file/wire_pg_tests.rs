@@ -1,0 +1,219 @@
+//! The `postgres` client against a real PostgreSQL 15 started by the test: `initdb` and
+//! `postgres` as the `postgres` user (it refuses root) in a temp dir, listening on loopback
+//! only, stopped by its pid when the test ends, passed or not.
+
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use history::Value;
+use workloads::{Client, Invocation, Outcome};
+
+use super::{client_for, example, role_parser};
+use crate::systems::file::spec::{self, Inputs};
+use crate::systems::file::wire::WireDialect;
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// A PostgreSQL server of the test's own; killed (by pid) and removed on drop.
+struct Postgres {
+    child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        // SIGQUIT: immediate shutdown of the postmaster and its children.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGQUIT);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = &self.dir;
+    }
+}
+
+fn as_postgres(program: &str) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid=postgres", "--regid=postgres", "--init-groups"])
+        .arg(format!("{PG_BIN}/{program}"));
+    c
+}
+
+/// Starts PostgreSQL on 127.0.0.1, or says why the test is skipped.
+fn start() -> Option<Postgres> {
+    let why = if !control::prereq::is_root() {
+        Some("needs root (to run PostgreSQL as the postgres user)".to_string())
+    } else if !std::path::Path::new(PG_BIN).join("postgres").exists() {
+        Some(format!(
+            "{PG_BIN}/postgres not installed (apt-get install postgresql-15)"
+        ))
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        if std::env::var("FAULTLINE_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
+            panic!("{why} (FAULTLINE_REQUIRE_PRIVILEGED=1)");
+        }
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n==== SKIPPED: real PostgreSQL tests: {why} ====\n"
+        );
+        return None;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("faultline-pg-")
+        .tempdir()
+        .unwrap();
+    let data = dir.path().join("data");
+    let chown = Command::new("chown")
+        .args(["-R", "postgres:postgres"])
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let init = as_postgres("initdb")
+        .args(["-A", "trust", "-U", "postgres", "-D"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "initdb: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    // A free port: bind, note it, release it (a race with another process is unlikely).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = std::fs::File::create(dir.path().join("pg.log")).unwrap();
+    let child = as_postgres("postgres")
+        .arg("-D")
+        .arg(&data)
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
+        .arg(dir.path())
+        .args(["-c", "fsync=off"])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let pg = Postgres { child, dir, port };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "PostgreSQL did not start: {}",
+            std::fs::read_to_string(pg.dir.path().join("pg.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Some(pg)
+}
+
+#[tokio::test]
+async fn postgres_outcomes_against_a_real_server() {
+    let Some(pg) = start() else { return };
+    let addr = format!("127.0.0.1:{}", pg.port);
+    let l = spec::load(&example("postgres-patroni.toml"), &Inputs::default()).unwrap();
+    let mut c = client_for(&l, &addr, Duration::from_secs(5));
+    // The example's schema (Patroni's post_bootstrap script runs the same statement).
+    let schema = "CREATE TABLE s (v bigint PRIMARY KEY); CREATE TABLE ids (id serial PRIMARY KEY); \
+                  CREATE TABLE r (k text PRIMARY KEY, v bigint)";
+    let mut conn = None;
+    let d = WireDialect::new(&l, role_parser(&l, &[("n1", "127.0.0.1", pg.port)]));
+    // Before the tables exist: 42P01 undefined_table, a `42` rule: fail.
+    let missing = c.invoke(&Invocation::new("add", Value::Int(1))).await;
+    assert_eq!(missing.outcome, Outcome::Fail, "{missing:?}");
+    assert!(
+        missing.error.as_deref().unwrap().starts_with("42P01"),
+        "{missing:?}"
+    );
+    d.exchange(
+        &mut conn,
+        &addr,
+        &super::super::wire::Request::Sql(schema.into()),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+
+    let add = |v: i64| Invocation::new("add", Value::Int(v));
+    assert_eq!(c.invoke(&add(3)).await.outcome, Outcome::Ok);
+    assert_eq!(c.invoke(&add(1)).await.outcome, Outcome::Ok);
+    // 23505 unique_violation: a rule says fail.
+    let dup = c.invoke(&add(3)).await;
+    assert_eq!(dup.outcome, Outcome::Fail, "{dup:?}");
+    let set = c.invoke(&Invocation::new("read", Value::Nil)).await;
+    assert_eq!(set.value, Value::List(vec![Value::Int(1), Value::Int(3)]));
+    let a = c.invoke(&Invocation::new("incr", Value::Nil)).await;
+    let b = c.invoke(&Invocation::new("incr", Value::Nil)).await;
+    assert_eq!((a.value, b.value), (Value::Int(1), Value::Int(2)));
+
+    let r = Invocation::new("read", Value::Nil).key(Value::str("r1"));
+    assert_eq!(c.invoke(&r).await.value, Value::Nil, "no row: no value");
+    let w = Invocation::new("write", Value::Int(5)).key(Value::str("r1"));
+    assert_eq!(c.invoke(&w).await.outcome, Outcome::Ok);
+    assert_eq!(c.invoke(&r).await.value, Value::Int(5));
+    let cas = |old: i64, new: i64| {
+        Invocation::new("cas", Value::List(vec![Value::Int(old), Value::Int(new)]))
+            .key(Value::str("r1"))
+    };
+    assert_eq!(c.invoke(&cas(5, 6)).await.outcome, Outcome::Ok);
+    let no = c.invoke(&cas(5, 7)).await;
+    assert_eq!(no.outcome, Outcome::Fail, "UPDATE 0: {no:?}");
+    assert_eq!(c.invoke(&r).await.value, Value::Int(6));
+
+    // The leader call: a primary names itself.
+    let role = d.probe("n1", &addr, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(
+        (role.role.as_str(), role.leader.as_deref()),
+        ("leader", Some("n1"))
+    );
+    assert_eq!(role.term, Some(1));
+    let probe = c
+        .invoke(&Invocation::new("leader", Value::Nil).on("n1"))
+        .await;
+    assert_eq!(probe.outcome, Outcome::Ok, "{probe:?}");
+
+    // The server ends the connection mid-statement (57P01, FATAL): no rule matches, so the
+    // write is unknown, and the next op reconnects.
+    let mut l2 = l.clone();
+    l2.ops.insert(
+        "write",
+        super::super::ops::OpTemplate::Sql("SELECT pg_terminate_backend(pg_backend_pid())".into()),
+    );
+    let mut c2 = client_for(&l2, &addr, Duration::from_secs(5));
+    let killed = c2.invoke(&w).await;
+    assert_eq!(killed.outcome, Outcome::Info, "{killed:?}");
+    assert!(
+        killed.error.as_deref().unwrap().starts_with("57P01"),
+        "{killed:?}"
+    );
+    assert_eq!(c2.invoke(&r).await.value, Value::Int(6), "reconnected");
+    // A statement still running at the timeout: info for a write, fail for a read.
+    l2.ops.insert(
+        "write",
+        super::super::ops::OpTemplate::Sql("SELECT pg_sleep(3)".into()),
+    );
+    l2.ops.insert(
+        "read",
+        super::super::ops::OpTemplate::Sql("SELECT pg_sleep(3)".into()),
+    );
+    let mut c3 = client_for(&l2, &addr, Duration::from_millis(300));
+    assert_eq!(c3.invoke(&w).await.outcome, Outcome::Info);
+    assert_eq!(c3.invoke(&r).await.outcome, Outcome::Fail);
+    drop(pg);
+    // The server is gone: nothing is sent, so nothing happened.
+    let mut c4 = client_for(&l, &addr, Duration::from_secs(1));
+    assert_eq!(c4.invoke(&w).await.outcome, Outcome::Fail);
+}
