@@ -276,6 +276,11 @@ fn failing_start_exits_255_and_leaves_nothing_behind() {
         let d = format!("/tmp/faultline-nodes/flf4-/n{n}");
         assert!(!Path::new(&d).exists(), "{d} left behind");
     }
+    // Nor the (empty) directory that held the nodes' directories.
+    assert!(
+        !Path::new("/tmp/faultline-nodes/flf4-").exists(),
+        "/tmp/faultline-nodes/flf4- left behind"
+    );
 
     // A setup command that fails: the node, the command and its stderr; exit 255.
     let body = std::fs::read_to_string(example()).unwrap().replace(
@@ -306,6 +311,10 @@ fn failing_start_exits_255_and_leaves_nothing_behind() {
         let d = format!("/tmp/faultline-nodes/flf4-/n{n}");
         assert!(!Path::new(&d).exists(), "{d} left behind");
     }
+    assert!(
+        !Path::new("/tmp/faultline-nodes/flf4-").exists(),
+        "/tmp/faultline-nodes/flf4- left behind"
+    );
 
     c.down();
     let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
@@ -351,11 +360,92 @@ fn leader_command_instead_of_a_client_call() {
     assert!(out.contains("is ready; n"), "{out}");
 }
 
+/// The tests on `flf5-` take turns (one cluster prefix and subnet for all of them).
+static FLF5: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// No process left in any of the cluster's namespaces.
+fn assert_no_processes(prefix: &str) {
+    for n in 1..=3 {
+        let ns = format!("{prefix}n{n}");
+        let pids = Command::new("ip")
+            .args(["netns", "pids", &ns])
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&pids.stdout).trim().is_empty(),
+            "processes left in {ns}: {}",
+            String::from_utf8_lossy(&pids.stdout)
+        );
+    }
+}
+
+/// The verdict of each checker in results.json.
+fn checker_verdicts(results: &serde_json::Value) -> Vec<(String, String)> {
+    results
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(_, v)| v.get("valid").is_some())
+                .map(|(k, v)| (k.clone(), v["valid"].to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn etcd_over_http_example_runs() {
+    if !control::prereq::privileged_or_skip("etcd_over_http_example_runs", false) {
+        return;
+    }
+    if !have("etcd") {
+        eprintln!("SKIPPED: etcd not installed (apt-get install etcd-server)");
+        return;
+    }
+    let _turn = FLF5.lock().unwrap_or_else(|p| p.into_inner());
+    let c = Cluster::new("flf5-", "10.77.85.0/24");
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/systems/etcd-http.toml");
+    let (code, out, results) = c.run(&[
+        "--system-file",
+        file.to_str().unwrap(),
+        "--seed",
+        "5",
+        "--time-limit",
+        "20s",
+        "--nemesis",
+        "partition",
+        "--nemesis-interval",
+        "3s",
+        "--workload",
+        "set,unique-ids",
+    ]);
+    eprintln!(
+        "etcd-http: exit {code}, checkers {:?}",
+        checker_verdicts(&results)
+    );
+    // etcd is linearizable: acknowledged puts survive partitions and revisions are unique.
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("etcd-http is ready; n"), "{out}");
+    assert!(types(&results).is_empty(), "{out}");
+    assert!(
+        results["run"]["client_ops"].as_u64().unwrap_or(0) > 100,
+        "{out}"
+    );
+    assert_no_processes("flf5-");
+}
+
 #[test]
 fn redis_sentinel_example_runs() {
     if !control::prereq::privileged_or_skip("redis_sentinel_example_runs", false) {
         return;
     }
+    let _turn = FLF5.lock().unwrap_or_else(|p| p.into_inner());
     let have = |p: &str| {
         Command::new("sh")
             .args(["-c", &format!("command -v {p}")])
