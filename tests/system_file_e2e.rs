@@ -8,6 +8,9 @@
 //!   client call: valid under partitions (skipped without redis-cli);
 //! - examples/systems/redis-sentinel.toml deploys Redis + Sentinel, finds the primary and
 //!   reaches a verdict (skipped without redis-server/redis-sentinel);
+//! - examples/systems/etcd-http.toml (protocol `http`) is valid under partitions, and
+//!   examples/systems/postgres-patroni.toml (protocol `postgres`) reaches a verdict; both
+//!   take turns with redis-sentinel on `flf5-` (skipped without their programs);
 //! - a malformed file exits 254 with one line, before any cluster or node is touched
 //!   (no root needed);
 //! - a start command that fails exits 255 naming the node, the command and its output, and
