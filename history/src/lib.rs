@@ -10,11 +10,13 @@
 //!   truncated last line, and a writer that flushes every op as it is written.
 //! - [`edn`]: a streaming reader for Jepsen's `history.edn` and Knossos/Porcupine data files.
 //! - [`build`]: [`build::Builder`], hand-built histories for tests.
-//! - [`load`]: open a file, guess or take its [`Format`], and read it into a [`History`].
+//! - [`load`]: open a file, guess or take its [`Format`], and read it into a [`History`] or
+//!   stream its ops; `chunked` parses JSONL streams on several threads.
 //!
 //! The format is documented in `docs/history-format.md`.
 
 pub mod build;
+mod chunked;
 pub mod edn;
 mod error;
 mod fastjson;

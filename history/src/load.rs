@@ -129,9 +129,31 @@ pub fn load_reader<R: BufRead>(
     Ok((history, LoadInfo { truncated }))
 }
 
-/// Reads ops on a background thread and hands them to `each` on this one, so that parsing
-/// and checking use two cores. `each` may stop the stream early with `ControlFlow::Break`.
+/// Reads ops on background threads and hands them to `each` on this one, in file order, so
+/// that parsing and checking use every core. `each` may stop the stream early with
+/// `ControlFlow::Break`. JSONL parses in blocks on several threads; EDN on one.
 pub fn stream<R: std::io::Read + Send>(
+    input: R,
+    name: &str,
+    format: Format,
+    each: impl FnMut(Op) -> std::ops::ControlFlow<()>,
+) -> Result<LoadInfo, ReadError> {
+    match format {
+        Format::Jsonl => {
+            // The caller's thread is busy with `each`; parse on the other cores, at least two
+            // so that one huge line (a read of a whole set) does not stall the rest.
+            let workers = std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .clamp(2, 4);
+            crate::chunked::stream(input, name, workers, crate::chunked::BLOCK, each)
+        }
+        Format::JepsenEdn => stream_sequential(input, name, format, each),
+    }
+}
+
+/// A parse thread and a consume thread: for formats whose records cannot be found without
+/// parsing (EDN ops span lines).
+fn stream_sequential<R: std::io::Read + Send>(
     input: R,
     name: &str,
     format: Format,
