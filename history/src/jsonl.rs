@@ -19,20 +19,46 @@ use crate::{Op, OpType, Process, ReadError, Value};
 /// use a handful of names, so a short list scanned in order beats hashing every lookup.
 #[derive(Default)]
 pub(crate) struct Interner {
-    names: Vec<Arc<str>>,
+    /// Each name with its [`tag`], so that most misses cost one integer comparison.
+    names: Vec<(u64, Arc<str>)>,
+}
+
+/// A name's length and first bytes in one word: equal tags mean equal names up to 7 bytes.
+fn tag(b: &[u8]) -> u64 {
+    let mut head = [0u8; 8];
+    let n = b.len().min(7);
+    head[..n].copy_from_slice(&b[..n]);
+    head[7] = b.len().min(255) as u8;
+    u64::from_le_bytes(head)
 }
 
 impl Interner {
     pub(crate) fn get(&mut self, s: &str) -> Arc<str> {
-        if let Some(a) = self.names.iter().find(|a| ***a == *s) {
-            return a.clone();
+        if let Some(a) = self.find(s.as_bytes()) {
+            return a;
         }
         let a: Arc<str> = s.into();
         // Past a few hundred distinct names, stop interning rather than scan a long list.
         if self.names.len() < 256 {
-            self.names.push(a.clone());
+            self.names.push((tag(s.as_bytes()), a.clone()));
         }
         a
+    }
+
+    /// As [`Interner::get`] for raw bytes: validates UTF-8 only for a name not seen before.
+    pub(crate) fn get_bytes(&mut self, b: &[u8]) -> Option<Arc<str>> {
+        match self.find(b) {
+            Some(a) => Some(a),
+            None => Some(self.get(std::str::from_utf8(b).ok()?)),
+        }
+    }
+
+    fn find(&self, b: &[u8]) -> Option<Arc<str>> {
+        let t = tag(b);
+        self.names
+            .iter()
+            .find(|(at, a)| *at == t && (b.len() <= 7 || a.as_bytes() == b))
+            .map(|(_, a)| a.clone())
     }
 }
 
@@ -172,14 +198,20 @@ impl<R: BufRead> Reader<R> {
     }
 }
 
-enum Line {
+pub(crate) enum Line {
     Blank,
     Truncated,
     /// The op, and whether the line gave its index.
     Op(Op, bool),
 }
 
-fn parse_line(line: &[u8], complete: bool, names: &mut Interner) -> Result<Line, String> {
+/// Parses one line (without its newline); `complete` says whether a newline ended it, i.e.
+/// whether a parse failure is an error or a cut-off last line.
+pub(crate) fn parse_line(
+    line: &[u8],
+    complete: bool,
+    names: &mut Interner,
+) -> Result<Line, String> {
     let text = trim_ascii(line);
     if text.is_empty() {
         return Ok(Line::Blank);
