@@ -15,7 +15,6 @@
 
 use std::sync::Arc;
 
-use foldhash::HashMap as FastMap;
 use serde_json::json;
 
 use history::pairing::{Event, Pairer};
@@ -24,7 +23,10 @@ use history::{History, Op, OpType, PairError, Value};
 use crate::result::{DEFAULT_LIMIT, kind};
 use crate::{Anomaly, CheckResult, Checker};
 
-const NONE: u64 = u64::MAX;
+mod table;
+use table::Table;
+
+pub(crate) const NONE: u64 = u64::MAX;
 
 /// Configuration of the set checker.
 #[derive(Clone, Debug)]
@@ -102,9 +104,9 @@ impl Seen {
     }
 }
 
-struct Elem {
+pub(crate) struct Elem {
     add: AddOutcome,
-    add_invoke: u64,
+    pub(crate) add_invoke: u64,
     add_complete: u32,
     known_pos: u64,
     last_present_inv: u64,
@@ -114,10 +116,10 @@ struct Elem {
     present_after_known: u32,
 }
 
-const NO_REF: u32 = u32::MAX;
+pub(crate) const NO_REF: u32 = u32::MAX;
 
 impl Elem {
-    fn new() -> Elem {
+    pub(crate) fn new() -> Elem {
         Elem {
             add: AddOutcome::NotAttempted,
             add_invoke: NONE,
@@ -129,63 +131,6 @@ impl Elem {
             last_read_id: NO_REF,
             present_after_known: 0,
         }
-    }
-}
-
-/// Elements by value. Integer elements (the common case) get a map with small buckets, so
-/// that a read of millions of elements stays within cache as far as it can.
-#[derive(Default)]
-struct Table {
-    ints: std::collections::HashMap<i64, u32, std::hash::BuildHasherDefault<LocalHasher>>,
-    others: FastMap<Value, u32>,
-    elems: Vec<Elem>,
-}
-
-/// Hashes an integer to itself in the low bits (consecutive elements land in consecutive
-/// buckets, so reads that list them in order walk memory in order) and mixes the top bits,
-/// which the table uses as tags.
-#[derive(Default)]
-struct LocalHasher(u64);
-
-impl std::hash::Hasher for LocalHasher {
-    fn finish(&self) -> u64 {
-        let mixed = self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        (self.0 & 0x01FF_FFFF_FFFF_FFFF) | (mixed & 0xFE00_0000_0000_0000)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_i64(&mut self, i: i64) {
-        self.0 = i as u64;
-    }
-}
-
-impl Table {
-    fn get_or_insert(&mut self, v: &Value) -> &mut Elem {
-        let next = self.elems.len() as u32;
-        let i = match v {
-            Value::Int(i) => *self.ints.entry(*i).or_insert(next),
-            other => match self.others.get(other) {
-                Some(&i) => i,
-                None => {
-                    self.others.insert(other.clone(), next);
-                    next
-                }
-            },
-        };
-        if i == next {
-            self.elems.push(Elem::new());
-        }
-        &mut self.elems[i as usize]
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (Value, &Elem)> + '_ {
-        let ints = self.ints.iter().map(|(&k, &i)| (Value::Int(k), i));
-        let others = self.others.iter().map(|(k, &i)| (k.clone(), i));
-        ints.chain(others)
-            .map(|(k, i)| (k, &self.elems[i as usize]))
     }
 }
 

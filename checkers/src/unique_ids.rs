@@ -59,6 +59,8 @@ struct Holder {
 pub struct UniqueIdsState<'a> {
     cfg: &'a UniqueIds,
     pairer: Pairer<Option<u64>>,
+    /// Integer ids (the usual kind) by number: cheaper to hash and store than as values.
+    int_ids: FastMap<i64, Holder>,
     ids: FastMap<Value, Holder>,
     attempted: u64,
     acked: u64,
@@ -73,6 +75,7 @@ impl<'a> UniqueIdsState<'a> {
         UniqueIdsState {
             cfg,
             pairer: Pairer::default(),
+            int_ids: FastMap::default(),
             ids: FastMap::default(),
             attempted: 0,
             acked: 0,
@@ -116,17 +119,22 @@ impl<'a> UniqueIdsState<'a> {
             self.min = Some(self.min.map_or(i, |m| m.min(i)));
             self.max = Some(self.max.map_or(i, |m| m.max(i)));
         }
-        match self.ids.get(id) {
+        let first = match id {
+            Value::Int(i) => self.int_ids.get(i),
+            other => self.ids.get(other),
+        };
+        match first {
             None => {
-                self.ids.insert(
-                    id.clone(),
-                    Holder {
-                        invoke,
-                        complete: op.index,
-                        time: op.time,
-                        node: op.node.clone(),
-                    },
-                );
+                let holder = Holder {
+                    invoke,
+                    complete: op.index,
+                    time: op.time,
+                    node: op.node.clone(),
+                };
+                match id {
+                    Value::Int(i) => self.int_ids.insert(*i, holder),
+                    other => self.ids.insert(other.clone(), holder),
+                };
             }
             Some(first) => {
                 let anomaly = Anomaly {
@@ -158,13 +166,14 @@ impl<'a> UniqueIdsState<'a> {
         let duplicated = r.anomaly_count;
         r.stat("attempted", self.attempted);
         r.stat("acknowledged", self.acked);
-        r.stat("unique", self.ids.len() as u64);
+        let unique = self.int_ids.len() + self.ids.len();
+        r.stat("unique", unique as u64);
         r.stat("duplicated", duplicated);
         r.stat("range", json!([self.min, self.max]));
         if self.not_an_id > 0 {
             r.stat("acknowledged_without_id", self.not_an_id);
         }
-        if r.valid == Validity::Valid && self.ids.is_empty() {
+        if r.valid == Validity::Valid && unique == 0 {
             r.valid = Validity::Unknown;
             r.reason = Some(format!(
                 "no acknowledged {} op returned an id, so uniqueness cannot be judged",
