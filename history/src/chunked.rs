@@ -214,18 +214,18 @@ fn parse_block(text: &[u8], last: bool, mut ops: Vec<Op>, names: &mut Interner) 
             None => (std::mem::take(&mut rest), false),
         };
         lines += 1;
-        match parse_line(line, complete, names) {
+        match parse_line(line, complete, names, &mut ops) {
             Ok(Line::Blank) => {}
             Ok(Line::Truncated) => {
                 end = End::Truncated;
                 break;
             }
-            Ok(Line::Op(mut op, has_index)) => {
+            Ok(Line::Op(has_index)) => {
                 if !has_index {
-                    op.index = ops.len() as u64;
-                    unindexed.push(ops.len());
+                    let at = ops.len() - 1;
+                    ops[at].index = at as u64;
+                    unindexed.push(at);
                 }
-                ops.push(op);
             }
             Err(message) => {
                 end = End::Syntax {

@@ -53,21 +53,21 @@ impl<'a> P<'a> {
     fn key(&mut self) -> Option<&'a [u8]> {
         self.ws();
         let rest = &self.s[self.i..];
-        let guess: &'static [u8] = match rest.get(1) {
-            Some(b'i') => b"\"index\"",
-            Some(b't') if rest.get(2) == Some(&b'i') => b"\"time\"",
-            Some(b't') => b"\"type\"",
-            Some(b'p') => b"\"process\"",
-            Some(b'f') => b"\"f\"",
-            Some(b'v') => b"\"value\"",
-            Some(b'n') => b"\"node\"",
-            Some(b'k') => b"\"key\"",
-            Some(b'e') => b"\"error\"",
-            _ => b"",
+        let guess = match rest.get(1) {
+            Some(b'i') => &INDEX,
+            Some(b't') if rest.get(2) == Some(&b'i') => &TIME,
+            Some(b't') => &TYPE,
+            Some(b'p') => &PROCESS,
+            Some(b'f') => &F,
+            Some(b'v') => &VALUE,
+            Some(b'n') => &NODE,
+            Some(b'k') => &KEY,
+            Some(b'e') => &ERROR,
+            _ => return self.raw_str(),
         };
-        if !guess.is_empty() && rest.starts_with(guess) {
-            self.i += guess.len();
-            return Some(&guess[1..guess.len() - 1]);
+        if guess.starts(rest) {
+            self.i += guess.quoted.len();
+            return Some(&guess.quoted[1..guess.quoted.len() - 1]);
         }
         self.raw_str()
     }
@@ -79,6 +79,11 @@ impl<'a> P<'a> {
 
     fn int(&mut self) -> Option<i64> {
         self.ws();
+        self.int_here()
+    }
+
+    /// An integer starting exactly here.
+    fn int_here(&mut self) -> Option<i64> {
         let neg = self.s.get(self.i) == Some(&b'-');
         if neg {
             self.i += 1;
@@ -119,7 +124,7 @@ impl<'a> P<'a> {
                 // A long list (a read of a whole set) is sized once rather than regrown.
                 let rest = &self.s[self.i..];
                 let mut items = if rest.len() > 4096 {
-                    Vec::with_capacity(rest.iter().filter(|&&b| b == b',').count() + 1)
+                    Vec::with_capacity(memchr::memchr_iter(b',', rest).count() + 1)
                 } else {
                     Vec::new()
                 };
@@ -127,7 +132,17 @@ impl<'a> P<'a> {
                     return Some(Value::List(items));
                 }
                 loop {
-                    items.push(self.value(depth + 1)?);
+                    // Integers with no spaces around them (how faultline writes the reads of
+                    // a whole set, millions of elements) skip the general value dispatch.
+                    let item = match self.s.get(self.i) {
+                        Some(b'0'..=b'9' | b'-') => Value::Int(self.int_here()?),
+                        _ => self.value(depth + 1)?,
+                    };
+                    items.push(item);
+                    if self.s.get(self.i) == Some(&b',') {
+                        self.i += 1;
+                        continue;
+                    }
                     if self.eat(b',').is_none() {
                         self.eat(b']')?;
                         items.shrink_to_fit();
@@ -164,6 +179,69 @@ impl<'a> P<'a> {
     }
 }
 
+/// A quoted key as words: a key is recognised with one or two integer comparisons where a
+/// slice comparison would call memcmp, several times per line.
+struct Lit {
+    quoted: &'static [u8],
+    /// The first (up to) 8 bytes, little-endian, and the mask of those that count.
+    lo: u64,
+    mask: u64,
+    /// The last 8 bytes, for literals longer than 8.
+    hi: u64,
+}
+
+const fn word(b: &[u8], from: usize, n: usize) -> u64 {
+    let mut w = 0u64;
+    let mut i = 0;
+    while i < n {
+        w |= (b[from + i] as u64) << (8 * i);
+        i += 1;
+    }
+    w
+}
+
+impl Lit {
+    const fn new(quoted: &'static [u8]) -> Lit {
+        let n = quoted.len();
+        let lo_len = if n < 8 { n } else { 8 };
+        Lit {
+            quoted,
+            lo: word(quoted, 0, lo_len),
+            mask: if n < 8 {
+                (1u64 << (8 * n)) - 1
+            } else {
+                u64::MAX
+            },
+            hi: if n > 8 { word(quoted, n - 8, 8) } else { 0 },
+        }
+    }
+
+    fn starts(&self, rest: &[u8]) -> bool {
+        let n = self.quoted.len();
+        let Some(head) = rest.first_chunk::<8>() else {
+            return rest.starts_with(self.quoted);
+        };
+        if u64::from_le_bytes(*head) & self.mask != self.lo {
+            return false;
+        }
+        n <= 8
+            || rest
+                .get(n - 8..n)
+                .and_then(|t| t.first_chunk::<8>())
+                .is_some_and(|t| u64::from_le_bytes(*t) == self.hi)
+    }
+}
+
+const INDEX: Lit = Lit::new(b"\"index\"");
+const TIME: Lit = Lit::new(b"\"time\"");
+const TYPE: Lit = Lit::new(b"\"type\"");
+const PROCESS: Lit = Lit::new(b"\"process\"");
+const F: Lit = Lit::new(b"\"f\"");
+const VALUE: Lit = Lit::new(b"\"value\"");
+const NODE: Lit = Lit::new(b"\"node\"");
+const KEY: Lit = Lit::new(b"\"key\"");
+const ERROR: Lit = Lit::new(b"\"error\"");
+
 fn op_type(b: &[u8]) -> Option<OpType> {
     Some(match b {
         b"invoke" => OpType::Invoke,
@@ -174,8 +252,10 @@ fn op_type(b: &[u8]) -> Option<OpType> {
     })
 }
 
-/// Parses one op line, or `None` when the line needs the general parser.
-pub(crate) fn parse(line: &[u8], names: &mut Interner) -> Option<(Op, bool)> {
+/// Parses one op line onto the end of `out` and says whether the line gave its index, or
+/// returns `None` (pushing nothing) when the line needs the general parser. Pushing in place
+/// spares a copy of the op per layer of return values.
+pub(crate) fn parse(line: &[u8], names: &mut Interner, out: &mut Vec<Op>) -> Option<bool> {
     let mut p = P { s: line, i: 0 };
     p.eat(b'{')?;
     let (mut index, mut time, mut process, mut kind) = (None, None, None, None);
@@ -232,28 +312,33 @@ pub(crate) fn parse(line: &[u8], names: &mut Interner) -> Option<(Op, bool)> {
             break;
         }
     }
-    let has_index = index.is_some();
-    Some((
-        Op {
-            index: index.unwrap_or(0),
-            time,
-            process: process?,
-            kind: kind?,
-            f: f?,
-            // serde reads `"key": null` as no key; so must we.
-            key: key.filter(|k: &Value| !k.is_nil()),
-            value: value.unwrap_or(Value::Nil),
-            node: node.flatten(),
-            error: error.filter(|e: &Value| !e.is_nil()),
-        },
-        has_index,
-    ))
+    let (process, kind, f) = (process?, kind?, f?);
+    out.push(Op {
+        index: index.unwrap_or(0),
+        time,
+        process,
+        kind,
+        f,
+        // serde reads `"key": null` as no key; so must we.
+        key: key.filter(|k: &Value| !k.is_nil()),
+        value: value.unwrap_or(Value::Nil),
+        node: node.flatten(),
+        error: error.filter(|e: &Value| !e.is_nil()),
+    });
+    Some(index.is_some())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn fast(line: &[u8], names: &mut Interner) -> Option<(Op, bool)> {
+        let mut out = Vec::new();
+        let has_index = parse(line, names, &mut out)?;
+        assert_eq!(out.len(), 1);
+        out.pop().map(|op| (op, has_index))
+    }
 
     fn serde_parse(line: &str) -> Op {
         let mut r = crate::jsonl::Reader::new(line.as_bytes(), "t");
@@ -303,7 +388,7 @@ mod tests {
             let line = serde_json::to_string(&op).unwrap();
             let slow = serde_parse(&line);
             prop_assert_eq!(&slow, &op);
-            if let Some((fast, has_index)) = parse(line.as_bytes(), &mut Interner::default()) {
+            if let Some((fast, has_index)) = fast(line.as_bytes(), &mut Interner::default()) {
                 prop_assert!(has_index);
                 prop_assert_eq!(fast, slow);
             }
@@ -318,16 +403,16 @@ mod tests {
             r#"{"index":2,"process":"nemesis","type":"info","f":"start-partition","value":{"n1":["n2","n3"]}}"#,
             r#"{"process":1,"type":"ok","f":"read","value":[1,2,3],"error":null}"#,
         ] {
-            let (fast, _) = parse(line.as_bytes(), &mut names).expect(line);
+            let (fast, _) = fast(line.as_bytes(), &mut names).expect(line);
             assert_eq!(fast, serde_parse(line));
         }
-        assert!(parse(br#"{"process":1,"type":"ok","f":"r\"ead"}"#, &mut names).is_none());
+        assert!(fast(br#"{"process":1,"type":"ok","f":"r\"ead"}"#, &mut names).is_none());
         // Numbers the fast path leaves to serde_json: leading zeros, floats, 19+ digits.
         for v in ["012", "-01", "1.5", "1e3", "1234567890123456789"] {
             let line = format!(r#"{{"process":1,"type":"ok","f":"read","value":{v}}}"#);
-            assert!(parse(line.as_bytes(), &mut names).is_none(), "{v}");
+            assert!(fast(line.as_bytes(), &mut names).is_none(), "{v}");
         }
-        let (op, _) = parse(
+        let (op, _) = fast(
             br#"{"process":1,"type":"ok","f":"read","value":-0}"#,
             &mut names,
         )
@@ -337,7 +422,7 @@ mod tests {
             serde_parse(r#"{"process":1,"type":"ok","f":"read","value":-0}"#)
         );
         assert!(
-            parse(
+            fast(
                 br#"{"process":1,"process":2,"type":"ok","f":"read"}"#,
                 &mut names
             )

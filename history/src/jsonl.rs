@@ -25,11 +25,12 @@ pub(crate) struct Interner {
 
 /// A name's length and first bytes in one word: equal tags mean equal names up to 7 bytes.
 fn tag(b: &[u8]) -> u64 {
-    let mut head = [0u8; 8];
-    let n = b.len().min(7);
-    head[..n].copy_from_slice(&b[..n]);
-    head[7] = b.len().min(255) as u8;
-    u64::from_le_bytes(head)
+    // A loop rather than copy_from_slice, which becomes a call to memcpy.
+    let head = b[..b.len().min(7)]
+        .iter()
+        .rev()
+        .fold(0u64, |w, &byte| (w << 8) | u64::from(byte));
+    head | (b.len().min(255) as u64) << 56
 }
 
 impl Interner {
@@ -121,6 +122,8 @@ pub struct Reader<R> {
     position: u64,
     buf: Vec<u8>,
     names: Interner,
+    /// Where the parser puts the op it read (at most one).
+    parsed: Vec<Op>,
     truncated: bool,
     done: bool,
 }
@@ -135,6 +138,7 @@ impl<R: BufRead> Reader<R> {
             position: 0,
             buf: Vec::with_capacity(256),
             names: Interner::default(),
+            parsed: Vec::with_capacity(1),
             truncated: false,
             done: false,
         }
@@ -166,7 +170,7 @@ impl<R: BufRead> Reader<R> {
                 return Ok(None);
             }
             let parsed = if let Some(nl) = memchr::memchr(b'\n', available) {
-                let parsed = parse_line(&available[..nl], true, &mut self.names);
+                let parsed = parse_line(&available[..nl], true, &mut self.names, &mut self.parsed);
                 self.input.consume(nl + 1);
                 parsed
             } else {
@@ -175,7 +179,7 @@ impl<R: BufRead> Reader<R> {
                     .read_until(b'\n', &mut self.buf)
                     .map_err(|e| io(&self.path, e))?;
                 let complete = self.buf.last() == Some(&b'\n');
-                parse_line(&self.buf, complete, &mut self.names)
+                parse_line(&self.buf, complete, &mut self.names, &mut self.parsed)
             };
             self.line += 1;
             match parsed {
@@ -185,12 +189,13 @@ impl<R: BufRead> Reader<R> {
                     self.truncated = true;
                     return Ok(None);
                 }
-                Ok(Line::Op(mut op, has_index)) => {
-                    if !has_index {
+                Ok(Line::Op(has_index)) => {
+                    let mut op = self.parsed.pop();
+                    if let Some(op) = op.as_mut().filter(|_| !has_index) {
                         op.index = self.position;
                     }
                     self.position += 1;
-                    return Ok(Some(op));
+                    return Ok(op);
                 }
                 Err(msg) => return Err(self.syntax(msg)),
             }
@@ -201,23 +206,24 @@ impl<R: BufRead> Reader<R> {
 pub(crate) enum Line {
     Blank,
     Truncated,
-    /// The op, and whether the line gave its index.
-    Op(Op, bool),
+    /// An op, now the last in the output; whether the line gave its index.
+    Op(bool),
 }
 
-/// Parses one line (without its newline); `complete` says whether a newline ended it, i.e.
-/// whether a parse failure is an error or a cut-off last line.
+/// Parses one line (without its newline), pushing its op onto `out`; `complete` says whether
+/// a newline ended it, i.e. whether a parse failure is an error or a cut-off last line.
 pub(crate) fn parse_line(
     line: &[u8],
     complete: bool,
     names: &mut Interner,
+    out: &mut Vec<Op>,
 ) -> Result<Line, String> {
     let text = trim_ascii(line);
     if text.is_empty() {
         return Ok(Line::Blank);
     }
-    if let Some((op, has_index)) = crate::fastjson::parse(text, names) {
-        return Ok(Line::Op(op, has_index));
+    if let Some(has_index) = crate::fastjson::parse(text, names, out) {
+        return Ok(Line::Op(has_index));
     }
     let raw: RawOp<'_> = match serde_json::from_slice(text) {
         Ok(raw) => raw,
@@ -234,20 +240,18 @@ pub(crate) fn parse_line(
             raw.kind
         ));
     };
-    Ok(Line::Op(
-        Op {
-            index: raw.index.unwrap_or(0),
-            time: raw.time,
-            process: raw.process.0,
-            kind,
-            f: names.get(&raw.f),
-            key: raw.key,
-            value: raw.value,
-            node: raw.node.map(|n| names.get(&n)),
-            error: raw.error,
-        },
-        raw.index.is_some(),
-    ))
+    out.push(Op {
+        index: raw.index.unwrap_or(0),
+        time: raw.time,
+        process: raw.process.0,
+        kind,
+        f: names.get(&raw.f),
+        key: raw.key,
+        value: raw.value,
+        node: raw.node.map(|n| names.get(&n)),
+        error: raw.error,
+    });
+    Ok(Line::Op(raw.index.is_some()))
 }
 
 impl<R: BufRead> Iterator for Reader<R> {
