@@ -16,7 +16,12 @@ struct P<'a> {
 
 impl<'a> P<'a> {
     fn ws(&mut self) {
-        while self.i < self.s.len() && matches!(self.s[self.i], b' ' | b'\t' | b'\r' | b'\n') {
+        // Called before every token; faultline writes no whitespace, so one comparison (every
+        // JSON whitespace byte is at most b' ') settles the usual case.
+        while let Some(&b) = self.s.get(self.i) {
+            if b > b' ' || !matches!(b, b' ' | b'\t' | b'\r' | b'\n') {
+                return;
+            }
             self.i += 1;
         }
     }
@@ -266,7 +271,11 @@ pub(crate) fn parse(line: &[u8], names: &mut Interner, out: &mut Vec<Op>) -> Opt
     }
     loop {
         let k = p.key()?;
-        p.eat(b':')?;
+        if p.s.get(p.i) == Some(&b':') {
+            p.i += 1;
+        } else {
+            p.eat(b':')?;
+        }
         // A repeated key: serde_json decides what that means.
         macro_rules! once {
             ($slot:ident, $e:expr) => {{
@@ -302,6 +311,10 @@ pub(crate) fn parse(line: &[u8], names: &mut Interner, out: &mut Vec<Op>) -> Opt
             ),
             b"error" => once!(error, p.value(0)?),
             _ => return None,
+        }
+        if p.s.get(p.i) == Some(&b',') {
+            p.i += 1;
+            continue;
         }
         if p.eat(b',').is_none() {
             p.eat(b'}')?;
