@@ -23,7 +23,7 @@ use history::{History, Op, OpType, PairError, Value};
 use crate::result::{DEFAULT_LIMIT, kind};
 use crate::{Anomaly, CheckResult, Checker};
 
-mod table;
+pub(crate) mod table;
 use table::Table;
 
 pub(crate) const NONE: u64 = u64::MAX;

@@ -12,6 +12,7 @@ use history::pairing::{Event, Pairer};
 use history::{History, Op, OpType, PairError, Validity, Value};
 
 use crate::result::{DEFAULT_LIMIT, kind};
+use crate::set::table::IntMap;
 use crate::{Anomaly, CheckResult, Checker};
 
 /// Configuration of the unique-ids checker.
@@ -59,8 +60,9 @@ struct Holder {
 pub struct UniqueIdsState<'a> {
     cfg: &'a UniqueIds,
     pairer: Pairer<Option<u64>>,
-    /// Integer ids (the usual kind) by number: cheaper to hash and store than as values.
-    int_ids: FastMap<i64, Holder>,
+    /// Integer ids (the usual kind) by number: cheaper to hash and store than as values, and
+    /// ids from a counter land in neighbouring buckets.
+    int_ids: IntMap<Holder>,
     ids: FastMap<Value, Holder>,
     attempted: u64,
     acked: u64,
@@ -75,7 +77,7 @@ impl<'a> UniqueIdsState<'a> {
         UniqueIdsState {
             cfg,
             pairer: Pairer::default(),
-            int_ids: FastMap::default(),
+            int_ids: IntMap::default(),
             ids: FastMap::default(),
             attempted: 0,
             acked: 0,

@@ -13,7 +13,7 @@ use super::{Elem, NO_REF};
 pub(super) struct Table {
     /// `dense[i]`: the element for integer `i`, or [`NO_REF`].
     dense: Vec<u32>,
-    ints: std::collections::HashMap<i64, u32, std::hash::BuildHasherDefault<LocalHasher>>,
+    ints: IntMap<u32>,
     others: FastMap<Value, u32>,
     elems: Vec<Elem>,
 }
@@ -23,11 +23,15 @@ pub(super) struct Table {
 const DENSE_SLOTS_PER_ELEM: usize = 4;
 const DENSE_FLOOR: usize = 1 << 16;
 
+/// A map keyed by integers that are often consecutive (elements, ids from a counter).
+pub(crate) type IntMap<V> =
+    std::collections::HashMap<i64, V, std::hash::BuildHasherDefault<LocalHasher>>;
+
 /// Hashes an integer to itself in the low bits (consecutive elements land in consecutive
 /// buckets, so reads that list them in order walk memory in order) and mixes the top bits,
 /// which the table uses as tags.
 #[derive(Default)]
-struct LocalHasher(u64);
+pub(crate) struct LocalHasher(u64);
 
 impl std::hash::Hasher for LocalHasher {
     fn finish(&self) -> u64 {
