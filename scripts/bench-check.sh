@@ -4,6 +4,8 @@
 #     (targets: under 5 s and under 2 GB on a 2-core machine)
 #   - a ~100 MB history: peak memory stays far below the file size (the text is streamed)
 # Usage: scripts/bench-check.sh [OPS]   (default 10000000; needs ~1.2 GB in $TMPDIR)
+# The machine may be shared: the load average is printed with the figures, and CPU time
+# (user + sys) is the steadier number to compare.
 # The linearizability figures come from `cargo bench -p checkers --bench linearizable`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,17 +20,20 @@ trap 'rm -rf "$work"' EXIT
 measure() { # label, then the command; prints wall seconds, peak RSS, verdict line
   local label=$1; shift
   /usr/bin/time -f '%e %M %U %S' -o "$work/time" "$@" >"$work/out" 2>/dev/null || true
-  read -r wall rss user sys <"$work/time"
+  # time(1) puts "Command exited with non-zero status N" first when the verdict is invalid.
+  read -r wall rss user sys < <(tail -n1 "$work/time")
   printf '%-44s %6.2f s wall  %6.2f s cpu  %7.0f MB peak RSS  (%s)\n' \
     "$label" "$wall" "$(echo "$user + $sys" | bc)" "$(echo "$rss / 1024" | bc)" "$(tail -n1 "$work/out")"
 }
 
 "$GEN" "$OPS" "$work/big.jsonl" --lose 3 2>/dev/null
 size=$(du -m "$work/big.jsonl" | cut -f1)
-echo "history: $OPS ops, $size MB, 3 acknowledged adds lost"
+echo "history: $OPS ops, $size MB, 3 acknowledged adds lost; $(nproc) cores"
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for i in 1 2 3; do
   measure "check (set + unique-ids), run $i" "$BIN" check "$work/big.jsonl"
 done
+echo "load after:  $(cut -d' ' -f1-3 /proc/loadavg)"
 rm -f "$work/big.jsonl"
 
 "$GEN" 900000 "$work/mid.jsonl" 2>/dev/null
