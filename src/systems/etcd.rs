@@ -20,22 +20,24 @@
 //! it leads counts as `leader` only when a linearizable read it serves confirms that a quorum
 //! still follows it (see [`probe`]); else it is `unconfirmed-leader`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use control::{DaemonSpec, Exec, Node, Remote, shell_quote};
+use control::{DaemonSpec, Node, Remote};
 use history::Value;
-use nemesis::{NodeName, PidfileSystem, SystemControl};
+use nemesis::SystemControl;
 use serde_json::{Value as Json, json};
 use workloads::{Client, Completion, Invocation};
 
+use super::daemon::{self, Control, node_dir};
 use super::proto::http::{HttpError, b64, post, unb64};
+use super::resp_router::role_value;
 use super::thirdparty::require_programs;
-use super::{RoleInfo, System};
+use super::{RoleInfo, System, unknown_unless_read};
 
 const CLIENT_PORT: u16 = 2379;
 const PEER_PORT: u16 = 2380;
@@ -59,36 +61,6 @@ pub struct Etcd {
     members: Arc<Mutex<HashMap<String, String>>>,
 }
 
-/// The nemesis' handle: the etcd daemons, and the leader the probe saw last.
-#[derive(Debug)]
-pub struct Control {
-    daemons: PidfileSystem,
-    pub leader: Arc<Mutex<Option<String>>>,
-}
-
-#[async_trait]
-impl SystemControl for Control {
-    async fn pids(&self, remote: &dyn Remote) -> nemesis::Result<Vec<u32>> {
-        self.daemons.pids(remote).await
-    }
-    async fn kill(&self, remote: &dyn Remote) -> nemesis::Result<()> {
-        self.daemons.kill(remote).await
-    }
-    async fn start(&self, remote: &dyn Remote) -> nemesis::Result<()> {
-        self.daemons.start(remote).await
-    }
-    async fn leader(&self) -> Option<NodeName> {
-        self.leader
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
-
-fn node_dir(base: &str, node: &str) -> String {
-    format!("{}/{node}", base.trim_end_matches('/'))
-}
-
 impl Etcd {
     pub fn new(nodes: Vec<Node>, opts: Options, leader: Arc<Mutex<Option<String>>>) -> Self {
         let cluster: Vec<String> = nodes
@@ -104,9 +76,7 @@ impl Etcd {
                 .next()
                 .unwrap_or("")
         );
-        let mut specs = BTreeMap::new();
-        for n in &nodes {
-            let dir = node_dir(&opts.base_dir, &n.name);
+        let daemons = daemon::per_node(&nodes, &opts.base_dir, None, |n, dir| {
             let client = format!("http://{}:{CLIENT_PORT}", n.addr);
             let peer = format!("http://{}:{PEER_PORT}", n.addr);
             let args = vec![
@@ -130,19 +100,12 @@ impl Etcd {
                 token.clone(),
                 "--pre-vote".into(),
             ];
-            let mut spec =
-                DaemonSpec::new("etcd", format!("{dir}/etcd.pid"), format!("{dir}/etcd.log"))
-                    .args(args);
-            spec.chdir = Some(dir.clone());
-            specs.insert(n.name.clone(), spec);
-        }
+            DaemonSpec::new("etcd", format!("{dir}/etcd.pid"), format!("{dir}/etcd.log")).args(args)
+        });
         Etcd {
             nodes,
             opts,
-            control: Arc::new(Control {
-                daemons: PidfileSystem { specs },
-                leader,
-            }),
+            control: Arc::new(Control::new(daemons, leader)),
             members: Arc::default(),
         }
     }
@@ -162,49 +125,34 @@ impl System for Etcd {
     }
 
     fn nodes(&self) -> Vec<String> {
-        self.nodes.iter().map(|n| n.name.clone()).collect()
+        super::names(&self.nodes)
     }
 
     async fn setup(&self, node: &dyn Remote) -> anyhow::Result<()> {
         require_programs(node, &["etcd"], &["etcd-server"], self.opts.install).await?;
-        let name = &node.node().name;
-        let dir = node_dir(&self.opts.base_dir, name);
-        let _ = control::kill_daemon(node, &format!("{dir}/etcd.pid")).await;
-        node.exec(&Exec::sh(format!(
-            "rm -rf {d} && mkdir -p {d} && chmod 700 {d}",
-            d = shell_quote(&dir)
-        )))
+        let dir = node_dir(&self.opts.base_dir, &node.node().name);
+        let _ = SystemControl::kill(self.control.as_ref(), node).await;
+        daemon::prepare_dir(node, &dir, |d| {
+            format!("rm -rf {d} && mkdir -p {d} && chmod 700 {d}")
+        })
         .await
-        .with_context(|| format!("failed to prepare {dir} on {name}"))?;
-        Ok(())
     }
 
     async fn start(&self, node: &dyn Remote) -> anyhow::Result<()> {
-        self.control
-            .start(node)
-            .await
-            .with_context(|| format!("failed to start etcd on {}", node.node().name))
+        daemon::start(self.control.as_ref(), node, "etcd").await
     }
 
     async fn kill(&self, node: &dyn Remote) -> anyhow::Result<()> {
-        SystemControl::kill(self.control.as_ref(), node)
-            .await
-            .with_context(|| format!("failed to kill etcd on {}", node.node().name))
+        daemon::kill(self.control.as_ref(), node, "etcd").await
     }
 
     async fn teardown(&self, node: &dyn Remote) -> anyhow::Result<()> {
-        let name = &node.node().name;
-        let dir = node_dir(&self.opts.base_dir, name);
         let _ = System::kill(self, node).await;
-        node.exec(&Exec::sh(format!("rm -rf {}", shell_quote(&dir))))
-            .await
-            .with_context(|| format!("failed to remove {dir} on {name}"))?;
-        Ok(())
+        daemon::remove_dir(node, &node_dir(&self.opts.base_dir, &node.node().name)).await
     }
 
     fn log_files(&self, node: &str) -> Vec<(String, String)> {
-        let dir = node_dir(&self.opts.base_dir, node);
-        vec![(format!("{dir}/etcd.log"), "etcd.log".into())]
+        daemon::logs(&node_dir(&self.opts.base_dir, node), &["etcd.log"])
     }
 
     fn control(&self) -> Arc<dyn SystemControl> {
@@ -454,21 +402,13 @@ impl Client for EtcdClient {
         let routed = op.node.is_none();
         if op.f == "leader" {
             return match probe(&addr, &target, &self.members, self.timeout).await {
-                Ok((r, claim)) => Completion::ok(
-                    Value::Map(vec![
-                        (Value::str("role"), Value::str(&r.role)),
-                        (
-                            Value::str("term"),
-                            r.term.map(Value::Int).unwrap_or(Value::Nil),
-                        ),
-                        (
-                            Value::str("leader"),
-                            r.leader.as_deref().map(Value::str).unwrap_or(Value::Nil),
-                        ),
-                        (Value::str("claims"), Value::str(&claim)),
-                    ]),
-                    &target,
-                ),
+                Ok((r, claim)) => {
+                    let mut v = role_value(&r);
+                    if let Value::Map(m) = &mut v {
+                        m.push((Value::str("claims"), Value::str(&claim)));
+                    }
+                    Completion::ok(v, &target)
+                }
                 Err(e) => Completion::fail(op.value.clone(), &target, e.msg),
             };
         }
@@ -481,21 +421,12 @@ impl Client for EtcdClient {
                 if routed {
                     self.current = (self.current + 1) % n;
                 }
-                if op.is_read() || !e.sent {
-                    Completion::fail(op.value.clone(), &target, e.msg)
-                } else {
-                    Completion::info(op.value.clone(), &target, e.msg)
-                }
+                unknown_unless_read(op, &target, e.sent, e.msg)
             }
             Ok((200, body)) => match ok_value(op, &body) {
                 Ok(v) => Completion::ok(v, &target),
                 Err(Some(why)) => Completion::fail(op.value.clone(), &target, why),
-                Err(None) if op.is_read() => {
-                    Completion::fail(op.value.clone(), &target, format!("unexpected {body}"))
-                }
-                Err(None) => {
-                    Completion::info(op.value.clone(), &target, format!("unexpected {body}"))
-                }
+                Err(None) => unknown_unless_read(op, &target, true, format!("unexpected {body}")),
             },
             Ok((code, body)) => {
                 // etcd's errors (no leader, request timed out, leader changed, ...): a
@@ -508,11 +439,7 @@ impl Client for EtcdClient {
                     .or_else(|| body["message"].as_str())
                     .map(str::to_owned)
                     .unwrap_or_else(|| format!("HTTP {code}"));
-                if op.is_read() {
-                    Completion::fail(op.value.clone(), &target, why)
-                } else {
-                    Completion::info(op.value.clone(), &target, why)
-                }
+                unknown_unless_read(op, &target, true, why)
             }
         }
     }

@@ -29,7 +29,7 @@ use self::client::{FileDialect, RoleParser};
 use self::ops::Protocol;
 use self::spec::Loaded;
 use self::wire::{WireClient, WireDialect};
-use super::leaderkv::Control;
+use super::daemon::{self, Control};
 use super::resp_router::{RespDialect, RoutingClient};
 use super::{RoleInfo, System};
 
@@ -88,8 +88,7 @@ impl FileSystem {
             let mut d = DaemonSpec::new("sh", pidfile, format!("{}/stdout.log", vars["dir"]))
                 .args(["-c".to_string(), start]);
             d.self_pidfile = p.daemonizes;
-            d.env = nemesis::shim_env(&sys.opts.clock, &n.name);
-            d.chdir = Some(vars["dir"].clone());
+            let d = daemon::in_dir(d, &vars["dir"], &n.name, Some(&sys.opts.clock));
             specs.insert(n.name.clone(), d);
         }
         sys.control = Arc::new(Control::new(
@@ -110,7 +109,7 @@ impl FileSystem {
     fn vars(&self, node: &str) -> anyhow::Result<BTreeMap<&'static str, String>> {
         let n = self.node(node)?;
         let port = self.loaded.spec.port;
-        let dir = format!("{}/{node}", self.opts.base_dir.trim_end_matches('/'));
+        let dir = daemon::node_dir(&self.opts.base_dir, node);
         let peers: Vec<String> = self
             .nodes
             .iter()
@@ -287,7 +286,7 @@ impl System for FileSystem {
     }
 
     fn nodes(&self) -> Vec<String> {
-        self.nodes.iter().map(|n| n.name.clone()).collect()
+        super::names(&self.nodes)
     }
 
     async fn setup(&self, node: &dyn Remote) -> anyhow::Result<()> {
@@ -305,13 +304,11 @@ impl System for FileSystem {
                 let _ = self.command(node, "wipe", w).await;
             }
         }
-        node.exec(&Exec::sh(format!(
-            "rm -rf {d} && mkdir -p {d} {dd}",
-            d = shell_quote(dir),
-            dd = shell_quote(&vars["data_dir"])
-        )))
-        .await
-        .with_context(|| format!("failed to prepare {dir} on {name}"))?;
+        let data_dir = shell_quote(&vars["data_dir"]);
+        daemon::prepare_dir(node, dir, |d| {
+            format!("rm -rf {d} && mkdir -p {d} {data_dir}")
+        })
+        .await?;
         for (local, remote) in &self.files {
             let remote = self.render(remote, &vars)?;
             if let Some(parent) = Path::new(&remote).parent() {
@@ -368,9 +365,7 @@ impl System for FileSystem {
     }
 
     async fn kill(&self, node: &dyn Remote) -> anyhow::Result<()> {
-        SystemControl::kill(self.control.as_ref(), node)
-            .await
-            .with_context(|| format!("failed to kill {} on {}", self.name(), node.node().name))
+        daemon::kill(self.control.as_ref(), node, self.name()).await
     }
 
     async fn teardown(&self, node: &dyn Remote) -> anyhow::Result<()> {

@@ -6,19 +6,19 @@
 //! `-ERR`) definitely did not (`fail`). A connection refused before sending is `fail`; a reset
 //! or timeout after sending is `info` (for reads, which change nothing, `fail`).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use control::{DaemonSpec, Exec, Node, Remote, shell_quote};
+use control::{DaemonSpec, Exec, Node, Remote};
 use history::Value;
-use nemesis::{ClockMode, NodeName, PidfileSystem, SystemControl};
+use nemesis::{ClockMode, SystemControl};
 use workloads::resp::{Conn, Reply};
 use workloads::{Client, Invocation, Outcome};
 
+use super::daemon::{self, Control, node_dir};
 use super::resp_router::{self, Redirect, RespDialect, RoutingClient};
 use super::{RoleInfo, System};
 
@@ -51,40 +51,6 @@ pub struct Leaderkv {
     control: Arc<Control>,
 }
 
-/// What the nemesis needs: the pidfile daemons, and the leader the probe saw last.
-#[derive(Debug)]
-pub struct Control {
-    pidfiles: PidfileSystem,
-    /// Updated by the runner's leader probe.
-    pub leader: Arc<Mutex<Option<String>>>,
-}
-
-#[async_trait]
-impl SystemControl for Control {
-    async fn pids(&self, remote: &dyn Remote) -> nemesis::Result<Vec<u32>> {
-        self.pidfiles.pids(remote).await
-    }
-    async fn kill(&self, remote: &dyn Remote) -> nemesis::Result<()> {
-        self.pidfiles.kill(remote).await
-    }
-    async fn start(&self, remote: &dyn Remote) -> nemesis::Result<()> {
-        self.pidfiles.start(remote).await
-    }
-    async fn leader(&self) -> Option<NodeName> {
-        self.leader
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
-
-impl Control {
-    /// Controls the daemons of `pidfiles`; `leader` is updated by the runner's leader probe.
-    pub fn new(pidfiles: PidfileSystem, leader: Arc<Mutex<Option<String>>>) -> Self {
-        Control { pidfiles, leader }
-    }
-}
-
 impl Leaderkv {
     pub fn new(nodes: Vec<Node>, opts: Options, leader: Arc<Mutex<Option<String>>>) -> Self {
         let peers: Vec<String> = nodes
@@ -92,9 +58,7 @@ impl Leaderkv {
             .map(|n| format!("{}={}:{}", n.name, n.addr, opts.port))
             .collect();
         let peers = peers.join(",");
-        let mut specs = BTreeMap::new();
-        for n in &nodes {
-            let dir = node_dir(&opts.base_dir, &n.name);
+        let daemons = daemon::per_node(&nodes, &opts.base_dir, Some(&opts.clock), |n, dir| {
             let mut args = vec![
                 "--id".to_string(),
                 n.name.clone(),
@@ -114,20 +78,17 @@ impl Leaderkv {
                 args.push(b.clone());
             }
             args.extend(opts.extra_args.iter().cloned());
-            let mut spec = DaemonSpec::new(
+            DaemonSpec::new(
                 format!("{dir}/leaderkv"),
                 format!("{dir}/leaderkv.pid"),
                 format!("{dir}/stdout.log"),
             )
-            .args(args);
-            spec.env = nemesis::shim_env(&opts.clock, &n.name);
-            spec.chdir = Some(dir.clone());
-            specs.insert(n.name.clone(), spec);
-        }
+            .args(args)
+        });
         Leaderkv {
             nodes,
             opts,
-            control: Arc::new(Control::new(PidfileSystem { specs }, leader)),
+            control: Arc::new(Control::new(daemons, leader)),
         }
     }
 
@@ -146,10 +107,6 @@ impl Leaderkv {
     }
 }
 
-fn node_dir(base: &str, node: &str) -> String {
-    format!("{}/{node}", base.trim_end_matches('/'))
-}
-
 #[async_trait]
 impl System for Leaderkv {
     fn name(&self) -> &str {
@@ -157,21 +114,15 @@ impl System for Leaderkv {
     }
 
     fn nodes(&self) -> Vec<String> {
-        self.nodes.iter().map(|n| n.name.clone()).collect()
+        super::names(&self.nodes)
     }
 
     async fn setup(&self, node: &dyn Remote) -> anyhow::Result<()> {
         let name = &node.node().name;
         let dir = node_dir(&self.opts.base_dir, name);
         // Whatever an earlier run left (a process, a data dir) goes first.
-        let pidfile = format!("{dir}/leaderkv.pid");
-        let _ = control::kill_daemon(node, &pidfile).await;
-        node.exec(&Exec::sh(format!(
-            "rm -rf {d} && mkdir -p {d}/data",
-            d = shell_quote(&dir)
-        )))
-        .await
-        .with_context(|| format!("failed to prepare {dir} on {name}"))?;
+        let _ = SystemControl::kill(self.control.as_ref(), node).await;
+        daemon::prepare_dir(node, &dir, |d| format!("rm -rf {d} && mkdir -p {d}/data")).await?;
         let bin = format!("{dir}/leaderkv");
         node.upload(&self.opts.binary, &bin)
             .await
@@ -183,35 +134,24 @@ impl System for Leaderkv {
     }
 
     async fn start(&self, node: &dyn Remote) -> anyhow::Result<()> {
-        self.control
-            .start(node)
-            .await
-            .with_context(|| format!("failed to start leaderkv on {}", node.node().name))
+        daemon::start(self.control.as_ref(), node, "leaderkv").await
     }
 
     async fn kill(&self, node: &dyn Remote) -> anyhow::Result<()> {
-        SystemControl::kill(self.control.as_ref(), node)
-            .await
-            .with_context(|| format!("failed to kill leaderkv on {}", node.node().name))
+        daemon::kill(self.control.as_ref(), node, "leaderkv").await
     }
 
     async fn teardown(&self, node: &dyn Remote) -> anyhow::Result<()> {
-        let name = &node.node().name;
-        let dir = node_dir(&self.opts.base_dir, name);
         // SIGKILL works on stopped (paused) processes too.
         let _ = System::kill(self, node).await;
-        node.exec(&Exec::sh(format!("rm -rf {}", shell_quote(&dir))))
-            .await
-            .with_context(|| format!("failed to remove {dir} on {name}"))?;
-        Ok(())
+        daemon::remove_dir(node, &node_dir(&self.opts.base_dir, &node.node().name)).await
     }
 
     fn log_files(&self, node: &str) -> Vec<(String, String)> {
-        let dir = node_dir(&self.opts.base_dir, node);
-        vec![
-            (format!("{dir}/leaderkv.log"), "leaderkv.log".into()),
-            (format!("{dir}/stdout.log"), "stdout.log".into()),
-        ]
+        daemon::logs(
+            &node_dir(&self.opts.base_dir, node),
+            &["leaderkv.log", "stdout.log"],
+        )
     }
 
     fn control(&self) -> Arc<dyn SystemControl> {

@@ -7,8 +7,11 @@
 //! - [`etcd`]: an etcd (Raft) cluster over its HTTP/JSON gateway (OS packages).
 //! - [`postgres_patroni`]: PostgreSQL 15 managed by Patroni on etcd (OS packages).
 //! - [`proto`]: the HTTP and PostgreSQL wire protocols the clients speak.
+//! - [`daemon`]: what the deploy recipes share (node directories, pidfile daemons, the
+//!   nemesis' handle, prepare/start/kill/remove steps).
 //! - [`thirdparty`]: what the third-party systems share, and how `faultline test` builds them.
 
+pub mod daemon;
 pub mod etcd;
 pub mod file;
 pub mod leaderkv;
@@ -24,6 +27,28 @@ use std::time::Duration;
 use async_trait::async_trait;
 use control::Remote;
 use nemesis::SystemControl;
+
+/// The completion of `op` on `node` when the system may or may not have done it (an
+/// exchange that broke after the request may have reached the server, `may_have_applied`; a
+/// success answer that makes no sense for the op): `info`, but `fail` for reads, which change
+/// nothing, and when the request never reached the server.
+pub fn unknown_unless_read(
+    op: &workloads::Invocation,
+    node: &str,
+    may_have_applied: bool,
+    why: impl Into<String>,
+) -> workloads::Completion {
+    if op.is_read() || !may_have_applied {
+        workloads::Completion::fail(op.value.clone(), node, why)
+    } else {
+        workloads::Completion::info(op.value.clone(), node, why)
+    }
+}
+
+/// The node names of `nodes`, in order.
+pub fn names(nodes: &[control::Node]) -> Vec<String> {
+    nodes.iter().map(|n| n.name.clone()).collect()
+}
 
 /// What the leader probe learned from one node.
 #[derive(Clone, Debug, PartialEq, Eq)]

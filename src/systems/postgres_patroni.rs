@@ -34,9 +34,11 @@ use history::Value;
 use nemesis::{NodeName, SystemControl};
 use workloads::{Client, Completion, Invocation};
 
+use super::daemon::{self, node_dir};
 use super::etcd::{self, Etcd};
 use super::proto::http;
 use super::proto::pgwire::{PgConn, PgError};
+use super::resp_router::role_value;
 use super::thirdparty::{require_programs, write_file};
 use super::{RoleInfo, System};
 
@@ -69,10 +71,6 @@ pub struct Control {
     base_dir: String,
     specs: std::collections::BTreeMap<String, DaemonSpec>,
     pub leader: Arc<Mutex<Option<String>>>,
-}
-
-fn node_dir(base: &str, node: &str) -> String {
-    format!("{}/{node}", base.trim_end_matches('/'))
 }
 
 impl Control {
@@ -131,19 +129,14 @@ impl SystemControl for Control {
             .map_err(|e| nemesis::Error::remote(&remote.node().name, "start Patroni", e))
     }
     async fn leader(&self) -> Option<NodeName> {
-        self.leader
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        daemon::last_leader(&self.leader)
     }
 }
 
 impl PostgresPatroni {
     pub fn new(nodes: Vec<Node>, opts: Options, leader: Arc<Mutex<Option<String>>>) -> Self {
-        let mut specs = std::collections::BTreeMap::new();
-        for n in &nodes {
-            let dir = node_dir(&opts.base_dir, &n.name);
-            let mut s = DaemonSpec::new(
+        let patroni = daemon::per_node(&nodes, &opts.base_dir, None, |_, dir| {
+            DaemonSpec::new(
                 "setpriv",
                 format!("{dir}/patroni.pid"),
                 format!("{dir}/patroni.log"),
@@ -154,10 +147,8 @@ impl PostgresPatroni {
                 "--init-groups".into(),
                 "patroni".into(),
                 format!("{dir}/patroni.yml"),
-            ]);
-            s.chdir = Some(dir.clone());
-            specs.insert(n.name.clone(), s);
-        }
+            ])
+        });
         let dcs = Etcd::new(
             nodes.clone(),
             etcd::Options {
@@ -169,7 +160,7 @@ impl PostgresPatroni {
         PostgresPatroni {
             control: Arc::new(Control {
                 base_dir: opts.base_dir.clone(),
-                specs,
+                specs: patroni.specs,
                 leader,
             }),
             nodes,
@@ -275,7 +266,7 @@ impl System for PostgresPatroni {
     }
 
     fn nodes(&self) -> Vec<String> {
-        self.nodes.iter().map(|n| n.name.clone()).collect()
+        super::names(&self.nodes)
     }
 
     async fn setup(&self, node: &dyn Remote) -> anyhow::Result<()> {
@@ -286,20 +277,14 @@ impl System for PostgresPatroni {
             self.opts.install,
         )
         .await?;
-        let name = node.node().name.clone();
-        let n = self
-            .node(&name)
-            .with_context(|| format!("{name} is not a node of this system"))?
-            .clone();
-        let dir = node_dir(&self.opts.base_dir, &name);
+        let n = daemon::member(&self.nodes, node)?;
+        let dir = node_dir(&self.opts.base_dir, &n.name);
         let _ = SystemControl::kill(self.control.as_ref(), node).await;
-        node.exec(&Exec::sh(format!(
-            "rm -rf {d} && mkdir -p {d} && chown postgres:postgres {d} && chmod 755 {base}",
-            d = shell_quote(&dir),
-            base = shell_quote(&self.opts.base_dir),
-        )))
-        .await
-        .with_context(|| format!("failed to prepare {dir} on {name}"))?;
+        let base = shell_quote(&self.opts.base_dir);
+        daemon::prepare_dir(node, &dir, |d| {
+            format!("rm -rf {d} && mkdir -p {d} && chown postgres:postgres {d} && chmod 755 {base}")
+        })
+        .await?;
         self.dcs.setup(node).await?;
         write_file(node, &format!("{dir}/patroni.yml"), &self.config(&n, &dir)).await?;
         node.exec(&Exec::sh(format!(
@@ -311,37 +296,23 @@ impl System for PostgresPatroni {
     }
 
     async fn start(&self, node: &dyn Remote) -> anyhow::Result<()> {
-        let name = &node.node().name;
         self.dcs.start(node).await?;
-        self.control
-            .start(node)
-            .await
-            .with_context(|| format!("failed to start Patroni on {name}"))
+        daemon::start(self.control.as_ref(), node, "Patroni").await
     }
 
     async fn kill(&self, node: &dyn Remote) -> anyhow::Result<()> {
-        SystemControl::kill(self.control.as_ref(), node)
-            .await
-            .with_context(|| format!("failed to kill Patroni on {}", node.node().name))
+        daemon::kill(self.control.as_ref(), node, "Patroni").await
     }
 
     async fn teardown(&self, node: &dyn Remote) -> anyhow::Result<()> {
-        let name = &node.node().name;
-        let dir = node_dir(&self.opts.base_dir, name);
         let _ = System::kill(self, node).await;
         let _ = self.dcs.teardown(node).await;
-        node.exec(&Exec::sh(format!("rm -rf {}", shell_quote(&dir))))
-            .await
-            .with_context(|| format!("failed to remove {dir} on {name}"))?;
-        Ok(())
+        daemon::remove_dir(node, &node_dir(&self.opts.base_dir, &node.node().name)).await
     }
 
     fn log_files(&self, node: &str) -> Vec<(String, String)> {
         let dir = node_dir(&self.opts.base_dir, node);
-        let mut v = vec![
-            (format!("{dir}/patroni.log"), "patroni.log".to_string()),
-            (format!("{dir}/patroni.yml"), "patroni.yml".to_string()),
-        ];
+        let mut v = daemon::logs(&dir, &["patroni.log", "patroni.yml"]);
         v.extend(
             self.dcs
                 .log_files(node)
@@ -550,21 +521,13 @@ impl Client for PgClient {
                 return Completion::fail(op.value.clone(), &at, "unknown node");
             };
             return match probe(&addr, &at, &self.nodes, self.timeout).await {
-                Ok((r, patroni)) => Completion::ok(
-                    Value::Map(vec![
-                        (Value::str("patroni"), Value::str(&patroni)),
-                        (Value::str("role"), Value::str(&r.role)),
-                        (
-                            Value::str("term"),
-                            r.term.map(Value::Int).unwrap_or(Value::Nil),
-                        ),
-                        (
-                            Value::str("leader"),
-                            r.leader.as_deref().map(Value::str).unwrap_or(Value::Nil),
-                        ),
-                    ]),
-                    &at,
-                ),
+                Ok((r, patroni)) => {
+                    let mut v = role_value(&r);
+                    if let Value::Map(m) = &mut v {
+                        m.insert(0, (Value::str("patroni"), Value::str(&patroni)));
+                    }
+                    Completion::ok(v, &at)
+                }
                 Err(e) => Completion::fail(op.value.clone(), &at, e.msg),
             };
         }

@@ -23,21 +23,23 @@
 //! naming its primary. Redis has no term of its own: `term` is null (Sentinel's epoch lives
 //! in the sentinels, not in the node that answers ROLE).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use control::{DaemonSpec, Exec, Node, Remote, shell_quote};
+use control::{DaemonSpec, Node, Remote};
 use history::Value;
-use nemesis::{ClockMode, NodeName, PidfileSystem, SystemControl};
+use nemesis::{ClockMode, PidfileSystem, SystemControl};
 use workloads::resp::{Conn, Reply};
 use workloads::{Client, Completion, Invocation};
 
+use super::daemon::{self, Control, node_dir};
+use super::resp_router::{self, role_value};
 use super::thirdparty::{require_programs, write_file};
-use super::{RoleInfo, System};
+use super::{RoleInfo, System, unknown_unless_read};
 
 const REDIS_PORT: u16 = 6379;
 const SENTINEL_PORT: u16 = 26379;
@@ -71,69 +73,28 @@ pub struct RedisSentinel {
     sentinels: PidfileSystem,
 }
 
-/// The nemesis' handle: the `redis-server` daemons, and the leader the probe saw last.
-#[derive(Debug)]
-pub struct Control {
-    servers: PidfileSystem,
-    pub leader: Arc<Mutex<Option<String>>>,
-}
-
-#[async_trait]
-impl SystemControl for Control {
-    async fn pids(&self, remote: &dyn Remote) -> nemesis::Result<Vec<u32>> {
-        self.servers.pids(remote).await
-    }
-    async fn kill(&self, remote: &dyn Remote) -> nemesis::Result<()> {
-        self.servers.kill(remote).await
-    }
-    async fn start(&self, remote: &dyn Remote) -> nemesis::Result<()> {
-        self.servers.start(remote).await
-    }
-    async fn leader(&self) -> Option<NodeName> {
-        self.leader
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
-
-fn node_dir(base: &str, node: &str) -> String {
-    format!("{}/{node}", base.trim_end_matches('/'))
-}
-
 impl RedisSentinel {
     pub fn new(nodes: Vec<Node>, opts: Options, leader: Arc<Mutex<Option<String>>>) -> Self {
-        let mut servers = BTreeMap::new();
-        let mut sentinels = BTreeMap::new();
-        for n in &nodes {
-            let dir = node_dir(&opts.base_dir, &n.name);
-            let mut s = DaemonSpec::new(
-                "redis-server",
-                format!("{dir}/redis.pid"),
-                format!("{dir}/redis.stdout.log"),
-            )
-            .args([format!("{dir}/redis.conf")]);
-            s.env = nemesis::shim_env(&opts.clock, &n.name);
-            s.chdir = Some(dir.clone());
-            servers.insert(n.name.clone(), s);
-            let mut s = DaemonSpec::new(
-                "redis-sentinel",
-                format!("{dir}/sentinel.pid"),
-                format!("{dir}/sentinel.stdout.log"),
-            )
-            .args([format!("{dir}/sentinel.conf")]);
-            s.env = nemesis::shim_env(&opts.clock, &n.name);
-            s.chdir = Some(dir.clone());
-            sentinels.insert(n.name.clone(), s);
-        }
+        // Both in the node's directory with its generated config, the clock shim in both.
+        let both = |program: &'static str, name: &'static str| {
+            daemon::per_node(&nodes, &opts.base_dir, Some(&opts.clock), |_, dir| {
+                DaemonSpec::new(
+                    program,
+                    format!("{dir}/{name}.pid"),
+                    format!("{dir}/{name}.stdout.log"),
+                )
+                .args([format!("{dir}/{name}.conf")])
+            })
+        };
+        let (servers, sentinels) = (
+            both("redis-server", "redis"),
+            both("redis-sentinel", "sentinel"),
+        );
         RedisSentinel {
+            control: Arc::new(Control::new(servers, leader)),
+            sentinels,
             nodes,
             opts,
-            control: Arc::new(Control {
-                servers: PidfileSystem { specs: servers },
-                leader,
-            }),
-            sentinels: PidfileSystem { specs: sentinels },
         }
     }
 
@@ -239,7 +200,7 @@ impl System for RedisSentinel {
     }
 
     fn nodes(&self) -> Vec<String> {
-        self.nodes.iter().map(|n| n.name.clone()).collect()
+        super::names(&self.nodes)
     }
 
     async fn setup(&self, node: &dyn Remote) -> anyhow::Result<()> {
@@ -250,20 +211,11 @@ impl System for RedisSentinel {
             self.opts.install,
         )
         .await?;
-        let name = node.node().name.clone();
-        let n = self
-            .node(&name)
-            .with_context(|| format!("{name} is not a node of this system"))?
-            .clone();
-        let dir = node_dir(&self.opts.base_dir, &name);
-        let _ = control::kill_daemon(node, &format!("{dir}/sentinel.pid")).await;
-        let _ = control::kill_daemon(node, &format!("{dir}/redis.pid")).await;
-        node.exec(&Exec::sh(format!(
-            "rm -rf {d} && mkdir -p {d}",
-            d = shell_quote(&dir)
-        )))
-        .await
-        .with_context(|| format!("failed to prepare {dir} on {name}"))?;
+        let n = daemon::member(&self.nodes, node)?;
+        let dir = node_dir(&self.opts.base_dir, &n.name);
+        let _ = self.sentinels.kill(node).await;
+        let _ = SystemControl::kill(self.control.as_ref(), node).await;
+        daemon::prepare_dir(node, &dir, |d| format!("rm -rf {d} && mkdir -p {d}")).await?;
         write_file(
             node,
             &format!("{dir}/redis.conf"),
@@ -280,47 +232,32 @@ impl System for RedisSentinel {
     }
 
     async fn start(&self, node: &dyn Remote) -> anyhow::Result<()> {
-        let name = &node.node().name;
-        self.control
-            .start(node)
-            .await
-            .with_context(|| format!("failed to start redis-server on {name}"))?;
-        self.sentinels
-            .start(node)
-            .await
-            .with_context(|| format!("failed to start redis-sentinel on {name}"))
+        daemon::start(self.control.as_ref(), node, "redis-server").await?;
+        daemon::start(&self.sentinels, node, "redis-sentinel").await
     }
 
     async fn kill(&self, node: &dyn Remote) -> anyhow::Result<()> {
-        SystemControl::kill(self.control.as_ref(), node)
-            .await
-            .with_context(|| format!("failed to kill redis-server on {}", node.node().name))
+        daemon::kill(self.control.as_ref(), node, "redis-server").await
     }
 
     async fn teardown(&self, node: &dyn Remote) -> anyhow::Result<()> {
-        let name = &node.node().name;
-        let dir = node_dir(&self.opts.base_dir, name);
         let _ = self.sentinels.kill(node).await;
         let _ = System::kill(self, node).await;
-        node.exec(&Exec::sh(format!("rm -rf {}", shell_quote(&dir))))
-            .await
-            .with_context(|| format!("failed to remove {dir} on {name}"))?;
-        Ok(())
+        daemon::remove_dir(node, &node_dir(&self.opts.base_dir, &node.node().name)).await
     }
 
     fn log_files(&self, node: &str) -> Vec<(String, String)> {
-        let dir = node_dir(&self.opts.base_dir, node);
-        [
-            "redis.log",
-            "sentinel.log",
-            "redis.stdout.log",
-            "sentinel.stdout.log",
-            "redis.conf",
-            "sentinel.conf",
-        ]
-        .iter()
-        .map(|f| (format!("{dir}/{f}"), f.to_string()))
-        .collect()
+        daemon::logs(
+            &node_dir(&self.opts.base_dir, node),
+            &[
+                "redis.log",
+                "sentinel.log",
+                "redis.stdout.log",
+                "sentinel.stdout.log",
+                "redis.conf",
+                "sentinel.conf",
+            ],
+        )
     }
 
     fn control(&self) -> Arc<dyn SystemControl> {
@@ -553,7 +490,9 @@ fn command(op: &Invocation) -> Result<Vec<Vec<u8>>, String> {
     })
 }
 
-/// The value of an `ok` completion, or `None` when the reply makes no sense for the op.
+/// The value of an `ok` completion, or `None` when the reply makes no sense for the op: as
+/// for every Redis-like store ([`resp_router::ok_value`]), but the set read sorted, the Lua
+/// compare-and-set's bulk `OK` taken, and the leader answer with the replication offset.
 fn ok_value(
     op: &Invocation,
     r: &Reply,
@@ -561,42 +500,24 @@ fn ok_value(
     names: &HashMap<String, String>,
 ) -> Option<Value> {
     match (op.f, op.key.is_some(), r) {
-        ("add", _, Reply::Int(_)) => Some(op.value.clone()),
-        ("read", false, Reply::Array(items)) => {
-            let mut out = Vec::new();
-            for it in items.as_deref().unwrap_or_default() {
-                out.push(Value::Int(it.as_int()?));
-            }
-            out.sort_by_key(|v| v.as_int());
-            Some(Value::List(out))
-        }
-        ("incr" | "generate" | "insert", _, Reply::Int(i)) => Some(Value::Int(*i)),
-        ("read", true, Reply::Bulk(None)) => Some(Value::Nil),
-        ("read", true, Reply::Bulk(Some(b))) => {
-            let s = std::str::from_utf8(b).ok()?;
-            Some(
-                s.parse::<i64>()
-                    .map(Value::Int)
-                    .unwrap_or_else(|_| Value::str(s)),
-            )
-        }
         ("write" | "cas", _, r) if r.as_str() == Some("OK") => Some(op.value.clone()),
         ("leader", _, r) => {
             let role = parse_role(r, node, names)?;
-            Some(Value::Map(vec![
-                (Value::str("role"), Value::str(&role.role)),
-                (Value::str("term"), Value::Nil),
-                (
-                    Value::str("leader"),
-                    role.leader.as_deref().map(Value::str).unwrap_or(Value::Nil),
-                ),
-                (
-                    Value::str("offset"),
-                    role.applied.map(Value::Int).unwrap_or(Value::Nil),
-                ),
-            ]))
+            let mut v = role_value(&role);
+            if let Value::Map(m) = &mut v {
+                let offset = role.applied.map(Value::Int).unwrap_or(Value::Nil);
+                m.push((Value::str("offset"), offset));
+            }
+            Some(v)
         }
-        _ => None,
+        ("read", false, _) => match resp_router::ok_value(op, r, |_| None)? {
+            Value::List(mut out) => {
+                out.sort_by_key(|v| v.as_int());
+                Some(Value::List(out))
+            }
+            v => Some(v),
+        },
+        _ => resp_router::ok_value(op, r, |_| None),
     }
 }
 
@@ -648,25 +569,14 @@ impl Client for RedisClient {
             return match r {
                 Err(e) => {
                     self.direct.remove(&target);
-                    if op.is_read() || !e.may_have_applied() {
-                        Completion::fail(op.value.clone(), &target, e.short())
-                    } else {
-                        Completion::info(op.value.clone(), &target, e.short())
-                    }
+                    unknown_unless_read(op, &target, e.may_have_applied(), e.short())
                 }
                 Ok(Reply::Error(e)) => Completion::fail(op.value.clone(), &target, e),
                 Ok(r) => match ok_value(op, &r, &target, &self.names) {
                     Some(v) => Completion::ok(v, &target),
-                    None if op.is_read() => Completion::fail(
-                        op.value.clone(),
-                        &target,
-                        format!("unexpected reply {r:?}"),
-                    ),
-                    None => Completion::info(
-                        op.value.clone(),
-                        &target,
-                        format!("unexpected reply {r:?}"),
-                    ),
+                    None => {
+                        unknown_unless_read(op, &target, true, format!("unexpected reply {r:?}"))
+                    }
                 },
             };
         };
@@ -684,11 +594,7 @@ impl Client for RedisClient {
         match conn.call(&argv, self.timeout).await {
             Err(e) => {
                 self.primary = None;
-                if op.is_read() || !e.may_have_applied() {
-                    Completion::fail(op.value.clone(), &target, e.short())
-                } else {
-                    Completion::info(op.value.clone(), &target, e.short())
-                }
+                unknown_unless_read(op, &target, e.may_have_applied(), e.short())
             }
             Ok(Reply::Error(e)) => {
                 // -READONLY (a demoted primary), -LOADING, -MASTERDOWN ...: rejected, not
@@ -700,12 +606,7 @@ impl Client for RedisClient {
             }
             Ok(r) => match ok_value(op, &r, &target, &self.names) {
                 Some(v) => Completion::ok(v, &target),
-                None if op.is_read() => {
-                    Completion::fail(op.value.clone(), &target, format!("unexpected reply {r:?}"))
-                }
-                None => {
-                    Completion::info(op.value.clone(), &target, format!("unexpected reply {r:?}"))
-                }
+                None => unknown_unless_read(op, &target, true, format!("unexpected reply {r:?}")),
             },
         }
     }

@@ -1,7 +1,8 @@
 //! A RESP client that follows the leader, shared by leaderkv's built-in client and by systems
 //! described in a file (`--system-file`, protocol `resp`). What differs between systems is a
 //! [`RespDialect`]: the command for an op, the value of a successful reply, and what an error
-//! reply means (outcome, and where to send the next op).
+//! reply means (outcome, and where to send the next op). Which node a routed op goes to is a
+//! [`Router`], shared with the file systems' `postgres` and `http` clients.
 //!
 //! Connection errors are classified here, the same for every system: a connection refused
 //! before sending is `fail`; a reset or timeout after sending is `info` (for reads, which
@@ -17,7 +18,7 @@ use history::Value;
 use workloads::resp::{Conn, Reply};
 use workloads::{Client, Completion, Invocation, Outcome};
 
-use super::RoleInfo;
+use super::{RoleInfo, unknown_unless_read};
 
 /// Where a routed op (one without a fixed node) goes after an error reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,82 +90,135 @@ pub fn role_value(role: &RoleInfo) -> Value {
     ])
 }
 
+/// Where a leader-following client sends its routed ops (those without a fixed node): the
+/// node it settled on among the nodes in order, moved by errors as [`Redirect`] says, and,
+/// when it follows a hint, the node the leader probe saw lead last.
+pub struct Router {
+    order: Vec<String>,
+    addrs: HashMap<String, String>,
+    current: usize,
+    /// When set, routed ops go to the node this names (the leader probe's latest view).
+    leader_hint: Option<Arc<Mutex<Option<String>>>>,
+}
+
+impl Router {
+    /// A router over the nodes `addrs` (name, `host:port`), in that order, starting at the
+    /// first.
+    pub fn new(addrs: Vec<(String, String)>) -> Self {
+        Router {
+            order: addrs.iter().map(|(n, _)| n.clone()).collect(),
+            addrs: addrs.into_iter().collect(),
+            current: 0,
+            leader_hint: None,
+        }
+    }
+
+    /// Routed ops go to the node `hint` names when it names one (the runner's leader slot).
+    pub fn follow_hint(&mut self, hint: Arc<Mutex<Option<String>>>) {
+        self.leader_hint = Some(hint);
+    }
+
+    /// The next node.
+    pub fn rotate(&mut self) {
+        if !self.order.is_empty() {
+            self.current = (self.current + 1) % self.order.len();
+        }
+    }
+
+    /// Settles on `node`; false (and no move) when it is none of the nodes.
+    pub fn go_to(&mut self, node: &str) -> bool {
+        match self.order.iter().position(|n| n == node) {
+            Some(i) => {
+                self.current = i;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Settles on `node`, or the next node when it is none of the nodes.
+    pub fn follow(&mut self, node: &str) {
+        if !self.go_to(node) {
+            self.rotate();
+        }
+    }
+
+    /// The node `op` goes to: its own node, else (settling on it) the hinted leader, else
+    /// the node the router settled on.
+    pub fn target(&mut self, op: &Invocation) -> String {
+        if let Some(n) = &op.node {
+            return n.clone();
+        }
+        let hinted = self
+            .leader_hint
+            .as_ref()
+            .and_then(|h| h.lock().unwrap_or_else(|p| p.into_inner()).clone());
+        if let Some(l) = hinted {
+            self.go_to(&l);
+        }
+        self.order.get(self.current).cloned().unwrap_or_default()
+    }
+
+    /// The address of `node`.
+    pub fn addr(&self, node: &str) -> Option<String> {
+        self.addrs.get(node).cloned()
+    }
+
+    /// Moves after an error answer `err` to a routed op as `redirect` says (`Follow`: to the
+    /// node its second word names).
+    pub fn redirect(&mut self, redirect: Redirect, err: &str) {
+        match redirect {
+            Redirect::Stay => {}
+            Redirect::Next => self.rotate(),
+            Redirect::Follow => match err.split_whitespace().nth(1) {
+                Some(l) => self.follow(l),
+                None => self.rotate(),
+            },
+        }
+    }
+}
+
 /// A RESP client that follows the leader: error replies redirect it as its dialect says,
 /// connection failures and timeouts make it try the next node.
 pub struct RoutingClient<D> {
-    order: Vec<String>,
-    addrs: HashMap<String, String>,
+    router: Router,
     conns: HashMap<String, Conn>,
-    current: usize,
     timeout: Duration,
     dialect: D,
-    /// When set, routed ops go to the node this names (the leader probe's latest view).
-    leader_hint: Option<Arc<Mutex<Option<String>>>>,
 }
 
 impl<D: RespDialect> RoutingClient<D> {
     /// A client of the nodes `addrs` (name, `host:port`), in that order.
     pub fn with_dialect(addrs: Vec<(String, String)>, timeout: Duration, dialect: D) -> Self {
         RoutingClient {
-            order: addrs.iter().map(|(n, _)| n.clone()).collect(),
-            addrs: addrs.into_iter().collect(),
+            router: Router::new(addrs),
             conns: HashMap::new(),
-            current: 0,
             timeout,
             dialect,
-            leader_hint: None,
         }
     }
 
     /// Sends routed ops to the node `hint` names when it names one (the runner's leader
     /// slot), instead of the node the client last settled on.
     pub fn follow_hint(mut self, hint: Arc<Mutex<Option<String>>>) -> Self {
-        self.leader_hint = Some(hint);
+        self.router.follow_hint(hint);
         self
-    }
-
-    fn rotate(&mut self) {
-        if !self.order.is_empty() {
-            self.current = (self.current + 1) % self.order.len();
-        }
-    }
-
-    fn follow(&mut self, node: &str) {
-        if let Some(i) = self.order.iter().position(|n| n == node) {
-            self.current = i;
-        } else {
-            self.rotate();
-        }
     }
 }
 
 #[async_trait]
 impl<D: RespDialect> Client for RoutingClient<D> {
     async fn open(&mut self, node: &str) {
-        self.follow(node);
+        self.router.follow(node);
     }
 
     async fn invoke(&mut self, op: &Invocation) -> Completion {
-        if op.node.is_none() {
-            let hinted = self
-                .leader_hint
-                .as_ref()
-                .and_then(|h| h.lock().unwrap_or_else(|p| p.into_inner()).clone());
-            if let Some(l) = hinted {
-                if let Some(i) = self.order.iter().position(|n| *n == l) {
-                    self.current = i;
-                }
-            }
-        }
-        let target = match &op.node {
-            Some(n) => n.clone(),
-            None => self.order.get(self.current).cloned().unwrap_or_default(),
-        };
+        let target = self.router.target(op);
         let args = match self.dialect.command(op) {
             Ok(a) => a,
             Err(e) => return Completion::fail(op.value.clone(), &target, e),
         };
-        let Some(addr) = self.addrs.get(&target).cloned() else {
+        let Some(addr) = self.router.addr(&target) else {
             return Completion::fail(op.value.clone(), &target, "unknown node");
         };
         if !self.conns.contains_key(&target) {
@@ -174,7 +228,7 @@ impl<D: RespDialect> Client for RoutingClient<D> {
                 }
                 Err(e) => {
                     if op.node.is_none() {
-                        self.rotate();
+                        self.router.rotate();
                     }
                     return Completion::fail(op.value.clone(), &target, e.short());
                 }
@@ -188,28 +242,14 @@ impl<D: RespDialect> Client for RoutingClient<D> {
             Err(e) => {
                 self.conns.remove(&target);
                 if routed {
-                    self.rotate();
+                    self.router.rotate();
                 }
-                if op.is_read() || !e.may_have_applied() {
-                    Completion::fail(op.value.clone(), &target, e.short())
-                } else {
-                    Completion::info(op.value.clone(), &target, e.short())
-                }
+                unknown_unless_read(op, &target, e.may_have_applied(), e.short())
             }
             Ok(Reply::Error(e)) => {
                 let (outcome, redirect) = self.dialect.on_error(op, &e);
                 if routed {
-                    match redirect {
-                        Redirect::Stay => {}
-                        Redirect::Next => self.rotate(),
-                        Redirect::Follow => match e.split_whitespace().nth(1) {
-                            Some(l) => {
-                                let l = l.to_owned();
-                                self.follow(&l)
-                            }
-                            None => self.rotate(),
-                        },
-                    }
+                    self.router.redirect(redirect, &e);
                 }
                 match outcome {
                     Outcome::Fail => Completion::fail(op.value.clone(), &target, e),
@@ -219,17 +259,54 @@ impl<D: RespDialect> Client for RoutingClient<D> {
             }
             Ok(r) => match self.dialect.ok_value(op, &r) {
                 Some(v) => Completion::ok(v, &target),
-                None if op.is_read() => {
-                    Completion::fail(op.value.clone(), &target, format!("unexpected reply {r:?}"))
-                }
-                None => {
-                    Completion::info(op.value.clone(), &target, format!("unexpected reply {r:?}"))
-                }
+                None => unknown_unless_read(op, &target, true, format!("unexpected reply {r:?}")),
             },
         }
     }
 
     async fn close(&mut self) {
         self.conns.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router() -> Router {
+        Router::new(
+            ["n1", "n2", "n3"]
+                .iter()
+                .map(|n| (n.to_string(), format!("{n}:7000")))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn routed_ops_follow_redirects_and_the_hint() {
+        let mut r = router();
+        let routed = Invocation::new("write", Value::Int(1));
+        assert_eq!(r.target(&routed), "n1");
+        r.redirect(Redirect::Follow, "MOVED n3 10.0.0.13:7000");
+        assert_eq!(r.target(&routed), "n3");
+        r.redirect(Redirect::Next, "NOLEADER");
+        assert_eq!(r.target(&routed), "n1");
+        // A `Follow` naming no node, or an unknown one, moves to the next node.
+        r.redirect(Redirect::Follow, "MOVED");
+        assert_eq!(r.target(&routed), "n2");
+        r.redirect(Redirect::Follow, "MOVED n9 x");
+        assert_eq!(r.target(&routed), "n3");
+        r.redirect(Redirect::Stay, "CASMISMATCH x");
+        assert_eq!(r.target(&routed), "n3");
+        // The hint wins for routed ops, not for ops aimed at a node.
+        let hint = Arc::new(Mutex::new(Some("n2".to_string())));
+        r.follow_hint(hint.clone());
+        assert_eq!(r.target(&routed), "n2");
+        let aimed = Invocation::new("read", Value::Nil).on("n1");
+        assert_eq!(r.target(&aimed), "n1");
+        *hint.lock().unwrap() = None;
+        assert_eq!(r.target(&routed), "n2", "settled on the last hinted node");
+        assert_eq!(r.addr("n3").as_deref(), Some("n3:7000"));
+        assert_eq!(r.addr("n9"), None);
     }
 }

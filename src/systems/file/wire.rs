@@ -23,10 +23,10 @@ use workloads::{Client, Completion, Invocation, Outcome};
 use super::client::{FileDialect, OpVars, RoleParser, classify};
 use super::ops::{HttpTemplate, OpTemplate, select};
 use super::spec::{Loaded, Rule, expand};
-use crate::systems::RoleInfo;
 use crate::systems::proto::http::{self, Response, unb64};
 use crate::systems::proto::pgwire::{PgConn, PgError};
-use crate::systems::resp_router::{Redirect, role_value};
+use crate::systems::resp_router::{Redirect, Router, role_value};
+use crate::systems::{RoleInfo, unknown_unless_read};
 
 /// What a system file's `postgres` or `http` client says and how it reads answers.
 pub struct WireDialect {
@@ -385,12 +385,9 @@ fn json_value(
 /// `route = "leader"` routed ops go where the leader probe saw the leader last.
 pub struct WireClient {
     dialect: Arc<WireDialect>,
-    order: Vec<String>,
-    addrs: HashMap<String, String>,
+    router: Router,
     conns: HashMap<String, PgConn>,
-    current: usize,
     timeout: Duration,
-    leader_hint: Option<Arc<Mutex<Option<String>>>>,
 }
 
 impl WireClient {
@@ -398,61 +395,32 @@ impl WireClient {
     pub fn new(dialect: Arc<WireDialect>, addrs: Vec<(String, String)>, timeout: Duration) -> Self {
         WireClient {
             dialect,
-            order: addrs.iter().map(|(n, _)| n.clone()).collect(),
-            addrs: addrs.into_iter().collect(),
+            router: Router::new(addrs),
             conns: HashMap::new(),
-            current: 0,
             timeout,
-            leader_hint: None,
         }
     }
 
     pub fn follow_hint(mut self, hint: Arc<Mutex<Option<String>>>) -> Self {
-        self.leader_hint = Some(hint);
+        self.router.follow_hint(hint);
         self
-    }
-
-    fn rotate(&mut self) {
-        if !self.order.is_empty() {
-            self.current = (self.current + 1) % self.order.len();
-        }
-    }
-
-    fn go_to(&mut self, node: &str) -> bool {
-        match self.order.iter().position(|n| n == node) {
-            Some(i) => {
-                self.current = i;
-                true
-            }
-            None => false,
-        }
     }
 }
 
 #[async_trait]
 impl Client for WireClient {
     async fn open(&mut self, node: &str) {
-        self.go_to(node);
+        self.router.go_to(node);
     }
 
     async fn invoke(&mut self, op: &Invocation) -> Completion {
         let routed = op.node.is_none();
-        if routed {
-            let hint = self.leader_hint.as_ref();
-            let hinted = hint.and_then(|h| h.lock().unwrap_or_else(|p| p.into_inner()).clone());
-            if let Some(l) = hinted {
-                self.go_to(&l);
-            }
-        }
-        let target = match &op.node {
-            Some(n) => n.clone(),
-            None => self.order.get(self.current).cloned().unwrap_or_default(),
-        };
+        let target = self.router.target(op);
         let req = match self.dialect.request(op) {
             Ok(r) => r,
             Err(e) => return Completion::fail(op.value.clone(), &target, e),
         };
-        let Some(addr) = self.addrs.get(&target).cloned() else {
+        let Some(addr) = self.router.addr(&target) else {
             return Completion::fail(op.value.clone(), &target, "unknown node");
         };
         let mut conn = self.conns.remove(&target);
@@ -468,27 +436,14 @@ impl Client for WireClient {
             Err(Failure::Transport { sent, msg }) => {
                 self.conns.remove(&target);
                 if routed {
-                    self.rotate();
+                    self.router.rotate();
                 }
-                return if sent && !op.is_read() {
-                    Completion::info(op.value.clone(), &target, msg)
-                } else {
-                    Completion::fail(op.value.clone(), &target, msg)
-                };
+                return unknown_unless_read(op, &target, sent, msg);
             }
             Err(Failure::Error { text, status, .. }) => {
                 let (outcome, redirect) = self.dialect.on_error(op, &text, status);
                 if routed {
-                    match redirect {
-                        Redirect::Stay => {}
-                        Redirect::Next => self.rotate(),
-                        Redirect::Follow => {
-                            let named = text.split_whitespace().nth(1).map(str::to_owned);
-                            if !named.is_some_and(|n| self.go_to(&n)) {
-                                self.rotate();
-                            }
-                        }
-                    }
+                    self.router.redirect(redirect, &text);
                 }
                 let text = match status {
                     Some(s) => format!("HTTP {s}: {text}"),
@@ -515,16 +470,9 @@ impl Client for WireClient {
         match self.dialect.ok_value(op, &answer) {
             Ok(v) => Completion::ok(v, &target),
             Err(Some(why)) => Completion::fail(op.value.clone(), &target, why),
-            Err(None) if op.is_read() => Completion::fail(
-                op.value.clone(),
-                &target,
-                format!("unexpected answer {answer:?}"),
-            ),
-            Err(None) => Completion::info(
-                op.value.clone(),
-                &target,
-                format!("unexpected answer {answer:?}"),
-            ),
+            Err(None) => {
+                unknown_unless_read(op, &target, true, format!("unexpected answer {answer:?}"))
+            }
         }
     }
 

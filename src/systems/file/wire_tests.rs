@@ -47,6 +47,16 @@ fn http_and_postgres_examples_validate() {
     }
 }
 
+/// Each edit (`from` replaced by `to` in `text`) makes the file fail to load with one line
+/// that contains `want`.
+fn assert_edit_errors(text: &str, edits: &[(&str, &str, &str)]) {
+    for (from, to, want) in edits {
+        assert!(text.contains(from), "the example has no {from:?}");
+        let e = err_of(&text.replace(from, to));
+        assert!(e.contains(want), "{from:?} -> {to:?}: want {want:?}: {e}");
+    }
+}
+
 #[test]
 fn http_section_errors_name_the_key() {
     let etcd = text_of("etcd-http.toml");
@@ -58,87 +68,81 @@ fn http_section_errors_name_the_key() {
         e.starts_with("sys.toml: client.ops.read: missing key `path`"),
         "{e}"
     );
-    let e = err_of(&etcd.replace(
-        "value = \"{value_b64}\" }\n\n[client.ops.read_set]",
-        "value = \"{valu_b64}\" }\n\n[client.ops.read_set]",
-    ));
-    assert!(
-        e.contains(
-            "client.ops.add.body: unknown placeholder {valu_b64} (known here: {value} {value_b64}"
-        ),
-        "{e}"
-    );
-    let e = err_of(&etcd.replace(
-        "result = \"/header/revision\"",
-        "reslt = \"/header/revision\"",
-    ));
-    assert!(
-        e.contains("client.ops.incr.reslt: unknown key (known: method, path, body, result, decode, require)"),
-        "{e}"
-    );
-    let e = err_of(&etcd.replace("result = \"/header/revision\"", ""));
-    assert!(e.contains("client.ops.incr: missing key `result`"), "{e}");
-    let e = err_of(&etcd.replace(
-        "result = \"/kvs/*/value\"\ndecode = \"base64\"",
-        "result = \"/kvs/*/value\"\ndecode = \"hex\"",
-    ));
-    assert!(
-        e.contains("client.ops.read_set.decode: \"hex\" is not base64"),
-        "{e}"
-    );
-    let e = err_of(&etcd.replace("status = \"4xx\"", "status = \"4yy\""));
-    assert!(
-        e.contains("client.outcome[1].status: \"4yy\" is not a status code"),
-        "{e}"
-    );
-    let e = err_of(&etcd.replace("[[client.outcome]]\nstatus = \"4xx\"", "[[client.outcome]]"));
-    assert!(
-        e.contains("client.outcome[1]: missing key `status` or `error_prefix`"),
-        "{e}"
-    );
-    let e = err_of(&etcd.replace("fields = [", "# fields = ["));
-    assert!(e.contains("leader.fields: missing key"), "{e}");
-    // A RESP op in an http file.
-    let e = err_of(&etcd.replace("[client.ops.add]\npath = \"/v3/kv/put\"\nbody = { key = \"cy8v{value_b64}\", value = \"{value_b64}\" }", "[client.ops]\nadd = [\"SADD\", \"s\", \"{value}\"]"));
-    assert!(
-        e.contains("client.ops.add: the Http protocol takes a table with method, path and body"),
-        "{e}"
+    assert_edit_errors(
+        &etcd,
+        &[
+            (
+                "value = \"{value_b64}\" }\n\n[client.ops.read_set]",
+                "value = \"{valu_b64}\" }\n\n[client.ops.read_set]",
+                "client.ops.add.body: unknown placeholder {valu_b64} (known here: {value} {value_b64}",
+            ),
+            (
+                "result = \"/header/revision\"",
+                "reslt = \"/header/revision\"",
+                "client.ops.incr.reslt: unknown key (known: method, path, body, result, decode, require)",
+            ),
+            (
+                "result = \"/header/revision\"",
+                "",
+                "client.ops.incr: missing key `result`",
+            ),
+            (
+                "result = \"/kvs/*/value\"\ndecode = \"base64\"",
+                "result = \"/kvs/*/value\"\ndecode = \"hex\"",
+                "client.ops.read_set.decode: \"hex\" is not base64",
+            ),
+            (
+                "status = \"4xx\"",
+                "status = \"4yy\"",
+                "client.outcome[1].status: \"4yy\" is not a status code",
+            ),
+            (
+                "[[client.outcome]]\nstatus = \"4xx\"",
+                "[[client.outcome]]",
+                "client.outcome[1]: missing key `status` or `error_prefix`",
+            ),
+            ("fields = [", "# fields = [", "leader.fields: missing key"),
+            // A RESP op in an http file.
+            (
+                "[client.ops.add]\npath = \"/v3/kv/put\"\nbody = { key = \"cy8v{value_b64}\", value = \"{value_b64}\" }",
+                "[client.ops]\nadd = [\"SADD\", \"s\", \"{value}\"]",
+                "client.ops.add: the Http protocol takes a table with method, path and body",
+            ),
+            (
+                "protocol = \"http\"",
+                "protocol = \"http\"\nuser = \"postgres\"",
+                "client.user: only for the postgres protocol",
+            ),
+        ],
     );
 }
 
 #[test]
 fn postgres_section_errors_name_the_key() {
-    let pg = text_of("postgres-patroni.toml");
-    let e = err_of(&pg.replace("WHERE k = '{key}'\"", "WHERE k = '{kye}'\""));
-    assert!(
-        e.contains("client.ops.read: unknown placeholder {kye}"),
-        "{e}"
-    );
-    let e = err_of(&pg.replace(
-        "incr = \"INSERT INTO ids DEFAULT VALUES RETURNING id\"",
-        "incr = [\"INCR\", \"ids\"]",
-    ));
-    assert!(
-        e.contains("client.ops.incr: the Postgres protocol takes one SQL string"),
-        "{e}"
-    );
-    let e = err_of(&pg.replace(
-        "incr = \"INSERT INTO ids DEFAULT VALUES RETURNING id\"",
-        "incr = \" \"",
-    ));
-    assert!(e.contains("client.ops.incr: empty SQL"), "{e}");
-    let e = err_of(&pg.replace("error_prefix = \"25006\"", "status = 503"));
-    assert!(
-        e.contains("client.outcome[0].status: only for the http protocol"),
-        "{e}"
-    );
-    let e = err_of(&text_of("etcd-http.toml").replace(
-        "protocol = \"http\"",
-        "protocol = \"http\"\nuser = \"postgres\"",
-    ));
-    assert!(
-        e.contains("client.user: only for the postgres protocol"),
-        "{e}"
+    assert_edit_errors(
+        &text_of("postgres-patroni.toml"),
+        &[
+            (
+                "WHERE k = '{key}'\"",
+                "WHERE k = '{kye}'\"",
+                "client.ops.read: unknown placeholder {kye}",
+            ),
+            (
+                "incr = \"INSERT INTO ids DEFAULT VALUES RETURNING id\"",
+                "incr = [\"INCR\", \"ids\"]",
+                "client.ops.incr: the Postgres protocol takes one SQL string",
+            ),
+            (
+                "incr = \"INSERT INTO ids DEFAULT VALUES RETURNING id\"",
+                "incr = \" \"",
+                "client.ops.incr: empty SQL",
+            ),
+            (
+                "error_prefix = \"25006\"",
+                "status = 503",
+                "client.outcome[0].status: only for the http protocol",
+            ),
+        ],
     );
 }
 
