@@ -21,69 +21,15 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{BIN, faultline, text};
+use common::{BIN, Cluster, text};
 
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/systems/leaderkv.toml")
 }
 
-/// Brings the cluster of `prefix` down when dropped.
-struct Cluster {
-    prefix: &'static str,
-    subnet: &'static str,
-    store: tempfile::TempDir,
-}
-
-impl Cluster {
-    fn new(prefix: &'static str, subnet: &'static str) -> Cluster {
-        Cluster {
-            prefix,
-            subnet,
-            store: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    /// Runs `faultline test` with extra args; returns the exit code, output and results.json.
-    fn run(&self, extra: &[&str]) -> (i32, String, serde_json::Value) {
-        let latest = self.store.path().join("latest");
-        let _ = std::fs::remove_file(&latest);
-        let o = faultline()
-            .args(["test", "--nodes", "3", "--prefix", self.prefix])
-            .args(["--subnet", self.subnet, "--recovery-wait", "8s"])
-            .args(["--concurrency", "5", "--store"])
-            .arg(self.store.path())
-            .args(extra)
-            .output()
-            .expect("run faultline");
-        let results = std::fs::read_to_string(latest.join("results.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or(serde_json::Value::Null);
-        (o.status.code().unwrap_or(-1), text(&o), results)
-    }
-
-    fn down(&self) {
-        let _ = Command::new(BIN)
-            .args(["cluster", "down", "--prefix", self.prefix])
-            .output();
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        self.down();
-    }
-}
-
+/// The anomaly classes of a run, sorted.
 fn types(results: &serde_json::Value) -> Vec<String> {
-    let mut t: Vec<String> = results["anomaly_types"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut t = common::anomaly_types(results);
     t.sort();
     t
 }
@@ -108,21 +54,7 @@ fn file_and_builtin_agree_on_the_correct_build() {
         return;
     }
     let c = Cluster::new("flf1-", "10.77.81.0/24");
-    let [builtin, file] = both(
-        &c,
-        &[
-            "--seed",
-            "7",
-            "--time-limit",
-            "20s",
-            "--nemesis",
-            "partition",
-            "--nemesis-interval",
-            "3s",
-            "--workload",
-            "set,unique-ids",
-        ],
-    );
+    let [builtin, file] = both(&c, &partitioned("7", "20s", "3s", "set,unique-ids"));
     assert_eq!(builtin.0, 0, "built-in leaderkv: {}", builtin.2);
     assert_eq!(file.0, 0, "leaderkv.toml: {}", file.2);
     assert_eq!(builtin.1, file.1);
@@ -240,75 +172,29 @@ fn failing_start_exits_255_and_leaves_nothing_behind() {
     let body = std::fs::read_to_string(example())
         .unwrap()
         .replace("--mode {set.mode}", "--mode {set.mode} --no-such-flag");
-    std::fs::write(&file, body).unwrap();
-    let (code, out, _) = c.run(&[
-        "--system-file",
-        file.to_str().unwrap(),
-        "--time-limit",
-        "5s",
-        "--nemesis",
-        "none",
-    ]);
-    assert_eq!(code, 255, "{out}");
-    let line: Vec<&str> = out
-        .lines()
-        .filter(|l| l.contains("faultline: error"))
-        .collect();
-    assert_eq!(line.len(), 1, "{out}");
+    let (line, out) = failing_run(&c, &file, &body);
+    assert!(line.contains("the start command failed on node n"), "{out}");
+    assert!(line.contains("--no-such-flag"), "the command: {out}");
     assert!(
-        line[0].contains("the start command failed on node n"),
-        "{out}"
-    );
-    assert!(line[0].contains("--no-such-flag"), "the command: {out}");
-    assert!(
-        line[0].contains("unexpected argument"),
+        line.contains("unexpected argument"),
         "the program's stderr: {out}"
     );
     // Every node torn down: no process in any namespace, no node directory.
     assert_no_processes("flf4-");
-    for n in 1..=3 {
-        let d = format!("/tmp/faultline-nodes/flf4-/n{n}");
-        assert!(!Path::new(&d).exists(), "{d} left behind");
-    }
-    // Nor the (empty) directory that held the nodes' directories.
-    assert!(
-        !Path::new("/tmp/faultline-nodes/flf4-").exists(),
-        "/tmp/faultline-nodes/flf4- left behind"
-    );
+    assert_no_node_dirs("flf4-");
 
     // A setup command that fails: the node, the command and its stderr; exit 255.
     let body = std::fs::read_to_string(example()).unwrap().replace(
         "[commands]\n",
         "[commands]\nsetup = \"echo setup broke on {node} >&2; exit 3\"\n",
     );
-    std::fs::write(&file, body).unwrap();
-    let (code, out, _) = c.run(&[
-        "--system-file",
-        file.to_str().unwrap(),
-        "--time-limit",
-        "5s",
-        "--nemesis",
-        "none",
-    ]);
-    assert_eq!(code, 255, "{out}");
-    let line: Vec<&str> = out
-        .lines()
-        .filter(|l| l.contains("faultline: error"))
-        .collect();
-    assert_eq!(line.len(), 1, "{out}");
+    let (line, out) = failing_run(&c, &file, &body);
     let n = ["n1", "n2", "n3"]
         .into_iter()
-        .find(|n| line[0].contains(&format!("the setup command failed on node {n} (exit 3)")))
+        .find(|n| line.contains(&format!("the setup command failed on node {n} (exit 3)")))
         .unwrap_or_else(|| panic!("{out}"));
-    assert!(line[0].contains(&format!("setup broke on {n}")), "{out}");
-    for n in 1..=3 {
-        let d = format!("/tmp/faultline-nodes/flf4-/n{n}");
-        assert!(!Path::new(&d).exists(), "{d} left behind");
-    }
-    assert!(
-        !Path::new("/tmp/faultline-nodes/flf4-").exists(),
-        "/tmp/faultline-nodes/flf4- left behind"
-    );
+    assert!(line.contains(&format!("setup broke on {n}")), "{out}");
+    assert_no_node_dirs("flf4-");
 
     c.down();
     let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
@@ -316,6 +202,38 @@ fn failing_start_exits_255_and_leaves_nothing_behind() {
         !String::from_utf8_lossy(&list.stdout).contains("flf4-"),
         "namespaces left behind"
     );
+}
+
+/// Runs the system file `body` (written to `file`) for 5 s without faults, expecting it to
+/// fail (exit 255) with one error line; returns that line and the whole output.
+fn failing_run(c: &Cluster, file: &Path, body: &str) -> (String, String) {
+    std::fs::write(file, body).unwrap();
+    let (code, out, _) = c.run(&[
+        "--system-file",
+        file.to_str().unwrap(),
+        "--time-limit",
+        "5s",
+        "--nemesis",
+        "none",
+    ]);
+    assert_eq!(code, 255, "{out}");
+    let line: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("faultline: error"))
+        .collect();
+    assert_eq!(line.len(), 1, "{out}");
+    let line = line[0].to_owned();
+    (line, out)
+}
+
+/// No node directory of the cluster `prefix` left, nor the (empty) directory that held them.
+fn assert_no_node_dirs(prefix: &str) {
+    for n in 1..=3 {
+        let d = format!("/tmp/faultline-nodes/{prefix}n{n}");
+        assert!(!Path::new(&d).exists(), "{d} left behind");
+    }
+    let base = format!("/tmp/faultline-nodes/{prefix}");
+    assert!(!Path::new(&base).exists(), "{base} left behind");
 }
 
 #[test]
@@ -335,20 +253,9 @@ fn leader_command_instead_of_a_client_call() {
         "command = \"redis-cli -h {ip} -p {port} ROLE\"\nsplit = \"lines\"",
     );
     std::fs::write(&file, body).unwrap();
-    let (code, out, results) = c.run(&[
-        "--system-file",
-        file.to_str().unwrap(),
-        "--seed",
-        "7",
-        "--time-limit",
-        "12s",
-        "--nemesis",
-        "partition",
-        "--nemesis-interval",
-        "3s",
-        "--workload",
-        "set",
-    ]);
+    let args = partitioned("7", "12s", "3s", "set");
+    let (code, out, results) =
+        c.run(&[&["--system-file", file.to_str().unwrap()][..], &args].concat());
     assert_eq!(code, 0, "{out}");
     assert!(types(&results).is_empty(), "{out}");
     assert!(out.contains("is ready; n"), "{out}");
@@ -393,6 +300,42 @@ fn checker_verdicts(results: &serde_json::Value) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+/// The arguments of a run under partitions every `interval`: `seed`, `time_limit`, and the
+/// workloads `workload`.
+fn partitioned<'a>(
+    seed: &'a str,
+    time_limit: &'a str,
+    interval: &'a str,
+    workload: &'a str,
+) -> [&'a str; 10] {
+    [
+        "--seed",
+        seed,
+        "--time-limit",
+        time_limit,
+        "--nemesis",
+        "partition",
+        "--nemesis-interval",
+        interval,
+        "--workload",
+        workload,
+    ]
+}
+
+/// Runs examples/systems/`name` with `args` on `flf5-` (taking its turn), hands the exit
+/// code, output and results.json to `check`, then checks that no process is left.
+fn example_run(name: &str, args: [&str; 10], check: impl FnOnce(i32, &str, &serde_json::Value)) {
+    let _turn = FLF5.lock().unwrap_or_else(|p| p.into_inner());
+    let c = Cluster::new("flf5-", "10.77.85.0/24");
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/systems")
+        .join(name);
+    let (code, out, results) =
+        c.run(&[&["--system-file", file.to_str().unwrap()][..], &args].concat());
+    check(code, &out, &results);
+    assert_no_processes("flf5-");
+}
+
 #[test]
 fn etcd_over_http_example_runs() {
     if !control::prereq::privileged_or_skip("etcd_over_http_example_runs", false) {
@@ -402,36 +345,21 @@ fn etcd_over_http_example_runs() {
         eprintln!("SKIPPED: etcd not installed (apt-get install etcd-server)");
         return;
     }
-    let _turn = FLF5.lock().unwrap_or_else(|p| p.into_inner());
-    let c = Cluster::new("flf5-", "10.77.85.0/24");
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/systems/etcd-http.toml");
-    let (code, out, results) = c.run(&[
-        "--system-file",
-        file.to_str().unwrap(),
-        "--seed",
-        "5",
-        "--time-limit",
-        "20s",
-        "--nemesis",
-        "partition",
-        "--nemesis-interval",
-        "3s",
-        "--workload",
-        "set,unique-ids",
-    ]);
-    eprintln!(
-        "etcd-http: exit {code}, checkers {:?}",
-        checker_verdicts(&results)
-    );
-    // etcd is linearizable: acknowledged puts survive partitions and revisions are unique.
-    assert_eq!(code, 0, "{out}");
-    assert!(out.contains("etcd-http is ready; n"), "{out}");
-    assert!(types(&results).is_empty(), "{out}");
-    assert!(
-        results["run"]["client_ops"].as_u64().unwrap_or(0) > 100,
-        "{out}"
-    );
-    assert_no_processes("flf5-");
+    let args = partitioned("5", "20s", "3s", "set,unique-ids");
+    example_run("etcd-http.toml", args, |code, out, results| {
+        eprintln!(
+            "etcd-http: exit {code}, checkers {:?}",
+            checker_verdicts(results)
+        );
+        // etcd is linearizable: acknowledged puts survive partitions and revisions are unique.
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("etcd-http is ready; n"), "{out}");
+        assert!(types(results).is_empty(), "{out}");
+        assert!(
+            results["run"]["client_ops"].as_u64().unwrap_or(0) > 100,
+            "{out}"
+        );
+    });
 }
 
 #[test]
@@ -443,37 +371,22 @@ fn postgres_patroni_example_runs() {
         eprintln!("SKIPPED: patroni, etcd or psql not installed");
         return;
     }
-    let _turn = FLF5.lock().unwrap_or_else(|p| p.into_inner());
-    let c = Cluster::new("flf5-", "10.77.85.0/24");
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/systems/postgres-patroni.toml");
-    let (code, out, results) = c.run(&[
-        "--system-file",
-        file.to_str().unwrap(),
-        "--seed",
-        "4",
-        "--time-limit",
-        "20s",
-        "--nemesis",
-        "partition",
-        "--nemesis-interval",
-        "4s",
-        "--workload",
-        "set,unique-ids",
-    ]);
-    eprintln!(
-        "postgres-patroni: exit {code}, anomalies {:?}, checkers {:?}",
-        types(&results),
-        checker_verdicts(&results)
-    );
-    // Asynchronous replication may lose inserts when an isolated primary is demoted: valid or
-    // invalid, but a verdict, with ops acknowledged through the wire protocol.
-    assert!(code == 0 || code == 1, "{out}");
-    assert!(out.contains("postgres-patroni is ready; n"), "{out}");
-    assert!(
-        results["run"]["client_ops"].as_u64().unwrap_or(0) > 100,
-        "{out}"
-    );
-    assert_no_processes("flf5-");
+    let args = partitioned("4", "20s", "4s", "set,unique-ids");
+    example_run("postgres-patroni.toml", args, |code, out, results| {
+        eprintln!(
+            "postgres-patroni: exit {code}, anomalies {:?}, checkers {:?}",
+            types(results),
+            checker_verdicts(results)
+        );
+        // Asynchronous replication may lose inserts when an isolated primary is demoted:
+        // valid or invalid, but a verdict, with ops acknowledged through the wire protocol.
+        assert!(code == 0 || code == 1, "{out}");
+        assert!(out.contains("postgres-patroni is ready; n"), "{out}");
+        assert!(
+            results["run"]["client_ops"].as_u64().unwrap_or(0) > 100,
+            "{out}"
+        );
+    });
 }
 
 #[test]
@@ -481,31 +394,16 @@ fn redis_sentinel_example_runs() {
     if !control::prereq::privileged_or_skip("redis_sentinel_example_runs", false) {
         return;
     }
-    let _turn = FLF5.lock().unwrap_or_else(|p| p.into_inner());
     if !have("redis-server") || !have("redis-sentinel") {
         eprintln!("SKIPPED: redis-server/redis-sentinel not installed");
         return;
     }
-    let c = Cluster::new("flf5-", "10.77.85.0/24");
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/systems/redis-sentinel.toml");
-    let (code, out, results) = c.run(&[
-        "--system-file",
-        file.to_str().unwrap(),
-        "--seed",
-        "3",
-        "--time-limit",
-        "12s",
-        "--nemesis",
-        "partition",
-        "--nemesis-interval",
-        "3s",
-        "--workload",
-        "set",
-    ]);
-    // Asynchronous replication may lose writes under a partition: valid or invalid, but a
-    // verdict, with the primary found by ROLE.
-    assert!(code == 0 || code == 1, "{out}");
-    assert!(out.contains("redis-sentinel is ready; n1 leads"), "{out}");
-    assert!(!results["valid"].is_null(), "no results.json: {out}");
-    assert_no_processes("flf5-");
+    let args = partitioned("3", "12s", "3s", "set");
+    example_run("redis-sentinel.toml", args, |code, out, results| {
+        // Asynchronous replication may lose writes under a partition: valid or invalid, but
+        // a verdict, with the primary found by ROLE.
+        assert!(code == 0 || code == 1, "{out}");
+        assert!(out.contains("redis-sentinel is ready; n1 leads"), "{out}");
+        assert!(!results["valid"].is_null(), "no results.json: {out}");
+    });
 }

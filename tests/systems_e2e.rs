@@ -19,7 +19,7 @@ use std::process::Command;
 
 mod common;
 
-use common::{BIN, text};
+use common::{BIN, Cluster, text};
 
 const REQUIRE: &str = "FAULTLINE_REQUIRE_PRIVILEGED";
 
@@ -49,46 +49,31 @@ fn ready_or_skip(test: &str, programs: &[&str], package: &str) -> bool {
     false
 }
 
-/// A local cluster of 3 nodes that is brought down when dropped.
-struct Cluster {
-    prefix: &'static str,
-    subnet: &'static str,
-    store: tempfile::TempDir,
-}
-
-impl Cluster {
-    fn new(prefix: &'static str, subnet: &'static str) -> Cluster {
-        Cluster {
-            prefix,
-            subnet,
-            store: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    /// Runs `faultline test` with `extra`; returns the exit code, output and results.json.
-    fn run(&self, extra: &[&str]) -> (i32, String, serde_json::Value) {
-        let o = Command::new(BIN)
-            .env_remove("FAULTLINE_NEMESIS_STATE")
-            .args(["test", "--nodes", "3", "--prefix", self.prefix])
-            .args(["--subnet", self.subnet, "--store"])
-            .arg(self.store.path())
-            .args(extra)
-            .output()
-            .expect("run faultline");
-        let results = std::fs::read_to_string(self.store.path().join("latest/results.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or(serde_json::Value::Null);
-        (o.status.code().unwrap_or(-1), text(&o), results)
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = Command::new(BIN)
-            .args(["cluster", "down", "--prefix", self.prefix])
-            .output();
-    }
+/// One run of `system` on `c` with the primary cut off from the others for `cut_ms` from
+/// 1 s on (seed 1, 5 clients at 500 ops/s in all); returns the exit code, output and
+/// results.json.
+fn primary_isolated(
+    c: &Cluster,
+    system: &str,
+    workload: &str,
+    cut_ms: u64,
+    time_limit: &str,
+) -> (i32, String, serde_json::Value) {
+    let schedule = common::isolate_leader_schedule(c.store.path(), 1, 1000, 0, cut_ms);
+    c.run(&[
+        "--system",
+        system,
+        "--workload",
+        workload,
+        "--schedule",
+        schedule.to_str().unwrap(),
+        "--seed",
+        "1",
+        "--time-limit",
+        time_limit,
+        "--rate",
+        "500",
+    ])
 }
 
 #[test]
@@ -101,26 +86,8 @@ fn redis_sentinel_loses_acknowledged_writes_when_the_primary_is_isolated() {
     ) {
         return;
     }
-    let c = Cluster::new("fls1-", "10.77.71.0/24");
-    let schedule = common::isolate_leader_schedule(c.store.path(), 1, 1000, 0, 30000);
-    let (code, out, results) = c.run(&[
-        "--system",
-        "redis-sentinel",
-        "--workload",
-        "set",
-        "--schedule",
-        schedule.to_str().unwrap(),
-        "--seed",
-        "1",
-        "--time-limit",
-        "36s",
-        "--recovery-wait",
-        "30s",
-        "--concurrency",
-        "5",
-        "--rate",
-        "500",
-    ]);
+    let c = Cluster::new("fls1-", "10.77.71.0/24").recovery_wait("30s");
+    let (code, out, results) = primary_isolated(&c, "redis-sentinel", "set", 30000, "36s");
     let found = common::anomaly_types(&results);
     assert_eq!(
         code, 1,
@@ -160,7 +127,7 @@ fn etcd_is_valid_under_partitions_pauses_and_kills() {
     if !ready_or_skip(test, &["etcd"], "etcd-server") {
         return;
     }
-    let c = Cluster::new("fls2-", "10.77.72.0/24");
+    let c = Cluster::new("fls2-", "10.77.72.0/24").recovery_wait("10s");
     // Seeds whose schedules hold partitions, pauses and kills (3 s faults, 3 s apart).
     for seed in ["12", "13"] {
         let (code, out, results) = c.run(&[
@@ -176,10 +143,6 @@ fn etcd_is_valid_under_partitions_pauses_and_kills() {
             seed,
             "--time-limit",
             "30s",
-            "--recovery-wait",
-            "10s",
-            "--concurrency",
-            "5",
         ]);
         assert_eq!(
             code,
@@ -226,26 +189,9 @@ fn postgres_patroni_async_with_the_primary_isolated_reports_its_outcome() {
     ) {
         return;
     }
-    let c = Cluster::new("fls3-", "10.77.73.0/24");
-    let schedule = common::isolate_leader_schedule(c.store.path(), 1, 1000, 0, 20000);
-    let (code, out, results) = c.run(&[
-        "--system",
-        "postgres-patroni",
-        "--workload",
-        "set,unique-ids",
-        "--schedule",
-        schedule.to_str().unwrap(),
-        "--seed",
-        "1",
-        "--time-limit",
-        "30s",
-        "--recovery-wait",
-        "30s",
-        "--concurrency",
-        "5",
-        "--rate",
-        "500",
-    ]);
+    let c = Cluster::new("fls3-", "10.77.73.0/24").recovery_wait("30s");
+    let (code, out, results) =
+        primary_isolated(&c, "postgres-patroni", "set,unique-ids", 20000, "30s");
     // A lost write is a finding about PostgreSQL's asynchronous replication, not a failure
     // of the test: the test fails only if the run itself did not work.
     let found = common::anomaly_types(&results);

@@ -15,68 +15,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{BIN, anomaly_types, faultline, isolate_leader_schedule, text};
-
-/// Brings the cluster of `prefix` down when dropped.
-struct Cluster {
-    prefix: &'static str,
-    subnet: &'static str,
-    store: tempfile::TempDir,
-}
-
-impl Cluster {
-    fn new(prefix: &'static str, subnet: &'static str) -> Cluster {
-        Cluster {
-            prefix,
-            subnet,
-            store: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn args(&self) -> Vec<String> {
-        [
-            "test",
-            "--nodes",
-            "3",
-            "--prefix",
-            self.prefix,
-            "--subnet",
-            self.subnet,
-            "--recovery-wait",
-            "8s",
-            "--concurrency",
-            "5",
-            "--store",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([self.store.path().display().to_string()])
-        .collect()
-    }
-
-    /// Runs `faultline test` with extra args; returns the exit code, output and results.json.
-    fn run(&self, extra: &[&str]) -> (i32, String, serde_json::Value) {
-        let o = faultline()
-            .args(self.args())
-            .args(extra)
-            .output()
-            .expect("run faultline");
-        let latest = self.store.path().join("latest");
-        let results = std::fs::read_to_string(latest.join("results.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or(serde_json::Value::Null);
-        (o.status.code().unwrap_or(-1), text(&o), results)
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = Command::new(BIN)
-            .args(["cluster", "down", "--prefix", self.prefix])
-            .output();
-    }
-}
+use common::{BIN, Cluster, anomaly_types, faultline, isolate_leader_schedule, text};
 
 #[test]
 fn correct_leaderkv_is_valid_under_every_fault() {
@@ -107,8 +46,19 @@ fn correct_leaderkv_is_valid_under_every_fault() {
     }
 }
 
-/// Runs `bug` under `nemesis` for up to 5 seeds and asserts `class` in at least 4 of them.
-fn bug_matrix(prefix: &'static str, subnet: &'static str, bug: &str, class: &str, extra: &[&str]) {
+/// The test `test` (skipped without root): runs `bug` with `extra` for up to 5 seeds on the
+/// cluster `prefix` and asserts `class` in at least 4 of them.
+fn bug_matrix(
+    test: &str,
+    prefix: &'static str,
+    subnet: &'static str,
+    bug: &str,
+    class: &str,
+    extra: &[&str],
+) {
+    if !control::prereq::privileged_or_skip(test, false) {
+        return;
+    }
     let c = Cluster::new(prefix, subnet);
     let (mut hits, mut misses) = (0, Vec::new());
     for seed in 1..=5u64 {
@@ -147,27 +97,50 @@ fn bug_matrix(prefix: &'static str, subnet: &'static str, bug: &str, class: &str
     );
 }
 
-#[test]
-fn bug_ack_before_replicate_loses_writes() {
-    if !control::prereq::privileged_or_skip("bug_ack_before_replicate_loses_writes", false) {
-        return;
-    }
-    // A write is lost only when the leader that acknowledged it is replaced; random shapes
-    // often leave the leader on the majority side (CI saw 2 of 4 seeds), so cut it off
-    // every cycle.
+/// [`bug_matrix`] on the set workload under the schedule `schedule` writes (into a
+/// temporary directory).
+fn bug_with_schedule(
+    test: &str,
+    prefix: &'static str,
+    subnet: &'static str,
+    bug: &str,
+    class: &str,
+    schedule: fn(&Path) -> PathBuf,
+) {
     let dir = tempfile::tempdir().unwrap();
-    let schedule = isolate_leader_schedule(dir.path(), 4, 500, 7000, 4000);
+    let schedule = schedule(dir.path());
     bug_matrix(
-        "fle2-",
-        "10.77.62.0/24",
-        "ack-before-replicate",
-        "lost-write",
+        test,
+        prefix,
+        subnet,
+        bug,
+        class,
         &[
             "--schedule",
             schedule.to_str().unwrap(),
             "--workload",
             "set",
         ],
+    );
+}
+
+/// The leader cut off for 4 s every 7 s, 4 times from 0.5 s on. Random shapes often leave
+/// the leader on the majority side; these cycles cut it off every time.
+fn isolate_leader_cycles(dir: &Path) -> PathBuf {
+    isolate_leader_schedule(dir, 4, 500, 7000, 4000)
+}
+
+#[test]
+fn bug_ack_before_replicate_loses_writes() {
+    // A write is lost only when the leader that acknowledged it is replaced (CI saw 2 of 4
+    // seeds with random shapes).
+    bug_with_schedule(
+        "bug_ack_before_replicate_loses_writes",
+        "fle2-",
+        "10.77.62.0/24",
+        "ack-before-replicate",
+        "lost-write",
+        isolate_leader_cycles,
     );
 }
 
@@ -196,31 +169,20 @@ fn elect_stale_schedule(dir: &Path) -> PathBuf {
 
 #[test]
 fn bug_elect_stale_loses_writes() {
-    if !control::prereq::privileged_or_skip("bug_elect_stale_loses_writes", false) {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let schedule = elect_stale_schedule(dir.path());
-    bug_matrix(
+    bug_with_schedule(
+        "bug_elect_stale_loses_writes",
         "fle3-",
         "10.77.63.0/24",
         "elect-stale",
         "lost-write",
-        &[
-            "--schedule",
-            schedule.to_str().unwrap(),
-            "--workload",
-            "set",
-        ],
+        elect_stale_schedule,
     );
 }
 
 #[test]
 fn bug_local_counter_reuses_keys() {
-    if !control::prereq::privileged_or_skip("bug_local_counter_reuses_keys", false) {
-        return;
-    }
     bug_matrix(
+        "bug_local_counter_reuses_keys",
         "fle4-",
         "10.77.64.0/24",
         "local-counter",
@@ -231,45 +193,26 @@ fn bug_local_counter_reuses_keys() {
 
 #[test]
 fn bug_no_fencing_has_dual_leaders() {
-    if !control::prereq::privileged_or_skip("bug_no_fencing_has_dual_leaders", false) {
-        return;
-    }
-    // Random shapes often leave the leader on the majority side (seen: 3 of 5 seeds); the
-    // isolate-leader cycles cut the leader off every time.
-    let dir = tempfile::tempdir().unwrap();
-    let schedule = isolate_leader_schedule(dir.path(), 4, 500, 7000, 4000);
-    bug_matrix(
+    // (seen with random shapes: 3 of 5 seeds)
+    bug_with_schedule(
+        "bug_no_fencing_has_dual_leaders",
         "fle5-",
         "10.77.65.0/24",
         "no-fencing",
         "dual-leader",
-        &[
-            "--schedule",
-            schedule.to_str().unwrap(),
-            "--workload",
-            "set",
-        ],
+        isolate_leader_cycles,
     );
 }
 
 #[test]
 fn bug_no_step_down_has_dual_leaders() {
-    if !control::prereq::privileged_or_skip("bug_no_step_down_has_dual_leaders", false) {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let schedule = isolate_leader_schedule(dir.path(), 4, 500, 7000, 4000);
-    bug_matrix(
+    bug_with_schedule(
+        "bug_no_step_down_has_dual_leaders",
         "fle6-",
         "10.77.66.0/24",
         "no-step-down",
         "dual-leader",
-        &[
-            "--schedule",
-            schedule.to_str().unwrap(),
-            "--workload",
-            "set",
-        ],
+        isolate_leader_cycles,
     );
 }
 

@@ -63,6 +63,85 @@ pub fn faultline() -> Command {
     c
 }
 
+/// A local cluster of 3 nodes for `faultline test` runs (cluster `prefix` on `subnet`, runs
+/// stored in a temporary directory), brought down when dropped.
+pub struct Cluster {
+    pub prefix: &'static str,
+    pub subnet: &'static str,
+    pub store: tempfile::TempDir,
+    recovery_wait: &'static str,
+}
+
+impl Cluster {
+    /// A cluster whose runs wait 8 s for recovery.
+    pub fn new(prefix: &'static str, subnet: &'static str) -> Cluster {
+        Cluster {
+            prefix,
+            subnet,
+            store: tempfile::tempdir().unwrap(),
+            recovery_wait: "8s",
+        }
+    }
+
+    /// Runs wait `wait` (`30s`) for recovery.
+    pub fn recovery_wait(mut self, wait: &'static str) -> Cluster {
+        self.recovery_wait = wait;
+        self
+    }
+
+    /// The arguments of `faultline test` on this cluster (5 clients, this store).
+    pub fn args(&self) -> Vec<String> {
+        [
+            "test",
+            "--nodes",
+            "3",
+            "--prefix",
+            self.prefix,
+            "--subnet",
+            self.subnet,
+            "--recovery-wait",
+            self.recovery_wait,
+            "--concurrency",
+            "5",
+            "--store",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([self.store.path().display().to_string()])
+        .collect()
+    }
+
+    /// Runs `faultline test` with `extra`; returns the exit code, output and results.json
+    /// (null when the run stored none).
+    pub fn run(&self, extra: &[&str]) -> (i32, String, serde_json::Value) {
+        let latest = self.store.path().join("latest");
+        let _ = std::fs::remove_file(&latest);
+        let o = faultline()
+            .args(self.args())
+            .args(extra)
+            .output()
+            .expect("run faultline");
+        let results = std::fs::read_to_string(latest.join("results.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(serde_json::Value::Null);
+        (o.status.code().unwrap_or(-1), text(&o), results)
+    }
+
+    /// Brings the cluster down (its namespaces and what runs in them).
+    pub fn down(&self) {
+        let _ = Command::new(BIN)
+            .args(["cluster", "down", "--prefix", self.prefix])
+            .output();
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
 /// The anomaly classes a run's results.json names.
 pub fn anomaly_types(results: &serde_json::Value) -> Vec<String> {
     results["anomaly_types"]
