@@ -178,10 +178,7 @@ pub fn start(file: File) -> (Recorder, WriterHandle) {
             let mut index = 0u64;
             let mut first_error = None;
             let mut next = None;
-            loop {
-                let Some(mut op) = next.take().or_else(|| rx.recv().ok()) else {
-                    break;
-                };
+            while let Some(mut op) = next.take().or_else(|| rx.recv().ok()) {
                 op.index = index;
                 index += 1;
                 if first_error.is_none() {
