@@ -497,3 +497,94 @@ impl<'a> SetState<'a> {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ops::ControlFlow;
+
+    use history::{Format, Process};
+
+    use super::*;
+
+    /// A JSONL history of `adds` adds on 20 processes, then 3 final reads that lack the
+    /// elements in `lost`: several parse blocks long, so that it crosses block boundaries.
+    fn history_text(adds: i64, lost: &[i64]) -> String {
+        let mut w = history::jsonl::Writer::new(Vec::new());
+        let mut index = 0;
+        let mut op = |process: u64, kind: OpType, f: &str, value: Value| {
+            let op = Op {
+                index,
+                time: Some(index * 1000),
+                process: Process::Client(process),
+                kind,
+                f: f.into(),
+                key: None,
+                value,
+                node: Some(format!("n{}", process % 3 + 1).into()),
+                error: None,
+            };
+            index += 1;
+            w.write(&op).unwrap();
+        };
+        for round in (0..adds).step_by(20) {
+            for p in 0..20.min(adds - round) {
+                op(p as u64, OpType::Invoke, "add", Value::Int(round + p));
+            }
+            for p in 0..20.min(adds - round) {
+                op(p as u64, OpType::Ok, "add", Value::Int(round + p));
+            }
+        }
+        let read = Value::List(
+            (0..adds)
+                .filter(|v| !lost.contains(v))
+                .map(Value::Int)
+                .collect(),
+        );
+        for p in 100..103 {
+            op(p, OpType::Invoke, "read", Value::Nil);
+            op(p, OpType::Ok, "read", read.clone());
+        }
+        String::from_utf8(w.into_inner()).unwrap()
+    }
+
+    #[test]
+    fn a_streamed_multi_block_history_reports_the_lost_elements() {
+        let lost = [7, 31_999, 59_990];
+        let text = history_text(60_000, &lost);
+        assert!(
+            text.len() > 3 * (2 << 20),
+            "should span several parse blocks"
+        );
+        let cfg = Set::default();
+        let mut state = SetState::new(&cfg);
+        let info = history::stream(text.as_bytes(), "h.jsonl", Format::Jsonl, |op| {
+            state.observe(&op).unwrap();
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert!(!info.truncated);
+        let streamed = state.finish();
+        assert_eq!(streamed.valid, history::Validity::Invalid);
+        let found: Vec<String> = streamed
+            .anomalies
+            .iter()
+            .map(|a| a.details["element"].to_string())
+            .collect();
+        assert_eq!(found, ["7", "31999", "59990"]);
+        assert!(
+            streamed
+                .anomalies
+                .iter()
+                .all(|a| a.kind == kind::LOST_WRITE),
+            "{streamed:?}"
+        );
+        // The same verdict and anomalies as checking the history read whole, in order.
+        let (whole, _) = history::load_reader(text.as_bytes(), "h.jsonl", None).unwrap();
+        let whole = cfg.check(&whole);
+        assert_eq!(
+            serde_json::to_value(&streamed.anomalies).unwrap(),
+            serde_json::to_value(&whole.anomalies).unwrap()
+        );
+        assert_eq!(streamed.stats, whole.stats);
+    }
+}
