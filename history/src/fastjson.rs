@@ -55,26 +55,26 @@ impl<'a> P<'a> {
 
     /// An object key. The op's own keys are told apart by their first letter and compared
     /// whole, which is cheaper than scanning for the closing quote; others take that route.
-    fn key(&mut self) -> Option<&'a [u8]> {
+    fn key(&mut self) -> Option<Key> {
         self.ws();
         let rest = &self.s[self.i..];
-        let guess = match rest.get(1) {
-            Some(b'i') => &INDEX,
-            Some(b't') if rest.get(2) == Some(&b'i') => &TIME,
-            Some(b't') => &TYPE,
-            Some(b'p') => &PROCESS,
-            Some(b'f') => &F,
-            Some(b'v') => &VALUE,
-            Some(b'n') => &NODE,
-            Some(b'k') => &KEY,
-            Some(b'e') => &ERROR,
-            _ => return self.raw_str(),
+        let (guess, key) = match rest.get(1) {
+            Some(b'i') => (&INDEX, Key::Index),
+            Some(b't') if rest.get(2) == Some(&b'i') => (&TIME, Key::Time),
+            Some(b't') => (&TYPE, Key::Type),
+            Some(b'p') => (&PROCESS, Key::Process),
+            Some(b'f') => (&F, Key::F),
+            Some(b'v') => (&VALUE, Key::Value),
+            Some(b'n') => (&NODE, Key::Node),
+            Some(b'k') => (&KEY, Key::Key),
+            Some(b'e') => (&ERROR, Key::Error),
+            _ => return self.raw_str().map(Key::of),
         };
         if guess.starts(rest) {
             self.i += guess.quoted.len();
-            return Some(&guess.quoted[1..guess.quoted.len() - 1]);
+            return Some(key);
         }
-        self.raw_str()
+        self.raw_str().map(Key::of)
     }
 
     /// A string with no escapes and valid UTF-8.
@@ -184,6 +184,39 @@ impl<'a> P<'a> {
     }
 }
 
+/// The keys of an op line; anything else sends the line to serde_json.
+#[derive(Clone, Copy)]
+enum Key {
+    Index,
+    Time,
+    Process,
+    Type,
+    F,
+    Key,
+    Value,
+    Node,
+    Error,
+    Other,
+}
+
+impl Key {
+    /// A key that was not recognised by its first letter (e.g. spaced or an unknown one).
+    fn of(b: &[u8]) -> Key {
+        match b {
+            b"index" => Key::Index,
+            b"time" => Key::Time,
+            b"process" => Key::Process,
+            b"type" => Key::Type,
+            b"f" => Key::F,
+            b"key" => Key::Key,
+            b"value" => Key::Value,
+            b"node" => Key::Node,
+            b"error" => Key::Error,
+            _ => Key::Other,
+        }
+    }
+}
+
 /// A quoted key as words: a key is recognised with one or two integer comparisons where a
 /// slice comparison would call memcmp, several times per line.
 struct Lit {
@@ -286,9 +319,9 @@ pub(crate) fn parse(line: &[u8], names: &mut Interner, out: &mut Vec<Op>) -> Opt
             }};
         }
         match k {
-            b"index" => once!(index, u64::try_from(p.int()?).ok()?),
-            b"time" => once!(time, u64::try_from(p.int()?).ok()?),
-            b"process" => once!(
+            Key::Index => once!(index, u64::try_from(p.int()?).ok()?),
+            Key::Time => once!(time, u64::try_from(p.int()?).ok()?),
+            Key::Process => once!(
                 process,
                 if p.peek()? == b'"' {
                     (p.raw_str()? == b"nemesis").then_some(Process::Nemesis)?
@@ -296,11 +329,11 @@ pub(crate) fn parse(line: &[u8], names: &mut Interner, out: &mut Vec<Op>) -> Opt
                     Process::Client(u64::try_from(p.int()?).ok()?)
                 }
             ),
-            b"type" => once!(kind, op_type(p.raw_str()?)?),
-            b"f" => once!(f, names.get_bytes(p.raw_str()?)?),
-            b"key" => once!(key, p.value(0)?),
-            b"value" => once!(value, p.value(0)?),
-            b"node" => once!(
+            Key::Type => once!(kind, op_type(p.raw_str()?)?),
+            Key::F => once!(f, names.get_bytes(p.raw_str()?)?),
+            Key::Key => once!(key, p.value(0)?),
+            Key::Value => once!(value, p.value(0)?),
+            Key::Node => once!(
                 node,
                 if p.peek()? == b'n' {
                     p.word(b"null", Value::Nil)?;
@@ -309,8 +342,8 @@ pub(crate) fn parse(line: &[u8], names: &mut Interner, out: &mut Vec<Op>) -> Opt
                     Some(names.get_bytes(p.raw_str()?)?)
                 }
             ),
-            b"error" => once!(error, p.value(0)?),
-            _ => return None,
+            Key::Error => once!(error, p.value(0)?),
+            Key::Other => return None,
         }
         if p.s.get(p.i) == Some(&b',') {
             p.i += 1;
