@@ -55,26 +55,26 @@ impl<'a> P<'a> {
 
     /// An object key. The op's own keys are told apart by their first letter and compared
     /// whole, which is cheaper than scanning for the closing quote; others take that route.
-    fn key(&mut self) -> Option<Key> {
+    fn key(&mut self) -> Option<Field> {
         self.ws();
         let rest = &self.s[self.i..];
         let (guess, key) = match rest.get(1) {
-            Some(b'i') => (&INDEX, Key::Index),
-            Some(b't') if rest.get(2) == Some(&b'i') => (&TIME, Key::Time),
-            Some(b't') => (&TYPE, Key::Type),
-            Some(b'p') => (&PROCESS, Key::Process),
-            Some(b'f') => (&F, Key::F),
-            Some(b'v') => (&VALUE, Key::Value),
-            Some(b'n') => (&NODE, Key::Node),
-            Some(b'k') => (&KEY, Key::Key),
-            Some(b'e') => (&ERROR, Key::Error),
-            _ => return self.raw_str().map(Key::of),
+            Some(b'i') => (&INDEX, Field::Index),
+            Some(b't') if rest.get(2) == Some(&b'i') => (&TIME, Field::Time),
+            Some(b't') => (&TYPE, Field::Type),
+            Some(b'p') => (&PROCESS, Field::Process),
+            Some(b'f') => (&F, Field::F),
+            Some(b'v') => (&VALUE, Field::Value),
+            Some(b'n') => (&NODE, Field::Node),
+            Some(b'k') => (&KEY, Field::Key),
+            Some(b'e') => (&ERROR, Field::Error),
+            _ => return self.raw_str().map(Field::of),
         };
         if guess.starts(rest) {
             self.i += guess.quoted.len();
             return Some(key);
         }
-        self.raw_str().map(Key::of)
+        self.raw_str().map(Field::of)
     }
 
     /// A string with no escapes and valid UTF-8.
@@ -186,7 +186,7 @@ impl<'a> P<'a> {
 
 /// The keys of an op line; anything else sends the line to serde_json.
 #[derive(Clone, Copy)]
-enum Key {
+enum Field {
     Index,
     Time,
     Process,
@@ -199,20 +199,20 @@ enum Key {
     Other,
 }
 
-impl Key {
+impl Field {
     /// A key that was not recognised by its first letter (e.g. spaced or an unknown one).
-    fn of(b: &[u8]) -> Key {
+    fn of(b: &[u8]) -> Field {
         match b {
-            b"index" => Key::Index,
-            b"time" => Key::Time,
-            b"process" => Key::Process,
-            b"type" => Key::Type,
-            b"f" => Key::F,
-            b"key" => Key::Key,
-            b"value" => Key::Value,
-            b"node" => Key::Node,
-            b"error" => Key::Error,
-            _ => Key::Other,
+            b"index" => Field::Index,
+            b"time" => Field::Time,
+            b"process" => Field::Process,
+            b"type" => Field::Type,
+            b"f" => Field::F,
+            b"key" => Field::Key,
+            b"value" => Field::Value,
+            b"node" => Field::Node,
+            b"error" => Field::Error,
+            _ => Field::Other,
         }
     }
 }
@@ -319,9 +319,9 @@ pub(crate) fn parse(line: &[u8], names: &mut Interner, out: &mut Vec<Op>) -> Opt
             }};
         }
         match k {
-            Key::Index => once!(index, u64::try_from(p.int()?).ok()?),
-            Key::Time => once!(time, u64::try_from(p.int()?).ok()?),
-            Key::Process => once!(
+            Field::Index => once!(index, u64::try_from(p.int()?).ok()?),
+            Field::Time => once!(time, u64::try_from(p.int()?).ok()?),
+            Field::Process => once!(
                 process,
                 if p.peek()? == b'"' {
                     (p.raw_str()? == b"nemesis").then_some(Process::Nemesis)?
@@ -329,11 +329,11 @@ pub(crate) fn parse(line: &[u8], names: &mut Interner, out: &mut Vec<Op>) -> Opt
                     Process::Client(u64::try_from(p.int()?).ok()?)
                 }
             ),
-            Key::Type => once!(kind, op_type(p.raw_str()?)?),
-            Key::F => once!(f, names.get_bytes(p.raw_str()?)?),
-            Key::Key => once!(key, p.value(0)?),
-            Key::Value => once!(value, p.value(0)?),
-            Key::Node => once!(
+            Field::Type => once!(kind, op_type(p.raw_str()?)?),
+            Field::F => once!(f, names.get_bytes(p.raw_str()?)?),
+            Field::Key => once!(key, p.value(0)?),
+            Field::Value => once!(value, p.value(0)?),
+            Field::Node => once!(
                 node,
                 if p.peek()? == b'n' {
                     p.word(b"null", Value::Nil)?;
@@ -342,8 +342,8 @@ pub(crate) fn parse(line: &[u8], names: &mut Interner, out: &mut Vec<Op>) -> Opt
                     Some(names.get_bytes(p.raw_str()?)?)
                 }
             ),
-            Key::Error => once!(error, p.value(0)?),
-            Key::Other => return None,
+            Field::Error => once!(error, p.value(0)?),
+            Field::Other => return None,
         }
         if p.s.get(p.i) == Some(&b',') {
             p.i += 1;
