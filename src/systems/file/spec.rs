@@ -132,6 +132,11 @@ pub struct Leader {
     /// (etcd's member id): faultline learns each node's id from its answers, resolves the
     /// leader field through them, and a node whose leader field is its own id leads.
     pub id_index: Option<usize>,
+    /// `read_set`: a node's claim to lead counts only when it then serves that client op and
+    /// still claims the same role and term (a linearizable read confirms that a quorum still
+    /// follows it); otherwise its role is `unconfirmed-leader`. Raft and Paxos leaders cut
+    /// off from the majority go on saying "leader" until a timer fires.
+    pub confirm: Option<String>,
 }
 
 fn default_leader_values() -> Vec<String> {

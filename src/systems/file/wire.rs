@@ -36,6 +36,8 @@ pub struct WireDialect {
     role: RoleParser,
     leader_sql: Option<String>,
     leader_http: Option<HttpTemplate>,
+    /// `[leader] confirm`: a claim counts only when the claimant serves this read.
+    confirm: bool,
     fields: Vec<String>,
     user: String,
     database: String,
@@ -84,6 +86,7 @@ impl WireDialect {
             role,
             leader_sql: s.leader.sql.clone(),
             leader_http: loaded.leader_http.clone(),
+            confirm: s.leader.confirm.is_some(),
             fields: s.leader.fields.clone(),
             user: s.client.user.clone().unwrap_or_else(|| "postgres".into()),
             database: s
@@ -214,12 +217,30 @@ impl WireDialect {
         timeout: Duration,
     ) -> Result<RoleInfo, String> {
         let req = self.request(&Invocation::new("leader", Value::Nil))?;
+        let mut conn = None;
         let a = self
-            .exchange(&mut None, addr, &req, timeout)
+            .exchange(&mut conn, addr, &req, timeout)
             .await
             .map_err(|f| failure_text(&f))?;
-        self.role(node, &a)
-            .ok_or_else(|| format!("bad leader answer from {node}: {a:?}"))
+        let mut first = self
+            .role(node, &a)
+            .ok_or_else(|| format!("bad leader answer from {node}: {a:?}"))?;
+        if self.confirm && first.role == "leader" {
+            // The claim, the read, the claim again: the node led (in that term) while a
+            // quorum answered it. A failed read or a changed claim proves nothing.
+            let read = self.request(&Invocation::new("read", Value::Nil))?;
+            let confirmed = self.exchange(&mut conn, addr, &read, timeout).await.is_ok()
+                && match self.exchange(&mut conn, addr, &req, timeout).await {
+                    Ok(a) => self
+                        .role(node, &a)
+                        .is_some_and(|again| again.role == "leader" && again.term == first.term),
+                    Err(_) => false,
+                };
+            if !confirmed {
+                first.role = "unconfirmed-leader".into();
+            }
+        }
+        Ok(first)
     }
 }
 

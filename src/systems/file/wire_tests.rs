@@ -276,6 +276,7 @@ fn canned(path: &str, body: &str) -> Option<(u16, String)> {
             let old = v["compare"][0]["value"].as_str().unwrap_or("");
             Some((200, json!({"succeeded": old == "NQ=="}).to_string()))
         }
+        "/v3/maintenance/status" => Some((200, status_leading())),
         "/moved" => Some((302, "elsewhere".into())),
         "/slow" => None,
         _ => Some((404, "no such path".into())),
@@ -381,3 +382,65 @@ async fn http_timeout_after_sending_is_info() {
 
 #[path = "wire_pg_tests.rs"]
 mod pg;
+
+/// etcd's status of member 111 naming itself leader.
+fn status_leading() -> String {
+    json!({"header": {"member_id": "111"}, "leader": "111", "raftTerm": "3",
+        "raftAppliedIndex": "9", "raftIndex": "10"})
+    .to_string()
+}
+
+/// A leader cut off from the majority: it still says so, but its linearizable reads time out.
+fn cut_off(path: &str, _body: &str) -> Option<(u16, String)> {
+    match path {
+        "/v3/maintenance/status" => Some((200, status_leading())),
+        _ => Some((503, r#"{"error":"etcdserver: request timed out"}"#.into())),
+    }
+}
+
+#[tokio::test]
+async fn a_leader_claim_counts_only_when_confirmed() {
+    let l = spec::load(&example("etcd-http.toml"), &Inputs::default()).unwrap();
+    assert_eq!(l.spec.leader.confirm.as_deref(), Some("read_set"));
+    let d = WireDialect::new(&l, role_parser(&l, &[("n1", "127.0.0.1", 0)]));
+    let (addr, task) = http_server(canned).await;
+    let r = d.probe("n1", &addr, Duration::from_secs(2)).await.unwrap();
+    assert_eq!(
+        (r.role.as_str(), r.leader.as_deref()),
+        ("leader", Some("n1"))
+    );
+    task.abort();
+    let (addr, task) = http_server(cut_off).await;
+    let r = d.probe("n1", &addr, Duration::from_secs(2)).await.unwrap();
+    assert_eq!(r.role, "unconfirmed-leader");
+    task.abort();
+    // Without `confirm` the same claim counts.
+    let mut l2 = l.clone();
+    l2.spec.leader.confirm = None;
+    let d = WireDialect::new(&l2, role_parser(&l2, &[("n1", "127.0.0.1", 0)]));
+    let (addr, task) = http_server(cut_off).await;
+    let r = d.probe("n1", &addr, Duration::from_secs(2)).await.unwrap();
+    assert_eq!(r.role, "leader");
+    task.abort();
+}
+
+#[test]
+fn confirm_errors_name_the_key() {
+    let etcd = text_of("etcd-http.toml");
+    assert_edit_errors(
+        &etcd,
+        &[(
+            "confirm = \"read_set\"",
+            "confirm = \"incr\"",
+            "leader.confirm: \"incr\" is not read_set",
+        )],
+    );
+    // Without the read it names (the file then serves no set workload, which is allowed).
+    let start = etcd.find("[client.ops.read_set]").unwrap();
+    let end = start + etcd[start..].find("\n\n").unwrap();
+    let e = err_of(&format!("{}{}", &etcd[..start], &etcd[end..]));
+    assert!(
+        e.contains("leader.confirm: names client.ops.read_set, which the file does not define"),
+        "{e}"
+    );
+}

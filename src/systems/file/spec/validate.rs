@@ -180,6 +180,25 @@ impl Loaded {
         if l.leader_values.is_empty() && l.id_index.is_none() {
             return Err("leader.leader_values: empty (and no id_index)".into());
         }
+        if let Some(c) = &l.confirm {
+            if c != "read_set" {
+                return Err(format!(
+                    "leader.confirm: {c:?} is not read_set (the client op that confirms a claim: a read that takes no value)"
+                ));
+            }
+            if self.protocol == Protocol::Resp || l.command.is_some() {
+                return Err(
+                    "leader.confirm: only with a leader call of the http or postgres protocol"
+                        .into(),
+                );
+            }
+            if !self.ops.contains_key("read_set") {
+                return Err(
+                    "leader.confirm: names client.ops.read_set, which the file does not define"
+                        .into(),
+                );
+            }
+        }
         Ok(())
     }
 
