@@ -277,19 +277,8 @@ fn ctrl_c_during_a_partition_heals_and_keeps_a_checkable_history() {
         "an interrupted run is unknown (or invalid): {out}"
     );
     // No faultline rule is left in any node.
-    for n in 1..=3 {
-        let ns = format!("fle7-n{n}");
-        let rules = Command::new("ip")
-            .args(["netns", "exec", &ns, "iptables", "-S"])
-            .output()
-            .unwrap();
-        let rules = String::from_utf8_lossy(&rules.stdout);
-        assert!(
-            !rules
-                .lines()
-                .any(|l| l.contains("-A FAULTLINE") || l.contains("-j FAULTLINE")),
-            "{ns} still has faultline rules:\n{rules}\n{out}"
-        );
+    if let Err(e) = common::no_faultline_rules("fle7-", 3) {
+        panic!("{e}\n{out}");
     }
     let state_root =
         std::env::var("FAULTLINE_STATE_DIR").unwrap_or_else(|_| "/run/faultline".into());

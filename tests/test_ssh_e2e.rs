@@ -44,24 +44,6 @@ fn test_json(store: &Path) -> serde_json::Value {
         .unwrap_or(serde_json::Value::Null)
 }
 
-fn no_faultline_rules() -> Result<(), String> {
-    for n in 1..=3 {
-        let ns = format!("{P}n{n}");
-        let o = Command::new("ip")
-            .args(["netns", "exec", &ns, "iptables", "-S"])
-            .output()
-            .unwrap();
-        let rules = String::from_utf8_lossy(&o.stdout);
-        if rules
-            .lines()
-            .any(|l| l.contains("-A FAULTLINE") || l.contains("-j FAULTLINE"))
-        {
-            return Err(format!("{ns} still has faultline rules:\n{rules}"));
-        }
-    }
-    Ok(())
-}
-
 #[test]
 fn test_runs_over_ssh_as_against_vms() {
     if !control::prereq::privileged_or_skip("test_runs_over_ssh_as_against_vms", true) {
@@ -115,7 +97,7 @@ fn test_runs_over_ssh_as_against_vms() {
     assert_eq!(t["cluster"]["via"], "ssh", "{t}");
     let log = std::fs::read_to_string(store.path().join("latest/nodes/n1/leaderkv.log"));
     assert!(log.is_ok(), "n1's log was not collected over SSH: {out}");
-    no_faultline_rules().unwrap();
+    common::no_faultline_rules(P, 3).unwrap();
 
     // 2. --nodes-file: the real-hosts path (names of our own, explicit SSH options).
     let dir = tempfile::tempdir().unwrap();
@@ -180,7 +162,7 @@ fn test_runs_over_ssh_as_against_vms() {
             "nodes-file run, seed {seed}: {out}"
         );
         assert_eq!(test_json(store.path())["cluster"]["via"], "hosts");
-        no_faultline_rules().unwrap();
+        common::no_faultline_rules(P, 3).unwrap();
         assert!(
             !Path::new("/tmp/faultline-nodes/fle8h-").exists(),
             "the nodes' directory was left behind: {out}"

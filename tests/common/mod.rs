@@ -178,3 +178,23 @@ pub fn isolate_leader_schedule(
     std::fs::write(&p, text).unwrap();
     p
 }
+
+/// Errs naming the first node of `prefix` (n1..n`nodes`) whose iptables still hold a faultline
+/// rule (the chain's rules or the jump to it).
+pub fn no_faultline_rules(prefix: &str, nodes: usize) -> Result<(), String> {
+    for n in 1..=nodes {
+        let ns = format!("{prefix}n{n}");
+        let o = Command::new("ip")
+            .args(["netns", "exec", &ns, "iptables", "-S"])
+            .output()
+            .map_err(|e| format!("failed to run ip netns exec {ns} iptables -S: {e}"))?;
+        let rules = String::from_utf8_lossy(&o.stdout);
+        if rules
+            .lines()
+            .any(|l| l.contains("-A FAULTLINE") || l.contains("-j FAULTLINE"))
+        {
+            return Err(format!("{ns} still has faultline rules:\n{rules}"));
+        }
+    }
+    Ok(())
+}
