@@ -11,7 +11,8 @@
 //! - **convergence**: from a fault's heal to the first instant at which every probed node's
 //!   latest answer names the same leader in the same term (before the next fault starts);
 //! - **unnecessary failovers** (an anomaly, `unnecessary-failover`): a change of leader (node
-//!   or term) between the last probe that saw the old leader and the first that saw the new,
+//!   or term) between the last probe that saw the old leader and the first that saw the new
+//!   (whichever came first: an old leader may go on claiming after the new one appeared),
 //!   while no fault was active, nor had ended within `grace`. Typically an election timeout
 //!   too short for the load.
 //!
@@ -185,6 +186,10 @@ impl Checker for Failover {
         for (prev, next) in &changes {
             let (a, b) = (&runs[*prev], &runs[*next]);
             let (from, to) = (a.last().start, b.first().end);
+            // The new leader may have appeared while the old one still claimed (Sentinel
+            // demotes an old primary well after the heal): the change spans both moments,
+            // and a fault during any of it forced it.
+            let (from, to) = (from.min(to), from.max(to));
             if windows.iter().any(|f| f.overlaps(from, to, self.grace)) {
                 continue;
             }
