@@ -232,6 +232,19 @@ fn context_names_the_partition_and_the_next_leader() {
     assert_eq!(results[0].anomalies[0].explanation, before);
 }
 
+/// n1 claims to lead (term 1) until 12000 ms, n2 (term 2) from 2000 ms to 15000 ms.
+fn late_demotion_probes(t: &mut Timed) {
+    let mut s = 0.0;
+    while s < 15000.0 {
+        let n1 = if s < 12000.0 { "leader" } else { "follower" };
+        t.probe_led(1, "n1", s + 1.0, s + 6.0, n1, 1, Some("n1"));
+        if s >= 2000.0 {
+            t.probe_led(2, "n2", s + 2.0, s + 7.0, "leader", 2, Some("n2"));
+        }
+        s += 100.0;
+    }
+}
+
 #[test]
 fn an_old_leader_demoted_late_after_a_heal_is_no_unnecessary_failover() {
     // Redis + Sentinel's shape: n1 is cut off at 1000 ms and n2 elected (from 2000 ms); the
@@ -251,15 +264,7 @@ fn an_old_leader_demoted_late_after_a_heal_is_no_unnecessary_failover() {
         5010.0,
         json!({"n1": [], "n2": [], "n3": []}),
     );
-    let mut s = 0.0;
-    while s < 15000.0 {
-        let n1 = if s < 12000.0 { "leader" } else { "follower" };
-        t.probe_led(1, "n1", s + 1.0, s + 6.0, n1, 1, Some("n1"));
-        if s >= 2000.0 {
-            t.probe_led(2, "n2", s + 2.0, s + 7.0, "leader", 2, Some("n2"));
-        }
-        s += 100.0;
-    }
+    late_demotion_probes(&mut t);
     writes(&mut t, 0.0, 1000.0, "n1", 0);
     writes(&mut t, 2500.0, 15000.0, "n2", 100);
     let r = Failover::default().check(&t.build());
@@ -268,15 +273,7 @@ fn an_old_leader_demoted_late_after_a_heal_is_no_unnecessary_failover() {
 
     // The same change with no fault at all is still unnecessary.
     let mut t = Timed::default();
-    let mut s = 0.0;
-    while s < 15000.0 {
-        let n1 = if s < 12000.0 { "leader" } else { "follower" };
-        t.probe_led(1, "n1", s + 1.0, s + 6.0, n1, 1, Some("n1"));
-        if s >= 2000.0 {
-            t.probe_led(2, "n2", s + 2.0, s + 7.0, "leader", 2, Some("n2"));
-        }
-        s += 100.0;
-    }
+    late_demotion_probes(&mut t);
     let r = Failover::default().check(&t.build());
     assert_eq!(r.stats["unnecessary_failovers"], 1, "{:#?}", r.anomalies);
 }
