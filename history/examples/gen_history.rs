@@ -43,7 +43,7 @@ fn main() {
                 error: None,
             };
             index += 1;
-            w.write(&op).expect("failed to write");
+            w.append(&op).expect("failed to write");
         };
     // Clients run in rounds: 50 invocations, then their 50 completions.
     let mut i = 0u64;
@@ -79,6 +79,7 @@ fn main() {
         emit(&mut w, 1000 + r, OpType::Invoke, "read", Value::Nil, n);
         emit(&mut w, 1000 + r, OpType::Ok, "read", all.clone(), n);
     }
+    w.flush().expect("failed to write");
     eprintln!(
         "wrote {index} ops ({} adds, {} lost) to {}",
         added.len(),

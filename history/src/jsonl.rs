@@ -299,10 +299,21 @@ impl<W: Write> Writer<W> {
 
     /// Writes one op as one line and flushes it to the underlying writer.
     pub fn write(&mut self, op: &Op) -> std::io::Result<()> {
+        self.append(op)?;
+        self.out.flush()
+    }
+
+    /// Writes one op as one line without flushing: for a buffered `W` whose owner flushes
+    /// when it falls idle (one syscall per backlog rather than per op).
+    pub fn append(&mut self, op: &Op) -> std::io::Result<()> {
         self.line.clear();
         serde_json::to_writer(&mut self.line, op)?;
         self.line.push(b'\n');
-        self.out.write_all(&self.line)?;
+        self.out.write_all(&self.line)
+    }
+
+    /// Flushes the underlying writer.
+    pub fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
     }
 

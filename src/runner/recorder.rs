@@ -4,10 +4,8 @@
 //! 64 KiB held), so a killed controller leaves a readable prefix of everything sent before
 //! the writer fell idle. It also keeps the live counters the progress display shows.
 
-use std::cell::RefCell;
 use std::fs::File;
-use std::io::Write;
-use std::rc::Rc;
+use std::io::BufWriter;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -95,38 +93,8 @@ impl Recorder {
     }
 }
 
-/// The most the writer holds before writing, even with more ops waiting.
+/// The most the writer holds before writing, even with more ops waiting (its buffer).
 const BATCH_BYTES: usize = 64 * 1024;
-
-/// The writer's line buffer: `history::jsonl::Writer` serialises into it (its flush is a
-/// no-op), the writer thread empties it into the file.
-#[derive(Clone, Default)]
-struct Batch(Rc<RefCell<Vec<u8>>>);
-
-impl Batch {
-    fn len(&self) -> usize {
-        self.0.borrow().len()
-    }
-
-    /// Writes everything held to `f` and empties the buffer (keeping its capacity).
-    fn drain_into(&self, f: &mut File) -> std::io::Result<()> {
-        let mut b = self.0.borrow_mut();
-        let r = f.write_all(&b);
-        b.clear();
-        r
-    }
-}
-
-impl Write for Batch {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.borrow_mut().extend_from_slice(b);
-        Ok(b.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Updates the live counters for one op.
 fn count(c: &Counters, op: &Op) {
@@ -172,9 +140,7 @@ pub fn start(file: File) -> (Recorder, WriterHandle) {
     let handle = std::thread::Builder::new()
         .name("history-writer".into())
         .spawn(move || {
-            let mut file = file;
-            let buf = Batch::default();
-            let mut w = history::jsonl::Writer::new(buf.clone());
+            let mut w = history::jsonl::Writer::new(BufWriter::with_capacity(BATCH_BYTES, file));
             let mut index = 0u64;
             let mut first_error = None;
             let mut next = None;
@@ -182,19 +148,17 @@ pub fn start(file: File) -> (Recorder, WriterHandle) {
                 op.index = index;
                 index += 1;
                 if first_error.is_none() {
-                    if let Err(e) = w.write(&op) {
+                    if let Err(e) = w.append(&op) {
                         first_error = Some(e);
                     }
                 }
                 c.ops_written.store(index, Ordering::Relaxed);
                 count(&c, &op);
-                // More ops already waiting: batch them (one syscall for the backlog).
+                // More ops already waiting: batch them (the buffer writes itself out when
+                // full); otherwise write what is held now.
                 next = rx.try_recv().ok();
-                if next.is_some() && buf.len() < BATCH_BYTES {
-                    continue;
-                }
-                if first_error.is_none() {
-                    if let Err(e) = buf.drain_into(&mut file) {
+                if next.is_none() && first_error.is_none() {
+                    if let Err(e) = w.flush() {
                         first_error = Some(e);
                     }
                 }
