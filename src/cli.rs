@@ -38,4 +38,6 @@ pub enum Command {
     Replay(cmd::replay::ReplayArgs),
     /// Shrink a failing run's fault schedule to the smallest one that still fails.
     Shrink(cmd::shrink::ShrinkArgs),
+    /// Measure detection power: leaderkv with each seeded bug and the correct build, N seeds.
+    Power(cmd::power::PowerArgs),
 }

@@ -133,3 +133,49 @@ pub fn results_json(results: &[CheckResult]) -> Json {
     }
     Json::Object(out)
 }
+
+/// When each anomaly class first showed, for `results.json`'s `detection`: per class, the
+/// earliest op (by time) among the ops that prove any of its listed anomalies (`first_op`,
+/// `first_s`: where the trouble began), and the earliest instant at which one anomaly of the
+/// class had all its proof (`proven_s`: the latest op of that anomaly). Times are seconds
+/// since the test started; ops are history indices.
+pub fn detection(history: &history::History, results: &[CheckResult]) -> Json {
+    let ops = history.ops();
+    let time_of = |index: u64| {
+        let pos = ops.partition_point(|o| o.index < index);
+        ops.get(pos)
+            .filter(|o| o.index == index)
+            .and_then(|o| o.time)
+    };
+    // class -> (first op time, its index, earliest complete proof)
+    let mut by_class: std::collections::BTreeMap<&str, (u64, u64, u64)> = Default::default();
+    for a in results.iter().flat_map(|r| &r.anomalies) {
+        let timed: Vec<(u64, u64)> = a
+            .ops
+            .iter()
+            .filter_map(|&i| time_of(i).map(|t| (t, i)))
+            .collect();
+        let (Some(&(first_t, first_i)), Some(&(last_t, _))) =
+            (timed.iter().min(), timed.iter().max())
+        else {
+            continue;
+        };
+        let e = by_class.entry(a.kind).or_insert((first_t, first_i, last_t));
+        if (first_t, first_i) < (e.0, e.1) {
+            (e.0, e.1) = (first_t, first_i);
+        }
+        e.2 = e.2.min(last_t);
+    }
+    let secs = |ns: u64| (ns as f64 / 1e6).round() / 1e3;
+    Json::Object(
+        by_class
+            .into_iter()
+            .map(|(k, (t, i, p))| {
+                (
+                    k.to_owned(),
+                    serde_json::json!({ "first_op": i, "first_s": secs(t), "proven_s": secs(p) }),
+                )
+            })
+            .collect(),
+    )
+}

@@ -73,43 +73,86 @@ where
         }
         let sf = &schedule.faults[i];
         let (op, f, value) = if is_start == 1 {
-            (
-                NemesisOp::Start(sf.fault.clone()),
-                start_f(&sf.fault),
-                json!(sf.fault),
-            )
+            start_op(&sf.fault)
         } else {
             let Some(id) = ids.remove(&i) else { continue };
-            let f = format!("stop-{}", sf.fault.kind().name());
-            (NemesisOp::Stop(id), f, json!({ "id": id }))
+            stop_op(sf.fault.kind(), id)
         };
-        on_event(NemesisEvent::Invoke {
-            f: f.clone(),
-            value: value.clone(),
-        });
-        match nemesis.invoke(op).await {
+        match invoke_reported(nemesis, op, f, value, on_event).await {
             Ok(rec) => {
                 if is_start == 1 {
                     ids.insert(i, rec.id);
                 }
-                on_event(NemesisEvent::Complete {
-                    f: rec.f(),
-                    value: rec.value(),
-                    records: vec![rec.clone()],
-                });
                 records.push(rec);
             }
             Err(e) => {
-                on_event(NemesisEvent::Fail {
-                    f,
-                    value,
-                    error: e.to_string(),
-                });
                 first_error = Some(e);
                 break;
             }
         }
     }
+    records.extend(heal_reported(nemesis, on_event).await?);
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(records),
+    }
+}
+
+/// Invokes `op`, reporting its invocation (as `f`, `value`) and its completion or failure.
+pub(crate) async fn invoke_reported(
+    nemesis: &dyn Nemesis,
+    op: NemesisOp,
+    f: String,
+    value: Value,
+    on_event: &mut (dyn FnMut(NemesisEvent) + Send),
+) -> Result<FaultRecord> {
+    on_event(NemesisEvent::Invoke {
+        f: f.clone(),
+        value: value.clone(),
+    });
+    match nemesis.invoke(op).await {
+        Ok(rec) => {
+            on_event(NemesisEvent::Complete {
+                f: rec.f(),
+                value: rec.value(),
+                records: vec![rec.clone()],
+            });
+            Ok(rec)
+        }
+        Err(e) => {
+            on_event(NemesisEvent::Fail {
+                f,
+                value,
+                error: e.to_string(),
+            });
+            Err(e)
+        }
+    }
+}
+
+/// The op that starts `fault`, as the history shows it before it is applied.
+pub(crate) fn start_op(fault: &crate::fault::Fault) -> (NemesisOp, String, Value) {
+    (
+        NemesisOp::Start(fault.clone()),
+        start_f(fault),
+        json!(fault),
+    )
+}
+
+/// The op that stops fault instance `id` of `kind`.
+pub(crate) fn stop_op(kind: crate::fault::FaultKind, id: u64) -> (NemesisOp, String, Value) {
+    (
+        NemesisOp::Stop(id),
+        format!("stop-{}", kind.name()),
+        json!({ "id": id }),
+    )
+}
+
+/// Heals everything, reported as one `heal-all` op listing what it stopped.
+pub(crate) async fn heal_reported(
+    nemesis: &dyn Nemesis,
+    on_event: &mut (dyn FnMut(NemesisEvent) + Send),
+) -> Result<Vec<FaultRecord>> {
     on_event(NemesisEvent::Invoke {
         f: "heal-all".into(),
         value: Value::Null,
@@ -127,7 +170,7 @@ where
                 value,
                 records: healed.clone(),
             });
-            records.extend(healed);
+            Ok(healed)
         }
         Err(e) => {
             on_event(NemesisEvent::Fail {
@@ -135,12 +178,8 @@ where
                 value: Value::Null,
                 error: e.to_string(),
             });
-            return Err(e);
+            Err(e)
         }
-    }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(records),
     }
 }
 
@@ -224,6 +263,7 @@ mod tests {
             fault: Fault::Pause {
                 target: Target::One,
             },
+            episode: None,
         }
     }
 
@@ -292,6 +332,7 @@ mod tests {
             fault: Fault::Kill {
                 target: Target::All,
             },
+            episode: None,
         };
         let s = Schedule {
             seed: None,

@@ -56,6 +56,8 @@ pub enum Target {
     One,
     /// The current leader (as the system reports it; a random node if none is known).
     Leader,
+    /// A random node that is not the current leader (any node if none is known).
+    Follower,
     /// A random minority (`(n-1)/2` nodes, at least one).
     Minority,
     /// A random majority.
@@ -72,6 +74,7 @@ impl Target {
         match s.trim() {
             "one" | "random" => Target::One,
             "leader" | "primary" => Target::Leader,
+            "follower" | "replica" => Target::Follower,
             "minority" => Target::Minority,
             "majority" => Target::Majority,
             "all" => Target::All,
@@ -105,6 +108,16 @@ impl Target {
                 Some(l) if v.iter().any(|n| n == l) => vec![l.to_string()],
                 _ => v.choose(rng).cloned().into_iter().collect(),
             },
+            Target::Follower => {
+                let others: Vec<&NodeName> =
+                    v.iter().filter(|n| Some(n.as_str()) != leader).collect();
+                let pool: Vec<&NodeName> = if others.is_empty() {
+                    v.iter().collect()
+                } else {
+                    others
+                };
+                pool.choose(rng).map(|n| (*n).clone()).into_iter().collect()
+            }
             Target::Minority => {
                 let k = (v.len().saturating_sub(1) / 2).max(1).min(v.len());
                 pick(&mut v, k, rng)
@@ -123,7 +136,7 @@ impl Target {
 
     /// True if resolving needs the system (the leader), so it cannot be fixed up front.
     pub fn is_dynamic(&self) -> bool {
-        matches!(self, Target::Leader)
+        matches!(self, Target::Leader | Target::Follower)
     }
 }
 
@@ -203,7 +216,7 @@ impl Fault {
         match self {
             Fault::Partition {
                 partition: Partition::Shape(s),
-            } if *s != Shape::IsolateLeader => Fault::Partition {
+            } if !s.needs_leader() => Fault::Partition {
                 partition: Partition::Grudge(s.build(nodes, None, rng)),
             },
             Fault::Partition { .. } => self.clone(),

@@ -34,11 +34,28 @@ pub enum Shape {
     Bridge,
     /// The current leader cut off from all others (resolved when the fault starts).
     IsolateLeader,
+    /// The current leader and a random minority of the others (the largest minority, leader
+    /// included) cut off from the rest: the old leader keeps company it may go on serving.
+    LeaderMinority,
+    /// A random node that is not the leader cut off from all others.
+    IsolateFollower,
 }
 
 impl Shape {
     /// Every shape, in a stable order.
-    pub const ALL: [Shape; 6] = [
+    pub const ALL: [Shape; 8] = [
+        Shape::One,
+        Shape::Halves,
+        Shape::MajorityMinority,
+        Shape::MajoritiesRing,
+        Shape::Bridge,
+        Shape::IsolateLeader,
+        Shape::LeaderMinority,
+        Shape::IsolateFollower,
+    ];
+
+    /// The shapes of the fixed-interval random schedule: Jepsen's, and isolate-leader.
+    pub const RANDOM: [Shape; 6] = [
         Shape::One,
         Shape::Halves,
         Shape::MajorityMinority,
@@ -46,6 +63,14 @@ impl Shape {
         Shape::Bridge,
         Shape::IsolateLeader,
     ];
+
+    /// True if the shape is built around the leader, so it is resolved when the fault starts.
+    pub fn needs_leader(self) -> bool {
+        matches!(
+            self,
+            Shape::IsolateLeader | Shape::LeaderMinority | Shape::IsolateFollower
+        )
+    }
 
     /// The kebab-case name (`majorities-ring`).
     pub fn name(self) -> &'static str {
@@ -56,6 +81,8 @@ impl Shape {
             Shape::MajoritiesRing => "majorities-ring",
             Shape::Bridge => "bridge",
             Shape::IsolateLeader => "isolate-leader",
+            Shape::LeaderMinority => "leader-minority",
+            Shape::IsolateFollower => "isolate-follower",
         }
     }
 
@@ -86,6 +113,21 @@ impl Shape {
                 Some(l) if nodes.iter().any(|n| n == l) => isolate(nodes, l),
                 _ => one(nodes, rng),
             },
+            Shape::LeaderMinority => match leader {
+                Some(l) if nodes.iter().any(|n| n == l) => leader_minority(nodes, l, rng),
+                _ => majority_minority(nodes, rng),
+            },
+            Shape::IsolateFollower => {
+                let others: Vec<NodeName> = nodes
+                    .iter()
+                    .filter(|n| Some(n.as_str()) != leader)
+                    .cloned()
+                    .collect();
+                match shuffled(&others, rng).first() {
+                    Some(f) => isolate(nodes, f),
+                    None => one(nodes, rng),
+                }
+            }
         }
     }
 }
@@ -134,6 +176,19 @@ pub fn isolate(nodes: &[NodeName], node: &str) -> Grudge {
         return Grudge::new();
     }
     complete_grudge(&[vec![node.to_string()], rest])
+}
+
+/// `leader` and `(n-1)/2 - 1` random others (the largest minority with the leader in it)
+/// cut off from the rest.
+pub fn leader_minority<R: Rng + ?Sized>(nodes: &[NodeName], leader: &str, rng: &mut R) -> Grudge {
+    let mut rest: Vec<NodeName> = shuffled(nodes, rng)
+        .into_iter()
+        .filter(|n| n != leader)
+        .collect();
+    let company = (rest.len() / 2).saturating_sub(1);
+    let mut side: Vec<NodeName> = rest.drain(..company).collect();
+    side.push(leader.to_string());
+    complete_grudge(&[side, rest])
 }
 
 /// One random node cut off from all others.

@@ -18,11 +18,17 @@
 //!   and panic), [`Interrupts`] (first SIGINT/SIGTERM heals, second exits).
 //! - [`driver`]: [`run_schedule`], which plays a schedule against a nemesis and reports each
 //!   op as a [`NemesisEvent`] for the history.
+//! - [`episode`]: the failover-aware nemesis as plain data: the seeded [`Planner`] draws
+//!   [`Episode`]s (leader-aimed and composite fault scripts that wait on the leader probe).
+//! - [`adaptive`]: [`run_adaptive`], which plays them, timed by a [`LeaderWatch`], and
+//!   records the schedule it played.
 //! - [`error`]: [`Error`] ("failed to X: cause").
 
+pub mod adaptive;
 mod apply;
 pub mod clock;
 pub mod driver;
+pub mod episode;
 pub mod error;
 pub mod fault;
 pub mod grudge;
@@ -34,8 +40,10 @@ pub mod schedule;
 pub mod state;
 pub mod system;
 
+pub use adaptive::{LeaderWatch, Observation, Played, run_adaptive};
 pub use clock::{ClockMode, shim_env};
 pub use driver::{NemesisEvent, run_schedule};
+pub use episode::{AdaptiveOptions, Episode, Planner, Step, Until};
 pub use error::{Error, Result};
 pub use fault::{ClockAction, Fault, FaultKind, FaultRecord, Partition, Phase, Target};
 pub use grudge::{Grudge, NodeName, Shape};

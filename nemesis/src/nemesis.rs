@@ -19,7 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::clock::{self, ClockMode};
 use crate::error::{Error, Result};
 use crate::fault::{ClockAction, Fault, FaultRecord, Partition, Phase};
-use crate::grudge::{self, Grudge, NodeName, Shape};
+use crate::grudge::{self, Grudge, NodeName};
 use crate::heal::{HealAll, execute_heal, teardown_chain};
 use crate::net;
 use crate::state::{HealAction, PendingHeal, StateFile};
@@ -263,8 +263,8 @@ impl ClusterNemesis {
         let needs_leader = matches!(
             &fault,
             Fault::Partition {
-                partition: Partition::Shape(Shape::IsolateLeader)
-            }
+                partition: Partition::Shape(s)
+            } if s.needs_leader()
         ) || fault.target().is_some_and(|t| t.is_dynamic());
         let leader = match (&self.system, needs_leader) {
             (Some(s), true) => s.leader().await,

@@ -52,6 +52,7 @@ async fn sigkilled_controller_faults_are_healed_by_the_next_start() {
                 fault: Fault::Partition {
                     partition: Partition::Grudge(g.clone()),
                 },
+                episode: None,
             },
             ScheduledFault {
                 start_ms: 0,
@@ -59,6 +60,7 @@ async fn sigkilled_controller_faults_are_healed_by_the_next_start() {
                 fault: Fault::Pause {
                     target: Target::Nodes(vec!["n2".into()]),
                 },
+                episode: None,
             },
             ScheduledFault {
                 start_ms: 0,
@@ -67,6 +69,7 @@ async fn sigkilled_controller_faults_are_healed_by_the_next_start() {
                     target: Target::Nodes(vec!["n3".into()]),
                     action: ClockAction::Bump { delta_ms: 5000 },
                 },
+                episode: None,
             },
         ],
     };

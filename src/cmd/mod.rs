@@ -4,6 +4,7 @@ pub mod check;
 pub mod cluster;
 pub mod exec;
 pub mod gate;
+pub mod power;
 pub mod reach;
 pub mod replay;
 pub mod report;
@@ -24,5 +25,6 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Gate(args) => gate::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Shrink(args) => shrink::run(args),
+        Command::Power(args) => power::run(args),
     }
 }

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use control::cluster;
 use history::Validity;
-use nemesis::{ClockMode, FaultKind, GenerateOptions, Schedule};
+use nemesis::{AdaptiveOptions, ClockMode, FaultKind, GenerateOptions, Schedule};
 use workloads::Workload;
 
 use crate::cmd::check::parse_duration;
@@ -62,9 +62,20 @@ pub struct TestArgs {
     /// Replication mode.
     #[arg(long, default_value = "sync", value_parser = ["sync", "semi-sync", "async"])]
     pub mode: String,
-    /// Quiet time before each fault, and each fault's length.
+    /// How faults are timed: `adaptive` aims most faults at the leader and holds each until
+    /// the system fails over; `interval` starts a random fault every other interval.
+    #[arg(long, default_value = "adaptive", value_parser = ["adaptive", "interval"])]
+    pub nemesis_mode: String,
+    /// Adaptive: the longest quiet time between episodes and the length of faults not aimed
+    /// at the leader. Interval: quiet time before each fault, and each fault's length.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub nemesis_interval: Duration,
+    /// Adaptive: the longest a leader-aimed fault holds while waiting for a new leader.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub fault_max: Duration,
+    /// Adaptive: the longest wait, after healing, for one leader again before the next fault.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub settle_max: Duration,
     /// Play this fault schedule (JSON or TOML, e.g. a run's schedule.json) instead.
     #[arg(long)]
     pub schedule: Option<PathBuf>,
@@ -268,15 +279,16 @@ async fn run_async(args: &TestArgs, plan: &Plan, started: Instant) -> anyhow::Re
     log.attach(&run_dir.file("faultline.log"))?;
     log.line(&format!("run directory {}", run_dir.path.display()));
 
-    // The fault schedule.
+    // The faults: a schedule by the clock, or the failover-aware nemesis, which saves what it
+    // played into schedule.json as it goes.
     let warmup = args.warmup.min(args.time_limit);
-    let schedule = match &args.schedule {
+    let faults = match &args.schedule {
         Some(file) => {
             let s = Schedule::load(file).map_err(|e| user_error(e.to_string()))?;
             s.validate(&names).map_err(|e| user_error(e.to_string()))?;
-            s
+            runner::Faults::Schedule(s)
         }
-        None => Schedule::generate(
+        None if args.nemesis_mode == "interval" => runner::Faults::Schedule(Schedule::generate(
             seed,
             &GenerateOptions::new(
                 plan.kinds.clone(),
@@ -284,9 +296,24 @@ async fn run_async(args: &TestArgs, plan: &Plan, started: Instant) -> anyhow::Re
                 args.time_limit - warmup,
                 names.clone(),
             ),
-        ),
+        )),
+        None => {
+            let mut o =
+                AdaptiveOptions::new(plan.kinds.clone(), names.clone(), args.nemesis_interval);
+            o.fault_max = args.fault_max;
+            o.settle_max = args.settle_max;
+            runner::Faults::Adaptive(o)
+        }
     };
-    schedule
+    let initial = match &faults {
+        runner::Faults::Schedule(s) => s.clone(),
+        runner::Faults::Adaptive(_) => Schedule {
+            seed: Some(seed),
+            nodes: names.clone(),
+            faults: Vec::new(),
+        },
+    };
+    initial
         .save(&run_dir.file("schedule.json"))
         .context("failed to save schedule.json")?;
     let clock = match clock {
@@ -316,7 +343,10 @@ async fn run_async(args: &TestArgs, plan: &Plan, started: Instant) -> anyhow::Re
         "rate": args.rate,
         "bugs": args.bugs,
         "mode": args.mode,
+        "nemesis_mode": if args.schedule.is_some() { "schedule" } else { args.nemesis_mode.as_str() },
         "nemesis_interval_s": args.nemesis_interval.as_secs_f64(),
+        "fault_max_s": args.fault_max.as_secs_f64(),
+        "settle_max_s": args.settle_max.as_secs_f64(),
         "schedule_file": args.schedule.as_ref().map(|p| p.display().to_string()),
         "recovery_wait_s": args.recovery_wait.as_secs_f64(),
         "warmup_s": warmup.as_secs_f64(),
@@ -376,7 +406,7 @@ async fn run_async(args: &TestArgs, plan: &Plan, started: Instant) -> anyhow::Re
         time_limit: args.time_limit,
         warmup,
         recovery_wait: args.recovery_wait,
-        schedule,
+        faults,
         op_timeout: args.op_timeout,
         probe_interval: Duration::from_millis(100),
         check_budget: args.check_budget,
@@ -412,6 +442,11 @@ async fn run_async(args: &TestArgs, plan: &Plan, started: Instant) -> anyhow::Re
         "harness_cpu_s": outcome.workload_cpu_secs,
         "harness_cpu_share": outcome.workload_cpu_secs.map(|c| c / outcome.workload_secs.max(1e-9)),
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    });
+    results["detection"] = outcome.detection.clone();
+    results["nemesis"] = json!({
+        "episodes": outcome.episodes,
+        "failovers_ms": outcome.failovers_ms,
     });
     results["valid"] = serde_json::to_value(outcome.verdict)?;
     run_dir.write_json("results.json", &results)?;

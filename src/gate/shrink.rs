@@ -231,6 +231,7 @@ mod tests {
                 fault: Fault::Pause {
                     target: Target::Nodes(vec![format!("n{}", i % 3 + 1)]),
                 },
+                episode: None,
             })
             .collect();
         Schedule {

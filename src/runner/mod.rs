@@ -29,8 +29,8 @@ use checkers::CheckResult;
 use control::Remote;
 use history::{OpType, Process, Validity, Value};
 use nemesis::{
-    ClockMode, ClusterNemesis, HealGuard, Interrupts, Nemesis, NemesisConfig, NemesisEvent,
-    Schedule,
+    AdaptiveOptions, ClockMode, ClusterNemesis, HealGuard, Interrupts, Nemesis, NemesisConfig,
+    NemesisEvent, Planner, Schedule,
 };
 use tokio::sync::watch;
 use workloads::{Generator, Workload};
@@ -54,13 +54,23 @@ pub struct Config {
     pub warmup: Duration,
     /// Longest wait for the cluster to converge after healing.
     pub recovery_wait: Duration,
-    pub schedule: Schedule,
+    pub faults: Faults,
     pub op_timeout: Duration,
     pub probe_interval: Duration,
     /// Time budget of the linearizability check.
     pub check_budget: Duration,
     /// Longest wait for the system to elect a leader after start.
     pub ready_timeout: Duration,
+}
+
+/// What the nemesis plays.
+#[derive(Debug, Clone)]
+pub enum Faults {
+    /// This schedule, by the clock (`--schedule`, or `--nemesis-mode interval`).
+    Schedule(Schedule),
+    /// The failover-aware nemesis: episodes drawn from the run's seed, timed by the leader
+    /// probe; what it played is saved as the run's schedule.
+    Adaptive(AdaptiveOptions),
 }
 
 /// Where the run happens.
@@ -88,6 +98,11 @@ pub struct Outcome {
     pub first_op_at: Option<Instant>,
     /// CPU seconds this process used during the workload phase (user + system).
     pub workload_cpu_secs: Option<f64>,
+    /// What the failover-aware nemesis did: episodes begun and failover times seen (ms).
+    pub episodes: usize,
+    pub failovers_ms: Vec<u64>,
+    /// When each anomaly class first showed (`checkers::result::detection`).
+    pub detection: serde_json::Value,
 }
 
 /// CPU seconds (user + system) this process has used, from `/proc/self/stat`.
@@ -312,31 +327,64 @@ pub async fn run(
     // The history writer ends when every recorder is gone: keep no copy beyond the workers'.
     drop(shared);
     let nem_task = {
-        let (nem, rec, schedule) = (nem.clone(), rec.clone(), cfg.schedule.clone());
+        let (nem, rec, faults) = (nem.clone(), rec.clone(), cfg.faults.clone());
+        let watch = workers::ViewsWatch(views.clone());
+        let schedule_path = run_dir.file("schedule.json");
+        let (seed, log) = (cfg.seed, log.clone());
         let mut stop = stop_work_rx.clone();
         let warmup = cfg.warmup;
         tokio::spawn(async move {
             tokio::select! {
                 _ = tokio::time::sleep(warmup) => {}
-                _ = stop.wait_for(|s| *s) => return Ok(Vec::new()),
+                _ = stop.wait_for(|s| *s) => return (0, Vec::new(), Ok(())),
             }
             let cancel = async move {
                 let _ = stop.wait_for(|s| *s).await;
             };
-            nemesis::run_schedule(nem.as_ref(), &schedule, cancel, &mut |ev| {
-                record_nemesis(&rec, ev)
-            })
-            .await
+            let mut on_event = |ev| record_nemesis(&rec, ev);
+            match faults {
+                Faults::Schedule(schedule) => {
+                    let res = nemesis::run_schedule(nem.as_ref(), &schedule, cancel, &mut on_event)
+                        .await
+                        .map(|_| ());
+                    (0, Vec::new(), res)
+                }
+                Faults::Adaptive(opts) => {
+                    let mut save = |s: &Schedule| {
+                        if let Err(e) = s.save(&schedule_path) {
+                            log.line(&format!("warning: {e}"));
+                        }
+                    };
+                    let played = nemesis::run_adaptive(
+                        nem.as_ref(),
+                        Planner::new(seed, opts),
+                        &watch,
+                        cancel,
+                        &mut on_event,
+                        &mut save,
+                    )
+                    .await;
+                    (played.episodes, played.failovers_ms, played.result)
+                }
+            }
         })
     };
-    if !cfg.schedule.faults.is_empty() {
-        log.line(&format!(
+    match &cfg.faults {
+        Faults::Schedule(s) if !s.faults.is_empty() => log.line(&format!(
             "workload running; {} fault(s) scheduled after a {:?} warm-up",
-            cfg.schedule.faults.len(),
+            s.faults.len(),
             cfg.warmup
-        ));
-    } else {
-        log.line("workload running; no faults scheduled");
+        )),
+        Faults::Adaptive(o) if !o.kinds.is_empty() => log.line(&format!(
+            "workload running; failover-aware faults ({}) after a {:?} warm-up",
+            o.kinds
+                .iter()
+                .map(|k| k.name())
+                .collect::<Vec<_>>()
+                .join(","),
+            cfg.warmup
+        )),
+        _ => log.line("workload running; no faults scheduled"),
     }
     tokio::select! {
         _ = tokio::time::sleep(cfg.time_limit) => {}
@@ -350,11 +398,17 @@ pub async fn run(
         "time limit reached: stopping the workload and healing every fault"
     });
     let _ = stop_work.send(true);
-    match nem_task.await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => errors.push(format!("nemesis: {e}")),
-        Err(e) => errors.push(format!("nemesis task: {e}")),
-    }
+    let (episodes, failovers_ms) = match nem_task.await {
+        Ok((n, f, Ok(()))) => (n, f),
+        Ok((n, f, Err(e))) => {
+            errors.push(format!("nemesis: {e}"));
+            (n, f)
+        }
+        Err(e) => {
+            errors.push(format!("nemesis task: {e}"));
+            (0, Vec::new())
+        }
+    };
     match guard.heal().await {
         Ok(()) => log.line("every fault healed"),
         Err(e) => errors.push(format!("failed to heal: {e}")),
@@ -423,6 +477,7 @@ pub async fn run(
     let (history, _) = history::load(&hist_path, Some(history::Format::Jsonl))
         .with_context(|| format!("failed to read back {}", hist_path.display()))?;
     let results = checks::check(&history, &cfg.workloads, cfg.check_budget);
+    let detection = checkers::result::detection(&history, &results);
     let mut verdict = checkers::result::merge_validity(&results);
     if interrupted && verdict == Validity::Valid {
         verdict = Validity::Unknown;
@@ -437,6 +492,9 @@ pub async fn run(
         workload_secs,
         first_op_at,
         workload_cpu_secs,
+        episodes,
+        failovers_ms,
+        detection,
     })
 }
 

@@ -116,6 +116,23 @@ pub async fn worker(
 /// The latest answer of each node's probe: (role, term, leader).
 pub type Views = Arc<Mutex<BTreeMap<String, (String, Option<i64>)>>>;
 
+/// The probe's views, as the failover-aware nemesis reads them.
+pub struct ViewsWatch(pub Views);
+
+impl nemesis::LeaderWatch for ViewsWatch {
+    fn observe(&self) -> nemesis::Observation {
+        let v = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        nemesis::Observation {
+            leaders: v
+                .iter()
+                .filter(|(_, (role, _))| role == "leader")
+                .map(|(n, (_, term))| (n.clone(), *term))
+                .collect(),
+            answering: v.len(),
+        }
+    }
+}
+
 /// The leader probe of one node: `leader` ops every `every` until `stop` (a probe that got no
 /// answer ends `fail`, so the process never changes).
 #[allow(clippy::too_many_arguments)]

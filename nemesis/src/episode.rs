@@ -1,0 +1,454 @@
+//! The failover-aware nemesis, as plain data: a seeded [`Planner`] draws [`Episode`]s, each a
+//! short script of fault starts and stops, waits on what the leader probe sees ([`Until`]),
+//! and pauses. [`crate::adaptive`] plays them.
+//!
+//! Most episodes aim at the leader, because failover code only runs when the leader goes
+//! away: cut it off alone or with a minority, pause it past the failure detector, kill it,
+//! skew its clock; and the composite sequences that break failover (a stale leader racing
+//! the survivors after the new leader dies, flapping isolations around the measured detection
+//! time, a lagging follower swapped in for the leader, links clogged one by one and restored
+//! out of order). Random shapes and targets stay in the mix for breadth.
+//!
+//! A leader-aimed fault holds until the probe sees a new leader (plus a margin), or
+//! `fault_max`, so slow failure detectors do fail over; after healing, the next episode waits
+//! until the cluster has one leader again, or `settle_max`. Every choice comes from the seed;
+//! only the timing follows the system, and the player records the times it played.
+
+use std::time::Duration;
+
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::fault::{ClockAction, Fault, FaultKind, Partition, Target};
+use crate::grudge::{NodeName, Shape, majority};
+use crate::schedule::{GenerateOptions, random_fault};
+
+/// What an [`Step::Await`] waits for, as the leader probe sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    /// A node other than the leader of the episode's start claims to lead (in a newer term,
+    /// when the system reports terms): the system failed over.
+    NewLeader,
+    /// Exactly one node claims to lead and every node answers: the cluster is whole again.
+    Stable,
+}
+
+/// One step of an episode. Slots name the faults an episode has started, so a later step
+/// can stop exactly that one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Start `fault` (targets such as `leader` resolve when it starts) into `slot`.
+    Start { slot: usize, fault: Fault },
+    /// Stop the fault in `slot`.
+    Stop { slot: usize },
+    /// Wait until `until` holds, at most `max_ms`; then `margin_ms` more if it held.
+    Await {
+        until: Until,
+        max_ms: u64,
+        margin_ms: u64,
+    },
+    /// Wait this long.
+    Sleep { ms: u64 },
+}
+
+/// A named script of steps. Every fault it starts, it stops.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Episode {
+    /// What it plays (`isolate-leader`, `stale-leader-race`, ...), for the schedule and logs.
+    pub name: &'static str,
+    pub steps: Vec<Step>,
+}
+
+/// What the failover-aware nemesis draws from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdaptiveOptions {
+    /// Kinds of fault it may use (`--nemesis`).
+    pub kinds: Vec<FaultKind>,
+    /// Nodes of the cluster.
+    pub nodes: Vec<NodeName>,
+    /// Longest quiet time between episodes, and the length of faults not aimed at the leader
+    /// (`--nemesis-interval`).
+    pub interval: Duration,
+    /// Longest a leader-aimed fault holds while waiting for a new leader (`--fault-max`).
+    pub fault_max: Duration,
+    /// Longest wait after healing for one leader again (`--settle-max`).
+    pub settle_max: Duration,
+    /// Largest clock skew, in ms.
+    pub max_clock_skew_ms: i64,
+    /// Drop probability of `loss` faults.
+    pub loss_probability: f64,
+    /// Rate of `bandwidth` faults.
+    pub bandwidth_kbit: u32,
+}
+
+impl AdaptiveOptions {
+    /// Defaults for everything but the kinds, nodes and interval.
+    pub fn new(kinds: Vec<FaultKind>, nodes: Vec<NodeName>, interval: Duration) -> Self {
+        AdaptiveOptions {
+            kinds,
+            nodes,
+            interval,
+            fault_max: Duration::from_secs(60),
+            settle_max: Duration::from_secs(30),
+            max_clock_skew_ms: 10_000,
+            loss_probability: 0.2,
+            bandwidth_kbit: 512,
+        }
+    }
+
+    fn breadth(&self) -> GenerateOptions {
+        let mut g = GenerateOptions::new(
+            self.kinds.clone(),
+            self.interval,
+            self.interval,
+            self.nodes.clone(),
+        );
+        g.max_clock_skew_ms = self.max_clock_skew_ms;
+        g.loss_probability = self.loss_probability;
+        g.bandwidth_kbit = self.bandwidth_kbit;
+        g
+    }
+}
+
+/// The kinds of episode, with what they need and how often they are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    IsolateLeader,
+    LeaderMinority,
+    StaleLeaderRace,
+    Flapping,
+    LaggingFollower,
+    Swizzle,
+    PauseLeader,
+    KillLeader,
+    SkewLeader,
+    Breadth,
+}
+
+impl Kind {
+    /// (kind, weight, fault kinds it needs)
+    const TABLE: [(Kind, u32, &'static [FaultKind]); 10] = [
+        (Kind::IsolateLeader, 4, &[FaultKind::Partition]),
+        (Kind::LeaderMinority, 2, &[FaultKind::Partition]),
+        (
+            Kind::StaleLeaderRace,
+            3,
+            &[FaultKind::Partition, FaultKind::Kill],
+        ),
+        (Kind::Flapping, 2, &[FaultKind::Partition]),
+        (Kind::LaggingFollower, 2, &[FaultKind::Partition]),
+        (Kind::Swizzle, 1, &[FaultKind::Partition]),
+        (Kind::PauseLeader, 3, &[FaultKind::Pause]),
+        (Kind::KillLeader, 3, &[FaultKind::Kill]),
+        (Kind::SkewLeader, 2, &[FaultKind::Clock]),
+        (Kind::Breadth, 3, &[]),
+    ];
+}
+
+/// Mixed into the run's seed so the nemesis's draws differ from the workload's.
+const PLANNER_SALT: u64 = 0x6570_6973_6f64_6521;
+
+/// Draws episodes from a seed, learning the system's failure-detection time as it goes.
+#[derive(Debug, Clone)]
+pub struct Planner {
+    opts: AdaptiveOptions,
+    rng: ChaCha8Rng,
+    /// Failover times seen so far (fault start to a new leader), in ms.
+    detections_ms: Vec<u64>,
+}
+
+impl Planner {
+    pub fn new(seed: u64, opts: AdaptiveOptions) -> Planner {
+        Planner {
+            opts,
+            rng: ChaCha8Rng::seed_from_u64(seed ^ PLANNER_SALT),
+            detections_ms: Vec::new(),
+        }
+    }
+
+    pub fn options(&self) -> &AdaptiveOptions {
+        &self.opts
+    }
+
+    /// Tells the planner a leader-aimed fault caused a failover after `ms`.
+    pub fn observe_failover(&mut self, ms: u64) {
+        self.detections_ms.push(ms);
+    }
+
+    /// The median failover time seen so far, if any.
+    pub fn detection_ms(&self) -> Option<u64> {
+        let mut v = self.detections_ms.clone();
+        v.sort_unstable();
+        v.get(v.len() / 2).copied()
+    }
+
+    fn has(&self, kinds: &[FaultKind]) -> bool {
+        kinds.iter().all(|k| self.opts.kinds.contains(k))
+    }
+
+    /// The next episode; `None` when no fault kind is allowed.
+    pub fn next_episode(&mut self) -> Option<Episode> {
+        if self.opts.kinds.is_empty() {
+            return None;
+        }
+        let cluster = self.opts.nodes.len();
+        let choices: Vec<(Kind, u32)> = Kind::TABLE
+            .iter()
+            .filter(|(k, _, needs)| {
+                self.has(needs)
+                    && match k {
+                        // With one node there is no one to fail over to.
+                        Kind::Breadth => true,
+                        Kind::LeaderMinority => cluster >= 5,
+                        Kind::StaleLeaderRace | Kind::LaggingFollower | Kind::Swizzle => {
+                            cluster >= 3
+                        }
+                        _ => cluster >= 2,
+                    }
+            })
+            .map(|(k, w, _)| (*k, *w))
+            .collect();
+        let total: u32 = choices.iter().map(|(_, w)| w).sum();
+        let mut pick = self.rng.random_range(0..total);
+        let mut kind = Kind::Breadth;
+        for (k, w) in choices {
+            if pick < w {
+                kind = k;
+                break;
+            }
+            pick -= w;
+        }
+        let mut e = self.build(kind);
+        // Every episode ends with the cluster whole again and a quiet time.
+        e.steps.push(self.settle());
+        let quiet = self.quiet_ms();
+        e.steps.push(Step::Sleep { ms: quiet });
+        Some(e)
+    }
+
+    fn ms(&mut self, lo: u64, hi: u64) -> u64 {
+        self.rng.random_range(lo..=hi.max(lo))
+    }
+
+    fn quiet_ms(&mut self) -> u64 {
+        let i = self.opts.interval.as_millis() as u64;
+        self.ms(i / 5, i)
+    }
+
+    /// Wait for a new leader, then hold a little longer: the new leader takes writes while
+    /// the old one is still cut off, paused or dead.
+    fn failover(&mut self) -> Step {
+        let margin_ms = self.ms(300, 1500);
+        Step::Await {
+            until: Until::NewLeader,
+            max_ms: self.opts.fault_max.as_millis() as u64,
+            margin_ms,
+        }
+    }
+
+    fn settle(&self) -> Step {
+        Step::Await {
+            until: Until::Stable,
+            max_ms: self.opts.settle_max.as_millis() as u64,
+            margin_ms: 0,
+        }
+    }
+
+    /// The detection time to aim around: measured, or the interval until one was.
+    fn detect_ms(&self) -> u64 {
+        self.detection_ms()
+            .unwrap_or(self.opts.interval.as_millis() as u64 / 2)
+            .max(200)
+    }
+
+    fn build(&mut self, kind: Kind) -> Episode {
+        let part = |shape| Fault::Partition {
+            partition: Partition::Shape(shape),
+        };
+        let leader = Target::Leader;
+        match kind {
+            Kind::IsolateLeader => {
+                self.around_failover("isolate-leader", part(Shape::IsolateLeader))
+            }
+            Kind::LeaderMinority => {
+                self.around_failover("leader-minority", part(Shape::LeaderMinority))
+            }
+            Kind::PauseLeader => {
+                self.around_failover("pause-leader", Fault::Pause { target: leader })
+            }
+            Kind::KillLeader => self.around_failover("kill-leader", Fault::Kill { target: leader }),
+            Kind::StaleLeaderRace => {
+                // The old leader is cut off, a new one is elected and takes writes, the new
+                // one dies while the old is still cut off, then the partition heals: the
+                // stale old leader races the survivors for the next election.
+                let hold = self.ms(200, 1000);
+                let f = self.failover();
+                Episode {
+                    name: "stale-leader-race",
+                    steps: vec![
+                        Step::Start {
+                            slot: 0,
+                            fault: part(Shape::IsolateLeader),
+                        },
+                        f,
+                        Step::Start {
+                            slot: 1,
+                            fault: Fault::Kill { target: leader },
+                        },
+                        Step::Sleep { ms: hold },
+                        Step::Stop { slot: 0 },
+                        self.settle_bounded(),
+                        Step::Stop { slot: 1 },
+                    ],
+                }
+            }
+            Kind::Flapping => {
+                // Isolations around the failure-detection time: some outlast it, some not.
+                let d = self.detect_ms();
+                let cycles = self.ms(3, 5);
+                let mut steps = Vec::new();
+                for _ in 0..cycles {
+                    let on = self.ms(d / 2, d * 3 / 2);
+                    let off = self.ms(d / 4, d * 3 / 4);
+                    steps.push(Step::Start {
+                        slot: 0,
+                        fault: part(Shape::IsolateLeader),
+                    });
+                    steps.push(Step::Sleep { ms: on });
+                    steps.push(Step::Stop { slot: 0 });
+                    steps.push(Step::Sleep { ms: off });
+                }
+                Episode {
+                    name: "flapping",
+                    steps,
+                }
+            }
+            Kind::LaggingFollower => {
+                // A follower cut off long enough to fall behind; half the time it comes back
+                // just as the leader is cut off, so it may stand for election while behind.
+                let d = self.detect_ms();
+                let lag = self.ms(d.max(1000), 3 * d.max(1000));
+                let swap = self.rng.random_bool(0.5);
+                let mut steps = vec![
+                    Step::Start {
+                        slot: 0,
+                        fault: part(Shape::IsolateFollower),
+                    },
+                    Step::Sleep { ms: lag },
+                ];
+                if swap {
+                    steps.push(Step::Start {
+                        slot: 1,
+                        fault: part(Shape::IsolateLeader),
+                    });
+                    steps.push(Step::Stop { slot: 0 });
+                    steps.push(self.failover());
+                    steps.push(Step::Stop { slot: 1 });
+                } else {
+                    steps.push(Step::Stop { slot: 0 });
+                }
+                Episode {
+                    name: if swap {
+                        "lagging-follower-swap"
+                    } else {
+                        "lagging-follower"
+                    },
+                    steps,
+                }
+            }
+            Kind::Swizzle => {
+                // FoundationDB's swizzle-clog: cut nodes off one by one, then restore them
+                // in a random order.
+                let mut nodes = self.opts.nodes.clone();
+                nodes.sort();
+                nodes.shuffle(&mut self.rng);
+                let k = self.ms(2, majority(nodes.len()) as u64) as usize;
+                nodes.truncate(k.min(nodes.len()));
+                let mut steps = Vec::new();
+                for (slot, n) in nodes.iter().enumerate() {
+                    steps.push(Step::Start {
+                        slot,
+                        fault: Fault::Partition {
+                            partition: Partition::Isolate(n.clone()),
+                        },
+                    });
+                    let gap = self.ms(200, 1000);
+                    steps.push(Step::Sleep { ms: gap });
+                }
+                let hold = self.ms(500, 2000);
+                steps.push(Step::Sleep { ms: hold });
+                let mut order: Vec<usize> = (0..nodes.len()).collect();
+                order.shuffle(&mut self.rng);
+                for slot in order {
+                    steps.push(Step::Stop { slot });
+                    let gap = self.ms(200, 1000);
+                    steps.push(Step::Sleep { ms: gap });
+                }
+                Episode {
+                    name: "swizzle",
+                    steps,
+                }
+            }
+            Kind::SkewLeader => {
+                let max = self.opts.max_clock_skew_ms.max(250);
+                let mut delta_ms = self.rng.random_range(250..=max);
+                if self.rng.random_bool(0.5) {
+                    delta_ms = -delta_ms;
+                }
+                let hold = self.opts.interval.as_millis() as u64;
+                let hold = self.ms(hold / 2, hold);
+                Episode {
+                    name: "skew-leader",
+                    steps: vec![
+                        Step::Start {
+                            slot: 0,
+                            fault: Fault::Clock {
+                                target: leader,
+                                action: ClockAction::Bump { delta_ms },
+                            },
+                        },
+                        Step::Sleep { ms: hold },
+                        Step::Stop { slot: 0 },
+                    ],
+                }
+            }
+            Kind::Breadth => {
+                let kind = *self
+                    .opts
+                    .kinds
+                    .choose(&mut self.rng)
+                    .expect("kinds is not empty");
+                let g = self.opts.breadth();
+                let fault =
+                    random_fault(kind, &g, &mut self.rng).resolved(&self.opts.nodes, &mut self.rng);
+                let hold = self.opts.interval.as_millis() as u64;
+                Episode {
+                    name: "random",
+                    steps: vec![
+                        Step::Start { slot: 0, fault },
+                        Step::Sleep { ms: hold },
+                        Step::Stop { slot: 0 },
+                    ],
+                }
+            }
+        }
+    }
+
+    fn around_failover(&mut self, name: &'static str, fault: Fault) -> Episode {
+        let f = self.failover();
+        Episode {
+            name,
+            steps: vec![Step::Start { slot: 0, fault }, f, Step::Stop { slot: 0 }],
+        }
+    }
+
+    /// A wait for one leader that does not hold up the rest of the episode for long.
+    fn settle_bounded(&self) -> Step {
+        Step::Await {
+            until: Until::Stable,
+            max_ms: (self.opts.fault_max.as_millis() as u64).min(10_000),
+            margin_ms: 0,
+        }
+    }
+}
