@@ -121,11 +121,22 @@ impl RunLog {
     }
 
     pub fn line(&self, msg: &str) {
+        let text = self.write(msg);
+        (self.show)(&text);
+    }
+
+    /// Writes `msg` to the log file only (what the caller prints itself, such as the final
+    /// error line).
+    pub fn record(&self, msg: &str) {
+        self.write(msg);
+    }
+
+    fn write(&self, msg: &str) -> String {
         let text = format!("[{:8.3}s] {msg}", self.t0.elapsed().as_secs_f64());
         if let Some(f) = self.file.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
             let _ = writeln!(f, "{text}");
         }
-        (self.show)(&text);
+        text
     }
 }
 

@@ -1,6 +1,7 @@
 //! `faultline gate` and `faultline replay` end to end on a local cluster (root): the correct
-//! leaderkv passes a 3-seed gate with JUnit, the same gate with `--bug no-fencing` fails with
-//! the anomaly in the JUnit failure text, and a replay reproduces a run's fault schedule.
+//! leaderkv passes a 3-seed gate with default flags and JUnit, the same gate with
+//! `--bug no-fencing` fails with the anomaly in the JUnit failure text, and a replay
+//! reproduces a run's fault schedule.
 //! Without root these print `SKIPPED (needs root)` unless `FAULTLINE_REQUIRE_PRIVILEGED=1`.
 
 mod common;
@@ -21,26 +22,16 @@ impl Drop for Down {
     }
 }
 
+/// Default flags (5 nodes, 10 clients, the default nemesis) but the cluster's name and a
+/// 20 s time limit: the gate a user would write.
 fn test_args(prefix: &str, subnet: &str) -> Vec<String> {
     [
-        "--nodes",
-        "3",
         "--prefix",
         prefix,
         "--subnet",
         subnet,
         "--time-limit",
-        "15s",
-        "--nemesis",
-        "partition",
-        "--nemesis-interval",
-        "3s",
-        "--workload",
-        "set",
-        "--recovery-wait",
-        "8s",
-        "--concurrency",
-        "5",
+        "20s",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -95,19 +86,12 @@ fn gate_passes_the_correct_build_and_fails_no_fencing() {
     assert_eq!(xml.matches("<testcase ").count(), 3, "{xml}");
     assert!(out.contains("faultline gate: passed"), "{out}");
 
-    // The leader cut off every cycle (random shapes often leave it on the majority side,
-    // and then no-fencing has nothing to show).
-    let schedule = common::isolate_leader_schedule(dir.path(), 2, 500, 6500, 4000);
+    // No schedule file: the default nemesis must make a build without fencing fail.
     let junit = dir.path().join("no-fencing.xml");
     let (code, out, xml) = gate(
         &dir.path().join("store"),
         &junit,
-        &[
-            "--bug",
-            "no-fencing",
-            "--schedule",
-            schedule.to_str().unwrap(),
-        ],
+        &["--bug", "no-fencing"],
         "flg1-",
         "10.77.86.0/24",
     );
@@ -128,12 +112,8 @@ fn replay_reproduces_the_recorded_schedule() {
     let _down = Down("flg2-");
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    let mut args = test_args("flg2-", "10.77.87.0/24");
-    args.iter_mut().for_each(|a| {
-        if a == "partition" {
-            *a = "partition,pause,kill".into();
-        }
-    });
+    // The default nemesis: what it played is replayed as recorded.
+    let args = test_args("flg2-", "10.77.87.0/24");
     let o = faultline()
         .arg("test")
         .args(&args)

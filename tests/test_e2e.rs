@@ -5,17 +5,18 @@
 //!
 //! - a correct leaderkv under partition, pause, kill and clock faults, 3 seeds: valid;
 //! - each seeded bug: invalid with the anomaly class leaderkv's README names, in at least
-//!   4 of 5 seeds (30 s runs; a test stops early once the outcome is decided);
+//!   4 of 5 seeds, with default flags on 5 nodes (30 s runs, no schedule file: the default
+//!   nemesis must find the bug; a test stops early once the outcome is decided);
 //! - Ctrl-C in the middle of a partition leaves no fault behind, and the stored history
 //!   can be checked.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{BIN, Cluster, anomaly_types, faultline, isolate_leader_schedule, text};
+use common::{BIN, Cluster, anomaly_types, faultline, text};
 
 #[test]
 fn correct_leaderkv_is_valid_under_every_fault() {
@@ -46,35 +47,18 @@ fn correct_leaderkv_is_valid_under_every_fault() {
     }
 }
 
-/// The test `test` (skipped without root): runs `bug` with `extra` for up to 5 seeds on the
-/// cluster `prefix` and asserts `class` in at least 4 of them.
-fn bug_matrix(
-    test: &str,
-    prefix: &'static str,
-    subnet: &'static str,
-    bug: &str,
-    class: &str,
-    extra: &[&str],
-) {
+/// The test `test` (skipped without root): runs leaderkv with `bug` on a 5-node cluster
+/// `prefix` with default flags but a 30 s time limit, for up to 5 seeds, and asserts
+/// `class` in at least 4 of them. No schedule file: the default nemesis must find it.
+fn bug_matrix(test: &str, prefix: &'static str, subnet: &'static str, bug: &str, class: &str) {
     if !control::prereq::privileged_or_skip(test, false) {
         return;
     }
-    let c = Cluster::new(prefix, subnet);
+    let c = Cluster::with_defaults(prefix, subnet);
     let (mut hits, mut misses) = (0, Vec::new());
     for seed in 1..=5u64 {
         let seed_s = seed.to_string();
-        let mut args = vec![
-            "--seed",
-            &seed_s,
-            "--bug",
-            bug,
-            "--time-limit",
-            "30s",
-            "--nemesis-interval",
-            "3s",
-        ];
-        args.extend_from_slice(extra);
-        let (code, out, results) = c.run(&args);
+        let (code, out, results) = c.run(&["--seed", &seed_s, "--bug", bug, "--time-limit", "30s"]);
         let found = anomaly_types(&results);
         if code == 1 && found.iter().any(|t| t == class) {
             hits += 1;
@@ -97,85 +81,25 @@ fn bug_matrix(
     );
 }
 
-/// [`bug_matrix`] on the set workload under the schedule `schedule` writes (into a
-/// temporary directory).
-fn bug_with_schedule(
-    test: &str,
-    prefix: &'static str,
-    subnet: &'static str,
-    bug: &str,
-    class: &str,
-    schedule: fn(&Path) -> PathBuf,
-) {
-    let dir = tempfile::tempdir().unwrap();
-    let schedule = schedule(dir.path());
-    bug_matrix(
-        test,
-        prefix,
-        subnet,
-        bug,
-        class,
-        &[
-            "--schedule",
-            schedule.to_str().unwrap(),
-            "--workload",
-            "set",
-        ],
-    );
-}
-
-/// The leader cut off for 4 s every 7 s, 4 times from 0.5 s on. Random shapes often leave
-/// the leader on the majority side; these cycles cut it off every time.
-fn isolate_leader_cycles(dir: &Path) -> PathBuf {
-    isolate_leader_schedule(dir, 4, 500, 7000, 4000)
-}
-
 #[test]
 fn bug_ack_before_replicate_loses_writes() {
-    // A write is lost only when the leader that acknowledged it is replaced (CI saw 2 of 4
-    // seeds with random shapes).
-    bug_with_schedule(
+    bug_matrix(
         "bug_ack_before_replicate_loses_writes",
         "fle2-",
         "10.77.62.0/24",
         "ack-before-replicate",
         "lost-write",
-        isolate_leader_cycles,
     );
-}
-
-/// elect-stale needs overlapping faults the random schedule never makes. Each cycle: the
-/// leader L is cut off, the other two elect X and keep acknowledging writes (L is now
-/// stale); X is killed while L is still cut off; the partition heals while X is dead, so L
-/// and the up-to-date survivor race for the election, which L may win only with the bug
-/// (then the writes X acknowledged are lost); X restarts. Six cycles in a 30 s run.
-fn elect_stale_schedule(dir: &Path) -> PathBuf {
-    let mut text = String::from("nodes = [\"n1\", \"n2\", \"n3\"]\n");
-    for k in 0..6u64 {
-        let t = 500 + k * 4600;
-        text.push_str(&format!(
-            "[[faults]]\nstart_ms = {}\nend_ms = {}\nfault = {{ kind = \"partition\", partition = {{ shape = \"isolate-leader\" }} }}\n\
-             [[faults]]\nstart_ms = {}\nend_ms = {}\nfault = {{ kind = \"kill\", target = \"leader\" }}\n",
-            t,
-            t + 3100,
-            t + 2600,
-            t + 4000
-        ));
-    }
-    let p = dir.join("elect-stale.toml");
-    std::fs::write(&p, text).unwrap();
-    p
 }
 
 #[test]
 fn bug_elect_stale_loses_writes() {
-    bug_with_schedule(
+    bug_matrix(
         "bug_elect_stale_loses_writes",
         "fle3-",
         "10.77.63.0/24",
         "elect-stale",
         "lost-write",
-        elect_stale_schedule,
     );
 }
 
@@ -187,32 +111,28 @@ fn bug_local_counter_reuses_keys() {
         "10.77.64.0/24",
         "local-counter",
         "reused-key",
-        &["--nemesis", "partition,kill", "--workload", "unique-ids"],
     );
 }
 
 #[test]
 fn bug_no_fencing_has_dual_leaders() {
-    // (seen with random shapes: 3 of 5 seeds)
-    bug_with_schedule(
+    bug_matrix(
         "bug_no_fencing_has_dual_leaders",
         "fle5-",
         "10.77.65.0/24",
         "no-fencing",
         "dual-leader",
-        isolate_leader_cycles,
     );
 }
 
 #[test]
 fn bug_no_step_down_has_dual_leaders() {
-    bug_with_schedule(
+    bug_matrix(
         "bug_no_step_down_has_dual_leaders",
         "fle6-",
         "10.77.66.0/24",
         "no-step-down",
         "dual-leader",
-        isolate_leader_cycles,
     );
 }
 

@@ -14,7 +14,7 @@ use std::process::Command;
 
 mod common;
 
-use common::{BIN, anomaly_types, faultline, isolate_leader_schedule, text};
+use common::{BIN, anomaly_types, faultline, text};
 
 const P: &str = "fle8-";
 const SUBNET: &str = "10.77.68.0/24";
@@ -110,7 +110,6 @@ fn test_runs_over_ssh_as_against_vms() {
     let state = control::cluster::default_state_root().join("fle8");
     let key = state.join("id_ed25519");
     let kh = state.join("known_hosts");
-    let schedule = isolate_leader_schedule(dir.path(), 3, 500, 6000, 4000);
     let host_args = |extra: &[&str]| -> Vec<String> {
         let mut a: Vec<String> = [
             "test",
@@ -147,8 +146,6 @@ fn test_runs_over_ssh_as_against_vms() {
                 seed,
                 "--bug",
                 "ack-before-replicate",
-                "--schedule",
-                schedule.to_str().unwrap(),
                 "--time-limit",
                 "20s",
             ]))

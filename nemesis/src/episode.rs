@@ -40,6 +40,11 @@ pub enum Until {
 pub enum Step {
     /// Start `fault` (targets such as `leader` resolve when it starts) into `slot`.
     Start { slot: usize, fault: Fault },
+    /// Start a star partition into `slot`: every node reaches only `center`, and the current
+    /// leader (if it is not the center) reaches nobody. Only the center can gather a
+    /// majority, so only an election that ignores how up to date a candidate is elects it
+    /// when it is behind. Resolved by the player, which knows the episode's nodes.
+    StartStar { slot: usize, center: Center },
     /// Stop the fault in `slot`.
     Stop { slot: usize },
     /// Wait until `until` holds, at most `max_ms`; then `margin_ms` more if it held.
@@ -50,6 +55,15 @@ pub enum Step {
     },
     /// Wait this long.
     Sleep { ms: u64 },
+}
+
+/// The node a [`Step::StartStar`] is built around.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Center {
+    /// The node that led when the episode began (an old leader, now behind).
+    EpisodeLeader,
+    /// The node the partition in this slot cut off (a follower that fell behind).
+    CutBy(usize),
 }
 
 /// A named script of steps. Every fault it starts, it stops.
@@ -117,6 +131,7 @@ enum Kind {
     IsolateLeader,
     LeaderMinority,
     StaleLeaderRace,
+    StaleBridge,
     Flapping,
     LaggingFollower,
     Swizzle,
@@ -128,21 +143,22 @@ enum Kind {
 
 impl Kind {
     /// (kind, weight, fault kinds it needs)
-    const TABLE: [(Kind, u32, &'static [FaultKind]); 10] = [
-        (Kind::IsolateLeader, 4, &[FaultKind::Partition]),
+    const TABLE: [(Kind, u32, &'static [FaultKind]); 11] = [
+        (Kind::IsolateLeader, 2, &[FaultKind::Partition]),
         (Kind::LeaderMinority, 2, &[FaultKind::Partition]),
         (
             Kind::StaleLeaderRace,
-            3,
+            2,
             &[FaultKind::Partition, FaultKind::Kill],
         ),
+        (Kind::StaleBridge, 8, &[FaultKind::Partition]),
         (Kind::Flapping, 2, &[FaultKind::Partition]),
-        (Kind::LaggingFollower, 2, &[FaultKind::Partition]),
+        (Kind::LaggingFollower, 1, &[FaultKind::Partition]),
         (Kind::Swizzle, 1, &[FaultKind::Partition]),
-        (Kind::PauseLeader, 3, &[FaultKind::Pause]),
-        (Kind::KillLeader, 3, &[FaultKind::Kill]),
+        (Kind::PauseLeader, 2, &[FaultKind::Pause]),
+        (Kind::KillLeader, 2, &[FaultKind::Kill]),
         (Kind::SkewLeader, 2, &[FaultKind::Clock]),
-        (Kind::Breadth, 3, &[]),
+        (Kind::Breadth, 2, &[]),
     ];
 }
 
@@ -201,9 +217,10 @@ impl Planner {
                         // With one node there is no one to fail over to.
                         Kind::Breadth => true,
                         Kind::LeaderMinority => cluster >= 5,
-                        Kind::StaleLeaderRace | Kind::LaggingFollower | Kind::Swizzle => {
-                            cluster >= 3
-                        }
+                        Kind::StaleLeaderRace
+                        | Kind::StaleBridge
+                        | Kind::LaggingFollower
+                        | Kind::Swizzle => cluster >= 3,
                         _ => cluster >= 2,
                     }
             })
@@ -233,13 +250,13 @@ impl Planner {
 
     fn quiet_ms(&mut self) -> u64 {
         let i = self.opts.interval.as_millis() as u64;
-        self.ms(i / 5, i)
+        self.ms(i / 10, i / 4)
     }
 
     /// Wait for a new leader, then hold a little longer: the new leader takes writes while
     /// the old one is still cut off, paused or dead.
     fn failover(&mut self) -> Step {
-        let margin_ms = self.ms(300, 1500);
+        let margin_ms = self.ms(300, 1000);
         Step::Await {
             until: Until::NewLeader,
             max_ms: self.opts.fault_max.as_millis() as u64,
@@ -255,11 +272,9 @@ impl Planner {
         }
     }
 
-    /// The detection time to aim around: measured, or the interval until one was.
+    /// The detection time to aim around: measured, or a guess of 1.5 s until one was.
     fn detect_ms(&self) -> u64 {
-        self.detection_ms()
-            .unwrap_or(self.opts.interval.as_millis() as u64 / 2)
-            .max(200)
+        self.detection_ms().unwrap_or(1500).max(200)
     }
 
     fn build(&mut self, kind: Kind) -> Episode {
@@ -303,6 +318,49 @@ impl Planner {
                     ],
                 }
             }
+            Kind::StaleBridge => {
+                // The only node that can reach a majority is one that missed acknowledged
+                // writes: mostly a follower that was cut off while writes went on, sometimes
+                // the old leader after a new one took writes. A correct election refuses
+                // it (no leader until the heal); one that ignores logs elects it and its log
+                // overwrites acknowledged writes.
+                let d = self.detect_ms();
+                let hold = (3 * d).clamp(3000, self.opts.fault_max.as_millis() as u64);
+                let margin_ms = self.ms(300, 1000);
+                let mut steps = Vec::new();
+                let name = if self.rng.random_bool(0.75) {
+                    let lag = self.ms(1000, d.max(1000) * 2);
+                    steps.push(Step::Start {
+                        slot: 0,
+                        fault: part(Shape::IsolateFollower),
+                    });
+                    steps.push(Step::Sleep { ms: lag });
+                    steps.push(Step::StartStar {
+                        slot: 1,
+                        center: Center::CutBy(0),
+                    });
+                    "stale-bridge-follower"
+                } else {
+                    steps.push(Step::Start {
+                        slot: 0,
+                        fault: part(Shape::IsolateLeader),
+                    });
+                    steps.push(self.failover());
+                    steps.push(Step::StartStar {
+                        slot: 1,
+                        center: Center::EpisodeLeader,
+                    });
+                    "stale-bridge-leader"
+                };
+                steps.push(Step::Stop { slot: 0 });
+                steps.push(Step::Await {
+                    until: Until::NewLeader,
+                    max_ms: hold,
+                    margin_ms,
+                });
+                steps.push(Step::Stop { slot: 1 });
+                Episode { name, steps }
+            }
             Kind::Flapping => {
                 // Isolations around the failure-detection time: some outlast it, some not.
                 let d = self.detect_ms();
@@ -328,7 +386,7 @@ impl Planner {
                 // A follower cut off long enough to fall behind; half the time it comes back
                 // just as the leader is cut off, so it may stand for election while behind.
                 let d = self.detect_ms();
-                let lag = self.ms(d.max(1000), 3 * d.max(1000));
+                let lag = self.ms(1000, 2 * d.max(1000));
                 let swap = self.rng.random_bool(0.5);
                 let mut steps = vec![
                     Step::Start {
@@ -450,5 +508,159 @@ impl Planner {
             max_ms: (self.opts.fault_max.as_millis() as u64).min(10_000),
             margin_ms: 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::parse_kinds;
+    use std::collections::BTreeSet;
+
+    fn planner(kinds: &str, nodes: usize, seed: u64) -> Planner {
+        let nodes = (1..=nodes).map(|i| format!("n{i}")).collect();
+        Planner::new(
+            seed,
+            AdaptiveOptions::new(parse_kinds(kinds).unwrap(), nodes, Duration::from_secs(5)),
+        )
+    }
+
+    fn kinds_started(e: &Episode) -> BTreeSet<FaultKind> {
+        e.steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Start { fault, .. } => Some(fault.kind()),
+                Step::StartStar { .. } => Some(FaultKind::Partition),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn episodes_are_seeded_and_stop_what_they_start() {
+        let draw = |seed| {
+            let mut p = planner("partition,pause,kill", 5, seed);
+            (0..30)
+                .map(|_| p.next_episode().unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(draw(7), draw(7));
+        assert_ne!(draw(7), draw(8));
+        for e in draw(7).iter().chain(&draw(9)) {
+            let mut open = BTreeSet::new();
+            for s in &e.steps {
+                match s {
+                    Step::Start { slot, .. } | Step::StartStar { slot, .. } => {
+                        assert!(open.insert(*slot), "{e:?}")
+                    }
+                    Step::Stop { slot } => assert!(open.remove(slot), "{e:?}"),
+                    _ => {}
+                }
+            }
+            assert!(open.is_empty(), "{} leaves {open:?} running", e.name);
+            assert!(
+                matches!(
+                    e.steps[e.steps.len() - 2],
+                    Step::Await {
+                        until: Until::Stable,
+                        ..
+                    }
+                ),
+                "{e:?} must end by waiting for one leader"
+            );
+        }
+    }
+
+    #[test]
+    fn most_episodes_aim_at_the_leader_and_every_kind_shows_up() {
+        let mut p = planner("partition,pause,kill", 5, 1);
+        let (mut aimed, mut names) = (0, BTreeSet::new());
+        let n = 400;
+        for _ in 0..n {
+            let e = p.next_episode().unwrap();
+            names.insert(e.name);
+            let at_leader = e.steps.iter().any(|s| match s {
+                Step::StartStar { .. } => true,
+                Step::Start { fault, .. } => match fault {
+                    Fault::Partition {
+                        partition: Partition::Shape(s),
+                    } => s.needs_leader(),
+                    f => f.target().is_some_and(|t| t.is_dynamic()),
+                },
+                _ => false,
+            });
+            aimed += at_leader as usize;
+        }
+        assert!(
+            aimed * 10 >= n * 7,
+            "only {aimed} of {n} aimed at the leader"
+        );
+        for want in [
+            "isolate-leader",
+            "leader-minority",
+            "stale-leader-race",
+            "stale-bridge-follower",
+            "stale-bridge-leader",
+            "flapping",
+            "lagging-follower",
+            "lagging-follower-swap",
+            "swizzle",
+            "pause-leader",
+            "kill-leader",
+            "random",
+        ] {
+            assert!(names.contains(want), "no {want} in {names:?}");
+        }
+    }
+
+    #[test]
+    fn only_the_kinds_asked_for() {
+        for kinds in ["partition", "pause", "kill", "clock", "loss,bandwidth"] {
+            let allowed: BTreeSet<FaultKind> = parse_kinds(kinds).unwrap().into_iter().collect();
+            let mut p = planner(kinds, 3, 3);
+            for _ in 0..100 {
+                let e = p.next_episode().unwrap();
+                assert!(
+                    kinds_started(&e).is_subset(&allowed),
+                    "{kinds}: {} started {:?}",
+                    e.name,
+                    kinds_started(&e)
+                );
+            }
+        }
+        assert!(planner("none", 3, 1).next_episode().is_none());
+        // A single node has no one to fail over to: only random faults.
+        let mut p = planner("partition,kill", 1, 1);
+        for _ in 0..20 {
+            assert_eq!(p.next_episode().unwrap().name, "random");
+        }
+    }
+
+    #[test]
+    fn flapping_follows_the_measured_detection_time() {
+        let mut p = planner("partition", 5, 11);
+        p.observe_failover(1000);
+        p.observe_failover(3000);
+        p.observe_failover(2000);
+        assert_eq!(p.detection_ms(), Some(2000));
+        let mut seen = false;
+        for _ in 0..200 {
+            let e = p.next_episode().unwrap();
+            if e.name != "flapping" {
+                continue;
+            }
+            seen = true;
+            let on: Vec<u64> = e
+                .steps
+                .windows(2)
+                .filter_map(|w| match w {
+                    [Step::Start { .. }, Step::Sleep { ms }] => Some(*ms),
+                    _ => None,
+                })
+                .collect();
+            assert!(on.len() >= 3, "{e:?}");
+            assert!(on.iter().all(|ms| (1000..=3000).contains(ms)), "{on:?}");
+        }
+        assert!(seen);
     }
 }

@@ -191,6 +191,41 @@ pub fn leader_minority<R: Rng + ?Sized>(nodes: &[NodeName], leader: &str, rng: &
     complete_grudge(&[side, rest])
 }
 
+/// A star around `center`: every other node reaches only `center`, and `cut` (if any)
+/// reaches nobody. Only `center` can gather votes from a majority.
+pub fn star(nodes: &[NodeName], center: &str, cut: Option<&str>) -> Grudge {
+    let mut g = Grudge::new();
+    for n in nodes {
+        if n == center {
+            if let Some(c) = cut.filter(|c| *c != center) {
+                g.entry(n.clone()).or_default().insert(c.to_string());
+            }
+            continue;
+        }
+        let reach_center = Some(n.as_str()) != cut;
+        let drops: BTreeSet<NodeName> = nodes
+            .iter()
+            .filter(|m| *m != n && !(reach_center && m.as_str() == center))
+            .cloned()
+            .collect();
+        if !drops.is_empty() {
+            g.insert(n.clone(), drops);
+        }
+    }
+    g
+}
+
+/// The node a grudge cuts off from every other node, if exactly one is.
+pub fn isolated(g: &Grudge, nodes: &[NodeName]) -> Option<NodeName> {
+    let mut cut = nodes
+        .iter()
+        .filter(|n| g.get(*n).is_some_and(|d| d.len() + 1 >= nodes.len()));
+    match (cut.next(), cut.next()) {
+        (Some(n), None) => Some(n.clone()),
+        _ => None,
+    }
+}
+
 /// One random node cut off from all others.
 pub fn one<R: Rng + ?Sized>(nodes: &[NodeName], rng: &mut R) -> Grudge {
     let v = shuffled(nodes, rng);
@@ -415,5 +450,52 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn star_leaves_only_the_center_a_majority() {
+        let ns = nodes(5);
+        let g = star(&ns, "n1", Some("n2"));
+        validate(&g, &ns).unwrap();
+        assert!(symmetric(&g));
+        assert_eq!(
+            visible(&g, &ns, "n1"),
+            ["n1", "n3", "n4", "n5"].map(String::from).into()
+        );
+        assert_eq!(visible(&g, &ns, "n2"), ["n2"].map(String::from).into());
+        for leaf in ["n3", "n4", "n5"] {
+            assert_eq!(
+                visible(&g, &ns, leaf),
+                [leaf, "n1"].map(String::from).into()
+            );
+        }
+        // Without a node to cut, every leaf still reaches only the center.
+        let g = star(&ns, "n3", None);
+        assert!(symmetric(&g));
+        assert_eq!(visible(&g, &ns, "n3").len(), 5);
+        assert_eq!(
+            visible(&g, &ns, "n1"),
+            ["n1", "n3"].map(String::from).into()
+        );
+        assert_eq!(isolated(&isolate(&ns, "n4"), &ns), Some("n4".to_string()));
+        assert_eq!(
+            isolated(&halves(&ns, &mut ChaCha8Rng::seed_from_u64(1)), &ns),
+            None
+        );
+    }
+
+    #[test]
+    fn leader_minority_and_isolate_follower() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        for n in [3, 5, 7] {
+            let ns = nodes(n);
+            let g = Shape::LeaderMinority.build(&ns, Some("n2"), &mut rng);
+            let side = visible(&g, &ns, "n2");
+            assert_eq!(side.len(), (n - 1) / 2, "{n} nodes: {g:?}");
+            assert!(symmetric(&g));
+            let g = Shape::IsolateFollower.build(&ns, Some("n2"), &mut rng);
+            let cut = isolated(&g, &ns).unwrap();
+            assert_ne!(cut, "n2");
+        }
     }
 }

@@ -19,7 +19,9 @@ fn results(h: &History) -> serde_json::Value {
         Failover::default().check(h),
     ];
     Context::new(h).enrich(h, &mut rs);
-    checkers::result::results_json(&rs)
+    let mut j = checkers::result::results_json(&rs);
+    j["detection"] = checkers::result::detection(h, &rs);
+    j
 }
 
 fn page(client_ops: usize, hostile: bool) -> (String, serde_json::Value) {
@@ -136,4 +138,39 @@ fn million_ops() {
         t.elapsed(),
         html.len()
     );
+}
+
+#[test]
+fn page_shows_time_to_detection_per_class() {
+    let (html, res) = page(4000, false);
+    let d = &res["detection"];
+    for k in ["lost-write", "reused-key", "dual-leader"] {
+        let first = d[k]["first_s"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{k}: {d}"));
+        let proven = d[k]["proven_s"].as_f64().unwrap();
+        assert!(first >= 0.0 && first <= proven, "{k}: {d}");
+        // The first op cited is one of the class's proving ops.
+        let op = d[k]["first_op"].as_u64().unwrap();
+        let cited = res
+            .as_object()
+            .unwrap()
+            .values()
+            .filter_map(|r| r["anomalies"].as_array())
+            .flatten()
+            .filter(|a| a["type"] == k)
+            .any(|a| {
+                a["ops"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|o| o.as_u64() == Some(op))
+            });
+        assert!(cited, "{k}: op {op} proves no {k}");
+    }
+    assert!(html.contains("id=\"detection\""));
+    assert!(html.contains("<td><code>lost-write</code></td>"));
+    // A valid run has nothing to detect.
+    let h = History::new(sample::demo(0, false)).unwrap();
+    assert_eq!(checkers::result::detection(&h, &[]), json!({}));
 }

@@ -59,7 +59,7 @@ struct Row {
     false_alarms: u64,
     /// Runs that ended in a harness error (exit 255 or killed), with the first line of why.
     errors: Vec<String>,
-    /// Seconds from the test's start to the first op proving the expected class.
+    /// Seconds from the test's start until one anomaly of the expected class had all its proof.
     detect_s: Vec<f64>,
     /// Every class seen, with the number of runs that saw it.
     classes: std::collections::BTreeMap<String, u64>,
@@ -94,7 +94,7 @@ impl Row {
                     if let Some(t) = o
                         .results
                         .as_ref()
-                        .and_then(|r| r["detection"][class]["first_s"].as_f64())
+                        .and_then(|r| r["detection"][class]["proven_s"].as_f64())
                     {
                         self.detect_s.push(t);
                     }

@@ -231,7 +231,24 @@ async fn run_async(args: &TestArgs, plan: &Plan, started: Instant) -> anyhow::Re
         None,
         Box::new(move |l| p2.println(&format!("faultline: {l}"))),
     )?);
+    let res = run_logged(args, plan, started, progress, log.clone()).await;
+    if let Err(e) = &res {
+        // The same line `run` prints, kept with the run (when it got a directory).
+        log.record(&format!(
+            "error: {e:#} (seed {seed}; rerun with --seed {seed})"
+        ));
+    }
+    res
+}
 
+async fn run_logged(
+    args: &TestArgs,
+    plan: &Plan,
+    started: Instant,
+    progress: Progress,
+    log: Arc<RunLog>,
+) -> anyhow::Result<u8> {
+    let seed = plan.seed;
     let binary = if args.system == "leaderkv" && plan.file.is_none() {
         leaderkv::locate_artifact("leaderkv", "FAULTLINE_LEADERKV_BIN", "leaderkv")?
     } else {

@@ -70,6 +70,8 @@ pub struct Cluster {
     pub subnet: &'static str,
     pub store: tempfile::TempDir,
     recovery_wait: &'static str,
+    /// Run with `faultline test`'s default nodes, clients and recovery wait.
+    defaults: bool,
 }
 
 impl Cluster {
@@ -80,7 +82,16 @@ impl Cluster {
             subnet,
             store: tempfile::tempdir().unwrap(),
             recovery_wait: "8s",
+            defaults: false,
         }
+    }
+
+    /// A cluster whose runs take `faultline test`'s defaults (5 nodes, 10 clients) for
+    /// everything but the cluster's name, subnet and store: what a user would run.
+    pub fn with_defaults(prefix: &'static str, subnet: &'static str) -> Cluster {
+        let mut c = Cluster::new(prefix, subnet);
+        c.defaults = true;
+        c
     }
 
     /// Runs wait `wait` (`30s`) for recovery.
@@ -89,8 +100,23 @@ impl Cluster {
         self
     }
 
-    /// The arguments of `faultline test` on this cluster (5 clients, this store).
+    /// The arguments of `faultline test` on this cluster (3 nodes, 5 clients, this store;
+    /// or only the cluster and store with [`Cluster::with_defaults`]).
     pub fn args(&self) -> Vec<String> {
+        if self.defaults {
+            return [
+                "test",
+                "--prefix",
+                self.prefix,
+                "--subnet",
+                self.subnet,
+                "--store",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([self.store.path().display().to_string()])
+            .collect();
+        }
         [
             "test",
             "--nodes",
