@@ -137,8 +137,10 @@ pub fn results_json(results: &[CheckResult]) -> Json {
 /// When each anomaly class first showed, for `results.json`'s `detection`: per class, the
 /// earliest op (by time) among the ops that prove any of its listed anomalies (`first_op`,
 /// `first_s`: where the trouble began), and the earliest instant at which one anomaly of the
-/// class had all its proof (`proven_s`: the latest op of that anomaly). Times are seconds
-/// since the test started; ops are history indices.
+/// class had its proof (`proven_s`): for an anomaly about a window (two leaders at once,
+/// `details.start_s`), when the window opened; otherwise the latest of its ops (a lost write
+/// is proven by the read that lacks it). Times are seconds since the test started; ops are
+/// history indices.
 pub fn detection(history: &history::History, results: &[CheckResult]) -> Json {
     let ops = history.ops();
     let time_of = |index: u64| {
