@@ -77,8 +77,18 @@ impl Core {
                 _ => return wrong_args(&cmd),
             }),
             "ECHO" if a.len() == 1 => Outcome::Now(Reply::Bulk(Some(a[0].clone()))),
-            "ROLE" => Outcome::Now(self.role_reply()),
-            "INFO" => Outcome::Now(Reply::bulk(self.info())),
+            "ROLE" | "INFO" => {
+                // A leader that was paused past its lease may be asked before its timer
+                // runs: it checks the lease first, so it never answers as a stale leader.
+                if self.role == Role::Leader {
+                    self.tick_leader(std::time::Instant::now());
+                }
+                Outcome::Now(if cmd == "ROLE" {
+                    self.role_reply()
+                } else {
+                    Reply::bulk(self.info())
+                })
+            }
             "COMMAND" => Outcome::Now(Reply::Array(vec![])),
             "SELECT" | "CLIENT" | "QUIT" => Outcome::Now(Reply::ok()),
             "GET" | "SMEMBERS" if a.len() != 1 => wrong_args(&cmd),

@@ -170,3 +170,52 @@ async fn real_processes_replicate_fail_over_and_shut_down_cleanly() {
         "the log file records the election"
     );
 }
+
+/// A leader paused past its lease (SIGSTOP) while another is elected does not answer `ROLE`
+/// as leader when it wakes: the first thing it does with a request is to check its lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_leader_does_not_claim_the_lead_when_it_wakes() {
+    let dir = tempfile::tempdir().unwrap();
+    let addrs: Vec<SocketAddr> = (0..3).map(|_| port()).collect();
+    let peers: Vec<String> = addrs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("n{}={a}", i + 1))
+        .collect();
+    let peers = peers.join(",");
+    let p = Procs {
+        children: (0..3).map(|i| Some(spawn(dir.path(), i, &peers))).collect(),
+    };
+    let l = wait_leader(dir.path(), &addrs, None).await;
+    let pid = p.children[l].as_ref().unwrap().id().to_string();
+    let signal = |sig: &str| {
+        let st = Command::new("kill").args([sig, &pid]).status().unwrap();
+        assert!(st.success(), "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    let resumed = scopeguard(|| {
+        let _ = Command::new("kill").args(["-CONT", &pid]).status();
+    });
+    let nl = wait_leader(dir.path(), &addrs, Some(l)).await;
+    assert_ne!(nl, l);
+    // Asked while paused, answered first thing after waking.
+    let asked = tokio::spawn(role(addrs[l]));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    signal("-CONT");
+    drop(resumed);
+    let v = asked.await.unwrap().expect("the woken node answers ROLE");
+    assert_ne!(v[0], Reply::bulk("leader"), "stale claim: {v:?}");
+}
+
+/// Runs `f` when dropped (resumes a paused process even when the test fails).
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct G<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for G<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    G(Some(f))
+}
