@@ -13,7 +13,7 @@ fn faultline(args: &[&str]) -> Output {
 }
 
 fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata")
 }
 
 fn files(dir: &Path) -> Vec<PathBuf> {

@@ -1,5 +1,5 @@
 //! `cargo bench -p checkers --bench linearizable`: the linearizable checker on the public
-//! histories of `../shared/testdata` (parsing excluded: files are loaded once, outside the
+//! histories of `testdata/` (parsing excluded: files are loaded once, outside the
 //! timed loop). Compare with Porcupine's figures in testdata/README.md.
 
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use checkers::linearizable::{Linearizable, ModelKind};
 use criterion::{Criterion, criterion_group, criterion_main};
 use history::{History, Validity, Value};
 
-const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/testdata");
+const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata");
 
 fn load(path: &Path) -> History {
     history::load(path, None)

@@ -7,7 +7,7 @@ use checkers::linearizable::{Linearizable, ModelKind};
 use checkers::{CheckResult, Checker, Validity};
 use history::{History, Value};
 
-const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/testdata");
+const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata");
 
 fn load(path: &Path) -> History {
     history::load(path, None)

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
 }
 
 fn files(dir: &Path) -> Vec<PathBuf> {
