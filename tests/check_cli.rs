@@ -193,3 +193,20 @@ fn bad_input_is_one_line_and_exit_254() {
     let out = faultline(&["check", "x.jsonl", "--initial"]);
     assert_eq!(code(&out), 254);
 }
+
+#[test]
+fn a_duration_too_long_or_malformed_is_exit_254_in_every_command() {
+    for args in [
+        &["check", "x.jsonl", "--budget", "99999999999999999999h"][..],
+        &["test", "--time-limit", "1e400s"],
+        &["test", "--nemesis-interval=-1s"],
+        &["exec", "--timeout", "5 parsecs", "true"],
+        &["shrink", "x", "--budget", "inf"],
+    ] {
+        let out = faultline(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(code(&out), 254, "{args:?}: {err}");
+        assert!(err.contains("bad duration"), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}

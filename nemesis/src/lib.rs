@@ -5,7 +5,8 @@
 //! - [`fault`]: [`Fault`], [`Target`], [`FaultKind`], and [`FaultRecord`], the plain-data
 //!   value of a nemesis op in the history.
 //! - [`schedule`]: [`Schedule`] (seeded generation, JSON/TOML files) and the command-line
-//!   helpers [`parse_kinds`] and [`parse_duration`].
+//!   helper [`parse_kinds`].
+//! - [`duration`]: [`parse_duration`], the one duration syntax of flags and files.
 //! - [`state`]: the write-ahead state file of faults applied and not yet healed.
 //! - [`nemesis`]: the [`Nemesis`] trait and [`ClusterNemesis`], which applies faults through
 //!   one `control::Remote` per node.
@@ -28,6 +29,7 @@ pub mod adaptive;
 mod apply;
 pub mod clock;
 pub mod driver;
+pub mod duration;
 pub mod episode;
 pub mod error;
 pub mod fault;
@@ -43,12 +45,13 @@ pub mod system;
 pub use adaptive::{LeaderWatch, Observation, Played, run_adaptive};
 pub use clock::{ClockMode, shim_env};
 pub use driver::{NemesisEvent, run_schedule};
+pub use duration::{BadDuration, parse_duration};
 pub use episode::{AdaptiveOptions, Episode, Planner, Step, Until};
 pub use error::{Error, Result};
 pub use fault::{ClockAction, Fault, FaultKind, FaultRecord, Partition, Phase, Target};
 pub use grudge::{Grudge, NodeName, Shape};
 pub use heal::{HealAll, HealGuard, HealReport, Interrupts, heal_from_state_file};
 pub use nemesis::{ClusterNemesis, Nemesis, NemesisConfig, NemesisOp};
-pub use schedule::{GenerateOptions, Schedule, ScheduledFault, parse_duration, parse_kinds};
+pub use schedule::{GenerateOptions, Schedule, ScheduledFault, parse_kinds};
 pub use state::{HealAction, PendingHeal, StateFile, default_state_path};
 pub use system::{PidfileSystem, SystemControl};

@@ -2,7 +2,7 @@
 //! ([`Schedule::generate`]: a random sequence of start/stop pairs over the fault window) or
 //! read from a file (JSON or TOML, [`Schedule::load`]) that an earlier run saved
 //! ([`Schedule::save`]), so a run can be replayed. Also the command-line helpers
-//! [`parse_kinds`] and [`parse_duration`].
+//! [`parse_kinds`].
 
 use std::path::Path;
 use std::time::Duration;
@@ -281,30 +281,6 @@ pub fn parse_kinds(s: &str) -> Result<Vec<FaultKind>> {
     Ok(out)
 }
 
-/// Parses `5s`, `500ms`, `2m`, `1h`, `1.5s`, `250us`; a bare number is seconds.
-pub fn parse_duration(s: &str) -> Result<Duration> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let bad = || Error::Schedule(format!("bad duration {s:?} (examples: 5s, 500ms, 2m)"));
-    let value: f64 = num.parse().map_err(|_| bad())?;
-    let secs = match unit.trim() {
-        "" | "s" | "sec" | "secs" => value,
-        "ms" => value / 1e3,
-        "us" | "µs" => value / 1e6,
-        "ns" => value / 1e9,
-        "m" | "min" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(bad()),
-    };
-    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,7 +380,7 @@ fault = { kind = "partition", partition = { isolate = "n3" } }
     }
 
     #[test]
-    fn kinds_and_durations() {
+    fn kinds() {
         assert_eq!(
             parse_kinds("partition, pause,partition").unwrap(),
             vec![FaultKind::Partition, FaultKind::Pause]
@@ -417,11 +393,5 @@ fault = { kind = "partition", partition = { isolate = "n3" } }
                 .to_string()
                 .contains("bogus")
         );
-        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
-        assert!(parse_duration("5 parsecs").is_err());
-        assert!(parse_duration("-1s").is_err());
     }
 }

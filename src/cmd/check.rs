@@ -32,7 +32,7 @@ pub struct CheckArgs {
     #[arg(long)]
     pub initial: Option<String>,
     /// Time budget for the linearizability search, e.g. 30s, 500ms; past it: unknown.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = nemesis::parse_duration)]
     pub budget: Duration,
     /// Print the results object as JSON on stdout.
     #[arg(long)]
@@ -57,26 +57,6 @@ impl Model {
 
 fn parse_format(s: &str) -> Result<Format, String> {
     s.parse()
-}
-
-/// Parses `30s`, `500ms`, `2m`, `1h` or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("bad duration {s:?} (expected e.g. 30s, 500ms, 2m)"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1e3,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("bad duration unit in {s:?} (use ms, s, m or h)")),
-    };
-    Ok(Duration::from_secs_f64(secs))
 }
 
 /// Where the history of `path` is: the file itself, or `history.jsonl` in a run directory.

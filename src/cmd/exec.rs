@@ -31,29 +31,11 @@ pub struct ExecArgs {
     #[arg(long, env = cluster::STATE_ROOT_ENV, default_value = cluster::DEFAULT_STATE_ROOT)]
     pub state_dir: PathBuf,
     /// Command timeout (e.g. 30s, 500ms, 2m).
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = nemesis::parse_duration)]
     pub timeout: Duration,
     /// Run the command through sudo.
     #[arg(long)]
     pub sudo: bool,
-}
-
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map(|i| s.split_at(i))
-        .unwrap_or((s, "s"));
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("bad duration `{s}` (e.g. 30s, 500ms, 2m)"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("bad duration `{s}` (e.g. 30s, 500ms, 2m)")),
-    };
-    Ok(Duration::from_secs_f64(secs))
 }
 
 pub fn run(args: ExecArgs) -> anyhow::Result<u8> {

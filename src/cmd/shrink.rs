@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 
-use crate::cmd::check::parse_duration;
 use crate::cmd::replay::{self, store_of};
 use crate::exit::{self, user_error};
 use crate::gate::child;
@@ -21,7 +20,7 @@ pub struct ShrinkArgs {
     #[arg(long, default_value_t = 3)]
     pub tries: u32,
     /// Total time to spend, e.g. 30m.
-    #[arg(long, default_value = "30m", value_parser = parse_duration)]
+    #[arg(long, default_value = "30m", value_parser = nemesis::parse_duration)]
     pub budget: Duration,
     /// Where the attempts are stored (default: the original's store).
     #[arg(long)]

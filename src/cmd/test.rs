@@ -17,7 +17,6 @@ use history::Validity;
 use nemesis::{AdaptiveOptions, ClockMode, FaultKind, GenerateOptions, Schedule};
 use workloads::Workload;
 
-use crate::cmd::check::parse_duration;
 use crate::cmd::reach::{self, SshArgs};
 use crate::exit::{self, user_error};
 use crate::runner::{self, progress::Progress};
@@ -45,7 +44,7 @@ pub struct TestArgs {
     #[arg(long, default_value = "partition,pause,kill")]
     pub nemesis: String,
     /// How long the workload runs (faults included).
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = nemesis::parse_duration)]
     pub time_limit: Duration,
     /// Client workers.
     #[arg(long, default_value_t = 10)]
@@ -68,13 +67,13 @@ pub struct TestArgs {
     pub nemesis_mode: String,
     /// Adaptive: the longest quiet time between episodes and the length of faults not aimed
     /// at the leader. Interval: quiet time before each fault, and each fault's length.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = nemesis::parse_duration)]
     pub nemesis_interval: Duration,
     /// Adaptive: the longest a leader-aimed fault holds while waiting for a new leader.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = nemesis::parse_duration)]
     pub fault_max: Duration,
     /// Adaptive: the longest wait, after healing, for one leader again before the next fault.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = nemesis::parse_duration)]
     pub settle_max: Duration,
     /// Play this fault schedule (JSON or TOML, e.g. a run's schedule.json) instead.
     #[arg(long)]
@@ -83,16 +82,16 @@ pub struct TestArgs {
     #[arg(long, default_value = "store")]
     pub store: PathBuf,
     /// Longest wait, after healing, for the cluster to converge before the final reads.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = nemesis::parse_duration)]
     pub recovery_wait: Duration,
     /// Workload time before the first fault can start.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = nemesis::parse_duration)]
     pub warmup: Duration,
     /// Client op timeout (an op with no answer by then ends `info`).
-    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    #[arg(long, default_value = "3s", value_parser = nemesis::parse_duration)]
     pub op_timeout: Duration,
     /// Time budget of the linearizability check (register workload).
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = nemesis::parse_duration)]
     pub check_budget: Duration,
     /// Test name (the store folder); default `<system>-<workloads>`.
     #[arg(long)]
@@ -101,7 +100,7 @@ pub struct TestArgs {
     #[arg(long)]
     pub json: bool,
     /// Sentinel's down-after-milliseconds (redis-sentinel).
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = nemesis::parse_duration)]
     pub down_after: Duration,
     /// Install a third-party system's missing OS packages with apt-get.
     #[arg(long)]
