@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod stored_run;
+
 fn faultline(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_faultline"))
         .args(args)
@@ -208,5 +210,37 @@ fn a_duration_too_long_or_malformed_is_exit_254_in_every_command() {
         assert_eq!(code(&out), 254, "{args:?}: {err}");
         assert!(err.contains("bad duration"), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+/// The anomaly classes of a results object, sorted.
+fn classes(results: &serde_json::Value) -> Vec<String> {
+    results["anomaly_types"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no anomaly_types in {results}"))
+        .iter()
+        .filter_map(|t| t.as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn check_and_report_run_the_suite_a_run_ran() {
+    let store = tempfile::tempdir().unwrap();
+    let dir = stored_run::make(store.path());
+    let recorded: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap()).unwrap();
+    let want = classes(&recorded);
+    assert!(want.contains(&"dual-leader".to_string()), "{want:?}");
+    // `check` on the run directory: the leader checkers run too.
+    let out = faultline(&["check", dir.to_str().unwrap(), "--json"]);
+    assert_eq!(code(&out), 1, "{}", String::from_utf8_lossy(&out.stderr));
+    let checked: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(classes(&checked), want);
+    // `report` without results.json reruns the same suite.
+    std::fs::remove_file(dir.join("results.json")).unwrap();
+    let report = stored_run::report(&dir);
+    let html = std::fs::read_to_string(report).unwrap();
+    for class in &want {
+        assert!(html.contains(class.as_str()), "report lacks {class}");
     }
 }

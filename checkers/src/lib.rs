@@ -12,6 +12,8 @@
 //! - [`explain`]: fault windows from the nemesis ops, and the fault context ("while n1 was cut
 //!   off from n2..n5 ...") added to other checkers' explanations.
 //! - [`stats`]: outcome counts per function, latency quantiles, throughput.
+//! - [`suite`]: [`suite::Suite`], which checkers a history gets (from a run's workloads or a
+//!   [`suite::Census`] of its ops), run together; the same for `test`, `check` and `report`.
 //!
 //! Every checker returns Unknown with a reason rather than panicking or guessing Valid.
 
@@ -22,6 +24,7 @@ pub mod linearizable;
 pub mod result;
 pub mod set;
 pub mod stats;
+pub mod suite;
 pub mod unique_ids;
 
 pub use history::{History, Validity};

@@ -1,7 +1,10 @@
 //! `faultline check`: run checkers over a recorded history or a stored run.
 //!
-//! The `set` and `unique-ids` checkers stream the file (memory grows with the number of
-//! distinct elements, not with the text); the linearizability models need the whole history.
+//! The checkers are the suite `test` and `report` run (`checkers::suite`), inferred from the
+//! ops' functions: the models, and `dual-leader`/`failover` when the history has leader
+//! probes. The `set` and `unique-ids` checkers stream the file (memory grows with the number
+//! of distinct elements, not with the text); the rest need the whole history, as does the
+//! fault context when the history has nemesis ops.
 
 use std::fs::File;
 use std::ops::ControlFlow;
@@ -9,10 +12,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use checkers::CheckResult;
 use checkers::set::{Set, SetState};
+use checkers::suite::{Census, Model, Suite};
 use checkers::unique_ids::{UniqueIds, UniqueIdsState};
 use history::{Format, Value, edn};
 
@@ -25,8 +29,9 @@ pub struct CheckArgs {
     /// The file's format; guessed from its first bytes when left out.
     #[arg(long, value_parser = parse_format)]
     pub format: Option<Format>,
-    /// What to check the history against; inferred from the ops' functions when left out.
-    #[arg(long, value_enum)]
+    /// What to check the history against (set, unique-ids, register, cas-register,
+    /// multi-register, kv); inferred from the ops' functions when left out.
+    #[arg(long)]
     pub model: Option<Model>,
     /// The register's initial value (JSON or EDN: 0, "x", {"x":0,"y":0}); default nil.
     #[arg(long)]
@@ -37,22 +42,6 @@ pub struct CheckArgs {
     /// Print the results object as JSON on stdout.
     #[arg(long)]
     pub json: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Model {
-    Register,
-    CasRegister,
-    MultiRegister,
-    Kv,
-    Set,
-    UniqueIds,
-}
-
-impl Model {
-    fn streams(self) -> bool {
-        matches!(self, Model::Set | Model::UniqueIds)
-    }
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {
@@ -95,54 +84,6 @@ fn read_error(e: history::ReadError) -> anyhow::Error {
     match e {
         history::ReadError::Io { .. } => anyhow::Error::new(e),
         other => user_error(other.to_string()),
-    }
-}
-
-/// Which functions a history uses, to infer what to check.
-#[derive(Default, Debug)]
-struct Census {
-    adds: bool,
-    ids: bool,
-    register: bool,
-    txn: bool,
-    kv: bool,
-    ops: u64,
-}
-
-impl Census {
-    fn observe(&mut self, op: &history::Op) {
-        self.ops += 1;
-        if !op.is_client() {
-            return;
-        }
-        match &*op.f {
-            "add" => self.adds = true,
-            "generate" | "insert" | "incr" => self.ids = true,
-            "write" | "cas" => self.register = true,
-            "txn" => self.txn = true,
-            "get" | "put" | "append" => self.kv = true,
-            _ => {}
-        }
-    }
-
-    fn models(&self) -> Vec<Model> {
-        let mut m = Vec::new();
-        if self.adds {
-            m.push(Model::Set);
-        }
-        if self.ids {
-            m.push(Model::UniqueIds);
-        }
-        if self.register {
-            m.push(Model::CasRegister);
-        }
-        if self.txn {
-            m.push(Model::MultiRegister);
-        }
-        if self.kv {
-            m.push(Model::Kv);
-        }
-        m
     }
 }
 
@@ -208,37 +149,33 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
             file.display()
         );
     }
-    let models = match args.model {
-        Some(m) => vec![m],
-        None => census.models(),
+    let suite = Suite {
+        models: match args.model {
+            Some(m) => vec![m],
+            None => census.models(),
+        },
+        leader: census.leader,
+        // Counts and latencies belong to a run's report, not to a verdict.
+        stats: false,
+        budget: args.budget,
+        initial,
+        // Jepsen/Knossos record reads as nil when the value is unknown; faultline records
+        // nil only for a key that holds nothing.
+        nil_read_is_unknown: format == Format::JepsenEdn,
     };
-    if models.is_empty() {
+    if suite.models.is_empty() && !suite.leader {
         return Err(user_error(format!(
-            "{}: found no ops to check (no add, generate/insert/incr, read/write/cas, txn or get/put/append); pass --model to say what to check",
+            "{}: found no ops to check (no add, generate/insert/incr, read/write/cas, txn, get/put/append or leader); pass --model to say what to check",
             file.display()
         )));
     }
-    let mut results = Vec::new();
-    for &m in &models {
-        match m {
-            Model::Set => results.push(set_result.clone()),
-            Model::UniqueIds => results.push(ids_result.clone()),
-            _ => {}
-        }
-    }
-    let needs_history = models.iter().any(|m| !m.streams());
-    if needs_history {
+    let streamed = vec![set_result, ids_result];
+    let results = if suite.needs_history(&census) {
         let (history, _) = history::load(&file, Some(format)).map_err(read_error)?;
-        for &m in models.iter().filter(|m| !m.streams()) {
-            results.push(linearizable(
-                m,
-                &history,
-                initial.clone(),
-                format,
-                args.budget,
-            )?);
-        }
-    }
+        suite.run_with(&history, streamed)
+    } else {
+        suite.streamed_only(streamed)
+    };
     let verdict = checkers::result::merge_validity(&results);
     if args.json {
         let mut out = checkers::result::results_json(&results);
@@ -252,33 +189,6 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         print_human(&file, census.ops, &results, verdict);
     }
     Ok(exit::for_validity(verdict))
-}
-
-fn linearizable(
-    model: Model,
-    history: &history::History,
-    initial: Option<Value>,
-    format: Format,
-    budget: Duration,
-) -> anyhow::Result<CheckResult> {
-    use checkers::Checker;
-    use checkers::linearizable::{Linearizable, ModelKind};
-    let kind = match model {
-        Model::Register => ModelKind::Register,
-        Model::CasRegister => ModelKind::CasRegister,
-        Model::MultiRegister => ModelKind::MultiRegister,
-        Model::Kv => ModelKind::Kv,
-        Model::Set | Model::UniqueIds => unreachable!("streaming models are checked in stream()"),
-    };
-    let mut checker = Linearizable::new(kind)
-        // Jepsen/Knossos record reads as nil when the value is unknown; faultline records nil
-        // only for a key that holds nothing.
-        .with_nil_read_is_unknown(format == Format::JepsenEdn)
-        .with_budget(budget);
-    if let Some(v) = initial {
-        checker = checker.with_initial(v);
-    }
-    Ok(checker.check(history))
 }
 
 fn print_human(file: &Path, ops: u64, results: &[CheckResult], verdict: history::Validity) {

@@ -6,7 +6,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use checkers::Checker;
 use serde_json::Value as Json;
 
 use crate::exit::user_error;
@@ -70,23 +69,11 @@ fn read_json(path: &Path) -> anyhow::Result<Option<Json>> {
     }
 }
 
-/// The checkers whose inputs the history has, with fault context added to their anomalies.
+/// The checkers the history's own ops call for (the suite `check` infers, with stats), with
+/// fault context added to their anomalies.
 pub fn rerun_checkers(history: &history::History) -> Json {
-    let has = |fs: &[&str]| history.ops().iter().any(|o| fs.contains(&&*o.f));
-    let mut results = Vec::new();
-    if has(&["add"]) {
-        results.push(checkers::set::Set::default().check(history));
-    }
-    if has(&["incr", "generate", "insert"]) {
-        results.push(checkers::unique_ids::UniqueIds::default().check(history));
-    }
-    if has(&["leader"]) {
-        results.push(checkers::dual_leader::DualLeader::default().check(history));
-        results.push(checkers::failover::Failover::default().check(history));
-    }
-    results.push(checkers::stats::Stats.check(history));
-    checkers::explain::enrich(history, &mut results);
-    checkers::result::results_json(&results)
+    let suite = checkers::suite::Suite::inferred(&checkers::suite::Census::of(history));
+    checkers::result::results_json(&suite.run(history))
 }
 
 /// `<test-name>/<timestamp>` when the run sits in a store, else the directory's name.

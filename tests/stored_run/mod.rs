@@ -1,6 +1,6 @@
 //! A stored run built by hand for the report and serve tests: `<store>/demo/<stamp>/` with
 //! the synthetic history of `reports::sample` (a lost write, a reused id, a dual-leader
-//! window, `<script>` values), `results.json` from the real checkers over it, `test.json`
+//! window, `<script>` values), `results.json` from the checker suite of a run over it, `test.json`
 //! and a node log.
 
 #![allow(dead_code)]
@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use checkers::Checker;
+use checkers::suite::Model;
 
 pub const STAMP: &str = "20260101T000000.000Z";
 
@@ -24,13 +24,8 @@ pub fn make(store: &Path) -> PathBuf {
     }
     fs::write(dir.join("history.jsonl"), w.into_inner()).unwrap();
     let h = history::History::new(ops).unwrap();
-    let mut results = vec![
-        checkers::set::Set::default().check(&h),
-        checkers::unique_ids::UniqueIds::default().check(&h),
-        checkers::dual_leader::DualLeader::default().check(&h),
-        checkers::failover::Failover::default().check(&h),
-    ];
-    checkers::explain::enrich(&h, &mut results);
+    let suite = checkers::suite::Suite::for_run(vec![Model::Set, Model::UniqueIds]);
+    let results = suite.run(&h);
     let json = checkers::result::results_json(&results);
     fs::write(
         dir.join("results.json"),
