@@ -22,6 +22,7 @@
 //! Safety), `split-brain-writes` (both nodes of a proven window acknowledged writes that were
 //! in flight during it).
 
+use history::vocab;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -46,7 +47,7 @@ pub struct DualLeader {
 impl Default for DualLeader {
     fn default() -> Self {
         DualLeader {
-            probe_f: "leader".into(),
+            probe_f: vocab::LEADER.into(),
             write_fs: default_write_fs(),
             limit: DEFAULT_LIMIT,
         }
@@ -55,12 +56,7 @@ impl Default for DualLeader {
 
 /// The write-like functions of faultline's workloads.
 pub fn default_write_fs() -> Vec<String> {
-    [
-        "add", "write", "cas", "incr", "generate", "insert", "append", "put",
-    ]
-    .into_iter()
-    .map(String::from)
-    .collect()
+    vocab::WRITE_FS.into_iter().map(String::from).collect()
 }
 
 /// One answered probe.
@@ -81,7 +77,7 @@ pub struct Probe {
 
 impl Probe {
     pub fn is_leader(&self) -> bool {
-        self.role == "leader"
+        self.role == vocab::ROLE_LEADER
     }
 }
 

@@ -11,6 +11,7 @@
 //! `details.context`), so the runner can apply it before writing `results.json` and the report
 //! shows it. It is idempotent.
 
+use history::vocab::{self, Phase};
 use std::collections::BTreeSet;
 
 use serde_json::{Map, Value as Json};
@@ -154,7 +155,7 @@ pub fn faults(history: &History) -> Vec<FaultWindow> {
         }
         let completion = history.partner(pos).map(|p| &ops[p]);
         let last = completion.unwrap_or(op);
-        if let Some(kind) = op.f.strip_prefix("start-") {
+        if let Some((Phase::Start, kind)) = vocab::parse_nemesis_f(&op.f) {
             let mut start_ops = vec![op.index];
             start_ops.extend(completion.map(|c| c.index));
             let value = match completion {
@@ -169,13 +170,13 @@ pub fn faults(history: &History) -> Vec<FaultWindow> {
                 end_op: None,
                 value,
             });
-        } else if let Some(kind) = op.f.strip_prefix("stop-") {
+        } else if let Some((Phase::Stop, kind)) = vocab::parse_nemesis_f(&op.f) {
             if let Some(i) = matching(&open, kind, op, completion) {
                 let mut w = open.remove(i);
                 close(&mut w, last, op);
                 done.push(w);
             }
-        } else if &*op.f == "heal-all" {
+        } else if &*op.f == vocab::HEAL_ALL {
             for mut w in open.drain(..) {
                 close(&mut w, last, op);
                 done.push(w);
@@ -216,7 +217,7 @@ impl Context {
     pub fn new(history: &History) -> Context {
         Context {
             faults: faults(history),
-            runs: leader_runs(&observe(history, "leader").probes),
+            runs: leader_runs(&observe(history, vocab::LEADER).probes),
         }
     }
 

@@ -18,6 +18,7 @@
 //!
 //! Summaries (count, median, max) go to the stats, and per-fault figures to `stats.faults`.
 
+use history::vocab;
 use serde_json::{Value as Json, json};
 
 use history::{History, Validity};
@@ -44,7 +45,7 @@ pub struct Failover {
 impl Default for Failover {
     fn default() -> Self {
         Failover {
-            probe_f: "leader".into(),
+            probe_f: vocab::LEADER.into(),
             write_fs: default_write_fs(),
             min_gap: 1_000_000_000,
             grace: 5_000_000_000,

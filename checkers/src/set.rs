@@ -13,6 +13,7 @@
 //! The checker streams: [`SetState::observe`] one op at a time, then [`SetState::finish`];
 //! memory is one small record per element, never the reads themselves.
 
+use history::vocab;
 use std::sync::Arc;
 
 use serde_json::json;
@@ -42,8 +43,8 @@ pub struct Set {
 impl Default for Set {
     fn default() -> Self {
         Set {
-            add_f: "add".into(),
-            read_f: "read".into(),
+            add_f: vocab::ADD.into(),
+            read_f: vocab::READ.into(),
             linearizable: false,
             limit: DEFAULT_LIMIT,
         }

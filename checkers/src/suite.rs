@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use history::{History, Op, Value};
+use history::{History, Op, Value, vocab};
 
 use crate::linearizable::{Linearizable, ModelKind};
 use crate::{CheckResult, Checker};
@@ -111,12 +111,12 @@ impl Census {
             return;
         }
         match &*op.f {
-            "add" => self.adds = true,
-            "generate" | "insert" | "incr" => self.ids = true,
-            "write" | "cas" => self.register = true,
-            "txn" => self.txn = true,
-            "get" | "put" | "append" => self.kv = true,
-            "leader" => self.leader = true,
+            vocab::ADD => self.adds = true,
+            vocab::GENERATE | vocab::INSERT | vocab::INCR => self.ids = true,
+            vocab::WRITE | vocab::CAS => self.register = true,
+            vocab::TXN => self.txn = true,
+            vocab::GET | vocab::PUT | vocab::APPEND => self.kv = true,
+            vocab::LEADER => self.leader = true,
             _ => {}
         }
     }
@@ -258,9 +258,11 @@ impl Suite {
                 // Only the model's own functions: probes and other workloads' ops are not
                 // operations on the registers.
                 let fs: &[&str] = match kind {
-                    ModelKind::Register | ModelKind::CasRegister => &["read", "write", "cas"],
-                    ModelKind::MultiRegister => &["txn"],
-                    ModelKind::Kv => &["get", "put", "append"],
+                    ModelKind::Register | ModelKind::CasRegister => {
+                        &[vocab::READ, vocab::WRITE, vocab::CAS]
+                    }
+                    ModelKind::MultiRegister => &[vocab::TXN],
+                    ModelKind::Kv => &[vocab::GET, vocab::PUT, vocab::APPEND],
                 };
                 subset(history, |op| {
                     !op.is_client() || (fs.contains(&&*op.f) && (!mixed || op.key.is_some()))

@@ -3,6 +3,7 @@
 //! counter hands out (the failover incident the replication texts describe).
 //! Streams like [`crate::set`]: one map entry per distinct id.
 
+use history::vocab;
 use std::sync::Arc;
 
 use foldhash::HashMap as FastMap;
@@ -26,7 +27,7 @@ pub struct UniqueIds {
 impl Default for UniqueIds {
     fn default() -> Self {
         UniqueIds {
-            fs: vec!["generate".into(), "insert".into(), "incr".into()],
+            fs: vocab::ID_FS.iter().map(|f| f.to_string()).collect(),
             limit: DEFAULT_LIMIT,
         }
     }

@@ -9,6 +9,7 @@
 //! - [`jsonl`]: the native format, one JSON object per line; a streaming reader that accepts a
 //!   truncated last line, and a writer that flushes every op as it is written.
 //! - [`edn`]: a streaming reader for Jepsen's `history.edn` and Knossos/Porcupine data files.
+//! - [`vocab`]: the op functions (`add`, `read`, `leader`, ...) and probe roles, named once.
 //! - [`build`]: [`build::Builder`], hand-built histories for tests.
 //! - [`load`]: open a file, guess or take its [`Format`], and read it into a [`History`] or
 //!   stream its ops; `chunked` parses JSONL streams on several threads.
@@ -27,6 +28,7 @@ mod load;
 pub mod op;
 pub mod pairing;
 pub mod value;
+pub mod vocab;
 
 pub use error::ReadError;
 pub use history::{History, PairError};

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use history::vocab::{self, Phase};
+
 use crate::error::Result;
 use crate::fault::FaultRecord;
 use crate::nemesis::{Nemesis, NemesisOp};
@@ -35,7 +37,7 @@ pub enum NemesisEvent {
 }
 
 fn start_f(f: &crate::fault::Fault) -> String {
-    format!("start-{}", f.kind().name())
+    vocab::nemesis_f(Phase::Start, f.kind().name())
 }
 
 /// Runs `schedule` (times relative to now) against `nemesis`. Returns every record; errors
@@ -143,7 +145,7 @@ pub(crate) fn start_op(fault: &crate::fault::Fault) -> (NemesisOp, String, Value
 pub(crate) fn stop_op(kind: crate::fault::FaultKind, id: u64) -> (NemesisOp, String, Value) {
     (
         NemesisOp::Stop(id),
-        format!("stop-{}", kind.name()),
+        vocab::nemesis_f(Phase::Stop, kind.name()),
         json!({ "id": id }),
     )
 }
@@ -154,7 +156,7 @@ pub(crate) async fn heal_reported(
     on_event: &mut (dyn FnMut(NemesisEvent) + Send),
 ) -> Result<Vec<FaultRecord>> {
     on_event(NemesisEvent::Invoke {
-        f: "heal-all".into(),
+        f: vocab::HEAL_ALL.into(),
         value: Value::Null,
     });
     match nemesis.heal_all().await {
@@ -166,7 +168,7 @@ pub(crate) async fn heal_reported(
                     .collect(),
             );
             on_event(NemesisEvent::Complete {
-                f: "heal-all".into(),
+                f: vocab::HEAL_ALL.into(),
                 value,
                 records: healed.clone(),
             });
@@ -174,7 +176,7 @@ pub(crate) async fn heal_reported(
         }
         Err(e) => {
             on_event(NemesisEvent::Fail {
-                f: "heal-all".into(),
+                f: vocab::HEAL_ALL.into(),
                 value: Value::Null,
                 error: e.to_string(),
             });

@@ -281,10 +281,10 @@ impl FaultRecord {
     /// The op's `f`: `start-partition`, `stop-pause`, `start-clock`, ...
     pub fn f(&self) -> String {
         let phase = match self.phase {
-            Phase::Start => "start",
-            Phase::Stop => "stop",
+            Phase::Start => history::vocab::Phase::Start,
+            Phase::Stop => history::vocab::Phase::Stop,
         };
-        format!("{phase}-{}", self.kind.name())
+        history::vocab::nemesis_f(phase, self.kind.name())
     }
 
     /// The op's `value`: for partitions the grudge itself (`{"n1":["n2","n3"]}`, as Jepsen

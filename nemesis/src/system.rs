@@ -85,10 +85,21 @@ pub async fn signal_pids(
     }
     let list: Vec<String> = pids.iter().map(u32::to_string).collect();
     let on_err = if tolerant { "true" } else { "exit 1" };
+    // SIGSTOP is delivered asynchronously: on a loaded machine the target can run on for a
+    // while after `kill` returns. A pause is recorded as in effect only once every process
+    // shows state T (bounded: 2 s), so the history never claims a pause that had not begun.
+    let wait_stopped = if sig == "STOP" {
+        "for P in $ALL; do for _ in $(seq 100); do \
+         S=$(sed 's/.*) //' /proc/$P/stat 2>/dev/null | cut -c1); \
+         { [ -z \"$S\" ] || [ \"$S\" = T ] || [ \"$S\" = t ] || [ \"$S\" = Z ]; } && break; sleep 0.02; done; done"
+    } else {
+        "true"
+    };
     // Field 5 of /proc/PID/stat (3rd after the command name) is the process group.
     let script = format!(
-        "for P in {}; do G=$(sed 's/.*) //' /proc/$P/stat 2>/dev/null | cut -d' ' -f3); \
-         if [ \"$G\" = \"$P\" ]; then kill -s {sig} -- -$P || {on_err}; else kill -s {sig} $P || {on_err}; fi; done",
+        "ALL='{}'; for P in $ALL; do G=$(sed 's/.*) //' /proc/$P/stat 2>/dev/null | cut -d' ' -f3); \
+         if [ \"$G\" = \"$P\" ]; then kill -s {sig} -- -$P || {on_err}; else kill -s {sig} $P || {on_err}; fi; done; \
+         {wait_stopped}",
         list.join(" ")
     );
     remote

@@ -16,6 +16,7 @@
 pub mod plot;
 pub mod sample;
 
+use history::vocab;
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
@@ -380,7 +381,7 @@ fn shell_word(s: &str) -> String {
 fn plots(out: &mut String, h: &History, t_max: u64) {
     let axis = Axis { t_max };
     let windows = faults(h);
-    let obs = observe(h, "leader");
+    let obs = observe(h, vocab::LEADER);
     let runs = leader_runs(&obs.probes);
     let mut nodes: BTreeSet<String> = obs.probes.iter().map(|p| p.node.to_string()).collect();
     for f in &windows {

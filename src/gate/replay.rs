@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use history::{History, OpType, Process, Value};
+use history::{History, OpType, Process, Value, vocab};
 use nemesis::{Fault, Partition, Schedule, Target};
 
 /// Options a replay sets itself, removed from the original arguments (with their values).
@@ -63,7 +63,10 @@ fn starts(h: &History) -> Vec<&history::Op> {
         .enumerate()
         .filter(|(i, op)| {
             op.process == Process::Nemesis
-                && op.f.starts_with("start-")
+                && matches!(
+                    vocab::parse_nemesis_f(&op.f),
+                    Some((vocab::Phase::Start, _))
+                )
                 && h.partner(*i).is_some_and(|p| p < *i)
         })
         .map(|(_, op)| op)
@@ -78,7 +81,7 @@ pub fn pin(schedule: &Schedule, recorded: &History) -> Schedule {
     order.sort_by_key(|&i| pinned.faults[i].start_ms);
     for (&i, op) in order.iter().zip(starts(recorded)) {
         let f = &mut pinned.faults[i].fault;
-        if op.f.as_ref() != format!("start-{}", f.kind().name()) {
+        if vocab::parse_nemesis_f(&op.f) != Some((vocab::Phase::Start, f.kind().name())) {
             break;
         }
         match f {

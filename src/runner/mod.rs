@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use checkers::CheckResult;
 use control::Remote;
-use history::{OpType, Process, Validity, Value};
+use history::{OpType, Process, Validity, Value, vocab};
 use nemesis::{
     AdaptiveOptions, ClockMode, ClusterNemesis, HealGuard, Interrupts, Nemesis, NemesisConfig,
     NemesisEvent, Planner, Schedule,
@@ -125,14 +125,15 @@ fn record_nemesis(rec: &Recorder, ev: NemesisEvent) {
             .faults
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if let Some(k) = f.strip_prefix("start-") {
-            active.push(k.to_owned());
-        } else if let Some(k) = f.strip_prefix("stop-") {
-            if let Some(i) = active.iter().position(|a| a == k) {
-                active.remove(i);
+        match vocab::parse_nemesis_f(f) {
+            Some((vocab::Phase::Start, k)) => active.push(k.to_owned()),
+            Some((vocab::Phase::Stop, k)) => {
+                if let Some(i) = active.iter().position(|a| a == k) {
+                    active.remove(i);
+                }
             }
-        } else if f == "heal-all" {
-            active.clear();
+            None if f == vocab::HEAL_ALL => active.clear(),
+            None => {}
         }
     };
     match ev {

@@ -4,6 +4,7 @@
 //! 64 KiB held), so a killed controller leaves a readable prefix of everything sent before
 //! the writer fell idle. It also keeps the live counters the progress display shows.
 
+use history::vocab;
 use std::fs::File;
 use std::io::BufWriter;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -98,7 +99,7 @@ const BATCH_BYTES: usize = 64 * 1024;
 
 /// Updates the live counters for one op.
 fn count(c: &Counters, op: &Op) {
-    if op.is_client() && &*op.f != "leader" {
+    if op.is_client() && &*op.f != vocab::LEADER {
         match op.kind {
             OpType::Invoke => {
                 let t = op.time.unwrap_or(1).max(1);

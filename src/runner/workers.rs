@@ -1,6 +1,7 @@
 //! The tasks that talk to the system: client workers (one per `--concurrency`), the leader
 //! probe (one process per node, every 100 ms), and the set workload's final reads.
 
+use history::vocab;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -125,7 +126,7 @@ impl nemesis::LeaderWatch for ViewsWatch {
         nemesis::Observation {
             leaders: v
                 .iter()
-                .filter(|(_, (role, _))| role == "leader")
+                .filter(|(_, (role, _))| role == vocab::ROLE_LEADER)
                 .map(|(n, (_, term))| (n.clone(), *term))
                 .collect(),
             answering: v.len(),
@@ -146,7 +147,7 @@ pub async fn probe(
     leader_out: Arc<Mutex<Option<String>>>,
     stop: watch::Receiver<bool>,
 ) {
-    let op = Invocation::new("leader", Value::Nil).on(node.clone());
+    let op = Invocation::new(vocab::LEADER, Value::Nil).on(node.clone());
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -178,7 +179,7 @@ pub async fn probe(
                 }
             }
             v.iter()
-                .filter(|(_, (role, _))| role == "leader")
+                .filter(|(_, (role, _))| role == vocab::ROLE_LEADER)
                 .max_by_key(|(_, (_, term))| term.unwrap_or(0))
                 .map(|(n, _)| n.clone())
         };
@@ -207,7 +208,10 @@ pub async fn converge(system: &dyn System, limit: Duration) -> Result<String, St
             }
         }
         if last.is_empty() {
-            let leaders: Vec<_> = roles.iter().filter(|(_, r)| r.role == "leader").collect();
+            let leaders: Vec<_> = roles
+                .iter()
+                .filter(|(_, r)| r.role == vocab::ROLE_LEADER)
+                .collect();
             if leaders.len() == 1 {
                 let (ln, lr) = leaders[0];
                 let all_name = roles.iter().all(|(_, r)| r.leader.as_deref() == Some(ln));

@@ -6,6 +6,7 @@
 //! `-ERR`) definitely did not (`fail`). A connection refused before sending is `fail`; a reset
 //! or timeout after sending is `info` (for reads, which change nothing, `fail`).
 
+use history::vocab;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -237,17 +238,19 @@ fn command(op: &Invocation) -> Result<Vec<Vec<u8>>, String> {
     };
     let int = |v: &Value| int_bytes(v).ok_or_else(|| format!("{} needs an integer value", op.f));
     Ok(match (op.f, op.key.is_some()) {
-        ("add", _) => vec![b"SADD".to_vec(), SET_KEY.to_vec(), int(&op.value)?],
-        ("read", false) => vec![b"SMEMBERS".to_vec(), SET_KEY.to_vec()],
-        ("incr", _) | ("generate", _) | ("insert", _) => vec![b"INCR".to_vec(), IDS_KEY.to_vec()],
-        ("read", true) => vec![b"GET".to_vec(), key()?],
-        ("write", _) => vec![b"SET".to_vec(), key()?, int(&op.value)?],
-        ("cas", _) => {
+        (vocab::ADD, _) => vec![b"SADD".to_vec(), SET_KEY.to_vec(), int(&op.value)?],
+        (vocab::READ, false) => vec![b"SMEMBERS".to_vec(), SET_KEY.to_vec()],
+        (vocab::INCR, _) | (vocab::GENERATE, _) | (vocab::INSERT, _) => {
+            vec![b"INCR".to_vec(), IDS_KEY.to_vec()]
+        }
+        (vocab::READ, true) => vec![b"GET".to_vec(), key()?],
+        (vocab::WRITE, _) => vec![b"SET".to_vec(), key()?, int(&op.value)?],
+        (vocab::CAS, _) => {
             let pair = op.value.as_list().filter(|l| l.len() == 2);
             let pair = pair.ok_or("cas needs [old new]")?;
             vec![b"CAS".to_vec(), key()?, int(&pair[0])?, int(&pair[1])?]
         }
-        ("leader", _) => vec![b"ROLE".to_vec()],
+        (vocab::LEADER, _) => vec![b"ROLE".to_vec()],
         (f, _) => return Err(format!("leaderkv cannot do {f}")),
     })
 }

@@ -21,6 +21,7 @@ pub mod redis_sentinel;
 pub mod resp_router;
 pub mod thirdparty;
 
+use history::vocab;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -95,7 +96,7 @@ pub trait System: Send + Sync {
         let mut best: Option<(i64, String)> = None;
         for n in self.nodes() {
             if let Ok(r) = self.role(&n, timeout).await {
-                if r.role == "leader" {
+                if r.role == vocab::ROLE_LEADER {
                     let t = r.term.unwrap_or(0);
                     if best.as_ref().is_none_or(|(bt, _)| t > *bt) {
                         best = Some((t, n));
@@ -117,7 +118,7 @@ pub trait System: Send + Sync {
             for n in self.nodes() {
                 match self.role(&n, Duration::from_millis(500)).await {
                     Ok(r) => {
-                        if r.role == "leader" {
+                        if r.role == vocab::ROLE_LEADER {
                             leaders.push(n.clone());
                         }
                         views.push(r.leader.clone());

@@ -9,6 +9,7 @@
 //! change nothing, `fail`). A successful reply that makes no sense for the op is `fail` for
 //! reads and `info` otherwise.
 
+use history::vocab;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -51,17 +52,17 @@ pub fn ok_value(
     role: impl Fn(&Reply) -> Option<RoleInfo>,
 ) -> Option<Value> {
     match (op.f, op.key.is_some(), r) {
-        ("add", _, Reply::Int(_)) => Some(op.value.clone()),
-        ("read", false, Reply::Array(items)) => {
+        (vocab::ADD, _, Reply::Int(_)) => Some(op.value.clone()),
+        (vocab::READ, false, Reply::Array(items)) => {
             let mut out = Vec::new();
             for it in items.as_deref().unwrap_or_default() {
                 out.push(Value::Int(it.as_int()?));
             }
             Some(Value::List(out))
         }
-        ("incr" | "generate" | "insert", _, Reply::Int(i)) => Some(Value::Int(*i)),
-        ("read", true, Reply::Bulk(None)) => Some(Value::Nil),
-        ("read", true, Reply::Bulk(Some(b))) => {
+        (vocab::INCR | vocab::GENERATE | vocab::INSERT, _, Reply::Int(i)) => Some(Value::Int(*i)),
+        (vocab::READ, true, Reply::Bulk(None)) => Some(Value::Nil),
+        (vocab::READ, true, Reply::Bulk(Some(b))) => {
             let s = std::str::from_utf8(b).ok()?;
             Some(
                 s.parse::<i64>()
@@ -69,8 +70,8 @@ pub fn ok_value(
                     .unwrap_or_else(|_| Value::str(s)),
             )
         }
-        ("write" | "cas", _, Reply::Simple(s)) if s == "OK" => Some(op.value.clone()),
-        ("leader", _, r) => Some(role_value(&role(r)?)),
+        (vocab::WRITE | vocab::CAS, _, Reply::Simple(s)) if s == "OK" => Some(op.value.clone()),
+        (vocab::LEADER, _, r) => Some(role_value(&role(r)?)),
         _ => None,
     }
 }

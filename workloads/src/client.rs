@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use history::Value;
+use history::vocab;
 
 /// One operation to perform (the `invoke` line of the history, minus bookkeeping).
 #[derive(Clone, Debug, PartialEq)]
@@ -38,7 +39,7 @@ impl Invocation {
 
     /// True for ops without side effects (a read that times out can be recorded `fail`).
     pub fn is_read(&self) -> bool {
-        matches!(self.f, "read" | "leader")
+        vocab::is_read(self.f)
     }
 }
 

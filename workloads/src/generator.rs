@@ -7,6 +7,7 @@
 //! - `register`: `read` / `write` / `cas [old new]` on a few keys (`r0`..), small values.
 
 use history::Value;
+use history::vocab;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -48,7 +49,7 @@ impl std::str::FromStr for Workload {
 pub fn parse_workloads(s: &str) -> Result<Vec<Workload>, String> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        if part == "leader" {
+        if part == vocab::LEADER {
             continue;
         }
         let w: Workload = part.parse()?;
@@ -104,23 +105,24 @@ impl Generator {
             Workload::Set => {
                 let v = self.next_add;
                 self.next_add += self.stride;
-                Invocation::new("add", Value::Int(v))
+                Invocation::new(vocab::ADD, Value::Int(v))
             }
-            Workload::UniqueIds => Invocation::new("incr", Value::Nil),
+            Workload::UniqueIds => Invocation::new(vocab::INCR, Value::Nil),
             Workload::Register => {
                 let key = format!("r{}", self.rng.random_range(0..REGISTER_KEYS));
                 let roll = self.rng.random_range(0..4u8);
                 let val = |rng: &mut ChaCha8Rng| Value::Int(rng.random_range(0..REGISTER_VALUES));
                 match roll {
-                    0 | 1 => Invocation::new("read", Value::Nil).key(Value::str(&key)),
+                    0 | 1 => Invocation::new(vocab::READ, Value::Nil).key(Value::str(&key)),
                     2 => {
                         let x = val(&mut self.rng);
-                        Invocation::new("write", x).key(Value::str(&key))
+                        Invocation::new(vocab::WRITE, x).key(Value::str(&key))
                     }
                     _ => {
                         let old = val(&mut self.rng);
                         let new = val(&mut self.rng);
-                        Invocation::new("cas", Value::List(vec![old, new])).key(Value::str(&key))
+                        Invocation::new(vocab::CAS, Value::List(vec![old, new]))
+                            .key(Value::str(&key))
                     }
                 }
             }
@@ -132,7 +134,7 @@ impl Generator {
 pub fn final_reads<'a>(nodes: impl IntoIterator<Item = &'a str>) -> Vec<Invocation> {
     nodes
         .into_iter()
-        .map(|n| Invocation::new("read", Value::Nil).on(n))
+        .map(|n| Invocation::new(vocab::READ, Value::Nil).on(n))
         .collect()
 }
 

@@ -7,6 +7,7 @@
 //! rare hash and length match, contents are compared in full. Each (state, text) append is
 //! memoised. The table grows during the search, so it sits behind a `RefCell`.
 
+use history::vocab;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -220,12 +221,12 @@ impl Codec for Kv {
         };
         let strings = self.strings.get_mut();
         match &*invoke.f {
-            "get" | "read" => Ok(ok.map(|done| {
+            vocab::GET | vocab::READ => Ok(ok.map(|done| {
                 let s = text(&done.value).unwrap_or(s);
                 (KvInput::Get, Some(strings.leaf(s)))
             })),
-            "put" | "write" => Ok(Some((KvInput::Put(strings.leaf(s)), None))),
-            "append" => Ok(Some((KvInput::Append(strings.text(s)), None))),
+            vocab::PUT | vocab::WRITE => Ok(Some((KvInput::Put(strings.leaf(s)), None))),
+            vocab::APPEND => Ok(Some((KvInput::Append(strings.text(s)), None))),
             f => Err(format!(
                 "op {}: the kv model has no operation {f:?} (expected get, put or append)",
                 invoke.index

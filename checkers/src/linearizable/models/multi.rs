@@ -5,6 +5,7 @@
 //! (its reads are unknown). Register names and values are interned; a state is one value id
 //! per register. Registers absent from the initial map start as nil.
 
+use history::vocab;
 use history::{Op, Value};
 
 use crate::linearizable::model::{Codec, Interner, Model};
@@ -103,7 +104,7 @@ impl Codec for MultiRegister {
         invoke: &Op,
         ok: Option<&Op>,
     ) -> Result<Option<(Box<[Micro]>, ())>, String> {
-        if &*invoke.f != "txn" {
+        if &*invoke.f != vocab::TXN {
             return Err(format!(
                 "op {}: the multi-register model has no operation {:?} (expected txn)",
                 invoke.index, invoke.f
@@ -126,7 +127,7 @@ impl Codec for MultiRegister {
                 return Err(bad());
             };
             match f.as_str() {
-                Some("read" | "r") => {
+                Some(vocab::READ | "r") => {
                     let unknown = ok.is_none() || (v.is_nil() && self.nil_read_is_unknown);
                     if unknown {
                         continue;
@@ -134,7 +135,7 @@ impl Codec for MultiRegister {
                     let slot = self.slot(name);
                     out.push(Micro::Read(slot, Some(self.values.intern(v))));
                 }
-                Some("write" | "w") => {
+                Some(vocab::WRITE | "w") => {
                     let slot = self.slot(name);
                     out.push(Micro::Write(slot, self.values.intern(v)));
                 }

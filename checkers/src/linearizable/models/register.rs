@@ -5,6 +5,7 @@
 //! and is dropped before the search: an `info` read, and with `nil_read_is_unknown` an `ok`
 //! read of nil (Knossos' rule). Without that option a read of nil means "holds nothing".
 
+use history::vocab;
 use history::{Op, Value};
 
 use crate::linearizable::model::{Codec, Interner, Model, effective_value};
@@ -78,7 +79,7 @@ impl Codec for Register {
     ) -> Result<Option<(RegisterInput, Option<u32>)>, String> {
         let value = effective_value(invoke, ok);
         match &*invoke.f {
-            "read" => {
+            vocab::READ => {
                 let Some(done) = ok else { return Ok(None) };
                 if done.value.is_nil() && self.nil_read_is_unknown {
                     return Ok(None);
@@ -88,11 +89,11 @@ impl Codec for Register {
                     Some(self.interner.intern(&done.value)),
                 )))
             }
-            "write" => Ok(Some((
+            vocab::WRITE => Ok(Some((
                 RegisterInput::Write(self.interner.intern(value)),
                 None,
             ))),
-            "cas" if self.allow_cas => match value.as_list() {
+            vocab::CAS if self.allow_cas => match value.as_list() {
                 Some([old, new]) => {
                     let (old, new) = (self.interner.intern(old), self.interner.intern(new));
                     Ok(Some((RegisterInput::Cas(old, new), None)))
