@@ -28,9 +28,15 @@ pub fn user_error(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(UserError(msg.into()))
 }
 
-/// Maps an error chain to an exit code: a [`UserError`] anywhere in it means 254.
+/// Maps an error chain to an exit code: a [`UserError`] or an invalid [`systems::Error`]
+/// anywhere in it means 254.
 pub fn code_for(err: &anyhow::Error) -> u8 {
-    if err.chain().any(|e| e.downcast_ref::<UserError>().is_some()) {
+    let invalid = |e: &(dyn std::error::Error + 'static)| {
+        e.downcast_ref::<UserError>().is_some()
+            || e.downcast_ref::<systems::Error>()
+                .is_some_and(systems::Error::is_invalid)
+    };
+    if err.chain().any(invalid) {
         BAD_ARGS
     } else {
         HARNESS

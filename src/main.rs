@@ -7,7 +7,6 @@ mod exit;
 mod gate;
 mod runner;
 mod store;
-mod systems;
 
 use std::process::ExitCode;
 

@@ -2,7 +2,7 @@
 //! record the history, check it and store the run (DESIGN.md §5, §6, §8).
 //!
 //! This file is the command line and the glue (seed, cluster, binaries, store, summary);
-//! the run itself is `crate::runner`, the system `crate::systems`.
+//! the run itself is `crate::runner`, the system `systems`.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -21,7 +21,7 @@ use crate::cmd::reach::{self, SshArgs};
 use crate::exit::{self, user_error};
 use crate::runner::{self, progress::Progress};
 use crate::store::{RunDir, RunLog};
-use crate::systems::{System, file, leaderkv, thirdparty};
+use systems::{System, file, leaderkv, thirdparty};
 
 #[derive(Debug, Args)]
 pub struct TestArgs {

@@ -36,9 +36,9 @@ use tokio::sync::watch;
 use workloads::{Generator, Workload};
 
 use crate::store::{RunDir, RunLog};
-use crate::systems::System;
 use progress::Progress;
 use recorder::Recorder;
+use systems::System;
 use workers::Processes;
 
 /// What a run does (decided by the command line and the seed).
@@ -230,12 +230,12 @@ pub async fn run(
         let sys = sys.clone();
         async move {
             sys.setup(r.as_ref()).await?;
-            sys.start(r.as_ref()).await
+            Ok(sys.start(r.as_ref()).await?)
         }
     })
     .await;
     let ready = match deployed {
-        Ok(()) => system.ready(cfg.ready_timeout).await,
+        Ok(()) => system.ready(cfg.ready_timeout).await.map_err(Into::into),
         Err(e) => Err(e),
     };
     let leader = match ready {

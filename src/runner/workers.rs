@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use workloads::{Client, Completion, Generator, Invocation, Outcome};
 
 use super::recorder::Recorder;
-use crate::systems::System;
+use systems::System;
 
 /// Hands out process numbers: a client whose op ended `info` continues as a new process.
 #[derive(Debug)]

@@ -8,7 +8,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// A PostgreSQL error response or a failed exchange.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{msg}")]
 pub struct PgError {
     /// The request may have reached the server (so a write may have taken effect).
     pub sent: bool,

@@ -16,7 +16,7 @@ use super::wire::{WireClient, WireDialect};
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/systems")
+        .join("../examples/systems")
         .join(name)
 }
 

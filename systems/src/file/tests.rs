@@ -9,11 +9,11 @@ use workloads::{Invocation, Outcome, Workload};
 
 use super::client::{FileDialect, RoleParser};
 use super::spec::{self, Inputs, Loaded, expand};
-use crate::systems::resp_router::{Redirect, RespDialect};
+use crate::resp_router::{Redirect, RespDialect};
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/systems")
+        .join("../examples/systems")
         .join(name)
 }
 

@@ -2,6 +2,7 @@
 //! expansion. Every error is one line: the file, the key and the problem; `faultline test`
 //! exits 254 on them before it touches any node.
 
+use crate::err;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -9,7 +10,6 @@ use serde::Deserialize;
 use workloads::Workload;
 
 use super::ops::{HttpTemplate, OpTemplate, Protocol};
-use crate::exit::user_error;
 
 mod validate;
 pub use validate::status_matcher;
@@ -361,7 +361,7 @@ impl Loaded {
     /// Finds the local files of `[files]`: `{artifact.NAME}` located like leaderkv's binary,
     /// `{env.VAR}` and `{set.KEY}` expanded, relative paths taken from the file's directory.
     /// Errors are the user's (exit 254).
-    pub fn resolve_files(&mut self) -> anyhow::Result<()> {
+    pub fn resolve_files(&mut self) -> crate::Result<()> {
         let file = self.path.display().to_string();
         let base = self
             .path
@@ -374,7 +374,7 @@ impl Loaded {
             let lookup = |name: &str| -> Option<String> {
                 if let Some(a) = name.strip_prefix("artifact.") {
                     let var = format!("FAULTLINE_{}_BIN", a.to_uppercase().replace('-', "_"));
-                    return match crate::systems::leaderkv::locate_artifact(a, &var, a) {
+                    return match crate::leaderkv::locate_artifact(a, &var, a) {
                         Ok(p) => Some(p.display().to_string()),
                         Err(e) => {
                             *err.borrow_mut() = Some(e);
@@ -389,13 +389,13 @@ impl Loaded {
                 Err(e) => {
                     return Err(match err.into_inner() {
                         Some(e) => e.context(format!("{file}: files.{local:?}")),
-                        None => user_error(format!("{file}: files.{local:?}: {e}")),
+                        None => crate::Error::invalid(format!("{file}: files.{local:?}: {e}")),
                     });
                 }
             };
             let path = base.join(path);
             if !path.is_file() {
-                return Err(user_error(format!(
+                return Err(crate::Error::invalid(format!(
                     "{file}: files.{local:?}: {} is not a file",
                     path.display()
                 )));
@@ -529,9 +529,9 @@ impl Loaded {
     }
 
     /// Expands a node-level template with `vars` (validated: cannot fail on a known key).
-    pub fn render(&self, tpl: &str, vars: &BTreeMap<&str, String>) -> anyhow::Result<String> {
+    pub fn render(&self, tpl: &str, vars: &BTreeMap<&str, String>) -> crate::Result<String> {
         expand(tpl, &|n| vars.get(n).cloned().or_else(|| self.common(n)))
-            .map_err(|e| anyhow::anyhow!("{}: {e} in {tpl:?}", self.path.display()))
+            .map_err(|e| err!("{}: {e} in {tpl:?}", self.path.display()))
     }
 
     /// The client port.

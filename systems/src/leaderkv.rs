@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context;
+use crate::Context;
 use async_trait::async_trait;
 use control::{DaemonSpec, Exec, Node, Remote};
 use history::Value;
@@ -118,7 +118,7 @@ impl System for Leaderkv {
         super::names(&self.nodes)
     }
 
-    async fn setup(&self, node: &dyn Remote) -> anyhow::Result<()> {
+    async fn setup(&self, node: &dyn Remote) -> crate::Result<()> {
         let name = &node.node().name;
         let dir = node_dir(&self.opts.base_dir, name);
         // Whatever an earlier run left (a process, a data dir) goes first.
@@ -134,15 +134,15 @@ impl System for Leaderkv {
         Ok(())
     }
 
-    async fn start(&self, node: &dyn Remote) -> anyhow::Result<()> {
+    async fn start(&self, node: &dyn Remote) -> crate::Result<()> {
         daemon::start(self.control.as_ref(), node, "leaderkv").await
     }
 
-    async fn kill(&self, node: &dyn Remote) -> anyhow::Result<()> {
+    async fn kill(&self, node: &dyn Remote) -> crate::Result<()> {
         daemon::kill(self.control.as_ref(), node, "leaderkv").await
     }
 
-    async fn teardown(&self, node: &dyn Remote) -> anyhow::Result<()> {
+    async fn teardown(&self, node: &dyn Remote) -> crate::Result<()> {
         // SIGKILL works on stopped (paused) processes too.
         let _ = System::kill(self, node).await;
         daemon::remove_dir(node, &node_dir(&self.opts.base_dir, &node.node().name)).await
@@ -159,7 +159,7 @@ impl System for Leaderkv {
         self.control.clone()
     }
 
-    async fn role(&self, node: &str, timeout: Duration) -> anyhow::Result<RoleInfo> {
+    async fn role(&self, node: &str, timeout: Duration) -> crate::Result<RoleInfo> {
         let addr = self.addr(node).with_context(|| format!("no node {node}"))?;
         let mut c = Conn::connect(&addr, timeout).await?;
         let r = c.call(&[b"ROLE"], timeout).await?;
@@ -257,7 +257,7 @@ fn command(op: &Invocation) -> Result<Vec<Vec<u8>>, String> {
 
 /// Finds a sibling build artefact: beside the running executable, else `$env_var`, else
 /// builds `package` with cargo when running from faultline's source tree.
-pub fn locate_artifact(file: &str, env_var: &str, package: &str) -> anyhow::Result<PathBuf> {
+pub fn locate_artifact(file: &str, env_var: &str, package: &str) -> crate::Result<PathBuf> {
     let exe = std::env::current_exe().context("failed to find the running executable")?;
     let exe_dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
     let beside = exe_dir.join(file);
@@ -269,7 +269,7 @@ pub fn locate_artifact(file: &str, env_var: &str, package: &str) -> anyhow::Resu
         if p.is_file() {
             return Ok(p);
         }
-        return Err(crate::exit::user_error(format!(
+        return Err(crate::Error::invalid(format!(
             "${env_var} names {}, which is not a file",
             p.display()
         )));
@@ -299,7 +299,7 @@ pub fn locate_artifact(file: &str, env_var: &str, package: &str) -> anyhow::Resu
             }
         }
     }
-    Err(crate::exit::user_error(format!(
+    Err(crate::Error::invalid(format!(
         "cannot find {file}: build it with `cargo build -p {package}` (it goes beside the faultline binary) or set ${env_var} to its path"
     )))
 }

@@ -13,12 +13,13 @@ pub mod ops;
 pub mod spec;
 pub mod wire;
 
+use crate::{bail, err};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context;
+use crate::Context;
 use async_trait::async_trait;
 use control::{DaemonSpec, Exec, Node, Remote, shell_quote};
 use nemesis::{ClockMode, PidfileSystem, SystemControl};
@@ -62,7 +63,7 @@ impl FileSystem {
         nodes: Vec<Node>,
         opts: Options,
         leader: Arc<Mutex<Option<String>>>,
-    ) -> anyhow::Result<Self> {
+    ) -> crate::Result<Self> {
         let files = loaded.local_files.clone();
         let role = RoleParser::new(
             loaded.spec.leader.clone(),
@@ -98,7 +99,7 @@ impl FileSystem {
         Ok(sys)
     }
 
-    fn node(&self, name: &str) -> anyhow::Result<&Node> {
+    fn node(&self, name: &str) -> crate::Result<&Node> {
         self.nodes
             .iter()
             .find(|n| n.name == name)
@@ -106,7 +107,7 @@ impl FileSystem {
     }
 
     /// The node-level placeholders of `node`.
-    fn vars(&self, node: &str) -> anyhow::Result<BTreeMap<&'static str, String>> {
+    fn vars(&self, node: &str) -> crate::Result<BTreeMap<&'static str, String>> {
         let n = self.node(node)?;
         let port = self.loaded.spec.port;
         let dir = daemon::node_dir(&self.opts.base_dir, node);
@@ -130,12 +131,12 @@ impl FileSystem {
         ]))
     }
 
-    fn render(&self, tpl: &str, vars: &BTreeMap<&str, String>) -> anyhow::Result<String> {
+    fn render(&self, tpl: &str, vars: &BTreeMap<&str, String>) -> crate::Result<String> {
         self.loaded.render(tpl, vars)
     }
 
     /// The start command of a node (trimmed: an empty `{bug_flags}` leaves a space).
-    fn start_command(&self, vars: &BTreeMap<&str, String>) -> anyhow::Result<String> {
+    fn start_command(&self, vars: &BTreeMap<&str, String>) -> crate::Result<String> {
         Ok(self
             .render(&self.loaded.spec.commands.start, vars)?
             .trim()
@@ -143,7 +144,7 @@ impl FileSystem {
     }
 
     /// The leader command of every node, rendered, with the remotes to run it through.
-    fn leader_command(&self) -> anyhow::Result<LeaderCommand> {
+    fn leader_command(&self) -> crate::Result<LeaderCommand> {
         let tpl = self
             .loaded
             .spec
@@ -166,7 +167,7 @@ impl FileSystem {
         })
     }
 
-    fn pidfile(&self, node: &str) -> anyhow::Result<String> {
+    fn pidfile(&self, node: &str) -> crate::Result<String> {
         let p = self
             .loaded
             .spec
@@ -178,7 +179,7 @@ impl FileSystem {
     }
 
     /// Runs one of the file's commands (`what`: `setup`, `stop`, ...) on `node` in its `{dir}`.
-    async fn command(&self, node: &dyn Remote, what: &str, tpl: &str) -> anyhow::Result<()> {
+    async fn command(&self, node: &dyn Remote, what: &str, tpl: &str) -> crate::Result<()> {
         let name = &node.node().name;
         let vars = self.vars(name)?;
         let cmd = self.render(tpl, &vars)?;
@@ -198,7 +199,7 @@ impl FileSystem {
             } else {
                 stderr
             };
-            anyhow::bail!(
+            bail!(
                 "the {what} command failed on node {name} (exit {}): `{cmd}`: {stderr}",
                 out.status
             );
@@ -213,7 +214,7 @@ impl FileSystem {
         node: &dyn Remote,
         start: &str,
         vars: &BTreeMap<&str, String>,
-    ) -> anyhow::Error {
+    ) -> crate::Error {
         let log = format!("{}/stdout.log", vars["dir"]);
         let tail = node
             .run(&Exec::new("tail").args(["-n", "5", &log]))
@@ -225,7 +226,7 @@ impl FileSystem {
             .map(str::trim)
             .filter(|l| !l.is_empty())
             .collect();
-        anyhow::anyhow!(
+        err!(
             "the start command failed on node {}: `{start}`: the process exited; its output \
              ({log}) ends with: {}",
             node.node().name,
@@ -235,7 +236,7 @@ impl FileSystem {
 
     /// Waits until `node`'s process is up and ready (port or command), failing fast with the
     /// process's output when it exits.
-    async fn wait_ready(&self, node: &dyn Remote) -> anyhow::Result<()> {
+    async fn wait_ready(&self, node: &dyn Remote) -> crate::Result<()> {
         let name = node.node().name.clone();
         let vars = self.vars(&name)?;
         let pidfile = self.pidfile(&name)?;
@@ -272,7 +273,7 @@ impl FileSystem {
                 let what = ready_cmd
                     .map(|c| format!("`{c}` did not succeed"))
                     .unwrap_or_else(|| format!("{addr} did not accept connections"));
-                anyhow::bail!("node {name} was not ready within {limit:?} of its start: {what}");
+                bail!("node {name} was not ready within {limit:?} of its start: {what}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -289,7 +290,7 @@ impl System for FileSystem {
         super::names(&self.nodes)
     }
 
-    async fn setup(&self, node: &dyn Remote) -> anyhow::Result<()> {
+    async fn setup(&self, node: &dyn Remote) -> crate::Result<()> {
         let name = node.node().name.clone();
         let vars = self.vars(&name)?;
         let dir = &vars["dir"];
@@ -345,7 +346,7 @@ impl System for FileSystem {
         Ok(())
     }
 
-    async fn start(&self, node: &dyn Remote) -> anyhow::Result<()> {
+    async fn start(&self, node: &dyn Remote) -> crate::Result<()> {
         let name = node.node().name.clone();
         let start = self.start_command(&self.vars(&name)?)?;
         let vars = self.vars(&name)?;
@@ -357,18 +358,18 @@ impl System for FileSystem {
             {
                 return Err(self.exited(node, &start, &vars).await);
             }
-            return Err(anyhow::Error::new(e).context(format!(
+            return Err(crate::Error::from(e).context(format!(
                 "the start command failed on node {name}: `{start}`"
             )));
         }
         self.wait_ready(node).await
     }
 
-    async fn kill(&self, node: &dyn Remote) -> anyhow::Result<()> {
+    async fn kill(&self, node: &dyn Remote) -> crate::Result<()> {
         daemon::kill(self.control.as_ref(), node, self.name()).await
     }
 
-    async fn teardown(&self, node: &dyn Remote) -> anyhow::Result<()> {
+    async fn teardown(&self, node: &dyn Remote) -> crate::Result<()> {
         let name = node.node().name.clone();
         let vars = self.vars(&name)?;
         let c = &self.loaded.spec.commands;
@@ -391,7 +392,7 @@ impl System for FileSystem {
             .await
         {
             first_err
-                .get_or_insert(anyhow::Error::new(e).context(format!("failed to remove {dir}")));
+                .get_or_insert(crate::Error::from(e).context(format!("failed to remove {dir}")));
         }
         first_err.map_or(Ok(()), Err)
     }
@@ -417,7 +418,7 @@ impl System for FileSystem {
         self.control.clone()
     }
 
-    async fn role(&self, node: &str, timeout: Duration) -> anyhow::Result<RoleInfo> {
+    async fn role(&self, node: &str, timeout: Duration) -> crate::Result<RoleInfo> {
         if self.loaded.spec.leader.command.is_some() {
             return self.leader_command()?.role(node, timeout).await;
         }
@@ -427,12 +428,12 @@ impl System for FileSystem {
             return WireDialect::new(&self.loaded, self.role.clone())
                 .probe(node, &addr, timeout)
                 .await
-                .map_err(|e| anyhow::anyhow!("{node}: {e}"));
+                .map_err(|e| err!("{node}: {e}"));
         }
         let dialect = FileDialect::new(&self.loaded, self.role.clone());
         let argv = dialect
             .command(&Invocation::new("leader", history::Value::Nil))
-            .map_err(|e| anyhow::anyhow!(e))?;
+            .map_err(crate::Error::msg)?;
         let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
         let mut c = Conn::connect(&addr, timeout).await?;
         let r = c.call(&argv, timeout).await?;
@@ -494,7 +495,7 @@ struct LeaderCommand {
 }
 
 impl LeaderCommand {
-    async fn role(&self, node: &str, timeout: Duration) -> anyhow::Result<RoleInfo> {
+    async fn role(&self, node: &str, timeout: Duration) -> crate::Result<RoleInfo> {
         let (remote, cmd, dir) = self
             .nodes
             .get(node)
@@ -504,7 +505,7 @@ impl LeaderCommand {
             .await
             .with_context(|| format!("the leader command `{cmd}` could not run on {node}"))?;
         if !out.success() {
-            anyhow::bail!(
+            bail!(
                 "the leader command failed on {node} (exit {}): {}",
                 out.status,
                 out.stderr.trim()

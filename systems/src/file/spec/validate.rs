@@ -2,7 +2,7 @@
 //! one-line errors naming the key.
 
 use super::{Loaded, NODE_VARS, OPS, op_names};
-use crate::systems::file::ops::{HttpTemplate, OpTemplate, Protocol};
+use crate::file::ops::{HttpTemplate, OpTemplate, Protocol};
 
 impl Loaded {
     /// Validates everything that can be checked without nodes.

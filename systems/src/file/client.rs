@@ -11,8 +11,8 @@ use workloads::{Invocation, Outcome};
 
 use super::ops::OpTemplate;
 use super::spec::{Leader, Loaded, Rule, expand};
-use crate::systems::RoleInfo;
-use crate::systems::resp_router::{self, Redirect, RespDialect};
+use crate::RoleInfo;
+use crate::resp_router::{self, Redirect, RespDialect};
 
 /// How to read a node's answer to the leader call.
 #[derive(Debug, Clone)]
@@ -186,7 +186,7 @@ impl<'a> OpVars<'a> {
         let vars = vars
             .into_iter()
             .flat_map(|(k, v)| {
-                let b = crate::systems::proto::http::b64(v.as_bytes());
+                let b = crate::proto::http::b64(v.as_bytes());
                 [(format!("{k}_b64"), b), (k.to_owned(), v)]
             })
             .collect();

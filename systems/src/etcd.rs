@@ -20,12 +20,13 @@
 //! it leads counts as `leader` only when a linearizable read it serves confirms that a quorum
 //! still follows it (see [`probe`]); else it is `unconfirmed-leader`.
 
+use crate::err;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context;
+use crate::Context;
 use async_trait::async_trait;
 use control::{DaemonSpec, Node, Remote};
 use history::Value;
@@ -128,7 +129,7 @@ impl System for Etcd {
         super::names(&self.nodes)
     }
 
-    async fn setup(&self, node: &dyn Remote) -> anyhow::Result<()> {
+    async fn setup(&self, node: &dyn Remote) -> crate::Result<()> {
         require_programs(node, &["etcd"], &["etcd-server"], self.opts.install).await?;
         let dir = node_dir(&self.opts.base_dir, &node.node().name);
         let _ = SystemControl::kill(self.control.as_ref(), node).await;
@@ -138,15 +139,15 @@ impl System for Etcd {
         .await
     }
 
-    async fn start(&self, node: &dyn Remote) -> anyhow::Result<()> {
+    async fn start(&self, node: &dyn Remote) -> crate::Result<()> {
         daemon::start(self.control.as_ref(), node, "etcd").await
     }
 
-    async fn kill(&self, node: &dyn Remote) -> anyhow::Result<()> {
+    async fn kill(&self, node: &dyn Remote) -> crate::Result<()> {
         daemon::kill(self.control.as_ref(), node, "etcd").await
     }
 
-    async fn teardown(&self, node: &dyn Remote) -> anyhow::Result<()> {
+    async fn teardown(&self, node: &dyn Remote) -> crate::Result<()> {
         let _ = System::kill(self, node).await;
         daemon::remove_dir(node, &node_dir(&self.opts.base_dir, &node.node().name)).await
     }
@@ -159,11 +160,11 @@ impl System for Etcd {
         self.control.clone()
     }
 
-    async fn role(&self, node: &str, timeout: Duration) -> anyhow::Result<RoleInfo> {
+    async fn role(&self, node: &str, timeout: Duration) -> crate::Result<RoleInfo> {
         let addr = self.addr(node).with_context(|| format!("no node {node}"))?;
         status(&addr, node, &self.members, timeout)
             .await
-            .map_err(|e| anyhow::anyhow!("{node}: {}", e.msg))
+            .map_err(|e| err!("{node}: {}", e.msg))
     }
 
     fn client(&self, timeout: Duration) -> Box<dyn Client> {

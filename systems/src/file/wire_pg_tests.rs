@@ -9,8 +9,9 @@ use history::Value;
 use workloads::{Client, Invocation, Outcome};
 
 use super::{client_for, example, role_parser};
-use crate::systems::file::spec::{self, Inputs};
-use crate::systems::file::wire::WireDialect;
+use crate::file::spec::{self, Inputs};
+use crate::file::wire::WireDialect;
+use crate::proto::pgwire::PgConn;
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
@@ -120,9 +121,29 @@ fn start() -> Option<Postgres> {
     Some(pg)
 }
 
+/// Waits until the server answers a query: it accepts connections while still starting up
+/// (57P03), longer on a loaded machine.
+async fn wait_ready(pg: &Postgres) {
+    let addr = format!("127.0.0.1:{}", pg.port);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut last = String::new();
+    while std::time::Instant::now() < deadline {
+        match PgConn::connect(&addr, Duration::from_secs(2)).await {
+            Ok(mut c) => match c.query("SELECT 1", Duration::from_secs(2)).await {
+                Ok(_) => return,
+                Err(e) => last = e.msg,
+            },
+            Err(e) => last = e.msg,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("PostgreSQL did not become ready within 30 s: {last}");
+}
+
 #[tokio::test]
 async fn postgres_outcomes_against_a_real_server() {
     let Some(pg) = start() else { return };
+    wait_ready(&pg).await;
     let addr = format!("127.0.0.1:{}", pg.port);
     let l = spec::load(&example("postgres-patroni.toml"), &Inputs::default()).unwrap();
     let mut c = client_for(&l, &addr, Duration::from_secs(5));

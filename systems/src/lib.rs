@@ -9,7 +9,10 @@
 //! - [`proto`]: the HTTP and PostgreSQL wire protocols the clients speak.
 //! - [`daemon`]: what the deploy recipes share (node directories, pidfile daemons, the
 //!   nemesis' handle, prepare/start/kill/remove steps).
+//! - [`Error`]: the one error type (invalid request vs failure) and its [`Context`].
 //! - [`thirdparty`]: what the third-party systems share, and how `faultline test` builds them.
+
+mod error;
 
 pub mod daemon;
 pub mod etcd;
@@ -20,6 +23,9 @@ pub mod proto;
 pub mod redis_sentinel;
 pub mod resp_router;
 pub mod thirdparty;
+
+pub use error::{Context, Error, Result};
+pub(crate) use error::{bail, err};
 
 use history::vocab;
 use std::sync::Arc;
@@ -71,19 +77,19 @@ pub trait System: Send + Sync {
     /// The system's name (`leaderkv`).
     fn name(&self) -> &str;
     /// Installs the system on a node (binary, directories), removing what an earlier run left.
-    async fn setup(&self, node: &dyn Remote) -> anyhow::Result<()>;
+    async fn setup(&self, node: &dyn Remote) -> crate::Result<()>;
     /// Starts the system's process on a node.
-    async fn start(&self, node: &dyn Remote) -> anyhow::Result<()>;
+    async fn start(&self, node: &dyn Remote) -> crate::Result<()>;
     /// SIGKILLs the system's process on a node.
-    async fn kill(&self, node: &dyn Remote) -> anyhow::Result<()>;
+    async fn kill(&self, node: &dyn Remote) -> crate::Result<()>;
     /// Stops the system and removes its files from a node (after log collection).
-    async fn teardown(&self, node: &dyn Remote) -> anyhow::Result<()>;
+    async fn teardown(&self, node: &dyn Remote) -> crate::Result<()>;
     /// Files on a node worth keeping with the run (remote path, local file name).
     fn log_files(&self, node: &str) -> Vec<(String, String)>;
     /// Pause/resume/kill/restart targets and leader lookup for the nemesis.
     fn control(&self) -> Arc<dyn SystemControl>;
     /// Asks one node who leads (the leader probe), within `timeout`.
-    async fn role(&self, node: &str, timeout: Duration) -> anyhow::Result<RoleInfo>;
+    async fn role(&self, node: &str, timeout: Duration) -> crate::Result<RoleInfo>;
     /// A new client of the system.
     fn client(&self, timeout: Duration) -> Box<dyn workloads::Client>;
     /// Node names, in order.
@@ -108,7 +114,7 @@ pub trait System: Send + Sync {
     }
 
     /// Waits until one node leads and every node answers and names it, within `limit`.
-    async fn ready(&self, limit: Duration) -> anyhow::Result<String> {
+    async fn ready(&self, limit: Duration) -> crate::Result<String> {
         let deadline = tokio::time::Instant::now() + limit;
         let mut last = String::from("no node answered");
         loop {
@@ -137,7 +143,7 @@ pub trait System: Send + Sync {
                 last = format!("leaders {leaders:?}, views {views:?}");
             }
             if tokio::time::Instant::now() >= deadline {
-                anyhow::bail!(
+                bail!(
                     "the system was not ready within {limit:?} (one leader known to every node): {last}"
                 );
             }

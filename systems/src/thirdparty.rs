@@ -7,10 +7,11 @@
 //! - [`compatible`]: refuses workload/fault combinations a system cannot honour (with why).
 //! - [`build`]: the system for `faultline test`.
 
+use crate::bail;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context;
+use crate::Context;
 use control::{Exec, Node, Remote, shell_quote};
 use nemesis::{ClockMode, FaultKind};
 use workloads::Workload;
@@ -85,7 +86,7 @@ pub fn build(
     nodes: Vec<Node>,
     opts: &Options,
     leader: Arc<Mutex<Option<String>>>,
-) -> anyhow::Result<Arc<dyn System>> {
+) -> crate::Result<Arc<dyn System>> {
     let base_dir = format!("/tmp/faultline-nodes/{}", opts.prefix);
     Ok(match name {
         "redis-sentinel" => Arc::new(redis_sentinel::RedisSentinel::new(
@@ -116,7 +117,7 @@ pub fn build(
             },
             leader,
         )),
-        other => anyhow::bail!("unknown system {other:?}"),
+        other => bail!("unknown system {other:?}"),
     })
 }
 
@@ -127,7 +128,7 @@ pub async fn require_programs(
     programs: &[&str],
     packages: &[&str],
     install: bool,
-) -> anyhow::Result<()> {
+) -> crate::Result<()> {
     let name = &node.node().name;
     let check = programs
         .iter()
@@ -143,7 +144,7 @@ pub async fn require_programs(
     }
     let apt = format!("apt-get install -y {}", packages.join(" "));
     if !install {
-        return Err(crate::exit::user_error(format!(
+        return Err(crate::Error::invalid(format!(
             "{} not installed on {name}: install the OS package(s) {} on the nodes (`{apt}`), \
              or pass --install",
             programs.join(" / "),
@@ -159,7 +160,7 @@ pub async fn require_programs(
         .output()
         .context("failed to run apt-get")?;
     if !local.status.success() {
-        anyhow::bail!(
+        bail!(
             "failed to install {} ({apt}): {}",
             packages.join(", "),
             String::from_utf8_lossy(&local.stderr).trim()
@@ -169,7 +170,7 @@ pub async fn require_programs(
         .run(&Exec::sh(check).timeout(Duration::from_secs(10)))
         .await?;
     if !out.success() {
-        anyhow::bail!(
+        bail!(
             "{} still missing on {name} after `{apt}` on the controller (a remote node needs the packages itself)",
             programs.join(" / ")
         );
@@ -178,7 +179,7 @@ pub async fn require_programs(
 }
 
 /// Writes `content` to `path` on `node`.
-pub async fn write_file(node: &dyn Remote, path: &str, content: &str) -> anyhow::Result<()> {
+pub async fn write_file(node: &dyn Remote, path: &str, content: &str) -> crate::Result<()> {
     node.exec(&Exec::sh(format!(
         "printf %s {} > {}",
         shell_quote(content),

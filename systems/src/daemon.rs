@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use anyhow::Context;
+use crate::Context;
 use async_trait::async_trait;
 use control::{DaemonSpec, Exec, Node, Remote, shell_quote};
 use nemesis::{ClockMode, NodeName, PidfileSystem, SystemControl};
@@ -17,7 +17,7 @@ pub fn node_dir(base: &str, node: &str) -> String {
 }
 
 /// The node of `nodes` that `remote` reaches.
-pub fn member(nodes: &[Node], remote: &dyn Remote) -> anyhow::Result<Node> {
+pub fn member(nodes: &[Node], remote: &dyn Remote) -> crate::Result<Node> {
     let name = &remote.node().name;
     nodes
         .iter()
@@ -94,14 +94,14 @@ impl SystemControl for Control {
 }
 
 /// Starts the daemons `d` on `node`; the error names `what` (`failed to start etcd on n1`).
-pub async fn start(d: &dyn SystemControl, node: &dyn Remote, what: &str) -> anyhow::Result<()> {
+pub async fn start(d: &dyn SystemControl, node: &dyn Remote, what: &str) -> crate::Result<()> {
     d.start(node)
         .await
         .with_context(failed("start", what, node))
 }
 
 /// SIGKILLs the daemons `d` on `node` (stopped, i.e. paused, ones too); the error names `what`.
-pub async fn kill(d: &dyn SystemControl, node: &dyn Remote, what: &str) -> anyhow::Result<()> {
+pub async fn kill(d: &dyn SystemControl, node: &dyn Remote, what: &str) -> crate::Result<()> {
     d.kill(node).await.with_context(failed("kill", what, node))
 }
 
@@ -116,7 +116,7 @@ pub async fn prepare_dir(
     node: &dyn Remote,
     dir: &str,
     script: impl FnOnce(&str) -> String,
-) -> anyhow::Result<()> {
+) -> crate::Result<()> {
     node.exec(&Exec::sh(script(&shell_quote(dir))))
         .await
         .with_context(|| format!("failed to prepare {dir} on {}", node.node().name))?;
@@ -124,7 +124,7 @@ pub async fn prepare_dir(
 }
 
 /// Removes the node directory `dir` from `node`.
-pub async fn remove_dir(node: &dyn Remote, dir: &str) -> anyhow::Result<()> {
+pub async fn remove_dir(node: &dyn Remote, dir: &str) -> crate::Result<()> {
     node.exec(&Exec::sh(format!("rm -rf {}", shell_quote(dir))))
         .await
         .with_context(|| format!("failed to remove {dir} on {}", node.node().name))?;

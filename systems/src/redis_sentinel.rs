@@ -23,12 +23,13 @@
 //! naming its primary. Redis has no term of its own: `term` is null (Sentinel's epoch lives
 //! in the sentinels, not in the node that answers ROLE).
 
+use crate::bail;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context;
+use crate::Context;
 use async_trait::async_trait;
 use control::{DaemonSpec, Node, Remote};
 use history::Value;
@@ -203,7 +204,7 @@ impl System for RedisSentinel {
         super::names(&self.nodes)
     }
 
-    async fn setup(&self, node: &dyn Remote) -> anyhow::Result<()> {
+    async fn setup(&self, node: &dyn Remote) -> crate::Result<()> {
         require_programs(
             node,
             &["redis-server", "redis-sentinel"],
@@ -231,16 +232,16 @@ impl System for RedisSentinel {
         Ok(())
     }
 
-    async fn start(&self, node: &dyn Remote) -> anyhow::Result<()> {
+    async fn start(&self, node: &dyn Remote) -> crate::Result<()> {
         daemon::start(self.control.as_ref(), node, "redis-server").await?;
         daemon::start(&self.sentinels, node, "redis-sentinel").await
     }
 
-    async fn kill(&self, node: &dyn Remote) -> anyhow::Result<()> {
+    async fn kill(&self, node: &dyn Remote) -> crate::Result<()> {
         daemon::kill(self.control.as_ref(), node, "redis-server").await
     }
 
-    async fn teardown(&self, node: &dyn Remote) -> anyhow::Result<()> {
+    async fn teardown(&self, node: &dyn Remote) -> crate::Result<()> {
         let _ = self.sentinels.kill(node).await;
         let _ = System::kill(self, node).await;
         daemon::remove_dir(node, &node_dir(&self.opts.base_dir, &node.node().name)).await
@@ -264,7 +265,7 @@ impl System for RedisSentinel {
         self.control.clone()
     }
 
-    async fn role(&self, node: &str, timeout: Duration) -> anyhow::Result<RoleInfo> {
+    async fn role(&self, node: &str, timeout: Duration) -> crate::Result<RoleInfo> {
         let n = self.node(node).with_context(|| format!("no node {node}"))?;
         let addr = format!("{}:{REDIS_PORT}", n.addr);
         let mut c = Conn::connect(&addr, timeout).await?;
@@ -279,14 +280,14 @@ impl System for RedisSentinel {
 
     /// One primary that every replica follows, then every Sentinel knowing the whole
     /// deployment (else the first fault could find Sentinels unable to fail over).
-    async fn ready(&self, limit: Duration) -> anyhow::Result<String> {
+    async fn ready(&self, limit: Duration) -> crate::Result<String> {
         let deadline = tokio::time::Instant::now() + limit;
         let leader = default_ready(self, limit).await?;
         loop {
             match self.sentinels_ready(&leader).await {
                 Ok(()) => return Ok(leader),
                 Err(why) if tokio::time::Instant::now() >= deadline => {
-                    anyhow::bail!("the sentinels were not ready within {limit:?}: {why}")
+                    bail!("the sentinels were not ready within {limit:?}: {why}")
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
@@ -295,7 +296,7 @@ impl System for RedisSentinel {
 }
 
 /// One primary that every node answers and names, within `limit`.
-async fn default_ready(sys: &RedisSentinel, limit: Duration) -> anyhow::Result<String> {
+async fn default_ready(sys: &RedisSentinel, limit: Duration) -> crate::Result<String> {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         let mut last = String::new();
@@ -319,9 +320,7 @@ async fn default_ready(sys: &RedisSentinel, limit: Duration) -> anyhow::Result<S
             last = format!("primaries {leaders:?}, views {views:?}");
         }
         if tokio::time::Instant::now() >= deadline {
-            anyhow::bail!(
-                "redis was not ready within {limit:?} (one primary every node follows): {last}"
-            );
+            bail!("redis was not ready within {limit:?} (one primary every node follows): {last}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -23,11 +23,12 @@
 //! current WAL file's on a primary, the WAL receiver's on a replica), the WAL position, and
 //! the host the WAL receiver streams from (the leader a replica follows).
 
+use crate::{bail, err};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context;
+use crate::Context;
 use async_trait::async_trait;
 use control::{DaemonSpec, Exec, Node, Remote, shell_quote};
 use history::Value;
@@ -247,14 +248,14 @@ postgresql:
     }
 
     /// Creates the tables on the primary.
-    async fn schema(&self, leader: &str) -> anyhow::Result<()> {
+    async fn schema(&self, leader: &str) -> crate::Result<()> {
         let n = self.node(leader).context("no such node")?;
         let mut c = PgConn::connect(&format!("{}:{PG_PORT}", n.addr), Duration::from_secs(3))
             .await
-            .map_err(|e| anyhow::anyhow!("failed to connect to {leader}: {}", e.msg))?;
+            .map_err(|e| err!("failed to connect to {leader}: {}", e.msg))?;
         c.query(SCHEMA, Duration::from_secs(10))
             .await
-            .map_err(|e| anyhow::anyhow!("failed to create the tables on {leader}: {}", e.msg))?;
+            .map_err(|e| err!("failed to create the tables on {leader}: {}", e.msg))?;
         Ok(())
     }
 }
@@ -269,7 +270,7 @@ impl System for PostgresPatroni {
         super::names(&self.nodes)
     }
 
-    async fn setup(&self, node: &dyn Remote) -> anyhow::Result<()> {
+    async fn setup(&self, node: &dyn Remote) -> crate::Result<()> {
         require_programs(
             node,
             &["patroni", "setpriv", &format!("{PG_BIN}/postgres")],
@@ -295,16 +296,16 @@ impl System for PostgresPatroni {
         Ok(())
     }
 
-    async fn start(&self, node: &dyn Remote) -> anyhow::Result<()> {
+    async fn start(&self, node: &dyn Remote) -> crate::Result<()> {
         self.dcs.start(node).await?;
         daemon::start(self.control.as_ref(), node, "Patroni").await
     }
 
-    async fn kill(&self, node: &dyn Remote) -> anyhow::Result<()> {
+    async fn kill(&self, node: &dyn Remote) -> crate::Result<()> {
         daemon::kill(self.control.as_ref(), node, "Patroni").await
     }
 
-    async fn teardown(&self, node: &dyn Remote) -> anyhow::Result<()> {
+    async fn teardown(&self, node: &dyn Remote) -> crate::Result<()> {
         let _ = System::kill(self, node).await;
         let _ = self.dcs.teardown(node).await;
         daemon::remove_dir(node, &node_dir(&self.opts.base_dir, &node.node().name)).await
@@ -326,12 +327,12 @@ impl System for PostgresPatroni {
         self.control.clone()
     }
 
-    async fn role(&self, node: &str, timeout: Duration) -> anyhow::Result<RoleInfo> {
+    async fn role(&self, node: &str, timeout: Duration) -> crate::Result<RoleInfo> {
         let n = self.node(node).with_context(|| format!("no node {node}"))?;
         probe(&n.addr, node, &self.pairs(), timeout)
             .await
             .map(|(r, _)| r)
-            .map_err(|e| anyhow::anyhow!("{node}: {}", e.msg))
+            .map_err(|e| err!("{node}: {}", e.msg))
     }
 
     fn client(&self, timeout: Duration) -> Box<dyn Client> {
@@ -348,7 +349,7 @@ impl System for PostgresPatroni {
         })
     }
 
-    async fn ready(&self, limit: Duration) -> anyhow::Result<String> {
+    async fn ready(&self, limit: Duration) -> crate::Result<String> {
         let deadline = tokio::time::Instant::now() + limit;
         let mut last = String::from("nothing answered");
         loop {
@@ -373,7 +374,7 @@ impl System for PostgresPatroni {
                 return Ok(leaders.remove(0));
             }
             if tokio::time::Instant::now() >= deadline {
-                anyhow::bail!("Patroni was not ready within {limit:?}: {last}");
+                bail!("Patroni was not ready within {limit:?}: {last}");
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
         }

@@ -23,10 +23,10 @@ use workloads::{Client, Completion, Invocation, Outcome};
 use super::client::{FileDialect, OpVars, RoleParser, classify};
 use super::ops::{HttpTemplate, OpTemplate, select};
 use super::spec::{Loaded, Rule, expand};
-use crate::systems::proto::http::{self, Response, unb64};
-use crate::systems::proto::pgwire::{PgConn, PgError};
-use crate::systems::resp_router::{Redirect, Router, role_value};
-use crate::systems::{RoleInfo, unknown_unless_read};
+use crate::proto::http::{self, Response, unb64};
+use crate::proto::pgwire::{PgConn, PgError};
+use crate::resp_router::{Redirect, Router, role_value};
+use crate::{RoleInfo, unknown_unless_read};
 
 /// What a system file's `postgres` or `http` client says and how it reads answers.
 pub struct WireDialect {
