@@ -5,8 +5,6 @@ mod cli;
 mod cmd;
 mod exit;
 mod gate;
-mod runner;
-mod store;
 
 use std::process::ExitCode;
 

@@ -1,8 +1,8 @@
 //! `faultline test`: deploy a system onto the local cluster, run workloads under faults,
-//! record the history, check it and store the run (DESIGN.md §5, §6, §8).
+//! record the history, check it and store the run.
 //!
 //! This file is the command line and the glue (seed, cluster, binaries, store, summary);
-//! the run itself is `crate::runner`, the system `systems`.
+//! the run itself is `runner`, the system `systems`.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -19,8 +19,8 @@ use workloads::Workload;
 
 use crate::cmd::reach::{self, SshArgs};
 use crate::exit::{self, user_error};
-use crate::runner::{self, progress::Progress};
-use crate::store::{RunDir, RunLog};
+use runner::progress::Progress;
+use runner::store::{RunDir, RunLog};
 use systems::{System, file, leaderkv, thirdparty};
 
 #[derive(Debug, Args)]
@@ -224,7 +224,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<u8> {
 
 async fn run_async(args: &TestArgs, plan: &Plan, started: Instant) -> anyhow::Result<u8> {
     let seed = plan.seed;
-    let progress = Progress::new();
+    let progress = Progress::on_stderr();
     let p2 = progress.clone();
     let log = Arc::new(RunLog::new(
         None,

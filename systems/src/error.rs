@@ -78,6 +78,7 @@ from_errors!(
     std::io::Error,
     serde_json::Error,
     toml::de::Error,
+    history::ReadError,
     crate::proto::http::HttpError,
     crate::proto::pgwire::PgError,
     workloads::resp::RespError,

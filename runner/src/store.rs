@@ -1,4 +1,4 @@
-//! The run store (DESIGN.md §8): `<store>/<test-name>/<timestamp>/` with `test.json`,
+//! The run store: `<store>/<test-name>/<timestamp>/` with `test.json`,
 //! `history.jsonl`, `schedule.json`, `results.json`, `faultline.log` and `nodes/<node>/`;
 //! `<store>/latest` points at the newest run.
 
@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::Context;
+use systems::Context;
 
 /// A run directory.
 #[derive(Debug, Clone)]
@@ -18,7 +18,7 @@ pub struct RunDir {
 
 impl RunDir {
     /// Creates `<store>/<name>/<timestamp>/` (and `nodes/`), and points `<store>/latest` at it.
-    pub fn create(store: &Path, name: &str) -> anyhow::Result<RunDir> {
+    pub fn create(store: &Path, name: &str) -> systems::Result<RunDir> {
         let stamp = timestamp(SystemTime::now());
         let mut path = store.join(name).join(&stamp);
         let mut n = 1;
@@ -42,14 +42,14 @@ impl RunDir {
         self.path.join(name)
     }
 
-    pub fn node_dir(&self, node: &str) -> anyhow::Result<PathBuf> {
+    pub fn node_dir(&self, node: &str) -> systems::Result<PathBuf> {
         let d = self.path.join("nodes").join(node);
         fs::create_dir_all(&d).with_context(|| format!("failed to create {}", d.display()))?;
         Ok(d)
     }
 
     /// Writes pretty JSON to `name` in the run directory.
-    pub fn write_json(&self, name: &str, value: &serde_json::Value) -> anyhow::Result<()> {
+    pub fn write_json(&self, name: &str, value: &serde_json::Value) -> systems::Result<()> {
         let p = self.file(name);
         let text = serde_json::to_string_pretty(value)?;
         fs::write(&p, text + "\n").with_context(|| format!("failed to write {}", p.display()))
@@ -91,7 +91,7 @@ impl RunLog {
     pub fn new(
         path: Option<&Path>,
         show: Box<dyn Fn(&str) + Send + Sync>,
-    ) -> anyhow::Result<RunLog> {
+    ) -> systems::Result<RunLog> {
         let file = match path {
             Some(p) => Some(
                 OpenOptions::new()
@@ -110,7 +110,7 @@ impl RunLog {
     }
 
     /// Attaches the log file once the run directory exists.
-    pub fn attach(&self, path: &Path) -> anyhow::Result<()> {
+    pub fn attach(&self, path: &Path) -> systems::Result<()> {
         let f = OpenOptions::new()
             .create(true)
             .append(true)

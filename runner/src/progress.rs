@@ -18,7 +18,7 @@ pub struct Progress {
 
 impl Progress {
     /// A bar when stderr is a terminal (and `NO_COLOR`/`TERM=dumb` do not say otherwise).
-    pub fn new() -> Progress {
+    pub fn on_stderr() -> Progress {
         let tty = std::io::IsTerminal::is_terminal(&std::io::stderr())
             && std::env::var("TERM").map(|t| t != "dumb").unwrap_or(true);
         if !tty {

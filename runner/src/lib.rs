@@ -12,10 +12,12 @@
 //! - [`workers`]: client workers, the leader probe, the convergence wait, final reads.
 //! - [`progress`]: the terminal display / plain progress lines.
 //! - [`checks`]: the checkers each workload gets.
+//! - [`store`]: the run directory (`test.json`, history, results, logs) and `latest`.
 
 pub mod checks;
 pub mod progress;
 pub mod recorder;
+pub mod store;
 pub mod workers;
 
 use std::collections::BTreeMap;
@@ -24,7 +26,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use checkers::CheckResult;
 use control::Remote;
 use history::{OpType, Process, Validity, Value, vocab};
@@ -32,12 +33,13 @@ use nemesis::{
     AdaptiveOptions, ClockMode, ClusterNemesis, HealGuard, Interrupts, Nemesis, NemesisConfig,
     NemesisEvent, Planner, Schedule,
 };
+use systems::Context;
 use tokio::sync::watch;
 use workloads::{Generator, Workload};
 
-use crate::store::{RunDir, RunLog};
 use progress::Progress;
 use recorder::Recorder;
+use store::{RunDir, RunLog};
 use systems::System;
 use workers::Processes;
 
@@ -170,10 +172,10 @@ fn record_nemesis(rec: &Recorder, ev: NemesisEvent) {
     }
 }
 
-async fn on_every_node<F, Fut>(remotes: &[Arc<dyn Remote>], f: F) -> anyhow::Result<()>
+async fn on_every_node<F, Fut>(remotes: &[Arc<dyn Remote>], f: F) -> systems::Result<()>
 where
     F: Fn(Arc<dyn Remote>) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    Fut: std::future::Future<Output = systems::Result<()>> + Send + 'static,
 {
     let mut set = tokio::task::JoinSet::new();
     for r in remotes {
@@ -181,7 +183,9 @@ where
     }
     let mut first = None;
     while let Some(res) = set.join_next().await {
-        let res = res.map_err(anyhow::Error::from).and_then(|r| r);
+        let res = res
+            .map_err(|e| systems::Error::msg(format!("a node task failed: {e}")))
+            .and_then(|r| r);
         if let Err(e) = res {
             first.get_or_insert(e);
         }
@@ -198,7 +202,7 @@ pub async fn run(
     run_dir: &RunDir,
     log: Arc<RunLog>,
     progress: Progress,
-) -> anyhow::Result<Outcome> {
+) -> systems::Result<Outcome> {
     let mut interrupts = Interrupts::install().context("failed to handle signals")?;
     let remotes = env.remotes.clone();
     let by_name: BTreeMap<String, Arc<dyn Remote>> = remotes
@@ -230,12 +234,12 @@ pub async fn run(
         let sys = sys.clone();
         async move {
             sys.setup(r.as_ref()).await?;
-            Ok(sys.start(r.as_ref()).await?)
+            sys.start(r.as_ref()).await
         }
     })
     .await;
     let ready = match deployed {
-        Ok(()) => system.ready(cfg.ready_timeout).await.map_err(Into::into),
+        Ok(()) => system.ready(cfg.ready_timeout).await,
         Err(e) => Err(e),
     };
     let leader = match ready {
@@ -258,12 +262,12 @@ pub async fn run(
         Ok(n) => Arc::new(n),
         Err(e) => {
             collect_and_teardown(system.as_ref(), &remotes, run_dir, &log).await;
-            return Err(anyhow::Error::new(e).context("failed to set up the nemesis"));
+            return Err(systems::Error::from(e).context("failed to set up the nemesis"));
         }
     };
     if let Err(e) = nem.setup().await {
         collect_and_teardown(system.as_ref(), &remotes, run_dir, &log).await;
-        return Err(anyhow::Error::new(e).context("failed to set up the nemesis"));
+        return Err(systems::Error::from(e).context("failed to set up the nemesis"));
     }
     let guard = HealGuard::new(nem.clone());
 
