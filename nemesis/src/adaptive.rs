@@ -15,52 +15,9 @@ use crate::episode::{Center, Planner, Step, Until};
 use crate::error::Result;
 use crate::fault::{Fault, FaultKind, Partition};
 use crate::grudge::{self, NodeName, Shape};
+use crate::leader::{LeaderWatch, Observation};
 use crate::nemesis::Nemesis;
 use crate::schedule::{Schedule, ScheduledFault};
-
-/// What the leader probe saw last.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Observation {
-    /// Nodes whose latest answer claims the lead, with the term they gave, if any.
-    pub leaders: Vec<(NodeName, Option<i64>)>,
-    /// Nodes whose latest probe got an answer.
-    pub answering: usize,
-}
-
-impl Observation {
-    /// The claimant of the highest term (the first, when terms are not reported).
-    pub fn leader(&self) -> Option<(NodeName, Option<i64>)> {
-        self.leaders
-            .iter()
-            .max_by_key(|(_, t)| t.unwrap_or(i64::MIN))
-            .cloned()
-    }
-
-    /// True if a node other than `old`'s leader claims to lead (in a newer term, when both
-    /// terms are known).
-    pub fn has_new_leader(&self, old: Option<&(NodeName, Option<i64>)>) -> bool {
-        match old {
-            None => !self.leaders.is_empty(),
-            Some((old, old_term)) => self.leaders.iter().any(|(n, t)| {
-                n != old
-                    && match (t, old_term) {
-                        (Some(t), Some(o)) => t > o,
-                        _ => true,
-                    }
-            }),
-        }
-    }
-
-    /// True if exactly one node claims to lead and all `nodes` answer.
-    pub fn is_stable(&self, nodes: usize) -> bool {
-        self.leaders.len() == 1 && self.answering >= nodes
-    }
-}
-
-/// Where the nemesis learns who leads: the runner's leader probe.
-pub trait LeaderWatch: Send + Sync {
-    fn observe(&self) -> Observation;
-}
 
 /// How far past the run's end a fault still active at the end is recorded to stop.
 pub const HEALED_WITH_THE_RUN_MS: u64 = 3_600_000;

@@ -21,6 +21,8 @@
 //!   op as a [`NemesisEvent`] for the history.
 //! - [`episode`]: the failover-aware nemesis as plain data: the seeded [`Planner`] draws
 //!   [`Episode`]s (leader-aimed and composite fault scripts that wait on the leader probe).
+//! - [`leader`]: [`LeaderView`], the leader as the probe sees it, published once for the
+//!   nemesis, the clients and the progress display; [`LeaderWatch`], how the nemesis reads it.
 //! - [`adaptive`]: [`run_adaptive`], which plays them, timed by a [`LeaderWatch`], and
 //!   records the schedule it played.
 //! - [`error`]: [`Error`] ("failed to X: cause").
@@ -35,6 +37,7 @@ pub mod error;
 pub mod fault;
 pub mod grudge;
 pub mod heal;
+pub mod leader;
 #[allow(clippy::module_inception)]
 pub mod nemesis;
 pub mod net;
@@ -42,7 +45,7 @@ pub mod schedule;
 pub mod state;
 pub mod system;
 
-pub use adaptive::{LeaderWatch, Observation, Played, run_adaptive};
+pub use adaptive::{Played, run_adaptive};
 pub use clock::{ClockMode, shim_env};
 pub use driver::{NemesisEvent, run_schedule};
 pub use duration::{BadDuration, parse_duration};
@@ -51,6 +54,7 @@ pub use error::{Error, Result};
 pub use fault::{ClockAction, Fault, FaultKind, FaultRecord, Partition, Phase, Target};
 pub use grudge::{Grudge, NodeName, Shape};
 pub use heal::{HealAll, HealGuard, HealReport, Interrupts, heal_from_state_file};
+pub use leader::{LeaderView, LeaderWatch, Observation};
 pub use nemesis::{ClusterNemesis, Nemesis, NemesisConfig, NemesisOp};
 pub use schedule::{GenerateOptions, Schedule, ScheduledFault, parse_kinds};
 pub use state::{HealAction, PendingHeal, StateFile, default_state_path};

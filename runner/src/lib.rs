@@ -23,15 +23,15 @@ pub mod workers;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use checkers::CheckResult;
 use control::Remote;
 use history::{OpType, Process, Validity, Value, vocab};
 use nemesis::{
-    AdaptiveOptions, ClockMode, ClusterNemesis, HealGuard, Interrupts, Nemesis, NemesisConfig,
-    NemesisEvent, Planner, Schedule,
+    AdaptiveOptions, ClockMode, ClusterNemesis, HealGuard, Interrupts, LeaderView, Nemesis,
+    NemesisConfig, NemesisEvent, Planner, Schedule,
 };
 use systems::Context;
 use tokio::sync::watch;
@@ -81,8 +81,9 @@ pub struct Env {
     pub clock: ClockMode,
     /// The nemesis write-ahead state file.
     pub state_path: PathBuf,
-    /// Shared with the system's nemesis control: the leader the probe saw last.
-    pub leader_slot: Arc<Mutex<Option<String>>>,
+    /// The leader as the probe sees it: the run publishes it, the system's clients and
+    /// nemesis control (built with a clone), the failover-aware nemesis and progress read it.
+    pub leader: LeaderView,
 }
 
 /// How a run ended.
@@ -249,7 +250,7 @@ pub async fn run(
             return Err(e.context("failed to deploy the system"));
         }
     };
-    *env.leader_slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(leader.clone());
+    env.leader.assume(&leader);
     log.line(&format!("{} is ready; {leader} leads", system.name()));
 
     let nem = match ClusterNemesis::new(NemesisConfig {
@@ -285,9 +286,9 @@ pub async fn run(
     let nodes = system.nodes();
     let concurrency = cfg.concurrency.max(1);
     let processes = Arc::new(Processes::starting_at((concurrency + nodes.len()) as u64));
-    let views: workers::Views = Arc::default();
     let progress_task = tokio::spawn(progress.clone().run(
         rec.counters.clone(),
+        env.leader.clone(),
         rec.start(),
         cfg.time_limit,
         phase_rx,
@@ -301,8 +302,7 @@ pub async fn run(
             n.clone(),
             (concurrency + i) as u64,
             cfg.probe_interval,
-            views.clone(),
-            env.leader_slot.clone(),
+            env.leader.clone(),
             stop_probe_rx.clone(),
         )));
     }
@@ -333,7 +333,7 @@ pub async fn run(
     drop(shared);
     let nem_task = {
         let (nem, rec, faults) = (nem.clone(), rec.clone(), cfg.faults.clone());
-        let watch = workers::ViewsWatch(views.clone());
+        let watch = env.leader.clone();
         let schedule_path = run_dir.file("schedule.json");
         let (seed, log) = (cfg.seed, log.clone());
         let mut stop = stop_work_rx.clone();

@@ -49,6 +49,7 @@ impl Progress {
     pub async fn run(
         self,
         counters: Arc<Counters>,
+        leader: nemesis::LeaderView,
         start: Instant,
         limit: Duration,
         phase: tokio::sync::watch::Receiver<&'static str>,
@@ -75,7 +76,7 @@ impl Progress {
                 counters.fail.load(Ordering::Relaxed),
                 counters.info.load(Ordering::Relaxed),
                 counters.fault_text(),
-                counters.leader_text(),
+                leader.leader().as_deref().unwrap_or("?"),
             );
             match &self.bar {
                 Some(b) => {

@@ -25,8 +25,6 @@ pub struct Counters {
     pub first_op_ns: AtomicU64,
     /// Faults active now (`partition`, `pause`, ...).
     pub faults: Mutex<Vec<String>>,
-    /// The leader the probe saw last.
-    pub leader: Mutex<Option<String>>,
 }
 
 impl Counters {
@@ -37,14 +35,6 @@ impl Counters {
         } else {
             f.join("+")
         }
-    }
-
-    pub fn leader_text(&self) -> String {
-        self.leader
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .unwrap_or_else(|| "?".into())
     }
 }
 

@@ -2,9 +2,8 @@
 //! probe (one process per node, every 100 ms), and the set workload's final reads.
 
 use history::vocab;
-use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use history::{OpType, Process, Value};
@@ -114,26 +113,6 @@ pub async fn worker(
     client.close().await;
 }
 
-/// The latest answer of each node's probe: (role, term, leader).
-pub type Views = Arc<Mutex<BTreeMap<String, (String, Option<i64>)>>>;
-
-/// The probe's views, as the failover-aware nemesis reads them.
-pub struct ViewsWatch(pub Views);
-
-impl nemesis::LeaderWatch for ViewsWatch {
-    fn observe(&self) -> nemesis::Observation {
-        let v = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        nemesis::Observation {
-            leaders: v
-                .iter()
-                .filter(|(_, (role, _))| role == vocab::ROLE_LEADER)
-                .map(|(n, (_, term))| (n.clone(), *term))
-                .collect(),
-            answering: v.len(),
-        }
-    }
-}
-
 /// The leader probe of one node: `leader` ops every `every` until `stop` (a probe that got no
 /// answer ends `fail`, so the process never changes).
 #[allow(clippy::too_many_arguments)]
@@ -143,8 +122,7 @@ pub async fn probe(
     node: String,
     process: u64,
     every: Duration,
-    views: Views,
-    leader_out: Arc<Mutex<Option<String>>>,
+    leader: nemesis::LeaderView,
     stop: watch::Receiver<bool>,
 ) {
     let op = Invocation::new(vocab::LEADER, Value::Nil).on(node.clone());
@@ -168,26 +146,7 @@ pub async fn probe(
             )),
             _ => None,
         };
-        let leader = {
-            let mut v = views.lock().unwrap_or_else(|p| p.into_inner());
-            match view {
-                Some(x) => {
-                    v.insert(node.clone(), x);
-                }
-                None => {
-                    v.remove(&node);
-                }
-            }
-            v.iter()
-                .filter(|(_, (role, _))| role == vocab::ROLE_LEADER)
-                .max_by_key(|(_, (_, term))| term.unwrap_or(0))
-                .map(|(n, _)| n.clone())
-        };
-        *leader_out.lock().unwrap_or_else(|p| p.into_inner()) = leader.clone();
-        *rec.counters
-            .leader
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = leader;
+        leader.set(&node, view);
     }
     client.close().await;
 }

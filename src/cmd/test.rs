@@ -5,7 +5,7 @@
 //! the run itself is `runner`, the system `systems`.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -378,7 +378,7 @@ async fn run_logged(
     });
     run_dir.write_json("test.json", &test_json)?;
 
-    let leader_slot = Arc::new(Mutex::new(None));
+    let leader = nemesis::LeaderView::default();
     let third = thirdparty::Options {
         prefix: args.prefix.clone(),
         clock: clock.clone(),
@@ -395,10 +395,10 @@ async fn run_logged(
                 clock: clock.clone(),
                 remotes: targets.remotes.clone(),
             },
-            leader_slot.clone(),
+            leader.clone(),
         )?)
     } else if args.system != "leaderkv" {
-        thirdparty::build(&args.system, nodes.clone(), &third, leader_slot.clone())?
+        thirdparty::build(&args.system, nodes.clone(), &third, leader.clone())?
     } else {
         Arc::new(leaderkv::Leaderkv::new(
             nodes.clone(),
@@ -411,7 +411,7 @@ async fn run_logged(
                 clock: clock.clone(),
                 extra_args: Vec::new(),
             },
-            leader_slot.clone(),
+            leader.clone(),
         ))
     };
     let cfg = runner::Config {
@@ -432,7 +432,7 @@ async fn run_logged(
         remotes: targets.remotes.clone(),
         clock,
         state_path: targets.state_path.clone(),
-        leader_slot,
+        leader,
     };
     let outcome = runner::run(&cfg, system, env, &run_dir, log.clone(), progress).await;
     // Teardown removed every node's directory (also when the run failed): remove the

@@ -4,7 +4,6 @@
 //! remove the directory, name the logs), with the same error messages.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 
 use crate::Context;
 use async_trait::async_trait;
@@ -24,11 +23,6 @@ pub fn member(nodes: &[Node], remote: &dyn Remote) -> crate::Result<Node> {
         .find(|n| n.name == *name)
         .cloned()
         .with_context(|| format!("{name} is not a node of this system"))
-}
-
-/// The leader the runner's probe saw last (the slot it updates).
-pub fn last_leader(slot: &Mutex<Option<String>>) -> Option<NodeName> {
-    slot.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
 /// `spec` run in the node directory `dir`, with the clock shim of `clock` (if any) for `node`
@@ -67,12 +61,12 @@ pub fn per_node(
 pub struct Control {
     daemons: PidfileSystem,
     /// Updated by the runner's leader probe.
-    pub leader: Arc<Mutex<Option<String>>>,
+    pub leader: nemesis::LeaderView,
 }
 
 impl Control {
     /// Controls `daemons`; `leader` is updated by the runner's leader probe.
-    pub fn new(daemons: PidfileSystem, leader: Arc<Mutex<Option<String>>>) -> Self {
+    pub fn new(daemons: PidfileSystem, leader: nemesis::LeaderView) -> Self {
         Control { daemons, leader }
     }
 }
@@ -89,7 +83,7 @@ impl SystemControl for Control {
         self.daemons.start(remote).await
     }
     async fn leader(&self) -> Option<NodeName> {
-        last_leader(&self.leader)
+        self.leader.leader()
     }
 }
 

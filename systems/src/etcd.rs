@@ -63,7 +63,7 @@ pub struct Etcd {
 }
 
 impl Etcd {
-    pub fn new(nodes: Vec<Node>, opts: Options, leader: Arc<Mutex<Option<String>>>) -> Self {
+    pub fn new(nodes: Vec<Node>, opts: Options, leader: nemesis::LeaderView) -> Self {
         let cluster: Vec<String> = nodes
             .iter()
             .map(|n| format!("{}=http://{}:{PEER_PORT}", n.name, n.addr))

@@ -16,7 +16,7 @@ pub mod wire;
 use crate::{bail, err};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::Context;
@@ -62,7 +62,7 @@ impl FileSystem {
         loaded: Loaded,
         nodes: Vec<Node>,
         opts: Options,
-        leader: Arc<Mutex<Option<String>>>,
+        leader: nemesis::LeaderView,
     ) -> crate::Result<Self> {
         let files = loaded.local_files.clone();
         let role = RoleParser::new(

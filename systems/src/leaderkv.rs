@@ -8,7 +8,7 @@
 
 use history::vocab;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::Context;
@@ -53,7 +53,7 @@ pub struct Leaderkv {
 }
 
 impl Leaderkv {
-    pub fn new(nodes: Vec<Node>, opts: Options, leader: Arc<Mutex<Option<String>>>) -> Self {
+    pub fn new(nodes: Vec<Node>, opts: Options, leader: nemesis::LeaderView) -> Self {
         let peers: Vec<String> = nodes
             .iter()
             .map(|n| format!("{}={}:{}", n.name, n.addr, opts.port))

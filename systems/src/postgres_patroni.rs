@@ -24,8 +24,8 @@
 //! the host the WAL receiver streams from (the leader a replica follows).
 
 use crate::{bail, err};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::Context;
@@ -71,7 +71,7 @@ pub struct PostgresPatroni {
 pub struct Control {
     base_dir: String,
     specs: std::collections::BTreeMap<String, DaemonSpec>,
-    pub leader: Arc<Mutex<Option<String>>>,
+    pub leader: nemesis::LeaderView,
 }
 
 impl Control {
@@ -130,12 +130,12 @@ impl SystemControl for Control {
             .map_err(|e| nemesis::Error::remote(&remote.node().name, "start Patroni", e))
     }
     async fn leader(&self) -> Option<NodeName> {
-        daemon::last_leader(&self.leader)
+        self.leader.leader()
     }
 }
 
 impl PostgresPatroni {
-    pub fn new(nodes: Vec<Node>, opts: Options, leader: Arc<Mutex<Option<String>>>) -> Self {
+    pub fn new(nodes: Vec<Node>, opts: Options, leader: nemesis::LeaderView) -> Self {
         let patroni = daemon::per_node(&nodes, &opts.base_dir, None, |_, dir| {
             DaemonSpec::new(
                 "setpriv",
@@ -156,7 +156,8 @@ impl PostgresPatroni {
                 base_dir: format!("{}/dcs", opts.base_dir.trim_end_matches('/')),
                 install: opts.install,
             },
-            Arc::default(),
+            // The DCS's own leader is not the database's: a view of its own.
+            nemesis::LeaderView::default(),
         );
         PostgresPatroni {
             control: Arc::new(Control {

@@ -25,8 +25,8 @@
 
 use crate::bail;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::Context;
@@ -75,7 +75,7 @@ pub struct RedisSentinel {
 }
 
 impl RedisSentinel {
-    pub fn new(nodes: Vec<Node>, opts: Options, leader: Arc<Mutex<Option<String>>>) -> Self {
+    pub fn new(nodes: Vec<Node>, opts: Options, leader: nemesis::LeaderView) -> Self {
         // Both in the node's directory with its generated config, the clock shim in both.
         let both = |program: &'static str, name: &'static str| {
             daemon::per_node(&nodes, &opts.base_dir, Some(&opts.clock), |_, dir| {

@@ -11,7 +11,6 @@
 
 use history::vocab;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -99,7 +98,7 @@ pub struct Router {
     addrs: HashMap<String, String>,
     current: usize,
     /// When set, routed ops go to the node this names (the leader probe's latest view).
-    leader_hint: Option<Arc<Mutex<Option<String>>>>,
+    leader_hint: Option<nemesis::LeaderView>,
 }
 
 impl Router {
@@ -114,8 +113,8 @@ impl Router {
         }
     }
 
-    /// Routed ops go to the node `hint` names when it names one (the runner's leader slot).
-    pub fn follow_hint(&mut self, hint: Arc<Mutex<Option<String>>>) {
+    /// Routed ops go to the node `hint` names when it names one (the runner's leader view).
+    pub fn follow_hint(&mut self, hint: nemesis::LeaderView) {
         self.leader_hint = Some(hint);
     }
 
@@ -153,7 +152,7 @@ impl Router {
         let hinted = self
             .leader_hint
             .as_ref()
-            .and_then(|h| h.lock().unwrap_or_else(|p| p.into_inner()).clone());
+            .and_then(nemesis::LeaderView::leader);
         if let Some(l) = hinted {
             self.go_to(&l);
         }
@@ -201,7 +200,7 @@ impl<D: RespDialect> RoutingClient<D> {
 
     /// Sends routed ops to the node `hint` names when it names one (the runner's leader
     /// slot), instead of the node the client last settled on.
-    pub fn follow_hint(mut self, hint: Arc<Mutex<Option<String>>>) -> Self {
+    pub fn follow_hint(mut self, hint: nemesis::LeaderView) -> Self {
         self.router.follow_hint(hint);
         self
     }
@@ -300,12 +299,13 @@ mod tests {
         r.redirect(Redirect::Stay, "CASMISMATCH x");
         assert_eq!(r.target(&routed), "n3");
         // The hint wins for routed ops, not for ops aimed at a node.
-        let hint = Arc::new(Mutex::new(Some("n2".to_string())));
+        let hint = nemesis::LeaderView::default();
+        hint.assume("n2");
         r.follow_hint(hint.clone());
         assert_eq!(r.target(&routed), "n2");
         let aimed = Invocation::new("read", Value::Nil).on("n1");
         assert_eq!(r.target(&aimed), "n1");
-        *hint.lock().unwrap() = None;
+        hint.set("n2", None);
         assert_eq!(r.target(&routed), "n2", "settled on the last hinted node");
         assert_eq!(r.addr("n3").as_deref(), Some("n3:7000"));
         assert_eq!(r.addr("n9"), None);

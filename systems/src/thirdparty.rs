@@ -8,7 +8,7 @@
 //! - [`build`]: the system for `faultline test`.
 
 use crate::bail;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::Context;
@@ -85,7 +85,7 @@ pub fn build(
     name: &str,
     nodes: Vec<Node>,
     opts: &Options,
-    leader: Arc<Mutex<Option<String>>>,
+    leader: nemesis::LeaderView,
 ) -> crate::Result<Arc<dyn System>> {
     let base_dir = format!("/tmp/faultline-nodes/{}", opts.prefix);
     Ok(match name {

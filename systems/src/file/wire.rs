@@ -12,7 +12,7 @@
 //! - a success that makes no sense for the op: `fail` for reads, `info` otherwise.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -422,7 +422,7 @@ impl WireClient {
         }
     }
 
-    pub fn follow_hint(mut self, hint: Arc<Mutex<Option<String>>>) -> Self {
+    pub fn follow_hint(mut self, hint: nemesis::LeaderView) -> Self {
         self.router.follow_hint(hint);
         self
     }
