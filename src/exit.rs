@@ -28,6 +28,15 @@ pub fn user_error(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(UserError(msg.into()))
 }
 
+/// Maps a control error to anyhow, marking the user's errors (missing tool, bad option) for 254.
+pub fn control_err(e: control::Error) -> anyhow::Error {
+    if e.is_user_error() {
+        user_error(e.to_string())
+    } else {
+        anyhow::Error::new(e)
+    }
+}
+
 /// Maps an error chain to an exit code: a [`UserError`] or an invalid [`systems::Error`]
 /// anywhere in it means 254.
 pub fn code_for(err: &anyhow::Error) -> u8 {

@@ -5,6 +5,8 @@ mod cli;
 mod cmd;
 mod exit;
 mod gate;
+mod nodes;
+mod run_report;
 
 use std::process::ExitCode;
 

@@ -8,7 +8,8 @@ use clap::{Args, Subcommand};
 
 use control::cluster::{self, ClusterOptions, LocalCluster};
 
-use crate::exit::{self, user_error};
+use crate::exit;
+use crate::exit::control_err;
 
 #[derive(Debug, Args)]
 pub struct ClusterArgs {
@@ -44,15 +45,6 @@ pub enum ClusterAction {
     },
     /// Remove every namespace, link, route, process and file the cluster made.
     Down,
-}
-
-/// Maps a control error to anyhow, marking the user's errors (missing tool, bad option) for 254.
-pub fn control_err(e: control::Error) -> anyhow::Error {
-    if e.is_user_error() {
-        user_error(e.to_string())
-    } else {
-        anyhow::Error::new(e)
-    }
 }
 
 pub fn run(args: ClusterArgs) -> anyhow::Result<u8> {

@@ -11,9 +11,9 @@ use clap::Args;
 use control::cluster::{self, LocalCluster};
 use control::{Exec, Node, Remote, SshOptions, SshRemote};
 
-use crate::cmd::cluster::control_err;
-use crate::cmd::reach::SshArgs;
+use crate::exit::control_err;
 use crate::exit::{self, user_error};
+use crate::nodes::SshArgs;
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {

@@ -5,7 +5,6 @@ pub mod cluster;
 pub mod exec;
 pub mod gate;
 pub mod power;
-pub mod reach;
 pub mod replay;
 pub mod report;
 pub mod serve;

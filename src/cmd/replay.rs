@@ -2,14 +2,15 @@
 //! fault schedule it recorded (targets pinned to the nodes actually hit), then say whether
 //! the anomaly came back and whether the faults happened as recorded.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
 
-use crate::exit::{self, user_error};
+use crate::exit::{self};
 use crate::gate::child::{self, RunOutcome};
 use crate::gate::replay;
+use crate::gate::stored::{load, store_of};
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
@@ -21,64 +22,6 @@ pub struct ReplayArgs {
     /// How far apart the nemesis ops of the two runs may be, in ms.
     #[arg(long, default_value_t = 100.0)]
     pub tolerance_ms: f64,
-}
-
-/// What a stored run holds that a replay needs.
-pub struct Stored {
-    pub args: Vec<String>,
-    pub seed: u64,
-    pub schedule: nemesis::Schedule,
-    pub history: history::History,
-    pub results: serde_json::Value,
-}
-
-pub fn load(run_dir: &Path, replaced: &[&str]) -> anyhow::Result<Stored> {
-    let read = |name: &str| -> anyhow::Result<String> {
-        let p = run_dir.join(name);
-        std::fs::read_to_string(&p).map_err(|e| {
-            user_error(format!(
-                "failed to read {}: {e} (give a run directory made by faultline test)",
-                p.display()
-            ))
-        })
-    };
-    let test: serde_json::Value = serde_json::from_str(&read("test.json")?)
-        .map_err(|e| user_error(format!("{}/test.json: {e}", run_dir.display())))?;
-    let argv: Vec<String> = test["argv"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    let args = replay::test_args(&argv, replaced)
-        .map_err(|e| user_error(format!("{}/test.json: {e}", run_dir.display())))?;
-    let seed = test["seed"]
-        .as_u64()
-        .ok_or_else(|| user_error(format!("{}/test.json has no seed", run_dir.display())))?;
-    let schedule = nemesis::Schedule::parse(&read("schedule.json")?)
-        .map_err(|e| user_error(format!("{}/schedule.json: {e}", run_dir.display())))?;
-    let (history, _) = history::load(&run_dir.join("history.jsonl"), None)
-        .map_err(|e| user_error(e.to_string()))?;
-    let results = serde_json::from_str(&read("results.json").unwrap_or_default())
-        .unwrap_or(serde_json::Value::Null);
-    Ok(Stored {
-        args,
-        seed,
-        schedule,
-        history,
-        results,
-    })
-}
-
-/// The store a run directory lives in (`<store>/<name>/<timestamp>`).
-pub fn store_of(run_dir: &Path) -> PathBuf {
-    run_dir
-        .canonicalize()
-        .ok()
-        .and_then(|p| p.parent()?.parent().map(Path::to_path_buf))
-        .unwrap_or_else(|| PathBuf::from("store"))
 }
 
 pub fn run(args: ReplayArgs) -> anyhow::Result<u8> {

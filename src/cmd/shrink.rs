@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 
-use crate::cmd::replay::{self, store_of};
 use crate::exit::{self, user_error};
 use crate::gate::child;
 use crate::gate::shrink::{self, Candidate, Options, Reproducer};
+use crate::gate::stored::{self, store_of};
 
 #[derive(Debug, Args)]
 pub struct ShrinkArgs {
@@ -77,7 +77,7 @@ pub fn run(args: ShrinkArgs) -> anyhow::Result<u8> {
     }
     let mut replaced = crate::gate::replay::REPLACED.to_vec();
     replaced.push("--time-limit");
-    let stored = replay::load(&args.run_dir, &replaced)?;
+    let stored = stored::load(&args.run_dir, &replaced)?;
     let classes = child::anomaly_types(&stored.results);
     if classes.is_empty() {
         return Err(user_error(format!(

@@ -17,8 +17,8 @@ use history::Validity;
 use nemesis::{AdaptiveOptions, ClockMode, FaultKind, GenerateOptions, Schedule};
 use workloads::Workload;
 
-use crate::cmd::reach::{self, SshArgs};
 use crate::exit::{self, user_error};
+use crate::nodes::{self, SshArgs};
 use runner::progress::Progress;
 use runner::store::{RunDir, RunLog};
 use systems::{System, file, leaderkv, thirdparty};
@@ -254,9 +254,9 @@ async fn run_logged(
         PathBuf::new()
     };
     let log2 = log.clone();
-    let targets = reach::test_targets(
+    let targets = nodes::test_targets(
         &args.reach,
-        &reach::ClusterWanted {
+        &nodes::ClusterWanted {
             nodes: args.nodes,
             prefix: &args.prefix,
             subnet: &args.subnet,
@@ -283,7 +283,7 @@ async fn run_logged(
         let helper =
             leaderkv::locate_artifact("faultline-clock", "FAULTLINE_CLOCK_BIN", "clockshim")?;
         let remote_path = format!("{base_dir}/faultline-clock");
-        reach::upload_executable(&targets.remotes, &helper, &remote_path).await?;
+        nodes::upload_executable(&targets.remotes, &helper, &remote_path).await?;
         ClockMode::Settime {
             helper: remote_path,
         }
@@ -437,7 +437,7 @@ async fn run_logged(
     let outcome = runner::run(&cfg, system, env, &run_dir, log.clone(), progress).await;
     // Teardown removed every node's directory (also when the run failed): remove the
     // now-empty directories that held them, and the clock helper.
-    reach::remove_base_dir(&targets, &base_dir).await;
+    nodes::remove_base_dir(&targets, &base_dir).await;
     let outcome = outcome?;
 
     // Store and report.
@@ -467,7 +467,7 @@ async fn run_logged(
     results["valid"] = serde_json::to_value(outcome.verdict)?;
     run_dir.write_json("results.json", &results)?;
     // The report is a view of what is stored: failing to render it must not hide the verdict.
-    match crate::cmd::report::write_report(&run_dir.path) {
+    match crate::run_report::write_report(&run_dir.path) {
         Ok(p) => log.line(&format!("report: {}", p.display())),
         Err(e) => log.line(&format!("failed to write the report: {e:#}")),
     }

@@ -6,6 +6,7 @@
 //! - [`junit`], [`summary`]: JUnit XML and a Markdown summary of the runs.
 //! - [`baseline`]: failover-time and unavailability regressions against an earlier run.
 //! - [`replay`]: the argument rewriting and nemesis-op comparison behind `faultline replay`.
+//! - [`stored`]: a stored run read back (arguments, seed, schedule, history, results).
 //! - [`shrink`]: delta debugging over a fault schedule (pure; reproduction is a callback).
 
 pub mod baseline;
@@ -14,4 +15,5 @@ pub mod config;
 pub mod junit;
 pub mod replay;
 pub mod shrink;
+pub mod stored;
 pub mod summary;

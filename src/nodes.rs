@@ -11,8 +11,7 @@ use clap::Args;
 use control::cluster::LocalCluster;
 use control::{HostKeyCheck, Node, Remote, SshAuth, SshOptions, SshRemote};
 
-use crate::cmd::cluster::control_err;
-use crate::exit::user_error;
+use crate::exit::{control_err, user_error};
 
 /// The SSH options of the command line.
 #[derive(Debug, Clone, Args)]
