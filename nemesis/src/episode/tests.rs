@@ -1,0 +1,150 @@
+use super::*;
+use crate::schedule::parse_kinds;
+use std::collections::BTreeSet;
+
+fn planner(kinds: &str, nodes: usize, seed: u64) -> Planner {
+    let nodes = (1..=nodes).map(|i| format!("n{i}")).collect();
+    Planner::new(
+        seed,
+        AdaptiveOptions::new(parse_kinds(kinds).unwrap(), nodes, Duration::from_secs(5)),
+    )
+}
+
+fn kinds_started(e: &Episode) -> BTreeSet<FaultKind> {
+    e.steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Start { fault, .. } => Some(fault.kind()),
+            Step::StartStar { .. } => Some(FaultKind::Partition),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn episodes_are_seeded_and_stop_what_they_start() {
+    let draw = |seed| {
+        let mut p = planner("partition,pause,kill", 5, seed);
+        (0..30)
+            .map(|_| p.next_episode().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(draw(7), draw(7));
+    assert_ne!(draw(7), draw(8));
+    for e in draw(7).iter().chain(&draw(9)) {
+        let mut open = BTreeSet::new();
+        for s in &e.steps {
+            match s {
+                Step::Start { slot, .. } | Step::StartStar { slot, .. } => {
+                    assert!(open.insert(*slot), "{e:?}")
+                }
+                Step::Stop { slot } => assert!(open.remove(slot), "{e:?}"),
+                _ => {}
+            }
+        }
+        assert!(open.is_empty(), "{} leaves {open:?} running", e.name);
+        assert!(
+            matches!(
+                e.steps[e.steps.len() - 2],
+                Step::Await {
+                    until: Until::Stable,
+                    ..
+                }
+            ),
+            "{e:?} must end by waiting for one leader"
+        );
+    }
+}
+
+#[test]
+fn most_episodes_aim_at_the_leader_and_every_kind_shows_up() {
+    let mut p = planner("partition,pause,kill", 5, 1);
+    let (mut aimed, mut names) = (0, BTreeSet::new());
+    let n = 400;
+    for _ in 0..n {
+        let e = p.next_episode().unwrap();
+        names.insert(e.name);
+        let at_leader = e.steps.iter().any(|s| match s {
+            Step::StartStar { .. } => true,
+            Step::Start { fault, .. } => match fault {
+                Fault::Partition {
+                    partition: Partition::Shape(s),
+                } => s.needs_leader(),
+                f => f.target().is_some_and(|t| t.is_dynamic()),
+            },
+            _ => false,
+        });
+        aimed += at_leader as usize;
+    }
+    assert!(
+        aimed * 10 >= n * 7,
+        "only {aimed} of {n} aimed at the leader"
+    );
+    for want in [
+        "isolate-leader",
+        "leader-minority",
+        "stale-leader-race",
+        "stale-bridge-follower",
+        "stale-bridge-leader",
+        "flapping",
+        "lagging-follower",
+        "lagging-follower-swap",
+        "swizzle",
+        "pause-leader",
+        "kill-leader",
+        "random",
+    ] {
+        assert!(names.contains(want), "no {want} in {names:?}");
+    }
+}
+
+#[test]
+fn only_the_kinds_asked_for() {
+    for kinds in ["partition", "pause", "kill", "clock", "loss,bandwidth"] {
+        let allowed: BTreeSet<FaultKind> = parse_kinds(kinds).unwrap().into_iter().collect();
+        let mut p = planner(kinds, 3, 3);
+        for _ in 0..100 {
+            let e = p.next_episode().unwrap();
+            assert!(
+                kinds_started(&e).is_subset(&allowed),
+                "{kinds}: {} started {:?}",
+                e.name,
+                kinds_started(&e)
+            );
+        }
+    }
+    assert!(planner("none", 3, 1).next_episode().is_none());
+    // A single node has no one to fail over to: only random faults.
+    let mut p = planner("partition,kill", 1, 1);
+    for _ in 0..20 {
+        assert_eq!(p.next_episode().unwrap().name, "random");
+    }
+}
+
+#[test]
+fn flapping_follows_the_measured_detection_time() {
+    let mut p = planner("partition", 5, 11);
+    p.observe_failover(1000);
+    p.observe_failover(3000);
+    p.observe_failover(2000);
+    assert_eq!(p.detection_ms(), Some(2000));
+    let mut seen = false;
+    for _ in 0..200 {
+        let e = p.next_episode().unwrap();
+        if e.name != "flapping" {
+            continue;
+        }
+        seen = true;
+        let on: Vec<u64> = e
+            .steps
+            .windows(2)
+            .filter_map(|w| match w {
+                [Step::Start { .. }, Step::Sleep { ms }] => Some(*ms),
+                _ => None,
+            })
+            .collect();
+        assert!(on.len() >= 3, "{e:?}");
+        assert!(on.iter().all(|ms| (1000..=3000).contains(ms)), "{on:?}");
+    }
+    assert!(seen);
+}
