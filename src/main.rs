@@ -7,6 +7,7 @@ mod exit;
 mod gate;
 mod nodes;
 mod run_report;
+mod spec;
 
 use std::process::ExitCode;
 

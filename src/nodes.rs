@@ -14,7 +14,8 @@ use control::{HostKeyCheck, Node, Remote, SshAuth, SshOptions, SshRemote};
 use crate::exit::{control_err, user_error};
 
 /// The SSH options of the command line.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SshArgs {
     /// Real hosts: a nodes file (`NAME ADDRESS` or `ADDRESS` per line), reached over SSH.
     #[arg(long)]
@@ -46,6 +47,19 @@ pub struct SshArgs {
     /// Run everything on the nodes through `sudo -n` (a login user that is not root).
     #[arg(long)]
     pub ssh_sudo: bool,
+}
+
+/// `SshArgs` as a command of its own, so its defaults come from the one clap definition.
+#[derive(clap::Parser)]
+struct Defaults {
+    #[command(flatten)]
+    args: SshArgs,
+}
+
+impl Default for SshArgs {
+    fn default() -> Self {
+        <Defaults as clap::Parser>::parse_from(["faultline-ssh"]).args
+    }
 }
 
 impl SshArgs {

@@ -213,6 +213,37 @@ fn a_duration_too_long_or_malformed_is_exit_254_in_every_command() {
     }
 }
 
+#[test]
+fn a_spec_is_refused_in_one_line_when_missing_bad_or_overridden() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("test.json");
+    std::fs::write(&spec, r#"{"spec": {"nodes": 3, "time_limit": "10s"}}"#).unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"spec": {"nodes": "three"}}"#).unwrap();
+    let (spec, bad) = (spec.display().to_string(), bad.display().to_string());
+    for (args, says) in [
+        (
+            vec!["test", "--spec", "/nonexistent/test.json"],
+            "failed to read the spec",
+        ),
+        (vec!["test", "--spec", &bad], "bad spec"),
+        (
+            vec!["test", "--spec", &spec, "--nodes", "4"],
+            "--nodes cannot be given with --spec",
+        ),
+        (
+            vec!["test", "--spec", &spec, "--bug=no-fencing"],
+            "--bug cannot be given with --spec",
+        ),
+    ] {
+        let out = faultline(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(code(&out), 254, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+}
+
 /// The anomaly classes of a results object, sorted.
 fn classes(results: &serde_json::Value) -> Vec<String> {
     results["anomaly_types"]

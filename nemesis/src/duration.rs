@@ -50,6 +50,34 @@ pub fn parse_duration(s: &str) -> Result<Duration, BadDuration> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// A duration in the syntax [`parse_duration`] reads back exactly: whole seconds as `30s`,
+/// else whole milliseconds as `1500ms`, else nanoseconds as `1500ns`.
+pub fn format_duration(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d.subsec_nanos() % 1_000_000 == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}ns", d.as_nanos())
+    }
+}
+
+/// Serde as text (`"30s"`), for files a user reads and edits: `#[serde(with = "text")]`.
+pub mod text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_duration(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let t = String::deserialize(d)?;
+        super::parse_duration(&t).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +116,19 @@ mod tests {
         let huge = "9".repeat(400);
         assert!(parse_duration(&huge).is_err());
         assert_eq!(parse_duration("-1s").unwrap_err().why, "negative");
+    }
+
+    #[test]
+    fn formatted_durations_read_back_exactly() {
+        for d in [
+            Duration::ZERO,
+            Duration::from_secs(30),
+            Duration::from_millis(1500),
+            Duration::from_nanos(1_000_000_001),
+            Duration::from_secs(86_400 * 365),
+        ] {
+            assert_eq!(parse_duration(&format_duration(d)), Ok(d), "{d:?}");
+        }
+        assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
     }
 }

@@ -48,7 +48,7 @@ pub mod system;
 pub use adaptive::{Played, run_adaptive};
 pub use clock::{ClockMode, shim_env};
 pub use driver::{NemesisEvent, run_schedule};
-pub use duration::{BadDuration, parse_duration};
+pub use duration::{BadDuration, format_duration, parse_duration};
 pub use episode::{AdaptiveOptions, Episode, Planner, Step, Until};
 pub use error::{Error, Result};
 pub use fault::{ClockAction, Fault, FaultKind, FaultRecord, Partition, Phase, Target};

@@ -9,117 +9,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::Args;
 use serde_json::json;
 
-use control::cluster;
 use history::Validity;
 use nemesis::{AdaptiveOptions, ClockMode, FaultKind, GenerateOptions, Schedule};
 use workloads::Workload;
 
 use crate::exit::{self, user_error};
-use crate::nodes::{self, SshArgs};
+use crate::nodes;
+pub use crate::spec::TestArgs;
 use runner::progress::Progress;
 use runner::store::{RunDir, RunLog};
 use systems::{System, file, leaderkv, thirdparty};
-
-#[derive(Debug, Args)]
-pub struct TestArgs {
-    /// The system under test: leaderkv, redis-sentinel, etcd.
-    #[arg(long, default_value = "leaderkv")]
-    pub system: String,
-    /// A system described in a TOML file (docs/own-system.md), instead of --system.
-    #[arg(long, conflicts_with = "system")]
-    pub system_file: Option<PathBuf>,
-    /// A value for the system file's `{set.KEY}` placeholders (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub sets: Vec<String>,
-    /// Number of nodes of the local cluster (brought up if it is not up).
-    #[arg(long, default_value_t = 5)]
-    pub nodes: usize,
-    /// Workloads, comma-separated: set, unique-ids, register (the leader probe always runs).
-    #[arg(long, default_value = "set,unique-ids")]
-    pub workload: String,
-    /// Faults, comma-separated: partition, pause, kill, clock, loss, bandwidth; or none.
-    #[arg(long, default_value = "partition,pause,kill")]
-    pub nemesis: String,
-    /// How long the workload runs (faults included).
-    #[arg(long, default_value = "60s", value_parser = nemesis::parse_duration)]
-    pub time_limit: Duration,
-    /// Client workers.
-    #[arg(long, default_value_t = 10)]
-    pub concurrency: usize,
-    /// Total client ops per second (default: as fast as the system answers).
-    #[arg(long)]
-    pub rate: Option<f64>,
-    /// Seed of the workload and the fault schedule (random when left out; printed).
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// A seeded bug of the system, passed through (repeatable).
-    #[arg(long = "bug")]
-    pub bugs: Vec<String>,
-    /// Replication mode.
-    #[arg(long, default_value = "sync", value_parser = ["sync", "semi-sync", "async"])]
-    pub mode: String,
-    /// How faults are timed: `adaptive` aims most faults at the leader and holds each until
-    /// the system fails over; `interval` starts a random fault every other interval.
-    #[arg(long, default_value = "adaptive", value_parser = ["adaptive", "interval"])]
-    pub nemesis_mode: String,
-    /// Adaptive: the longest quiet time between episodes and the length of faults not aimed
-    /// at the leader. Interval: quiet time before each fault, and each fault's length.
-    #[arg(long, default_value = "5s", value_parser = nemesis::parse_duration)]
-    pub nemesis_interval: Duration,
-    /// Adaptive: the longest a leader-aimed fault holds while waiting for a new leader.
-    #[arg(long, default_value = "60s", value_parser = nemesis::parse_duration)]
-    pub fault_max: Duration,
-    /// Adaptive: the longest wait, after healing, for one leader again before the next fault.
-    #[arg(long, default_value = "30s", value_parser = nemesis::parse_duration)]
-    pub settle_max: Duration,
-    /// Play this fault schedule (JSON or TOML, e.g. a run's schedule.json) instead.
-    #[arg(long)]
-    pub schedule: Option<PathBuf>,
-    /// Where runs are stored.
-    #[arg(long, default_value = "store")]
-    pub store: PathBuf,
-    /// Longest wait, after healing, for the cluster to converge before the final reads.
-    #[arg(long, default_value = "10s", value_parser = nemesis::parse_duration)]
-    pub recovery_wait: Duration,
-    /// Workload time before the first fault can start.
-    #[arg(long, default_value = "2s", value_parser = nemesis::parse_duration)]
-    pub warmup: Duration,
-    /// Client op timeout (an op with no answer by then ends `info`).
-    #[arg(long, default_value = "3s", value_parser = nemesis::parse_duration)]
-    pub op_timeout: Duration,
-    /// Time budget of the linearizability check (register workload).
-    #[arg(long, default_value = "60s", value_parser = nemesis::parse_duration)]
-    pub check_budget: Duration,
-    /// Test name (the store folder); default `<system>-<workloads>`.
-    #[arg(long)]
-    pub name: Option<String>,
-    /// Print the results as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
-    /// Sentinel's down-after-milliseconds (redis-sentinel).
-    #[arg(long, default_value = "1s", value_parser = nemesis::parse_duration)]
-    pub down_after: Duration,
-    /// Install a third-party system's missing OS packages with apt-get.
-    #[arg(long)]
-    pub install: bool,
-    /// Patroni's synchronous mode (postgres-patroni; default asynchronous replication).
-    #[arg(long)]
-    pub synchronous: bool,
-    /// Local cluster name prefix.
-    #[arg(long, default_value = cluster::DEFAULT_PREFIX)]
-    pub prefix: String,
-    /// Local cluster subnet (when this command brings it up).
-    #[arg(long, default_value = cluster::DEFAULT_SUBNET)]
-    pub subnet: String,
-    /// Directory of local clusters' state files.
-    #[arg(long, env = cluster::STATE_ROOT_ENV, default_value = cluster::DEFAULT_STATE_ROOT)]
-    pub state_dir: PathBuf,
-    #[command(flatten)]
-    pub reach: SshArgs,
-}
 
 struct Plan {
     seed: u64,
@@ -206,6 +107,11 @@ fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
 
 pub fn run(args: TestArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
+    let raw: Vec<String> = std::env::args()
+        .skip_while(|a| a != "test")
+        .skip(1)
+        .collect();
+    let args = args.with_spec(&raw).map_err(user_error)?;
     let plan = plan(&args)?;
     let seed = plan.seed;
     eprintln!("faultline test: seed {seed}");
@@ -375,6 +281,7 @@ async fn run_logged(
         },
         "faultline_version": env!("CARGO_PKG_VERSION"),
         "argv": std::env::args().collect::<Vec<_>>(),
+        "spec": args.stored(seed),
     });
     run_dir.write_json("test.json", &test_json)?;
 

@@ -1,4 +1,5 @@
-//! A stored run as replay and shrink read it back: the original arguments (less the ones a
+//! A stored run as replay and shrink read it back: how to run its test again (`--spec` and
+//! its test.json; for runs stored before specs, the original arguments less the ones a
 //! replay replaces), the seed, the schedule it played, its history and results.
 
 use std::path::{Path, PathBuf};
@@ -27,16 +28,27 @@ pub fn load(run_dir: &Path, replaced: &[&str]) -> anyhow::Result<Stored> {
     };
     let test: serde_json::Value = serde_json::from_str(&read("test.json")?)
         .map_err(|e| user_error(format!("{}/test.json: {e}", run_dir.display())))?;
-    let argv: Vec<String> = test["argv"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    let args = replay::test_args(&argv, replaced)
-        .map_err(|e| user_error(format!("{}/test.json: {e}", run_dir.display())))?;
+    let args = if test.get("spec").is_some() {
+        // The typed spec: the child reads it back; the replay's overrides are flags it allows.
+        // Canonical: `store/latest` moves as soon as the child stores its own run.
+        let p = run_dir
+            .join("test.json")
+            .canonicalize()
+            .unwrap_or_else(|_| run_dir.join("test.json"));
+        vec!["--spec".to_owned(), p.display().to_string()]
+    } else {
+        // A run stored before specs: its command line, less what the replay replaces.
+        let argv: Vec<String> = test["argv"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        replay::test_args(&argv, replaced)
+            .map_err(|e| user_error(format!("{}/test.json: {e}", run_dir.display())))?
+    };
     let seed = test["seed"]
         .as_u64()
         .ok_or_else(|| user_error(format!("{}/test.json has no seed", run_dir.display())))?;
