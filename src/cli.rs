@@ -38,6 +38,8 @@ pub enum Command {
     Replay(cmd::replay::ReplayArgs),
     /// Shrink a failing run's fault schedule to the smallest one that still fails.
     Shrink(cmd::shrink::ShrinkArgs),
+    /// The built-in systems (list) and the system file describing each (show NAME).
+    System(cmd::system::SystemArgs),
     /// Measure detection power: leaderkv with each seeded bug and the correct build, N seeds.
     Power(cmd::power::PowerArgs),
 }

@@ -244,6 +244,65 @@ fn a_spec_is_refused_in_one_line_when_missing_bad_or_overridden() {
     }
 }
 
+#[test]
+fn systems_are_listed_shown_and_their_limits_refused_before_any_node_is_touched() {
+    let list = faultline(&["system", "list"]);
+    assert_eq!(code(&list), 0);
+    let text = String::from_utf8_lossy(&list.stdout);
+    for name in ["leaderkv", "redis-sentinel", "etcd", "postgres-patroni"] {
+        assert!(
+            text.contains(&format!("faultline system show {name}")),
+            "{text}"
+        );
+    }
+    let show = faultline(&["system", "show", "leaderkv"]);
+    assert_eq!(code(&show), 0);
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/systems/leaderkv.toml"),
+    )
+    .unwrap();
+    assert_eq!(String::from_utf8_lossy(&show.stdout), shipped);
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/systems/leaderkv.toml");
+    let file = file.to_str().unwrap();
+    for (args, says) in [
+        (vec!["system", "show", "mysql"], "unknown system \"mysql\""),
+        (
+            vec!["test", "--system", "mysql"],
+            "unknown system \"mysql\"",
+        ),
+        (
+            vec!["test", "--system", "etcd", "--workload", "unique-ids"],
+            "etcd has no auto-increment",
+        ),
+        (
+            vec![
+                "test",
+                "--system",
+                "etcd",
+                "--workload",
+                "set",
+                "--mode",
+                "async",
+            ],
+            "--mode does not apply to etcd (only to leaderkv)",
+        ),
+        (
+            vec!["test", "--system", "leaderkv", "--synchronous"],
+            "--synchronous does not apply to leaderkv",
+        ),
+        (
+            vec!["test", "--system-file", file, "--mode", "async"],
+            "--mode does not apply to a system file",
+        ),
+    ] {
+        let out = faultline(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(code(&out), 254, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+}
+
 /// The anomaly classes of a results object, sorted.
 fn classes(results: &serde_json::Value) -> Vec<String> {
     results["anomaly_types"]

@@ -9,6 +9,7 @@ pub mod replay;
 pub mod report;
 pub mod serve;
 pub mod shrink;
+pub mod system;
 pub mod test;
 
 use crate::cli::{Cli, Command};
@@ -25,5 +26,6 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Replay(args) => replay::run(args),
         Command::Shrink(args) => shrink::run(args),
         Command::Power(args) => power::run(args),
+        Command::System(args) => system::run(args),
     }
 }

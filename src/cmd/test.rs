@@ -20,6 +20,7 @@ use crate::nodes;
 pub use crate::spec::TestArgs;
 use runner::progress::Progress;
 use runner::store::{RunDir, RunLog};
+use systems::registry::{Builtin, SystemOption};
 use systems::{System, file, leaderkv, thirdparty};
 
 struct Plan {
@@ -29,6 +30,30 @@ struct Plan {
     name: String,
     /// The system file, loaded and validated (`--system-file`).
     file: Option<file::spec::Loaded>,
+    /// The built-in system, when there is no file.
+    builtin: Option<Builtin>,
+}
+
+/// The system-specific options the command line sets to other than their defaults.
+fn options_given(args: &TestArgs) -> Vec<SystemOption> {
+    let defaults = TestArgs::default();
+    let mut v = Vec::new();
+    if args.mode != defaults.mode {
+        v.push(SystemOption::Mode);
+    }
+    if !args.bugs.is_empty() {
+        v.push(SystemOption::Bug);
+    }
+    if args.down_after != defaults.down_after {
+        v.push(SystemOption::DownAfter);
+    }
+    if args.synchronous {
+        v.push(SystemOption::Synchronous);
+    }
+    if args.install {
+        v.push(SystemOption::Install);
+    }
+    v
 }
 
 fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
@@ -47,20 +72,15 @@ fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
         }
         None => None,
     };
-    let system = match &file {
-        Some(f) => f.spec.name.clone(),
-        None => args.system.clone(),
+    let builtin = match &file {
+        Some(_) => None,
+        None => Some(args.system.parse::<Builtin>().map_err(user_error)?),
     };
-    if file.is_none()
-        && args.system != "leaderkv"
-        && !thirdparty::KNOWN.contains(&args.system.as_str())
-    {
-        return Err(user_error(format!(
-            "unknown system {:?} (known: leaderkv, {})",
-            args.system,
-            thirdparty::KNOWN.join(", ")
-        )));
-    }
+    let system = match (&file, builtin) {
+        (Some(f), _) => f.spec.name.clone(),
+        (None, Some(b)) => b.name().to_owned(),
+        (None, None) => unreachable!("a system is either a file or built in"),
+    };
     if !(1..=50).contains(&args.nodes) {
         return Err(user_error(format!(
             "--nodes {} is not in 1..=50",
@@ -82,11 +102,20 @@ fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
     } else {
         nemesis::parse_kinds(&args.nemesis).map_err(|e| user_error(e.to_string()))?
     };
-    if let Some(f) = &file {
-        f.check_workloads(&workloads).map_err(user_error)?;
-    } else if args.system != "leaderkv" {
-        thirdparty::compatible(&args.system, &workloads, &kinds)
-            .map_err(|e| user_error(format!("{}: {e}", args.system)))?;
+    let options = options_given(args);
+    match (&file, builtin) {
+        (Some(f), _) => {
+            f.check_workloads(&workloads).map_err(user_error)?;
+            if let Some(o) = options.iter().find(|o| **o != SystemOption::Bug) {
+                return Err(user_error(format!(
+                    "{} does not apply to a system file (the file says how its system runs; \
+                     give it settings with --set KEY=VALUE): leave it out",
+                    o.flag()
+                )));
+            }
+        }
+        (None, Some(b)) => b.check(&workloads, &kinds, &options).map_err(user_error)?,
+        (None, None) => {}
     }
     let seed = args.seed.unwrap_or_else(rand::random::<u64>);
     let name = args.name.clone().unwrap_or_else(|| {
@@ -97,6 +126,7 @@ fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
         return Err(user_error(format!("bad test name {name:?}")));
     }
     Ok(Plan {
+        builtin,
         seed,
         workloads,
         kinds,
@@ -154,7 +184,7 @@ async fn run_logged(
     log: Arc<RunLog>,
 ) -> anyhow::Result<u8> {
     let seed = plan.seed;
-    let binary = if args.system == "leaderkv" && plan.file.is_none() {
+    let binary = if plan.builtin == Some(Builtin::Leaderkv) {
         leaderkv::locate_artifact("leaderkv", "FAULTLINE_LEADERKV_BIN", "leaderkv")?
     } else {
         PathBuf::new()
@@ -304,8 +334,8 @@ async fn run_logged(
             },
             leader.clone(),
         )?)
-    } else if args.system != "leaderkv" {
-        thirdparty::build(&args.system, nodes.clone(), &third, leader.clone())?
+    } else if let Some(b) = plan.builtin.filter(|b| *b != Builtin::Leaderkv) {
+        thirdparty::build(b, nodes.clone(), &third, leader.clone())?
     } else {
         Arc::new(leaderkv::Leaderkv::new(
             nodes.clone(),

@@ -6,7 +6,7 @@
 //! dir, client port 2379 and peer port 2380 on the node's cluster address), as a foreground
 //! daemon with a pidfile; `pause`/`kill` hit it, a restart keeps the data dir. The clock shim
 //! cannot reach etcd (a Go program reads the clock through the vDSO): `faultline test`
-//! refuses the `clock` nemesis for etcd (see `thirdparty::compatible`).
+//! refuses the `clock` nemesis for etcd (see `registry::Builtin::capabilities`).
 //!
 //! Workloads: `register` is `/v3/kv/range` (linearizable: the default, not `serializable`),
 //! `/v3/kv/put`, and compare-and-set as a `/v3/kv/txn` comparing the value; `set` is one key

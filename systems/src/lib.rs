@@ -10,6 +10,8 @@
 //! - [`daemon`]: what the deploy recipes share (node directories, pidfile daemons, the
 //!   nemesis' handle, prepare/start/kill/remove steps).
 //! - [`Error`]: the one error type (invalid request vs failure) and its [`Context`].
+//! - [`registry`]: the built-in systems listed once ([`registry::Builtin`]): names,
+//!   capabilities as data, the options each honours, the system file describing each.
 //! - [`thirdparty`]: what the third-party systems share, and how `faultline test` builds them.
 
 mod error;
@@ -21,6 +23,7 @@ pub mod leaderkv;
 pub mod postgres_patroni;
 pub mod proto;
 pub mod redis_sentinel;
+pub mod registry;
 pub mod resp_router;
 pub mod thirdparty;
 

@@ -1,10 +1,8 @@
 //! Glue shared by the third-party systems (installed from the OS packages on the nodes,
-//! configured and started by faultline): which systems exist, what they can run, how
+//! configured and started by faultline): how
 //! `faultline test` builds them, and the small node helpers they share (check that programs
 //! are installed, install them, write a config file).
 //!
-//! - [`KNOWN`]: the third-party system names `--system` accepts.
-//! - [`compatible`]: refuses workload/fault combinations a system cannot honour (with why).
 //! - [`build`]: the system for `faultline test`.
 
 use crate::bail;
@@ -13,13 +11,10 @@ use std::time::Duration;
 
 use crate::Context;
 use control::{Exec, Node, Remote, shell_quote};
-use nemesis::{ClockMode, FaultKind};
-use workloads::Workload;
+use nemesis::ClockMode;
 
+use super::registry::Builtin;
 use super::{System, etcd, postgres_patroni, redis_sentinel};
-
-/// Third-party systems `faultline test --system` knows.
-pub const KNOWN: &[&str] = &["redis-sentinel", "etcd", "postgres-patroni"];
 
 /// Options of the third-party systems, from the command line.
 #[derive(Debug, Clone)]
@@ -35,61 +30,16 @@ pub struct Options {
     pub synchronous: bool,
 }
 
-/// Why `system` cannot run `workloads` under `kinds`, if it cannot.
-pub fn compatible(system: &str, workloads: &[Workload], kinds: &[FaultKind]) -> Result<(), String> {
-    match system {
-        "etcd" => {
-            if kinds.contains(&FaultKind::Clock) {
-                return Err(
-                    "the clock nemesis cannot skew etcd on a local cluster: etcd is a Go \
-                     program, which reads the clock through the vDSO and ignores faultline's \
-                     LD_PRELOAD clock shim (skew it on VMs instead); leave `clock` out of \
-                     --nemesis"
-                        .into(),
-                );
-            }
-            if workloads.contains(&Workload::UniqueIds) {
-                return Err(
-                    "etcd has no auto-increment: the unique-ids workload is not \
-                     implemented for etcd (use set or register)"
-                        .into(),
-                );
-            }
-            Ok(())
-        }
-        "redis-sentinel" => Ok(()),
-        "postgres-patroni" => {
-            if kinds.contains(&FaultKind::Clock) {
-                return Err(
-                    "the clock nemesis is not set up for postgres-patroni yet (the \
-                     recipe does not preload the clock shim into Patroni and PostgreSQL); \
-                     leave `clock` out of --nemesis"
-                        .into(),
-                );
-            }
-            if workloads.contains(&Workload::Register) {
-                return Err(
-                    "the register workload is not implemented for postgres-patroni \
-                     (use set or unique-ids)"
-                        .into(),
-                );
-            }
-            Ok(())
-        }
-        other => Err(format!("unknown system {other:?}")),
-    }
-}
-
-/// The system `name` on `nodes`.
+/// The third-party system `which` on `nodes`.
 pub fn build(
-    name: &str,
+    which: Builtin,
     nodes: Vec<Node>,
     opts: &Options,
     leader: nemesis::LeaderView,
 ) -> crate::Result<Arc<dyn System>> {
     let base_dir = format!("/tmp/faultline-nodes/{}", opts.prefix);
-    Ok(match name {
-        "redis-sentinel" => Arc::new(redis_sentinel::RedisSentinel::new(
+    Ok(match which {
+        Builtin::RedisSentinel => Arc::new(redis_sentinel::RedisSentinel::new(
             nodes,
             redis_sentinel::Options {
                 base_dir,
@@ -100,7 +50,7 @@ pub fn build(
             },
             leader,
         )),
-        "etcd" => Arc::new(etcd::Etcd::new(
+        Builtin::Etcd => Arc::new(etcd::Etcd::new(
             nodes,
             etcd::Options {
                 base_dir,
@@ -108,7 +58,7 @@ pub fn build(
             },
             leader,
         )),
-        "postgres-patroni" => Arc::new(postgres_patroni::PostgresPatroni::new(
+        Builtin::PostgresPatroni => Arc::new(postgres_patroni::PostgresPatroni::new(
             nodes,
             postgres_patroni::Options {
                 base_dir,
@@ -117,7 +67,7 @@ pub fn build(
             },
             leader,
         )),
-        other => bail!("unknown system {other:?}"),
+        Builtin::Leaderkv => bail!("leaderkv is not a third-party system"),
     })
 }
 

@@ -1,0 +1,294 @@
+//! The built-in systems, listed once: their names, what each can run (capabilities as data,
+//! checked before anything is deployed), which command-line options apply to each, and the
+//! system file that describes each (`faultline system show NAME`).
+
+use std::fmt;
+use std::str::FromStr;
+
+use nemesis::FaultKind;
+use workloads::Workload;
+
+/// A system `faultline test --system` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Builtin {
+    Leaderkv,
+    RedisSentinel,
+    Etcd,
+    PostgresPatroni,
+}
+
+/// An option of `faultline test` that only some systems honour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SystemOption {
+    /// `--mode` (leaderkv's replication mode).
+    Mode,
+    /// `--bug` (seeded bugs: leaderkv, and system files with `bug_flags`).
+    Bug,
+    /// `--down-after` (Sentinel's failure detector).
+    DownAfter,
+    /// `--synchronous` (Patroni's synchronous mode).
+    Synchronous,
+    /// `--install` (install missing OS packages on the nodes).
+    Install,
+}
+
+impl SystemOption {
+    /// The flag, as the command line spells it.
+    pub fn flag(self) -> &'static str {
+        match self {
+            SystemOption::Mode => "--mode",
+            SystemOption::Bug => "--bug",
+            SystemOption::DownAfter => "--down-after",
+            SystemOption::Synchronous => "--synchronous",
+            SystemOption::Install => "--install",
+        }
+    }
+}
+
+/// What a built-in system can run.
+#[derive(Debug, Clone, Copy)]
+pub struct Capabilities {
+    /// Workloads it does not implement, with why and what to use instead.
+    pub unsupported_workloads: &'static [(Workload, &'static str)],
+    /// Fault kinds it cannot take, with why.
+    pub unsupported_faults: &'static [(FaultKind, &'static str)],
+    /// The options of `faultline test` it honours.
+    pub options: &'static [SystemOption],
+}
+
+const ETCD_CLOCK: &str = "the clock nemesis cannot skew etcd on a local cluster: etcd is a Go \
+    program, which reads the clock through the vDSO and ignores faultline's LD_PRELOAD clock \
+    shim (skew it on VMs instead); leave `clock` out of --nemesis";
+
+impl Builtin {
+    /// Every built-in system, the default first.
+    pub const ALL: [Builtin; 4] = [
+        Builtin::Leaderkv,
+        Builtin::RedisSentinel,
+        Builtin::Etcd,
+        Builtin::PostgresPatroni,
+    ];
+
+    /// The name `--system` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Builtin::Leaderkv => "leaderkv",
+            Builtin::RedisSentinel => "redis-sentinel",
+            Builtin::Etcd => "etcd",
+            Builtin::PostgresPatroni => "postgres-patroni",
+        }
+    }
+
+    /// One line on what it is.
+    pub fn about(self) -> &'static str {
+        match self {
+            Builtin::Leaderkv => {
+                "faultline's reference leader-based store, with seeded failover bugs (built from this repository)"
+            }
+            Builtin::RedisSentinel => {
+                "Redis with asynchronous replication, failover by Sentinel (Debian packages redis-server, redis-sentinel)"
+            }
+            Builtin::Etcd => {
+                "an etcd (Raft) cluster over its HTTP/JSON gateway (Debian package etcd-server)"
+            }
+            Builtin::PostgresPatroni => {
+                "PostgreSQL 15 managed by Patroni on etcd (Debian packages postgresql-15, patroni, etcd-server)"
+            }
+        }
+    }
+
+    /// What it can run.
+    pub fn capabilities(self) -> Capabilities {
+        use SystemOption::*;
+        match self {
+            Builtin::Leaderkv => Capabilities {
+                unsupported_workloads: &[],
+                unsupported_faults: &[],
+                options: &[Mode, Bug],
+            },
+            Builtin::RedisSentinel => Capabilities {
+                unsupported_workloads: &[],
+                unsupported_faults: &[],
+                options: &[DownAfter, Install],
+            },
+            Builtin::Etcd => Capabilities {
+                unsupported_workloads: &[(
+                    Workload::UniqueIds,
+                    "etcd has no auto-increment: the unique-ids workload is not implemented for \
+                     etcd (use set or register)",
+                )],
+                unsupported_faults: &[(FaultKind::Clock, ETCD_CLOCK)],
+                options: &[Install],
+            },
+            Builtin::PostgresPatroni => Capabilities {
+                unsupported_workloads: &[(
+                    Workload::Register,
+                    "the register workload is not implemented for postgres-patroni (use set or \
+                     unique-ids)",
+                )],
+                unsupported_faults: &[(
+                    FaultKind::Clock,
+                    "the clock nemesis is not set up for postgres-patroni yet (the recipe does \
+                     not preload the clock shim into Patroni and PostgreSQL); leave `clock` out \
+                     of --nemesis",
+                )],
+                options: &[Synchronous, Install],
+            },
+        }
+    }
+
+    /// Why it cannot run `workloads` under `kinds` with `options` given, if it cannot.
+    pub fn check(
+        self,
+        workloads: &[Workload],
+        kinds: &[FaultKind],
+        options: &[SystemOption],
+    ) -> Result<(), String> {
+        let caps = self.capabilities();
+        for (w, why) in caps.unsupported_workloads {
+            if workloads.contains(w) {
+                return Err(format!("{self}: {why}"));
+            }
+        }
+        for (k, why) in caps.unsupported_faults {
+            if kinds.contains(k) {
+                return Err(format!("{self}: {why}"));
+            }
+        }
+        for o in options {
+            if !caps.options.contains(o) {
+                let takers: Vec<&str> = Builtin::ALL
+                    .iter()
+                    .filter(|b| b.capabilities().options.contains(o))
+                    .map(|b| b.name())
+                    .collect();
+                return Err(format!(
+                    "{} does not apply to {self} (only to {}): leave it out",
+                    o.flag(),
+                    takers.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The system file that describes it, as shipped in examples/systems/: a starting
+    /// point for a file of one's own.
+    pub fn system_file(self) -> (&'static str, &'static str) {
+        match self {
+            Builtin::Leaderkv => (
+                "leaderkv.toml",
+                include_str!("../../examples/systems/leaderkv.toml"),
+            ),
+            Builtin::RedisSentinel => (
+                "redis-sentinel.toml",
+                include_str!("../../examples/systems/redis-sentinel.toml"),
+            ),
+            Builtin::Etcd => (
+                "etcd-http.toml",
+                include_str!("../../examples/systems/etcd-http.toml"),
+            ),
+            Builtin::PostgresPatroni => (
+                "postgres-patroni.toml",
+                include_str!("../../examples/systems/postgres-patroni.toml"),
+            ),
+        }
+    }
+}
+
+impl fmt::Display for Builtin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Builtin {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Builtin::ALL
+            .into_iter()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Builtin::ALL.iter().map(|b| b.name()).collect();
+                format!(
+                    "unknown system {s:?} (known: {}; or describe your own with --system-file)",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_names_list_the_known() {
+        for b in Builtin::ALL {
+            assert_eq!(b.name().parse::<Builtin>(), Ok(b));
+        }
+        let e = "redis".parse::<Builtin>().unwrap_err();
+        assert!(
+            e.contains("leaderkv, redis-sentinel, etcd, postgres-patroni"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn capabilities_refuse_what_a_system_cannot_run() {
+        let set = [Workload::Set];
+        assert!(
+            Builtin::Leaderkv
+                .check(
+                    &set,
+                    &[FaultKind::Clock],
+                    &[SystemOption::Mode, SystemOption::Bug]
+                )
+                .is_ok()
+        );
+        let e = Builtin::Etcd
+            .check(&[Workload::UniqueIds], &[], &[])
+            .unwrap_err();
+        assert!(e.starts_with("etcd: etcd has no auto-increment"), "{e}");
+        let e = Builtin::Etcd
+            .check(&set, &[FaultKind::Clock], &[])
+            .unwrap_err();
+        assert!(e.contains("vDSO"), "{e}");
+        let e = Builtin::PostgresPatroni
+            .check(&[Workload::Register], &[], &[])
+            .unwrap_err();
+        assert!(e.contains("register workload"), "{e}");
+        let e = Builtin::Etcd
+            .check(&set, &[], &[SystemOption::Mode])
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "--mode does not apply to etcd (only to leaderkv): leave it out"
+        );
+        let e = Builtin::Leaderkv
+            .check(&set, &[], &[SystemOption::Install])
+            .unwrap_err();
+        assert!(
+            e.contains("only to redis-sentinel, etcd, postgres-patroni"),
+            "{e}"
+        );
+        assert!(
+            Builtin::RedisSentinel
+                .check(&set, &[FaultKind::Clock], &[SystemOption::DownAfter])
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn every_builtin_ships_a_system_file_that_loads() {
+        for b in Builtin::ALL {
+            let (name, text) = b.system_file();
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            crate::file::spec::load(&p, &crate::file::spec::Inputs::default())
+                .unwrap_or_else(|e| panic!("{b}: {name}: {e}"));
+        }
+    }
+}
