@@ -81,7 +81,7 @@ from_errors!(
     history::ReadError,
     crate::proto::http::HttpError,
     crate::proto::pgwire::PgError,
-    workloads::resp::RespError,
+    crate::proto::resp::RespError,
 );
 
 impl From<String> for Error {

@@ -36,7 +36,7 @@ use workloads::{Client, Completion, Invocation};
 
 use super::daemon::{self, Control, node_dir};
 use super::proto::http::{HttpError, b64, post, unb64};
-use super::resp_router::role_value;
+use super::proto::router::role_value;
 use super::thirdparty::require_programs;
 use super::{RoleInfo, System, unknown_unless_read};
 

@@ -20,10 +20,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::Context;
+use crate::proto::resp::Conn;
 use async_trait::async_trait;
 use control::{DaemonSpec, Exec, Node, Remote, shell_quote};
 use nemesis::{ClockMode, PidfileSystem, SystemControl};
-use workloads::resp::Conn;
 use workloads::{Client, Invocation};
 
 use self::client::{FileDialect, RoleParser};
@@ -31,7 +31,7 @@ use self::ops::Protocol;
 use self::spec::Loaded;
 use self::wire::{WireClient, WireDialect};
 use super::daemon::{self, Control};
-use super::resp_router::{RespDialect, RoutingClient};
+use super::proto::router::{RespDialect, RoutingClient};
 use super::{RoleInfo, System};
 
 /// Where node directories go, and the clock fault's mechanism.
@@ -536,7 +536,7 @@ impl Client for CommandLeader {
         }
         let node = op.node.clone().unwrap_or_default();
         match self.probe.role(&node, self.timeout).await {
-            Ok(r) => workloads::Completion::ok(super::resp_router::role_value(&r), &node),
+            Ok(r) => workloads::Completion::ok(super::proto::router::role_value(&r), &node),
             Err(e) => workloads::Completion::fail(op.value.clone(), &node, format!("{e:#}")),
         }
     }

@@ -12,15 +12,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::Context;
+use crate::proto::resp::{Conn, Reply};
 use async_trait::async_trait;
 use control::{DaemonSpec, Exec, Node, Remote};
 use history::Value;
 use nemesis::{ClockMode, SystemControl};
-use workloads::resp::{Conn, Reply};
 use workloads::{Client, Invocation, Outcome};
 
 use super::daemon::{self, Control, node_dir};
-use super::resp_router::{self, Redirect, RespDialect, RoutingClient};
+use super::proto::router::{self, Redirect, RespDialect, RoutingClient};
 use super::{RoleInfo, System};
 
 /// The set workload's key and the unique-ids counter's key.
@@ -210,7 +210,7 @@ impl RespDialect for Dialect {
     }
 
     fn ok_value(&self, op: &Invocation, r: &Reply) -> Option<Value> {
-        resp_router::ok_value(op, r, parse_role)
+        router::ok_value(op, r, parse_role)
     }
 
     fn on_error(&self, _op: &Invocation, err: &str) -> (Outcome, Redirect) {

@@ -2,11 +2,11 @@
 //!
 //! - [`leaderkv`]: faultline's bundled reference store (targets/leaderkv).
 //! - [`file`]: a system described in a TOML file (`--system-file`).
-//! - [`resp_router`]: the leader-following RESP client both share.
 //! - [`redis_sentinel`]: Redis with Sentinel failover (OS packages).
 //! - [`etcd`]: an etcd (Raft) cluster over its HTTP/JSON gateway (OS packages).
 //! - [`postgres_patroni`]: PostgreSQL 15 managed by Patroni on etcd (OS packages).
-//! - [`proto`]: the HTTP and PostgreSQL wire protocols the clients speak.
+//! - [`proto`]: the wire protocols the clients speak (RESP and its leader-following router,
+//!   HTTP, PostgreSQL).
 //! - [`daemon`]: what the deploy recipes share (node directories, pidfile daemons, the
 //!   nemesis' handle, prepare/start/kill/remove steps).
 //! - [`Error`]: the one error type (invalid request vs failure) and its [`Context`].
@@ -24,7 +24,6 @@ pub mod postgres_patroni;
 pub mod proto;
 pub mod redis_sentinel;
 pub mod registry;
-pub mod resp_router;
 pub mod thirdparty;
 
 pub use error::{Context, Error, Result};

@@ -39,7 +39,7 @@ use super::daemon::{self, node_dir};
 use super::etcd::{self, Etcd};
 use super::proto::http;
 use super::proto::pgwire::{PgConn, PgError};
-use super::resp_router::role_value;
+use super::proto::router::role_value;
 use super::thirdparty::{require_programs, write_file};
 use super::{RoleInfo, System};
 

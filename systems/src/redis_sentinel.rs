@@ -30,15 +30,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::Context;
+use crate::proto::resp::{Conn, Reply};
 use async_trait::async_trait;
 use control::{DaemonSpec, Node, Remote};
 use history::Value;
 use nemesis::{ClockMode, PidfileSystem, SystemControl};
-use workloads::resp::{Conn, Reply};
 use workloads::{Client, Completion, Invocation};
 
 use super::daemon::{self, Control, node_dir};
-use super::resp_router::{self, role_value};
+use super::proto::router::{self, role_value};
 use super::thirdparty::{require_programs, write_file};
 use super::{RoleInfo, System, unknown_unless_read};
 

@@ -5,14 +5,14 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use crate::proto::resp::Reply;
 use history::Value;
-use workloads::resp::Reply;
 use workloads::{Invocation, Outcome};
 
 use super::ops::OpTemplate;
 use super::spec::{Leader, Loaded, Rule, expand};
 use crate::RoleInfo;
-use crate::resp_router::{self, Redirect, RespDialect};
+use crate::proto::router::{self, Redirect, RespDialect};
 
 /// How to read a node's answer to the leader call.
 #[derive(Debug, Clone)]
@@ -230,7 +230,7 @@ impl RespDialect for FileDialect {
     }
 
     fn ok_value(&self, op: &Invocation, r: &Reply) -> Option<Value> {
-        resp_router::ok_value(op, r, |r| self.role.parse(op.node.as_deref(), r))
+        router::ok_value(op, r, |r| self.role.parse(op.node.as_deref(), r))
     }
 
     fn on_error(&self, op: &Invocation, err: &str) -> (Outcome, Redirect) {

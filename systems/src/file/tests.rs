@@ -3,13 +3,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::proto::resp::Reply;
 use history::Value;
-use workloads::resp::Reply;
 use workloads::{Invocation, Outcome, Workload};
 
 use super::client::{FileDialect, RoleParser};
 use super::spec::{self, Inputs, Loaded, expand};
-use crate::resp_router::{Redirect, RespDialect};
+use crate::proto::router::{Redirect, RespDialect};
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

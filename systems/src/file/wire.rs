@@ -25,7 +25,7 @@ use super::ops::{HttpTemplate, OpTemplate, select};
 use super::spec::{Loaded, Rule, expand};
 use crate::proto::http::{self, Response, unb64};
 use crate::proto::pgwire::{PgConn, PgError};
-use crate::resp_router::{Redirect, Router, role_value};
+use crate::proto::router::{Redirect, Router, role_value};
 use crate::{RoleInfo, unknown_unless_read};
 
 /// What a system file's `postgres` or `http` client says and how it reads answers.

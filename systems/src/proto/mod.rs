@@ -1,8 +1,14 @@
 //! Client protocols spoken by hand (no driver crates: no TLS, protoc or gRPC stack), shared by
-//! the built-in systems and by system files.
+//! the built-in systems and by system files. Each client's error says whether the request
+//! may have reached the server (`may_have_applied` / `sent`): the one thing an op's record
+//! needs to be `fail` (certainly not done) or `info` (maybe done).
 //!
+//! - [`resp`]: a small async RESP (Redis protocol) connection.
+//! - [`router`]: the leader-following RESP client (redirects, the probe's hint).
 //! - [`http`]: HTTP/1.1 requests and base64 (etcd's v3 JSON gateway, Patroni's REST API).
 //! - [`pgwire`]: the PostgreSQL simple-query protocol.
 
 pub mod http;
 pub mod pgwire;
+pub mod resp;
+pub mod router;

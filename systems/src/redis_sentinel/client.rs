@@ -125,7 +125,7 @@ pub(crate) fn command(op: &Invocation) -> Result<Vec<Vec<u8>>, String> {
 }
 
 /// The value of an `ok` completion, or `None` when the reply makes no sense for the op: as
-/// for every Redis-like store ([`resp_router::ok_value`]), but the set read sorted, the Lua
+/// for every Redis-like store ([`router::ok_value`]), but the set read sorted, the Lua
 /// compare-and-set's bulk `OK` taken, and the leader answer with the replication offset.
 pub(crate) fn ok_value(
     op: &Invocation,
@@ -144,14 +144,14 @@ pub(crate) fn ok_value(
             }
             Some(v)
         }
-        ("read", false, _) => match resp_router::ok_value(op, r, |_| None)? {
+        ("read", false, _) => match router::ok_value(op, r, |_| None)? {
             Value::List(mut out) => {
                 out.sort_by_key(|v| v.as_int());
                 Some(Value::List(out))
             }
             v => Some(v),
         },
-        _ => resp_router::ok_value(op, r, |_| None),
+        _ => router::ok_value(op, r, |_| None),
     }
 }
 

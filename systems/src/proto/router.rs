@@ -13,12 +13,12 @@ use history::vocab;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::proto::resp::{Conn, Reply};
 use async_trait::async_trait;
 use history::Value;
-use workloads::resp::{Conn, Reply};
 use workloads::{Client, Completion, Invocation, Outcome};
 
-use super::{RoleInfo, unknown_unless_read};
+use crate::{RoleInfo, unknown_unless_read};
 
 /// Where a routed op (one without a fixed node) goes after an error reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
