@@ -31,7 +31,7 @@ use self::ops::Protocol;
 use self::spec::Loaded;
 use self::wire::{WireClient, WireDialect};
 use super::daemon::{self, Control};
-use super::proto::router::{RespDialect, RoutingClient};
+use super::proto::router::{RespDialect, Route, RoutingClient};
 use super::{RoleInfo, System};
 
 /// Where node directories go, and the clock fault's mechanism.
@@ -449,24 +449,18 @@ impl System for FileSystem {
             .iter()
             .map(|n| (n.name.clone(), format!("{}:{port}", n.addr)))
             .collect();
-        let by_leader = self.loaded.spec.client.route.as_deref() == Some("leader");
-        let hint = self.control.leader.clone();
+        let view = self.control.leader.clone();
+        let route = match self.loaded.spec.client.route.as_deref() {
+            Some("leader") => Route::Leader(view),
+            Some("followers") => Route::Followers(view),
+            _ => Route::Redirects,
+        };
         let client: Box<dyn Client> = if self.loaded.protocol == Protocol::Resp {
             let dialect = FileDialect::new(&self.loaded, self.role.clone());
-            let c = RoutingClient::with_dialect(addrs, timeout, dialect);
-            if by_leader {
-                Box::new(c.follow_hint(hint))
-            } else {
-                Box::new(c)
-            }
+            Box::new(RoutingClient::with_dialect(addrs, timeout, dialect).route(route))
         } else {
             let dialect = Arc::new(WireDialect::new(&self.loaded, self.role.clone()));
-            let c = WireClient::new(dialect, addrs, timeout);
-            if by_leader {
-                Box::new(c.follow_hint(hint))
-            } else {
-                Box::new(c)
-            }
+            Box::new(WireClient::new(dialect, addrs, timeout).route(route))
         };
         match self.leader_command() {
             Ok(probe) if self.loaded.spec.leader.command.is_some() => Box::new(CommandLeader {

@@ -85,6 +85,16 @@ impl Completion {
         }
     }
 
+    /// An op not sent to any node (the client had nowhere to send it): `fail`, no node.
+    pub fn unsent(value: Value, error: impl Into<String>) -> Self {
+        Completion {
+            outcome: Outcome::Fail,
+            value,
+            error: Some(error.into()),
+            node: None,
+        }
+    }
+
     pub fn info(value: Value, node: &str, error: impl Into<String>) -> Self {
         Completion {
             outcome: Outcome::Info,

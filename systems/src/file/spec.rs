@@ -162,9 +162,10 @@ pub struct ClientSpec {
     pub user: Option<String>,
     /// postgres: the database (default `postgres`).
     pub database: Option<String>,
-    /// Where ops without a fixed node go: `redirects` (default: the node the client settled
-    /// on, moved by `redirect` rules and connection errors) or `leader` (the node the leader
-    /// probe saw lead last, for systems whose followers answer stale reads).
+    /// Where ops without a fixed node go: `redirects` or `any` (default: the node the client
+    /// settled on, moved by `redirect` rules and connection errors), `leader` (only the node
+    /// the leader probe sees lead; none known: the op is not sent and fails; for systems
+    /// whose followers answer stale reads) or `followers` (any node but the leader).
     #[serde(default)]
     pub route: Option<String>,
     #[serde(default)]

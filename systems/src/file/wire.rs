@@ -25,7 +25,7 @@ use super::ops::{HttpTemplate, OpTemplate, select};
 use super::spec::{Loaded, Rule, expand};
 use crate::proto::http::{self, Response, unb64};
 use crate::proto::pgwire::{PgConn, PgError};
-use crate::proto::router::{Redirect, Router, role_value};
+use crate::proto::router::{NO_LEADER, Redirect, Route, Router, role_value};
 use crate::{RoleInfo, unknown_unless_read};
 
 /// What a system file's `postgres` or `http` client says and how it reads answers.
@@ -402,8 +402,8 @@ fn json_value(
 }
 
 /// A `postgres` or `http` client that follows the leader like the RESP one: error answers
-/// redirect it as the rules say, failed exchanges move it to the next node, and with
-/// `route = "leader"` routed ops go where the leader probe saw the leader last.
+/// redirect it as the rules say, failed exchanges move it to the next node; `route` may send
+/// routed ops only to the leader the probe sees, or only to followers.
 pub struct WireClient {
     dialect: Arc<WireDialect>,
     router: Router,
@@ -422,8 +422,9 @@ impl WireClient {
         }
     }
 
-    pub fn follow_hint(mut self, hint: nemesis::LeaderView) -> Self {
-        self.router.follow_hint(hint);
+    /// Routes ops that name no node as `route` says.
+    pub fn route(mut self, route: Route) -> Self {
+        self.router.route(route);
         self
     }
 }
@@ -436,7 +437,9 @@ impl Client for WireClient {
 
     async fn invoke(&mut self, op: &Invocation) -> Completion {
         let routed = op.node.is_none();
-        let target = self.router.target(op);
+        let Some(target) = self.router.target(op) else {
+            return Completion::unsent(op.value.clone(), NO_LEADER);
+        };
         let req = match self.dialect.request(op) {
             Ok(r) => r,
             Err(e) => return Completion::fail(op.value.clone(), &target, e),

@@ -90,15 +90,29 @@ pub fn role_value(role: &RoleInfo) -> Value {
     ])
 }
 
-/// Where a leader-following client sends its routed ops (those without a fixed node): the
-/// node it settled on among the nodes in order, moved by errors as [`Redirect`] says, and,
-/// when it follows a hint, the node the leader probe saw lead last.
+/// Where a router sends ops that name no node.
+#[derive(Clone, Debug, Default)]
+pub enum Route {
+    /// The node the client settled on, moved by redirects and connection failures.
+    #[default]
+    Redirects,
+    /// The node the leader probe sees lead; none known: the op is not sent (it fails as
+    /// [`NO_LEADER`]). Never a follower, so a follower's stale read is never taken for the
+    /// leader's.
+    Leader(nemesis::LeaderView),
+    /// Any node but the one the probe sees lead (reads from replicas, said explicitly).
+    Followers(nemesis::LeaderView),
+}
+
+/// The error of an op a `leader` route did not send: no leader known.
+pub const NO_LEADER: &str = "no leader known: not sent";
+
+/// Where a client's ops go: the node an op names, else as its [`Route`] says.
 pub struct Router {
     order: Vec<String>,
     addrs: HashMap<String, String>,
     current: usize,
-    /// When set, routed ops go to the node this names (the leader probe's latest view).
-    leader_hint: Option<nemesis::LeaderView>,
+    route: Route,
 }
 
 impl Router {
@@ -109,13 +123,13 @@ impl Router {
             order: addrs.iter().map(|(n, _)| n.clone()).collect(),
             addrs: addrs.into_iter().collect(),
             current: 0,
-            leader_hint: None,
+            route: Route::Redirects,
         }
     }
 
-    /// Routed ops go to the node `hint` names when it names one (the runner's leader view).
-    pub fn follow_hint(&mut self, hint: nemesis::LeaderView) {
-        self.leader_hint = Some(hint);
+    /// Routes ops that name no node as `route` says.
+    pub fn route(&mut self, route: Route) {
+        self.route = route;
     }
 
     /// The next node.
@@ -143,20 +157,27 @@ impl Router {
         }
     }
 
-    /// The node `op` goes to: its own node, else (settling on it) the hinted leader, else
-    /// the node the router settled on.
-    pub fn target(&mut self, op: &Invocation) -> String {
+    /// The node `op` goes to: its own node, else as the route says; `None` when the route
+    /// names none (`leader` with no leader known, `followers` with no follower).
+    pub fn target(&mut self, op: &Invocation) -> Option<String> {
         if let Some(n) = &op.node {
-            return n.clone();
+            return Some(n.clone());
         }
-        let hinted = self
-            .leader_hint
-            .as_ref()
-            .and_then(nemesis::LeaderView::leader);
-        if let Some(l) = hinted {
-            self.go_to(&l);
+        match &self.route {
+            Route::Redirects => self.order.get(self.current).cloned(),
+            Route::Leader(view) => view.leader().filter(|l| self.addrs.contains_key(l)),
+            Route::Followers(view) => {
+                let leader = view.leader();
+                for _ in 0..self.order.len() {
+                    let n = &self.order[self.current];
+                    if Some(n) != leader.as_ref() {
+                        return Some(n.clone());
+                    }
+                    self.rotate();
+                }
+                None
+            }
         }
-        self.order.get(self.current).cloned().unwrap_or_default()
     }
 
     /// The address of `node`.
@@ -198,10 +219,9 @@ impl<D: RespDialect> RoutingClient<D> {
         }
     }
 
-    /// Sends routed ops to the node `hint` names when it names one (the runner's leader
-    /// slot), instead of the node the client last settled on.
-    pub fn follow_hint(mut self, hint: nemesis::LeaderView) -> Self {
-        self.router.follow_hint(hint);
+    /// Routes ops that name no node as `route` says.
+    pub fn route(mut self, route: Route) -> Self {
+        self.router.route(route);
         self
     }
 }
@@ -213,7 +233,9 @@ impl<D: RespDialect> Client for RoutingClient<D> {
     }
 
     async fn invoke(&mut self, op: &Invocation) -> Completion {
-        let target = self.router.target(op);
+        let Some(target) = self.router.target(op) else {
+            return Completion::unsent(op.value.clone(), NO_LEADER);
+        };
         let args = match self.dialect.command(op) {
             Ok(a) => a,
             Err(e) => return Completion::fail(op.value.clone(), &target, e),
@@ -283,31 +305,68 @@ mod tests {
     }
 
     #[test]
-    fn routed_ops_follow_redirects_and_the_hint() {
+    fn routed_ops_follow_redirects() {
         let mut r = router();
         let routed = Invocation::new("write", Value::Int(1));
-        assert_eq!(r.target(&routed), "n1");
+        let at = |r: &mut Router, op: &Invocation| r.target(op).unwrap();
+        assert_eq!(at(&mut r, &routed), "n1");
         r.redirect(Redirect::Follow, "MOVED n3 10.0.0.13:7000");
-        assert_eq!(r.target(&routed), "n3");
+        assert_eq!(at(&mut r, &routed), "n3");
         r.redirect(Redirect::Next, "NOLEADER");
-        assert_eq!(r.target(&routed), "n1");
+        assert_eq!(at(&mut r, &routed), "n1");
         // A `Follow` naming no node, or an unknown one, moves to the next node.
         r.redirect(Redirect::Follow, "MOVED");
-        assert_eq!(r.target(&routed), "n2");
+        assert_eq!(at(&mut r, &routed), "n2");
         r.redirect(Redirect::Follow, "MOVED n9 x");
-        assert_eq!(r.target(&routed), "n3");
+        assert_eq!(at(&mut r, &routed), "n3");
         r.redirect(Redirect::Stay, "CASMISMATCH x");
-        assert_eq!(r.target(&routed), "n3");
-        // The hint wins for routed ops, not for ops aimed at a node.
-        let hint = nemesis::LeaderView::default();
-        hint.assume("n2");
-        r.follow_hint(hint.clone());
-        assert_eq!(r.target(&routed), "n2");
-        let aimed = Invocation::new("read", Value::Nil).on("n1");
-        assert_eq!(r.target(&aimed), "n1");
-        hint.set("n2", None);
-        assert_eq!(r.target(&routed), "n2", "settled on the last hinted node");
+        assert_eq!(at(&mut r, &routed), "n3");
         assert_eq!(r.addr("n3").as_deref(), Some("n3:7000"));
         assert_eq!(r.addr("n9"), None);
+    }
+
+    #[test]
+    fn a_leader_route_never_reaches_a_follower() {
+        let mut r = router();
+        let view = nemesis::LeaderView::default();
+        r.route(Route::Leader(view.clone()));
+        let routed = Invocation::new("read", Value::Nil);
+        // No leader known: not sent, wherever the router settled before.
+        assert_eq!(r.target(&routed), None);
+        view.set("n2", Some(("leader".into(), Some(1))));
+        view.set("n1", Some(("follower".into(), Some(1))));
+        assert_eq!(r.target(&routed).as_deref(), Some("n2"));
+        // Redirects and connection failures do not move a leader route.
+        r.redirect(Redirect::Next, "NOLEADER");
+        r.rotate();
+        assert_eq!(r.target(&routed).as_deref(), Some("n2"));
+        // The leader stops answering: nowhere to go, never its follower n1.
+        view.set("n2", None);
+        assert_eq!(r.target(&routed), None);
+        // A newer term wins over a stale claim.
+        view.set("n2", Some(("leader".into(), Some(1))));
+        view.set("n3", Some(("leader".into(), Some(2))));
+        assert_eq!(r.target(&routed).as_deref(), Some("n3"));
+        // An op aimed at a node still goes there.
+        let aimed = Invocation::new("read", Value::Nil).on("n1");
+        assert_eq!(r.target(&aimed).as_deref(), Some("n1"));
+    }
+
+    #[test]
+    fn a_followers_route_skips_the_leader() {
+        let mut r = router();
+        let view = nemesis::LeaderView::default();
+        view.assume("n1");
+        r.route(Route::Followers(view.clone()));
+        let routed = Invocation::new("read", Value::Nil);
+        assert_eq!(r.target(&routed).as_deref(), Some("n2"));
+        r.rotate();
+        assert_eq!(r.target(&routed).as_deref(), Some("n3"));
+        r.rotate();
+        assert_eq!(
+            r.target(&routed).as_deref(),
+            Some("n2"),
+            "n1 leads: skipped"
+        );
     }
 }

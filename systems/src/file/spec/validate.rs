@@ -214,8 +214,10 @@ impl Loaded {
     fn validate_client(&self) -> Result<(), String> {
         let cl = &self.spec.client;
         if let Some(r) = &cl.route {
-            if !matches!(r.as_str(), "redirects" | "leader") {
-                return Err(format!("client.route: {r:?} is not redirects or leader"));
+            if !matches!(r.as_str(), "redirects" | "any" | "leader" | "followers") {
+                return Err(format!(
+                    "client.route: {r:?} is not redirects (or any), leader or followers"
+                ));
             }
         }
         if cl.port == Some(0) {
