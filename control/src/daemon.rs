@@ -89,11 +89,13 @@ impl Signal {
 /// How long [`start_daemon`] waits for the pidfile to appear.
 pub const START_WAIT: Duration = Duration::from_secs(10);
 
-/// Shell snippet: `PID` = pid in the pidfile if that process is alive (and not a zombie), else exit 1.
+/// Shell snippet: `PID` = pid in the pidfile if that process is alive (and not a zombie), else
+/// exit 1. The pid is the digits of the file's first line: a plain pidfile, or a multi-line
+/// one such as PostgreSQL's `postmaster.pid` (pid, data directory, start time, port, ...).
 fn live_pid_script(pidfile: &str) -> String {
     let pf = shell_quote(pidfile);
     format!(
-        "[ -r {pf} ] || exit 1; PID=$(tr -dc 0-9 < {pf}); [ -n \"$PID\" ] || exit 1; \
+        "[ -r {pf} ] || exit 1; PID=$(head -n 1 {pf} | tr -dc 0-9); [ -n \"$PID\" ] || exit 1; \
          [ -d /proc/$PID ] || exit 1; \
          case \"$(sed -n 's/^State:[[:space:]]*\\([A-Z]\\).*/\\1/p' /proc/$PID/status 2>/dev/null)\" in Z) exit 1;; esac"
     )
@@ -246,5 +248,39 @@ async fn wait_gone(remote: &dyn Remote, pidfile: &str, within: Duration) -> Resu
             return Ok(false);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pid the snippet finds in `text`, run with `sh` on this machine.
+    fn live_pid(text: &str) -> Option<u32> {
+        let dir = tempfile::tempdir().unwrap();
+        let pf = dir.path().join("x.pid");
+        std::fs::write(&pf, text).unwrap();
+        let script = format!("{}; echo $PID", live_pid_script(pf.to_str().unwrap()));
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    }
+
+    #[test]
+    fn a_pidfile_is_read_by_its_first_line() {
+        let me = std::process::id();
+        assert_eq!(live_pid(&format!("{me}\n")), Some(me));
+        // PostgreSQL's postmaster.pid: the pid, then the data directory, start time, port...
+        let pg =
+            format!("{me}\n/var/lib/postgresql/15/main\n1733300000\n5432\n/var/run/postgresql\n");
+        assert_eq!(live_pid(&pg), Some(me));
+        assert_eq!(live_pid(""), None);
+        assert_eq!(
+            live_pid("\n123\n"),
+            None,
+            "an empty first line names no process"
+        );
     }
 }
