@@ -9,6 +9,8 @@
 //!   same-term leaders, writes acknowledged by two leaders at once (split brain).
 //! - [`failover`]: per-fault failover and convergence times, unavailability windows, leader
 //!   changes no fault explains (unnecessary failovers).
+//! - [`convergence`]: after the last fault, a follower standing still behind the leader's
+//!   commit index (`stuck-follower`: it can never catch up).
 //! - [`explain`]: fault windows from the nemesis ops, and the fault context ("while n1 was cut
 //!   off from n2..n5 ...") added to other checkers' explanations.
 //! - [`stats`]: outcome counts per function, latency quantiles, throughput.
@@ -17,6 +19,7 @@
 //!
 //! Every checker returns Unknown with a reason rather than panicking or guessing Valid.
 
+pub mod convergence;
 pub mod dual_leader;
 pub mod explain;
 pub mod failover;

@@ -29,6 +29,8 @@ pub mod kind {
     pub const SPLIT_BRAIN_WRITES: &str = "split-brain-writes";
     /// The leader changed while no fault was active (election timeout too short?).
     pub const UNNECESSARY_FAILOVER: &str = "unnecessary-failover";
+    /// After the last fault, a follower stood still behind the leader's commit index.
+    pub const STUCK_FOLLOWER: &str = "stuck-follower";
 }
 
 /// One finding, with the ops that prove it.

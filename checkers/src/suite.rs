@@ -200,6 +200,7 @@ impl Suite {
         if self.leader {
             results.push(crate::dual_leader::DualLeader::default().check(history));
             results.push(crate::failover::Failover::default().check(history));
+            results.push(crate::convergence::Convergence::default().check(history));
         }
         if self.stats {
             results.push(crate::stats::Stats.check(history));

@@ -48,7 +48,10 @@ fn a_census_infers_the_models_and_the_leader_checkers() {
     let s = Suite::inferred(&c);
     assert!(s.leader && s.needs_history(&c));
     let r = s.run(&h);
-    assert_eq!(names(&r), ["set", "dual-leader", "failover", "stats"]);
+    assert_eq!(
+        names(&r),
+        ["set", "dual-leader", "failover", "convergence", "stats"]
+    );
     assert_eq!(invalid(&r), ["set", "dual-leader"]);
     // The fault context is added to every anomaly.
     let lost = &r[0].anomalies[0];

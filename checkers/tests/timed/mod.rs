@@ -72,6 +72,25 @@ impl Timed {
         self
     }
 
+    /// A probe answered with `value` (role, term, leader, applied, committed ...).
+    pub fn probe_value(
+        &mut self,
+        p: u64,
+        node: &str,
+        t0: f64,
+        t1: f64,
+        value: serde_json::Value,
+    ) -> &mut Self {
+        let c = Process::Client(p);
+        let mut i = op(t0, c, OpType::Invoke, "leader", Value::Nil);
+        i.node = Some(node.into());
+        let mut d = op(t1, c, OpType::Ok, "leader", v(value));
+        d.node = Some(node.into());
+        self.ops.push(i);
+        self.ops.push(d);
+        self
+    }
+
     /// A probe that got no answer.
     pub fn probe_failed(&mut self, p: u64, node: &str, t0: f64, t1: f64) -> &mut Self {
         let c = Process::Client(p);

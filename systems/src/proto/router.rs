@@ -77,7 +77,7 @@ pub fn ok_value(
 
 /// The value of a `leader` probe's `ok` completion.
 pub fn role_value(role: &RoleInfo) -> Value {
-    Value::Map(vec![
+    let mut m = vec![
         (Value::str("role"), Value::str(&role.role)),
         (
             Value::str("term"),
@@ -87,7 +87,15 @@ pub fn role_value(role: &RoleInfo) -> Value {
             Value::str("leader"),
             role.leader.as_deref().map(Value::str).unwrap_or(Value::Nil),
         ),
-    ])
+    ];
+    // The replication indices, when the system reports them: the convergence checker reads
+    // whether a follower catches up after the faults.
+    for (k, v) in [("applied", role.applied), ("committed", role.committed)] {
+        if let Some(v) = v {
+            m.push((Value::str(k), Value::Int(v)));
+        }
+    }
+    Value::Map(m)
 }
 
 /// Where a router sends ops that name no node.

@@ -1,0 +1,180 @@
+//! The `convergence` checker: after the last fault is healed, does every follower catch up?
+//!
+//! Leader-based replication has a hazard healing does not undo: a follower that fell so far
+//! behind that the leader no longer has the log it needs (the "requested WAL segment has
+//! already been removed" of PostgreSQL, a truncated replication backlog) never catches up,
+//! and a later failover to it loses everything it lacks. The probes that keep running after
+//! the last nemesis op show it: the leader's commit index stands still (the workload has
+//! stopped), and a follower's applied index stands still below it.
+//!
+//! In the last `stuck` of the history (default 5 s), entirely after the last nemesis op: if
+//! exactly one node claims the lead, its commit index is known and constant, and a follower
+//! answered throughout with an applied index that is known, constant and below that commit
+//! index, it is a `stuck-follower` anomaly. A follower still advancing, a tail too short or
+//! without indices proves nothing: the result says it did not judge, and stays valid.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use history::{History, OpType, Process, Value, vocab};
+
+use crate::dual_leader::secs;
+use crate::result::{DEFAULT_LIMIT, kind};
+use crate::{Anomaly, CheckResult, Checker};
+
+/// Configuration of the convergence checker (times in ns).
+#[derive(Clone, Debug)]
+pub struct Convergence {
+    pub probe_f: String,
+    /// How long a follower must stand still behind the leader to be stuck.
+    pub stuck: u64,
+    pub limit: usize,
+}
+
+impl Default for Convergence {
+    fn default() -> Self {
+        Convergence {
+            probe_f: vocab::LEADER.into(),
+            stuck: 5_000_000_000,
+            limit: DEFAULT_LIMIT,
+        }
+    }
+}
+
+/// One answered probe with what it says about replication.
+#[derive(Clone, Debug)]
+struct Answer {
+    index: u64,
+    time: u64,
+    leader: bool,
+    applied: Option<i64>,
+    committed: Option<i64>,
+}
+
+/// Every value the same and known.
+fn constant(values: impl Iterator<Item = Option<i64>>) -> Option<i64> {
+    let mut first = None;
+    for v in values {
+        let v = v?;
+        match first {
+            None => first = Some(v),
+            Some(f) if f != v => return None,
+            Some(_) => {}
+        }
+    }
+    first
+}
+
+impl Checker for Convergence {
+    fn name(&self) -> &'static str {
+        "convergence"
+    }
+
+    fn check(&self, history: &History) -> CheckResult {
+        let mut r = CheckResult::new(self.name());
+        let judged = |r: &mut CheckResult, why: &str| r.stat("judged", json!(why));
+        let last_fault = history
+            .ops()
+            .iter()
+            .filter(|op| op.process == Process::Nemesis)
+            .filter_map(|op| op.time)
+            .max()
+            .unwrap_or(0);
+        let mut by_node: BTreeMap<&str, Vec<Answer>> = BTreeMap::new();
+        for (_, inv, done) in history.client_pairs() {
+            if *inv.f != *self.probe_f {
+                continue;
+            }
+            let Some(done) = done.filter(|d| d.kind == OpType::Ok) else {
+                continue;
+            };
+            let (Some(node), Some(time)) =
+                (done.node.as_deref().or(inv.node.as_deref()), done.time)
+            else {
+                continue;
+            };
+            let int = |k: &str| done.value.get(k).and_then(Value::as_int);
+            by_node.entry(node).or_default().push(Answer {
+                index: done.index,
+                time,
+                leader: done.value.get("role").and_then(Value::as_str) == Some(vocab::ROLE_LEADER),
+                applied: int("applied"),
+                committed: int("committed"),
+            });
+        }
+        let Some(end) = by_node.values().flatten().map(|a| a.time).max() else {
+            judged(&mut r, "no answered probes");
+            return r;
+        };
+        let from = end.saturating_sub(self.stuck);
+        if from <= last_fault || end - last_fault < self.stuck {
+            judged(
+                &mut r,
+                "the probes after the last fault span less than the window",
+            );
+            return r;
+        }
+        let window: BTreeMap<&str, Vec<&Answer>> = by_node
+            .iter()
+            .map(|(n, a)| (*n, a.iter().filter(|a| a.time >= from).collect::<Vec<_>>()))
+            .filter(|(_, a)| !a.is_empty())
+            .collect();
+        let leaders: Vec<&str> = window
+            .iter()
+            .filter(|(_, a)| a.iter().any(|a| a.leader))
+            .map(|(n, _)| *n)
+            .collect();
+        let [leader] = leaders[..] else {
+            judged(&mut r, "not exactly one leader after the last fault");
+            return r;
+        };
+        let Some(committed) = constant(window[leader].iter().map(|a| a.committed)) else {
+            judged(
+                &mut r,
+                "the leader's commit index is unknown or still moving",
+            );
+            return r;
+        };
+        judged(&mut r, "yes");
+        r.stat("leader", json!(leader));
+        r.stat("committed", json!(committed));
+        // A follower must have answered from the start of the window to its end.
+        let slack = self.stuck / 5;
+        for (node, answers) in &window {
+            if *node == leader || answers.iter().any(|a| a.leader) {
+                continue;
+            }
+            let (first, last) = (answers[0], answers[answers.len() - 1]);
+            if first.time > from + slack || last.time + slack < end {
+                continue;
+            }
+            let Some(applied) = constant(answers.iter().map(|a| a.applied)) else {
+                continue;
+            };
+            if applied < committed {
+                r.push(
+                    Anomaly {
+                        kind: kind::STUCK_FOLLOWER,
+                        ops: vec![first.index, last.index],
+                        explanation: format!(
+                            "after the last fault was healed, {node} stayed at applied index \
+                             {applied} for {} while the leader {leader} had committed {committed} \
+                             ({} records behind, neither moving): it does not catch up, and a \
+                             failover to it would lose what it lacks",
+                            secs(last.time - first.time),
+                            committed - applied
+                        ),
+                        details: json!({
+                            "node": node, "applied": applied, "leader": leader,
+                            "committed": committed, "behind": committed - applied,
+                            "still_for_s": (last.time - first.time) as f64 / 1e9,
+                        }),
+                    },
+                    self.limit,
+                );
+            }
+        }
+        r
+    }
+}
