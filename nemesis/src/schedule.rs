@@ -34,7 +34,8 @@ pub struct Schedule {
     /// The seed it was generated from, if it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
-    /// The nodes it was made for (checked against the cluster on replay; empty: not checked).
+    /// The nodes it was made for (informational; [`Schedule::validate`] checks the nodes the
+    /// faults name).
     #[serde(default)]
     pub nodes: Vec<NodeName>,
     pub faults: Vec<ScheduledFault>,
