@@ -2,8 +2,9 @@
 //! has its own cluster prefix and subnet (`flf1-` 10.77.81.0/24 .. `flf5-` 10.77.85.0/24)
 //! and a guard that brings its cluster down.
 //!
-//! - examples/systems/leaderkv.toml gives the same verdicts as the built-in `--system
-//!   leaderkv`: valid for the correct build, reused ids for `--bug local-counter`;
+//! - examples/systems/leaderkv.toml given as a file gives the same verdicts as `--system
+//!   leaderkv` (which embeds it): valid for the correct build, reused ids for `--bug
+//!   local-counter`;
 //! - the leader found by a command on each node (`leader.command`, redis-cli) instead of a
 //!   client call: valid under partitions (skipped without redis-cli);
 //! - examples/systems/redis-sentinel.toml deploys Redis + Sentinel, finds the primary and

@@ -21,7 +21,7 @@ pub use crate::spec::TestArgs;
 use runner::progress::Progress;
 use runner::store::{RunDir, RunLog};
 use systems::registry::{Builtin, SystemOption};
-use systems::{System, file, leaderkv, thirdparty};
+use systems::{System, artifact, file, thirdparty};
 
 struct Plan {
     seed: u64,
@@ -57,24 +57,35 @@ fn options_given(args: &TestArgs) -> Vec<SystemOption> {
 }
 
 fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
-    let file = match &args.system_file {
-        Some(path) => {
-            let inputs = file::spec::Inputs {
-                bugs: args.bugs.clone(),
-                sets: file::spec::parse_sets(&args.sets).map_err(user_error)?,
-            };
-            let mut loaded = file::spec::load(path, &inputs).map_err(user_error)?;
+    if args.system_file.is_none() && !args.sets.is_empty() {
+        return Err(user_error("--set needs --system-file"));
+    }
+    let builtin = match &args.system_file {
+        Some(_) => None,
+        None => Some(args.system.parse::<Builtin>().map_err(user_error)?),
+    };
+    let inputs = |sets| file::spec::Inputs {
+        bugs: args.bugs.clone(),
+        sets,
+    };
+    let file = match (&args.system_file, builtin) {
+        (Some(path), _) => {
+            let sets = file::spec::parse_sets(&args.sets).map_err(user_error)?;
+            let mut loaded = file::spec::load(path, &inputs(sets)).map_err(user_error)?;
             loaded.resolve_files()?;
             Some(loaded)
         }
-        None if !args.sets.is_empty() => {
-            return Err(user_error("--set needs --system-file"));
+        // A built-in system that is its system file: the embedded file, with the options
+        // it honours as its settings.
+        (None, Some(b)) if b.is_its_file() => {
+            let (name, text) = b.system_file();
+            let sets = [("mode".to_owned(), args.mode.clone())].into();
+            let path = std::path::Path::new("(built in)").join(name);
+            let mut loaded = file::spec::parse(&path, text, &inputs(sets)).map_err(user_error)?;
+            loaded.resolve_files()?;
+            Some(loaded)
         }
-        None => None,
-    };
-    let builtin = match &file {
-        Some(_) => None,
-        None => Some(args.system.parse::<Builtin>().map_err(user_error)?),
+        (None, _) => None,
     };
     let system = match (&file, builtin) {
         (Some(f), _) => f.spec.name.clone(),
@@ -103,9 +114,12 @@ fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
         nemesis::parse_kinds(&args.nemesis).map_err(|e| user_error(e.to_string()))?
     };
     let options = options_given(args);
+    if let Some(f) = &file {
+        f.check_workloads(&workloads).map_err(user_error)?;
+    }
     match (&file, builtin) {
-        (Some(f), _) => {
-            f.check_workloads(&workloads).map_err(user_error)?;
+        (_, Some(b)) => b.check(&workloads, &kinds, &options).map_err(user_error)?,
+        (Some(_), None) => {
             if let Some(o) = options.iter().find(|o| **o != SystemOption::Bug) {
                 return Err(user_error(format!(
                     "{} does not apply to a system file (the file says how its system runs; \
@@ -114,7 +128,6 @@ fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
                 )));
             }
         }
-        (None, Some(b)) => b.check(&workloads, &kinds, &options).map_err(user_error)?,
         (None, None) => {}
     }
     let seed = args.seed.unwrap_or_else(rand::random::<u64>);
@@ -184,11 +197,6 @@ async fn run_logged(
     log: Arc<RunLog>,
 ) -> anyhow::Result<u8> {
     let seed = plan.seed;
-    let binary = if plan.builtin == Some(Builtin::Leaderkv) {
-        leaderkv::locate_artifact("leaderkv", "FAULTLINE_LEADERKV_BIN", "leaderkv")?
-    } else {
-        PathBuf::new()
-    };
     let log2 = log.clone();
     let targets = nodes::test_targets(
         &args.reach,
@@ -209,7 +217,7 @@ async fn run_logged(
         // Namespaces share the kernel clock: skew each node's processes through the shim.
         ClockMode::Shim {
             dir: PathBuf::new(), // set below, inside the run directory
-            lib: leaderkv::locate_artifact(
+            lib: artifact::locate_artifact(
                 "libclockshim.so",
                 "FAULTLINE_CLOCKSHIM_LIB",
                 "clockshim",
@@ -217,7 +225,7 @@ async fn run_logged(
         }
     } else {
         let helper =
-            leaderkv::locate_artifact("faultline-clock", "FAULTLINE_CLOCK_BIN", "clockshim")?;
+            artifact::locate_artifact("faultline-clock", "FAULTLINE_CLOCK_BIN", "clockshim")?;
         let remote_path = format!("{base_dir}/faultline-clock");
         nodes::upload_executable(&targets.remotes, &helper, &remote_path).await?;
         ClockMode::Settime {
@@ -334,22 +342,9 @@ async fn run_logged(
             },
             leader.clone(),
         )?)
-    } else if let Some(b) = plan.builtin.filter(|b| *b != Builtin::Leaderkv) {
-        thirdparty::build(b, nodes.clone(), &third, leader.clone())?
     } else {
-        Arc::new(leaderkv::Leaderkv::new(
-            nodes.clone(),
-            leaderkv::Options {
-                binary,
-                mode: args.mode.clone(),
-                bugs: args.bugs.clone(),
-                port: 7000,
-                base_dir: base_dir.clone(),
-                clock: clock.clone(),
-                extra_args: Vec::new(),
-            },
-            leader.clone(),
-        ))
+        let b = plan.builtin.expect("a system is either a file or built in");
+        thirdparty::build(b, nodes.clone(), &third, leader.clone())?
     };
     let cfg = runner::Config {
         seed,

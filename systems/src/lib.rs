@@ -1,7 +1,8 @@
 //! Systems under test: a deploy recipe ([`System`]) plus a [`workloads::Client`].
 //!
-//! - [`leaderkv`]: faultline's bundled reference store (targets/leaderkv).
-//! - [`file`]: a system described in a TOML file (`--system-file`).
+//! - [`artifact`]: the programs faultline ships beside itself (leaderkv, the clock shim).
+//! - [`file`]: a system described in a TOML file (`--system-file`); the built-in leaderkv is
+//!   its embedded file (`registry`).
 //! - [`redis_sentinel`]: Redis with Sentinel failover (OS packages).
 //! - [`etcd`]: an etcd (Raft) cluster over its HTTP/JSON gateway (OS packages).
 //! - [`postgres_patroni`]: PostgreSQL 15 managed by Patroni on etcd (OS packages).
@@ -16,10 +17,10 @@
 
 mod error;
 
+pub mod artifact;
 pub mod daemon;
 pub mod etcd;
 pub mod file;
-pub mod leaderkv;
 pub mod postgres_patroni;
 pub mod proto;
 pub mod redis_sentinel;

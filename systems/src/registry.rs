@@ -172,8 +172,15 @@ impl Builtin {
         Ok(())
     }
 
+    /// True when the system *is* its system file (run through the system-file interpreter,
+    /// no recipe of its own): leaderkv. The others still have Rust recipes, kept in step with
+    /// their files by the e2e suite.
+    pub fn is_its_file(self) -> bool {
+        matches!(self, Builtin::Leaderkv)
+    }
+
     /// The system file that describes it, as shipped in examples/systems/: a starting
-    /// point for a file of one's own.
+    /// point for a file of one's own (and, for [`Builtin::is_its_file`], the definition).
     pub fn system_file(self) -> (&'static str, &'static str) {
         match self {
             Builtin::Leaderkv => (

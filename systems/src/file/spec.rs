@@ -325,9 +325,16 @@ pub struct Loaded {
 
 /// Reads and validates a system file.
 pub fn load(path: &Path, inputs: &Inputs) -> Result<Loaded, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    parse(path, &text, inputs)
+}
+
+/// Validates the system file `text`, read from `path` (named in errors; relative `[files]`
+/// are resolved against its directory).
+pub fn parse(path: &Path, text: &str, inputs: &Inputs) -> Result<Loaded, String> {
     let file = path.display();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: cannot read: {e}"))?;
-    let spec: Spec = toml::from_str(&text).map_err(|e| {
+    let spec: Spec = toml::from_str(text).map_err(|e| {
         let msg = e.message().trim().to_owned();
         match e.span() {
             Some(span) => {
@@ -375,7 +382,7 @@ impl Loaded {
             let lookup = |name: &str| -> Option<String> {
                 if let Some(a) = name.strip_prefix("artifact.") {
                     let var = format!("FAULTLINE_{}_BIN", a.to_uppercase().replace('-', "_"));
-                    return match crate::leaderkv::locate_artifact(a, &var, a) {
+                    return match crate::artifact::locate_artifact(a, &var, a) {
                         Ok(p) => Some(p.display().to_string()),
                         Err(e) => {
                             *err.borrow_mut() = Some(e);
