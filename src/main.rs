@@ -1,13 +1,14 @@
 //! `faultline`: the command-line front end. Parsing lives in `cli`, each subcommand in
 //! `cmd/<name>.rs`; this file only sets up logging and maps the outcome to an exit code.
 
+mod child;
 mod cli;
 mod cmd;
 mod exit;
-mod gate;
 mod nodes;
 mod run_report;
 mod spec;
+mod stored;
 
 use std::process::ExitCode;
 

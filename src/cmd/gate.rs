@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
+use crate::child::{self, RunOutcome, Verdict};
 use crate::exit::{self, user_error};
-use crate::gate::child::{self, RunOutcome, Verdict};
-use crate::gate::config::GateConfig;
-use crate::gate::{baseline, junit, summary};
+use ::gate::{baseline, junit, summary};
+use gate::config::GateConfig;
 
 #[derive(Debug, Args)]
 pub struct GateArgs {

@@ -10,8 +10,8 @@ use anyhow::Context;
 use clap::Args;
 use serde_json::{Value as Json, json};
 
+use crate::child::{self, RunOutcome, Verdict};
 use crate::exit::user_error;
-use crate::gate::child::{self, RunOutcome, Verdict};
 
 /// leaderkv's seeded bugs and the anomaly class each must produce (targets/leaderkv/README.md).
 pub const BUGS: [(&str, &str); 5] = [

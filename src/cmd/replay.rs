@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
+use crate::child::{self, RunOutcome};
 use crate::exit::{self};
-use crate::gate::child::{self, RunOutcome};
-use crate::gate::replay;
-use crate::gate::stored::{load, store_of};
+use crate::stored::{load, store_of};
+use gate::replay;
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 
+use crate::child;
 use crate::exit::{self, user_error};
-use crate::gate::child;
-use crate::gate::shrink::{self, Candidate, Options, Reproducer};
-use crate::gate::stored::{self, store_of};
+use crate::stored::{self, store_of};
+use gate::shrink::{self, Candidate, Options, Reproducer};
 
 #[derive(Debug, Args)]
 pub struct ShrinkArgs {
@@ -41,6 +41,8 @@ struct ChildReproducer<'a> {
 }
 
 impl Reproducer for ChildReproducer<'_> {
+    type Error = anyhow::Error;
+
     fn attempt(&mut self, c: &Candidate) -> anyhow::Result<bool> {
         self.n += 1;
         let file = self.dir.join(format!("candidate-{}.json", self.n));
@@ -75,7 +77,7 @@ pub fn run(args: ShrinkArgs) -> anyhow::Result<u8> {
     if args.tries == 0 {
         return Err(user_error("--tries must be at least 1"));
     }
-    let mut replaced = crate::gate::replay::REPLACED.to_vec();
+    let mut replaced = gate::replay::REPLACED.to_vec();
     replaced.push("--time-limit");
     let stored = stored::load(&args.run_dir, &replaced)?;
     let classes = child::anomaly_types(&stored.results);
@@ -94,7 +96,7 @@ pub fn run(args: ShrinkArgs) -> anyhow::Result<u8> {
         .or_else(|| test["time_limit_s"].as_f64().map(|s| (s * 1000.0) as u64))
         .unwrap_or_else(|| stored.schedule.end_ms() + 5_000);
     let start = Candidate {
-        schedule: crate::gate::replay::pin(&stored.schedule, &stored.history),
+        schedule: gate::replay::pin(&stored.schedule, &stored.history),
         time_limit_ms,
     };
     let out = args

@@ -23,7 +23,9 @@ impl Candidate {
 
 /// Runs a candidate once and says whether the anomaly came back.
 pub trait Reproducer {
-    fn attempt(&mut self, candidate: &Candidate) -> anyhow::Result<bool>;
+    /// Why an attempt could not be made (the shrink stops with it).
+    type Error;
+    fn attempt(&mut self, candidate: &Candidate) -> Result<bool, Self::Error>;
     /// Time spent so far (the budget is checked against it before every attempt).
     fn elapsed(&self) -> Duration;
 }
@@ -67,7 +69,7 @@ struct Shrinker<'a, R: Reproducer> {
 impl<R: Reproducer> Shrinker<'_, R> {
     /// A candidate reproduces when at least half of `tries` attempts show the anomaly; the
     /// attempts stop as soon as that is decided either way.
-    fn try_candidate(&mut self, what: String, c: &Candidate) -> anyhow::Result<bool> {
+    fn try_candidate(&mut self, what: String, c: &Candidate) -> Result<bool, R::Error> {
         let needed = self.opts.tries.div_ceil(2);
         let (mut n, mut hits) = (0, 0);
         while hits < needed && n - hits <= self.opts.tries - needed {
@@ -102,7 +104,7 @@ impl<R: Reproducer> Shrinker<'_, R> {
     }
 
     /// ddmin: try each chunk alone, then each complement, refining the split.
-    fn drop_faults(&mut self, best: &mut Candidate) -> anyhow::Result<()> {
+    fn drop_faults(&mut self, best: &mut Candidate) -> Result<(), R::Error> {
         let mut n = 2usize;
         while best.faults() >= 2 && !self.out_of_budget {
             let len = best.faults();
@@ -142,7 +144,7 @@ impl<R: Reproducer> Shrinker<'_, R> {
         Ok(())
     }
 
-    fn shorten_windows(&mut self, best: &mut Candidate) -> anyhow::Result<()> {
+    fn shorten_windows(&mut self, best: &mut Candidate) -> Result<(), R::Error> {
         for i in 0..best.faults() {
             loop {
                 let f = &best.schedule.faults[i];
@@ -162,7 +164,7 @@ impl<R: Reproducer> Shrinker<'_, R> {
     }
 
     /// Moves the faults to start right after the margin and ends the test soon after.
-    fn shorten_test(&mut self, best: &mut Candidate) -> anyhow::Result<()> {
+    fn shorten_test(&mut self, best: &mut Candidate) -> Result<(), R::Error> {
         let Some(first) = best.schedule.faults.iter().map(|f| f.start_ms).min() else {
             return Ok(());
         };
@@ -198,7 +200,7 @@ pub fn shrink<R: Reproducer>(
     start: Candidate,
     opts: &Options,
     repro: &mut R,
-) -> anyhow::Result<Report> {
+) -> Result<Report, R::Error> {
     let mut s = Shrinker {
         opts,
         repro,
@@ -249,7 +251,8 @@ mod tests {
     }
 
     impl Reproducer for Fake {
-        fn attempt(&mut self, c: &Candidate) -> anyhow::Result<bool> {
+        type Error = String;
+        fn attempt(&mut self, c: &Candidate) -> Result<bool, String> {
             self.calls += 1;
             self.spent += Duration::from_millis(c.time_limit_ms);
             let has = |node: &str, window_ok: bool| {

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::child::{RunOutcome, Verdict};
+use crate::outcome::{RunOutcome, Verdict};
 
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -2,8 +2,8 @@
 
 use std::fmt::Write;
 
-use super::baseline::Regression;
-use super::child::{RunOutcome, Verdict};
+use crate::baseline::Regression;
+use crate::outcome::{RunOutcome, Verdict};
 
 /// Table cells must not break the table: pipes and newlines are escaped.
 fn cell(s: &str) -> String {

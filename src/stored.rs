@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::exit::user_error;
-use crate::gate::replay;
+use gate::replay;
 
 /// What a stored run holds that a replay needs.
 pub struct Stored {
