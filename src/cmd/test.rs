@@ -107,7 +107,25 @@ fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
     if args.rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
         return Err(user_error("--rate must be above 0"));
     }
-    let workloads = workloads::parse_workloads(&args.workload).map_err(user_error)?;
+    let mut workloads = workloads::parse_workloads(&args.workload).map_err(user_error)?;
+    // The default workloads are what the system can run: a user who asked for none in
+    // particular gets a test, not a refusal (one they named is still refused below).
+    if let Some(b) = builtin {
+        if args.workload == TestArgs::default().workload {
+            let (kept, dropped) = b.supported(&workloads);
+            if !dropped.is_empty() && !kept.is_empty() {
+                let names = |w: &[workloads::Workload]| {
+                    w.iter().map(|w| w.name()).collect::<Vec<_>>().join(",")
+                };
+                eprintln!(
+                    "faultline test: {b} cannot run {} (see `faultline system list`): running {}",
+                    names(&dropped),
+                    names(&kept)
+                );
+                workloads = kept;
+            }
+        }
+    }
     let kinds = if matches!(args.nemesis.trim(), "" | "none") {
         Vec::new()
     } else {

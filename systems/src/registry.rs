@@ -137,6 +137,14 @@ impl Builtin {
         }
     }
 
+    /// `workloads` split into those it can run and those it cannot.
+    pub fn supported(self, workloads: &[Workload]) -> (Vec<Workload>, Vec<Workload>) {
+        let no = self.capabilities().unsupported_workloads;
+        workloads
+            .iter()
+            .partition(|w| !no.iter().any(|(u, _)| u == *w))
+    }
+
     /// Why it cannot run `workloads` under `kinds` with `options` given, if it cannot.
     pub fn check(
         self,
@@ -284,6 +292,20 @@ mod tests {
             Builtin::RedisSentinel
                 .check(&set, &[FaultKind::Clock], &[SystemOption::DownAfter])
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_default_workloads_split_into_what_each_system_runs() {
+        let both = [Workload::Set, Workload::UniqueIds];
+        assert_eq!(
+            Builtin::Etcd.supported(&both),
+            (vec![Workload::Set], vec![Workload::UniqueIds])
+        );
+        assert_eq!(Builtin::Leaderkv.supported(&both), (both.to_vec(), vec![]));
+        assert_eq!(
+            Builtin::PostgresPatroni.supported(&both),
+            (both.to_vec(), vec![])
         );
     }
 
