@@ -12,6 +12,8 @@
 //! - examples/systems/etcd-http.toml (protocol `http`) is valid under partitions, and
 //!   examples/systems/postgres-patroni.toml (protocol `postgres`) reaches a verdict; both
 //!   take turns with redis-sentinel on `flf5-` (skipped without their programs);
+//! - roles and stages (`flf6-` 10.77.80.0/24): a witness role that does not serve, deployed
+//!   after the data role; only serving nodes are probed;
 //! - a malformed file exits 254 with one line, before any cluster or node is touched
 //!   (no root needed);
 //! - a start command that fails exits 255 naming the node, the command and its output, and
@@ -260,6 +262,63 @@ fn leader_command_instead_of_a_client_call() {
     assert_eq!(code, 0, "{out}");
     assert!(types(&results).is_empty(), "{out}");
     assert!(out.contains("is ready; n"), "{out}");
+}
+
+/// Roles and stages: leaderkv on the first three of five nodes (`data`, the one role that
+/// serves), a witness on the other two, deployed after the data nodes run: its setup fails
+/// unless the first data node's pidfile is already there, which only the stage order makes
+/// true (every node's setup would otherwise run at once). The run is valid under the default
+/// faults, the probe and the final reads address the data nodes only, and the witnesses ran.
+#[test]
+fn roles_and_stages_deploy_in_order_and_only_serving_nodes_are_probed() {
+    let test = "roles_and_stages_deploy_in_order_and_only_serving_nodes_are_probed";
+    if !control::prereq::privileged_or_skip(test, false) {
+        return;
+    }
+    let c = Cluster::with_defaults("flf6-", "10.77.80.0/24");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("roles.toml");
+    let body = std::fs::read_to_string(example())
+        .unwrap()
+        .replacen(
+            "port = 7000\n",
+            "port = 7000\nstages = [[\"data\"], [\"witness\"]]\n",
+            1,
+        )
+        .replace("--peers {peers}", "--peers {peers.data}")
+        + "\n[roles.data]\nnodes = [1, 2, 3]\n\n[roles.witness]\nnodes = \"rest\"\n\
+           serves = false\nsetup = \"test -s {dir}/../{first.data}/leaderkv.pid\"\n\
+           start = \"echo witness {node_index} of {role} after {nodes.data}; exec sleep 600\"\n\
+           ready = { command = \"true\" }\n";
+    std::fs::write(&file, &body).unwrap();
+    let (code, out, results) = c.run(&[
+        "--system-file",
+        file.to_str().unwrap(),
+        "--seed",
+        "3",
+        "--time-limit",
+        "20s",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(types(&results).is_empty(), "{out}");
+    let run = c.store.path().join("latest");
+    let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
+    let mut probed = std::collections::BTreeSet::new();
+    for line in history.lines() {
+        let op: serde_json::Value = serde_json::from_str(line).unwrap();
+        if op["f"] == "leader" || op["f"] == "read_set" {
+            if let Some(n) = op["node"].as_str() {
+                probed.insert(n.to_owned());
+            }
+        }
+    }
+    assert_eq!(
+        probed.into_iter().collect::<Vec<_>>(),
+        ["n1", "n2", "n3"],
+        "only the data nodes are probed and read"
+    );
+    let witness = std::fs::read_to_string(run.join("nodes/n5/stdout.log")).unwrap();
+    assert_eq!(witness.trim(), "witness 5 of witness after n1,n2,n3");
 }
 
 /// The tests on `flf5-` take turns (one cluster prefix and subnet for all of them).

@@ -61,8 +61,6 @@ pub struct Config {
     pub probe_interval: Duration,
     /// Time budget of the linearizability check.
     pub check_budget: Duration,
-    /// Longest wait for the system to elect a leader after start.
-    pub ready_timeout: Duration,
 }
 
 /// What the nemesis plays.
@@ -230,17 +228,30 @@ pub async fn run(
         system.name(),
         remotes.len()
     ));
-    let sys = system.clone();
-    let deployed = on_every_node(&remotes, move |r| {
-        let sys = sys.clone();
-        async move {
-            sys.setup(r.as_ref()).await?;
-            sys.start(r.as_ref()).await
+    // Stage by stage: a stage's nodes are set up and started (each waits until it is ready)
+    // before the next stage's, so a standby can clone a primary that runs.
+    let mut deployed = Ok(());
+    for stage in system.stages() {
+        let in_stage: Vec<Arc<dyn Remote>> = remotes
+            .iter()
+            .filter(|r| stage.contains(&r.node().name))
+            .cloned()
+            .collect();
+        let sys = system.clone();
+        deployed = on_every_node(&in_stage, move |r| {
+            let sys = sys.clone();
+            async move {
+                sys.setup(r.as_ref()).await?;
+                sys.start(r.as_ref()).await
+            }
+        })
+        .await;
+        if deployed.is_err() {
+            break;
         }
-    })
-    .await;
+    }
     let ready = match deployed {
-        Ok(()) => system.ready(cfg.ready_timeout).await,
+        Ok(()) => system.ready(system.ready_timeout()).await,
         Err(e) => Err(e),
     };
     let leader = match ready {

@@ -376,7 +376,6 @@ async fn run_logged(
         op_timeout: args.op_timeout,
         probe_interval: Duration::from_millis(100),
         check_budget: args.check_budget,
-        ready_timeout: Duration::from_secs(30),
     };
     let env = runner::Env {
         remotes: targets.remotes.clone(),

@@ -51,6 +51,8 @@ pub struct FileSystem {
     opts: Options,
     /// Local file -> remote path template.
     files: Vec<(PathBuf, String)>,
+    /// Which node has which role; the deploy stages; the serving nodes.
+    assign: spec::Assignment,
     control: Arc<Control>,
     role: RoleParser,
 }
@@ -65,10 +67,17 @@ impl FileSystem {
         leader: nemesis::LeaderView,
     ) -> crate::Result<Self> {
         let files = loaded.local_files.clone();
+        let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+        let assign = loaded
+            .spec
+            .assign(&names)
+            .map_err(|e| crate::Error::invalid(format!("{}: {e}", loaded.path.display())))?;
+        // The probe asks the serving nodes only: a witness has no role to report.
         let role = RoleParser::new(
             loaded.spec.leader.clone(),
             nodes
                 .iter()
+                .filter(|n| assign.serving.contains(&n.name))
                 .map(|n| (n.name.clone(), n.addr.clone(), loaded.client_port()))
                 .collect(),
         );
@@ -77,6 +86,7 @@ impl FileSystem {
             nodes,
             opts,
             files,
+            assign,
             control: Arc::new(Control::new(PidfileSystem::default(), leader)),
             role,
         };
@@ -107,7 +117,7 @@ impl FileSystem {
     }
 
     /// The node-level placeholders of `node`.
-    fn vars(&self, node: &str) -> crate::Result<BTreeMap<&'static str, String>> {
+    fn vars(&self, node: &str) -> crate::Result<BTreeMap<String, String>> {
         let n = self.node(node)?;
         let port = self.loaded.spec.port;
         let dir = daemon::node_dir(&self.opts.base_dir, node);
@@ -117,7 +127,7 @@ impl FileSystem {
             .map(|p| format!("{}={}:{port}", p.name, p.addr))
             .collect();
         let first = self.nodes.first().unwrap_or(n);
-        Ok(BTreeMap::from([
+        let fixed = [
             ("node", n.name.clone()),
             ("ip", n.addr.clone()),
             ("port", port.to_string()),
@@ -128,19 +138,54 @@ impl FileSystem {
             ("first_node", first.name.clone()),
             ("first_ip", first.addr.clone()),
             ("quorum", (self.nodes.len() / 2 + 1).to_string()),
-        ]))
+        ];
+        let mut vars: BTreeMap<String, String> =
+            fixed.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        vars.insert("node_index".into(), self.assign.index[node].to_string());
+        vars.insert("role".into(), self.assign.role_of[node].clone());
+        let addr = |m: &str| {
+            self.nodes
+                .iter()
+                .find(|x| x.name == m)
+                .map(|x| x.addr.clone())
+                .unwrap_or_default()
+        };
+        vars.extend(self.assign.vars(&addr, port));
+        Ok(vars)
     }
 
-    fn render(&self, tpl: &str, vars: &BTreeMap<&str, String>) -> crate::Result<String> {
+    fn render(&self, tpl: &str, vars: &BTreeMap<String, String>) -> crate::Result<String> {
         self.loaded.render(tpl, vars)
     }
 
+    /// The role's override of command `which` (`setup`, `start`, `stop`, `wipe`), else the
+    /// file's, for the node of `vars`.
+    fn command_of(&self, vars: &BTreeMap<String, String>, which: &str) -> Option<&String> {
+        let c = &self.loaded.spec.commands;
+        let base = match which {
+            "setup" => c.setup.as_ref(),
+            "start" => Some(&c.start),
+            "stop" => c.stop.as_ref(),
+            "wipe" => c.wipe.as_ref(),
+            _ => None,
+        };
+        spec::roles::command(self.loaded.spec.roles.get(&vars["role"]), which, base)
+    }
+
+    /// The readiness check of the node of `vars`: its role's, else the file's.
+    fn ready_of(&self, vars: &BTreeMap<String, String>) -> &spec::Ready {
+        self.loaded
+            .spec
+            .roles
+            .get(&vars["role"])
+            .and_then(|r| r.ready.as_ref())
+            .unwrap_or(&self.loaded.spec.ready)
+    }
+
     /// The start command of a node (trimmed: an empty `{bug_flags}` leaves a space).
-    fn start_command(&self, vars: &BTreeMap<&str, String>) -> crate::Result<String> {
-        Ok(self
-            .render(&self.loaded.spec.commands.start, vars)?
-            .trim()
-            .to_owned())
+    fn start_command(&self, vars: &BTreeMap<String, String>) -> crate::Result<String> {
+        let tpl = self.command_of(vars, "start").cloned().unwrap_or_default();
+        Ok(self.render(&tpl, vars)?.trim().to_owned())
     }
 
     /// The leader command of every node, rendered, with the remotes to run it through.
@@ -213,7 +258,7 @@ impl FileSystem {
         &self,
         node: &dyn Remote,
         start: &str,
-        vars: &BTreeMap<&str, String>,
+        vars: &BTreeMap<String, String>,
     ) -> crate::Error {
         let log = format!("{}/stdout.log", vars["dir"]);
         let tail = node
@@ -241,7 +286,7 @@ impl FileSystem {
         let vars = self.vars(&name)?;
         let pidfile = self.pidfile(&name)?;
         let start = self.start_command(&vars)?;
-        let r = &self.loaded.spec.ready;
+        let r = self.ready_of(&vars);
         let limit = Duration::from_secs(r.timeout_s.max(1));
         let deadline = tokio::time::Instant::now() + limit;
         let port = r.port.unwrap_or_else(|| self.loaded.client_port());
@@ -286,8 +331,17 @@ impl System for FileSystem {
         &self.loaded.spec.name
     }
 
+    /// The serving nodes: those clients, the probe and the final reads address.
     fn nodes(&self) -> Vec<String> {
-        super::names(&self.nodes)
+        self.assign.serving.clone()
+    }
+
+    fn stages(&self) -> Vec<Vec<String>> {
+        self.assign.stages.clone()
+    }
+
+    fn ready_timeout(&self) -> Duration {
+        Duration::from_secs(self.loaded.spec.ready.cluster_timeout_s.max(1))
     }
 
     async fn setup(&self, node: &dyn Remote) -> crate::Result<()> {
@@ -296,7 +350,7 @@ impl System for FileSystem {
         let dir = &vars["dir"];
         // Whatever an earlier run left (a process, files) goes first.
         let _ = control::kill_daemon(node, &self.pidfile(&name)?).await;
-        if let Some(w) = &self.loaded.spec.commands.wipe {
+        if let Some(w) = self.command_of(&vars, "wipe") {
             if node
                 .exec(&Exec::new("test").args(["-d", dir]))
                 .await
@@ -340,7 +394,7 @@ impl System for FileSystem {
             .await
             .with_context(|| format!("failed to write {path} on {name}"))?;
         }
-        if let Some(s) = &self.loaded.spec.commands.setup {
+        if let Some(s) = self.command_of(&vars, "setup") {
             self.command(node, "setup", s).await?;
         }
         Ok(())
@@ -372,16 +426,15 @@ impl System for FileSystem {
     async fn teardown(&self, node: &dyn Remote) -> crate::Result<()> {
         let name = node.node().name.clone();
         let vars = self.vars(&name)?;
-        let c = &self.loaded.spec.commands;
         let mut first_err = None;
-        if let Some(s) = &c.stop {
+        if let Some(s) = self.command_of(&vars, "stop") {
             if let Err(e) = self.command(node, "stop", s).await {
                 first_err.get_or_insert(e);
             }
         }
         // SIGKILL works on stopped (paused) processes too.
         let _ = System::kill(self, node).await;
-        if let Some(w) = &c.wipe {
+        if let Some(w) = self.command_of(&vars, "wipe") {
             if let Err(e) = self.command(node, "wipe", w).await {
                 first_err.get_or_insert(e);
             }
@@ -447,6 +500,7 @@ impl System for FileSystem {
         let addrs = self
             .nodes
             .iter()
+            .filter(|n| self.assign.serving.contains(&n.name))
             .map(|n| (n.name.clone(), format!("{}:{port}", n.addr)))
             .collect();
         let view = self.control.leader.clone();

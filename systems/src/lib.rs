@@ -95,8 +95,20 @@ pub trait System: Send + Sync {
     async fn role(&self, node: &str, timeout: Duration) -> crate::Result<RoleInfo>;
     /// A new client of the system.
     fn client(&self, timeout: Duration) -> Box<dyn workloads::Client>;
-    /// Node names, in order.
+    /// The nodes clients, the leader probe and the final reads address, in order.
     fn nodes(&self) -> Vec<String>;
+
+    /// The deploy order: each stage's nodes are set up and started (and ready) before the
+    /// next stage's. Every node of the cluster is in one stage.
+    fn stages(&self) -> Vec<Vec<String>> {
+        vec![self.nodes()]
+    }
+
+    /// How long the cluster may take, after the last stage, until one leader is known to
+    /// every node ([`System::ready`]).
+    fn ready_timeout(&self) -> Duration {
+        Duration::from_secs(30)
+    }
 
     /// The node that leads now, as the nodes say: the self-declared leader of the highest
     /// term among those that answer within `timeout`.

@@ -11,7 +11,9 @@ use workloads::Workload;
 
 use super::ops::{HttpTemplate, OpTemplate, Protocol};
 
+pub mod roles;
 mod validate;
+pub use roles::{Assignment, RoleNodes, RoleSpec};
 pub use validate::status_matcher;
 
 /// A system described in a TOML file (see docs/own-system.md).
@@ -39,6 +41,12 @@ pub struct Spec {
     #[serde(default)]
     pub logs: Logs,
     pub client: ClientSpec,
+    /// Named node groups with commands of their own ([`roles`]).
+    #[serde(default)]
+    pub roles: BTreeMap<String, RoleSpec>,
+    /// Deploy order: each stage's roles are set up, started and ready before the next's.
+    #[serde(default)]
+    pub stages: Vec<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -76,7 +84,7 @@ pub struct Process {
     pub daemonizes: bool,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ready {
     /// The node is ready when this port accepts connections (default: the client's port).
@@ -86,10 +94,30 @@ pub struct Ready {
     /// How long a node may take to become ready after its start, seconds.
     #[serde(default = "default_ready_timeout")]
     pub timeout_s: u64,
+    /// How long the whole cluster may take, after the last stage, until one leader is known
+    /// to every serving node, seconds.
+    #[serde(default = "default_cluster_timeout")]
+    pub cluster_timeout_s: u64,
+}
+
+// Not derived: a file without `[ready]` gets the same limits as one with an empty `[ready]`.
+impl Default for Ready {
+    fn default() -> Self {
+        Ready {
+            port: None,
+            command: None,
+            timeout_s: default_ready_timeout(),
+            cluster_timeout_s: default_cluster_timeout(),
+        }
+    }
 }
 
 fn default_ready_timeout() -> u64 {
     20
+}
+
+fn default_cluster_timeout() -> u64 {
+    30
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -233,9 +261,12 @@ pub const OPS: &[(&str, &str, &[&str])] = &[
     ),
 ];
 
-/// Placeholders of node-level strings (commands, remote paths, configs, logs).
+/// Placeholders of node-level strings (commands, remote paths, configs, logs); each role
+/// adds its own ([`roles::role_vars`]).
 pub const NODE_VARS: &[&str] = &[
     "node",
+    "node_index",
+    "role",
     "ip",
     "port",
     "peers",
@@ -472,6 +503,15 @@ impl Loaded {
         );
         t.extend(s.process.pidfile.as_deref());
         t.extend(s.ready.command.as_deref());
+        for r in s.roles.values() {
+            t.extend(
+                [&r.setup, &r.start, &r.stop, &r.wipe]
+                    .into_iter()
+                    .flatten()
+                    .map(String::as_str),
+            );
+            t.extend(r.ready.as_ref().and_then(|r| r.command.as_deref()));
+        }
         t.extend(s.leader.command.as_deref());
         t.extend(s.leader.resp.iter().map(String::as_str));
         t.extend(s.leader.sql.as_deref());
@@ -537,7 +577,7 @@ impl Loaded {
     }
 
     /// Expands a node-level template with `vars` (validated: cannot fail on a known key).
-    pub fn render(&self, tpl: &str, vars: &BTreeMap<&str, String>) -> crate::Result<String> {
+    pub fn render(&self, tpl: &str, vars: &BTreeMap<String, String>) -> crate::Result<String> {
         expand(tpl, &|n| vars.get(n).cloned().or_else(|| self.common(n)))
             .map_err(|e| err!("{}: {e} in {tpl:?}", self.path.display()))
     }

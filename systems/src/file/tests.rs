@@ -85,7 +85,7 @@ fn set_values_come_from_defaults_or_the_command_line() {
     let l = load_text(&leaderkv_text(), &inputs).unwrap();
     assert_eq!(l.sets["mode"], "async");
     assert_eq!(l.bug_flags(), "--bug local-counter --bug no-fencing");
-    let vars = BTreeMap::from([("dir", "/d".to_string())]);
+    let vars = BTreeMap::from([("dir".to_string(), "/d".to_string())]);
     assert_eq!(
         l.render("{dir} --mode {set.mode} x", &vars).unwrap(),
         "/d --mode async x"

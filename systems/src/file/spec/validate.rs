@@ -1,7 +1,7 @@
 //! Validation of a loaded system file: everything that can be checked without nodes, with
 //! one-line errors naming the key.
 
-use super::{Loaded, NODE_VARS, OPS, op_names};
+use super::{Loaded, OPS, op_names};
 use crate::file::ops::{HttpTemplate, OpTemplate, Protocol};
 
 impl Loaded {
@@ -14,7 +14,10 @@ impl Loaded {
         if s.port == 0 {
             return Err("port: must be above 0".into());
         }
-        let node = NODE_VARS;
+        s.validate_roles()?;
+        let node_vars = s.node_vars();
+        let node: Vec<&str> = node_vars.iter().map(String::as_str).collect();
+        let node = &node[..];
         for (local, remote) in &s.files {
             self.check(
                 &format!("files.{local:?} (local path)"),
@@ -61,6 +64,21 @@ impl Loaded {
         }
         if let Some(cmd) = &s.ready.command {
             self.check("ready.command", cmd, node)?;
+        }
+        for (name, r) in &s.roles {
+            for (k, v) in [
+                ("setup", &r.setup),
+                ("start", &r.start),
+                ("stop", &r.stop),
+                ("wipe", &r.wipe),
+            ] {
+                if let Some(v) = v {
+                    self.check(&format!("roles.{name}.{k}"), v, node)?;
+                }
+            }
+            if let Some(cmd) = r.ready.as_ref().and_then(|r| r.command.as_ref()) {
+                self.check(&format!("roles.{name}.ready.command"), cmd, node)?;
+            }
         }
         if s.ready.port == Some(0) {
             return Err("ready.port: must be above 0".into());
@@ -143,7 +161,9 @@ impl Loaded {
             ));
         }
         if let Some(c) = &l.command {
-            self.check("leader.command", c, NODE_VARS)?;
+            let node_vars = self.spec.node_vars();
+            let node: Vec<&str> = node_vars.iter().map(String::as_str).collect();
+            self.check("leader.command", c, &node)?;
         }
         if let Some(sp) = &l.split {
             if !matches!(sp.as_str(), "whitespace" | "lines") {
