@@ -32,9 +32,20 @@ pub trait SystemControl: Send + Sync + std::fmt::Debug {
 pub struct PidfileSystem {
     /// The daemon of each node.
     pub specs: BTreeMap<NodeName, DaemonSpec>,
+    /// More pidfiles per node whose processes are paused and killed with the daemon (a
+    /// failover agent beside its database: repmgrd beside postgres). The daemon's start is
+    /// what brings them back after a kill.
+    pub also: BTreeMap<NodeName, Vec<String>>,
 }
 
 impl PidfileSystem {
+    fn also_of(&self, remote: &dyn Remote) -> &[String] {
+        self.also
+            .get(&remote.node().name)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
     fn spec(&self, remote: &dyn Remote) -> Result<&DaemonSpec> {
         let name = &remote.node().name;
         self.specs.get(name).ok_or_else(|| {
@@ -50,17 +61,29 @@ impl PidfileSystem {
 impl SystemControl for PidfileSystem {
     async fn pids(&self, remote: &dyn Remote) -> Result<Vec<u32>> {
         let spec = self.spec(remote)?;
-        let pid = control::running_pid(remote, &spec.pidfile, spec.sudo)
-            .await
-            .map_err(|e| Error::remote(&remote.node().name, "read the daemon's pid", e))?;
-        Ok(pid.into_iter().collect())
+        let read = |pidfile: String| async move {
+            control::running_pid(remote, &pidfile, spec.sudo)
+                .await
+                .map_err(|e| Error::remote(&remote.node().name, "read the daemon's pid", e))
+        };
+        let mut pids: Vec<u32> = read(spec.pidfile.clone()).await?.into_iter().collect();
+        for f in self.also_of(remote) {
+            pids.extend(read(f.clone()).await?);
+        }
+        Ok(pids)
     }
 
     async fn kill(&self, remote: &dyn Remote) -> Result<()> {
         let spec = self.spec(remote)?;
         control::kill_daemon(remote, &spec.pidfile)
             .await
-            .map_err(|e| Error::remote(&remote.node().name, "kill the daemon", e))
+            .map_err(|e| Error::remote(&remote.node().name, "kill the daemon", e))?;
+        for f in self.also_of(remote) {
+            control::kill_daemon(remote, f).await.map_err(|e| {
+                Error::remote(&remote.node().name, format!("kill the process of {f}"), e)
+            })?;
+        }
+        Ok(())
     }
 
     async fn start(&self, remote: &dyn Remote) -> Result<()> {

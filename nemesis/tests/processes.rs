@@ -31,6 +31,19 @@ async fn pause_resume_kill_restart_and_guard() {
     for n in tc.names() {
         system.specs.insert(n.clone(), tc.echo_spec(&n));
     }
+    // n3 has a companion process (a failover agent beside its database) in `also`: paused
+    // and killed with the daemon.
+    let mut companion = std::process::Command::new("sleep")
+        .arg("600")
+        .spawn()
+        .unwrap();
+    let agent = companion.id();
+    tc.track(agent);
+    let agent_pidfile = tc.dir.path().join("n3-agent.pid");
+    std::fs::write(&agent_pidfile, format!("{agent}\n")).unwrap();
+    system
+        .also
+        .insert("n3".into(), vec![agent_pidfile.display().to_string()]);
     let state = tc.dir.path().join("nemesis-state.json");
     let nem = Arc::new(
         ClusterNemesis::new(NemesisConfig {
@@ -102,6 +115,11 @@ async fn pause_resume_kill_restart_and_guard() {
         .await
         .unwrap();
     assert_eq!(common::proc_state(pid3), Some('T'));
+    assert_eq!(
+        common::proc_state(agent),
+        Some('T'),
+        "the companion is paused too"
+    );
     let guard = HealGuard::new(nem.clone());
     drop(guard);
     assert_ne!(
@@ -110,5 +128,23 @@ async fn pause_resume_kill_restart_and_guard() {
         "the guard did not resume the paused process"
     );
     assert!(!state.exists());
+    assert_ne!(
+        common::proc_state(agent),
+        Some('T'),
+        "the companion is resumed too"
+    );
+
+    // Kill takes the companion with the daemon.
+    let rec = nem
+        .invoke(NemesisOp::Start(Fault::Kill { target: on("n3") }))
+        .await
+        .unwrap();
+    assert!(
+        common::proc_state(agent).is_none_or(|s| s == 'Z'),
+        "the companion still runs after the kill"
+    );
+    let _ = companion.wait();
+    nem.invoke(NemesisOp::Stop(rec.id)).await.unwrap();
+    tc.track(common::read_pid(&tc.pidfile("n3")));
     nem.teardown().await.unwrap();
 }

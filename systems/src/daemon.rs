@@ -52,7 +52,10 @@ pub fn per_node(
         let dir = node_dir(base_dir, &n.name);
         specs.insert(n.name.clone(), in_dir(spec(n, &dir), &dir, &n.name, clock));
     }
-    PidfileSystem { specs }
+    PidfileSystem {
+        specs,
+        ..PidfileSystem::default()
+    }
 }
 
 /// The nemesis' handle on a system whose faults hit one pidfile daemon a node: the daemons,

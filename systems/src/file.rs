@@ -102,8 +102,19 @@ impl FileSystem {
             let d = daemon::in_dir(d, &vars["dir"], &n.name, Some(&sys.opts.clock));
             specs.insert(n.name.clone(), d);
         }
+        let mut also = BTreeMap::new();
+        for n in &sys.nodes {
+            let vars = sys.vars(&n.name)?;
+            let files = sys.loaded.spec.process.also.iter();
+            also.insert(
+                n.name.clone(),
+                files
+                    .map(|f| sys.render(f, &vars))
+                    .collect::<crate::Result<_>>()?,
+            );
+        }
         sys.control = Arc::new(Control::new(
-            PidfileSystem { specs },
+            PidfileSystem { specs, also },
             sys.control.leader.clone(),
         ));
         Ok(sys)

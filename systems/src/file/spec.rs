@@ -77,6 +77,10 @@ pub struct Process {
     pub pidfile: Option<String>,
     /// A process name (not supported: see [`Spec::validate`]).
     pub name: Option<String>,
+    /// More pidfiles whose processes are paused and killed with the main one (a failover
+    /// agent beside its database); `start` must bring them back after a kill.
+    #[serde(default)]
+    pub also: Vec<String>,
     /// The start command daemonizes itself and writes `pidfile` (e.g. `redis-server
     /// --daemonize yes --pidfile ...`); otherwise faultline runs it in the background and
     /// writes the pidfile.
@@ -502,6 +506,7 @@ impl Loaded {
                 .map(String::as_str),
         );
         t.extend(s.process.pidfile.as_deref());
+        t.extend(s.process.also.iter().map(String::as_str));
         t.extend(s.ready.command.as_deref());
         for r in s.roles.values() {
             t.extend(
