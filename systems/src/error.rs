@@ -79,9 +79,7 @@ from_errors!(
     serde_json::Error,
     toml::de::Error,
     history::ReadError,
-    crate::proto::http::HttpError,
-    crate::proto::pgwire::PgError,
-    crate::proto::resp::RespError,
+    crate::proto::error::WireError,
 );
 
 impl From<String> for Error {

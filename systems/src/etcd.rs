@@ -35,7 +35,8 @@ use serde_json::{Value as Json, json};
 use workloads::{Client, Completion, Invocation};
 
 use super::daemon::{self, Control, node_dir};
-use super::proto::http::{HttpError, b64, post, unb64};
+use super::proto::error::WireError;
+use super::proto::http::{b64, post, unb64};
 use super::proto::router::role_value;
 use super::thirdparty::require_programs;
 use super::{RoleInfo, System, unknown_unless_read};
@@ -204,10 +205,12 @@ async fn status(
     node: &str,
     members: &Mutex<HashMap<String, String>>,
     timeout: Duration,
-) -> Result<RoleInfo, HttpError> {
+) -> Result<RoleInfo, WireError> {
     let (code, st) = post(addr, "/v3/maintenance/status", &json!({}), timeout).await?;
     if code != 200 {
-        return Err(HttpError::sent(format!("status: HTTP {code}: {st}")));
+        return Err(WireError::may_have_applied(format!(
+            "status: HTTP {code}: {st}"
+        )));
     }
     let me = id_str(&st["header"]["member_id"]).unwrap_or_default();
     let leader_id = id_str(&st["leader"]).filter(|l| l != "0");
@@ -259,7 +262,7 @@ async fn probe(
     node: &str,
     members: &Mutex<HashMap<String, String>>,
     timeout: Duration,
-) -> Result<(RoleInfo, String), HttpError> {
+) -> Result<(RoleInfo, String), WireError> {
     let mut first = status(addr, node, members, timeout).await?;
     let claim = first.role.clone();
     if first.role != "leader" {
@@ -422,7 +425,7 @@ impl Client for EtcdClient {
                 if routed {
                     self.current = (self.current + 1) % n;
                 }
-                unknown_unless_read(op, &target, e.sent, e.msg)
+                unknown_unless_read(op, &target, e.sent(), e.msg)
             }
             Ok((200, body)) => match ok_value(op, &body) {
                 Ok(v) => Completion::ok(v, &target),

@@ -37,8 +37,9 @@ use workloads::{Client, Completion, Invocation};
 
 use super::daemon::{self, node_dir};
 use super::etcd::{self, Etcd};
+use super::proto::error::WireError;
 use super::proto::http;
-use super::proto::pgwire::{PgConn, PgError};
+use super::proto::pgwire::PgConn;
 use super::proto::router::role_value;
 use super::thirdparty::{require_programs, write_file};
 use super::{RoleInfo, System};
@@ -391,11 +392,11 @@ async fn probe(
     node: &str,
     nodes: &[(String, String)],
     timeout: Duration,
-) -> Result<(RoleInfo, String), PgError> {
+) -> Result<(RoleInfo, String), WireError> {
     let rest = format!("{addr}:{REST_PORT}");
     let (_, st) = http::get(&rest, "/patroni", timeout)
         .await
-        .map_err(|e| PgError::io(false, format!("patroni: {}", e.msg)))?;
+        .map_err(|e| WireError::not_sent(format!("patroni: {}", e.msg)))?;
     let patroni_role = st["role"].as_str().unwrap_or("").to_owned();
     // Role, timeline and WAL position in one statement, so they describe one instant (Patroni's
     // own view is refreshed once per HA loop and can lag a promotion).
@@ -420,7 +421,11 @@ async fn probe(
     let primary = match col(0).as_deref() {
         Some("f") => true,
         Some("t") => false,
-        other => return Err(PgError::io(true, format!("pg_is_in_recovery: {other:?}"))),
+        other => {
+            return Err(WireError::may_have_applied(format!(
+                "pg_is_in_recovery: {other:?}"
+            )));
+        }
     };
     let term = col(3).and_then(|t| t.parse::<i64>().ok());
     let lsn = col(4).and_then(|l| l.split('.').next().and_then(|x| x.parse::<i64>().ok()));

@@ -23,8 +23,9 @@ use workloads::{Client, Completion, Invocation, Outcome};
 use super::client::{FileDialect, OpVars, RoleParser, classify};
 use super::ops::{HttpTemplate, OpTemplate, select};
 use super::spec::{Loaded, Rule, expand};
+use crate::proto::error::WireError;
 use crate::proto::http::{self, Response, unb64};
-use crate::proto::pgwire::{PgConn, PgError};
+use crate::proto::pgwire::PgConn;
 use crate::proto::router::{NO_LEADER, Redirect, Route, Router, role_value};
 use crate::{RoleInfo, unknown_unless_read};
 
@@ -61,19 +62,6 @@ pub enum Answer {
     Rows(Vec<Vec<Option<String>>>, String),
     /// A 2xx answer's body as JSON.
     Json(Json),
-}
-
-/// Why an exchange did not give an answer.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Failure {
-    /// No answer: `sent` when the request may have reached the server.
-    Transport { sent: bool, msg: String },
-    /// The server answered an error; `broken`: the connection is unusable after it.
-    Error {
-        text: String,
-        status: Option<u16>,
-        broken: bool,
-    },
 }
 
 impl WireDialect {
@@ -171,12 +159,12 @@ impl WireDialect {
         addr: &str,
         req: &Request,
         timeout: Duration,
-    ) -> Result<Answer, Failure> {
+    ) -> Result<Answer, WireError> {
         match req {
             Request::Sql(q) => {
                 if conn.is_none() {
                     let c = PgConn::connect_as(addr, &self.user, &self.database, timeout).await;
-                    *conn = Some(c.map_err(pg_failure)?);
+                    *conn = Some(c?);
                 }
                 let c = conn.as_mut().expect("connected above");
                 match c.query_tagged(q, timeout).await {
@@ -185,25 +173,16 @@ impl WireDialect {
                         if e.broken {
                             *conn = None;
                         }
-                        Err(pg_failure(e))
+                        Err(e)
                     }
                 }
             }
             Request::Http { method, path, body } => {
-                let r = http::request(method, addr, path, body.as_deref(), timeout)
-                    .await
-                    .map_err(|e| Failure::Transport {
-                        sent: e.sent,
-                        msg: e.msg,
-                    })?;
+                let r = http::request(method, addr, path, body.as_deref(), timeout).await?;
                 if (200..300).contains(&r.status) {
                     Ok(Answer::Json(r.json()))
                 } else {
-                    Err(Failure::Error {
-                        text: error_text(&r),
-                        status: Some(r.status),
-                        broken: false,
-                    })
+                    Err(WireError::answered(None, error_text(&r), false).with_status(r.status))
                 }
             }
         }
@@ -252,29 +231,10 @@ fn http_request(
     Ok(Request::Http { method, path, body })
 }
 
-fn pg_failure(e: PgError) -> Failure {
-    match e.code {
-        Some(_) => Failure::Error {
-            text: e.msg,
-            status: None,
-            broken: e.broken,
-        },
-        None => Failure::Transport {
-            sent: e.sent,
-            msg: e.msg,
-        },
-    }
-}
-
-fn failure_text(f: &Failure) -> String {
-    match f {
-        Failure::Transport { msg, .. } => msg.clone(),
-        Failure::Error {
-            text,
-            status: Some(s),
-            ..
-        } => format!("HTTP {s}: {text}"),
-        Failure::Error { text, .. } => text.clone(),
+fn failure_text(f: &WireError) -> String {
+    match f.status {
+        Some(s) => format!("HTTP {s}: {}", f.msg),
+        None => f.msg.clone(),
     }
 }
 
@@ -457,22 +417,19 @@ impl Client for WireClient {
         }
         let answer = match answer {
             Ok(a) => a,
-            Err(Failure::Transport { sent, msg }) => {
+            Err(e) if !e.is_answer() => {
                 self.conns.remove(&target);
                 if routed {
                     self.router.rotate();
                 }
-                return unknown_unless_read(op, &target, sent, msg);
+                return unknown_unless_read(op, &target, e.sent(), e.msg);
             }
-            Err(Failure::Error { text, status, .. }) => {
-                let (outcome, redirect) = self.dialect.on_error(op, &text, status);
+            Err(e) => {
+                let (outcome, redirect) = self.dialect.on_error(op, &e.msg, e.status);
                 if routed {
-                    self.router.redirect(redirect, &text);
+                    self.router.redirect(redirect, &e.msg);
                 }
-                let text = match status {
-                    Some(s) => format!("HTTP {s}: {text}"),
-                    None => text,
-                };
+                let text = failure_text(&e);
                 return match outcome {
                     Outcome::Fail => Completion::fail(op.value.clone(), &target, text),
                     Outcome::Info | Outcome::Ok => {

@@ -136,7 +136,7 @@ impl Client for PgClient {
             Err(e) => {
                 // An error response ends the statement (the connection stays usable); an
                 // exchange that broke does not.
-                let definite = !e.sent
+                let definite = !e.sent()
                     || op.is_read()
                     || matches!(
                         e.code.as_deref(),

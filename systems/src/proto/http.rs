@@ -8,29 +8,7 @@ use serde_json::Value as Json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// An HTTP exchange that went wrong.
-#[derive(Debug, thiserror::Error)]
-#[error("{msg}")]
-pub struct HttpError {
-    /// The request may have reached the server (so a write may have taken effect).
-    pub sent: bool,
-    pub msg: String,
-}
-
-impl HttpError {
-    pub fn unsent(msg: impl Into<String>) -> Self {
-        HttpError {
-            sent: false,
-            msg: msg.into(),
-        }
-    }
-    pub fn sent(msg: impl Into<String>) -> Self {
-        HttpError {
-            sent: true,
-            msg: msg.into(),
-        }
-    }
-}
+use super::error::WireError;
 
 /// A whole HTTP response.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,7 +36,7 @@ pub async fn post(
     path: &str,
     body: &Json,
     timeout: Duration,
-) -> Result<(u16, Json), HttpError> {
+) -> Result<(u16, Json), WireError> {
     let r = request(
         "POST",
         addr,
@@ -71,7 +49,7 @@ pub async fn post(
 }
 
 /// GETs `http://addr{path}` and returns the status and the parsed JSON body.
-pub async fn get(addr: &str, path: &str, timeout: Duration) -> Result<(u16, Json), HttpError> {
+pub async fn get(addr: &str, path: &str, timeout: Duration) -> Result<(u16, Json), WireError> {
     let r = request("GET", addr, path, None, timeout).await?;
     Ok((r.status, r.json()))
 }
@@ -84,11 +62,11 @@ pub async fn request(
     path: &str,
     body: Option<&[u8]>,
     timeout: Duration,
-) -> Result<Response, HttpError> {
+) -> Result<Response, WireError> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-        Err(_) => return Err(HttpError::unsent("connect timeout")),
-        Ok(Err(e)) => return Err(HttpError::unsent(format!("connect: {}", e.kind()))),
+        Err(_) => return Err(WireError::not_sent("connect timeout")),
+        Ok(Err(e)) => return Err(WireError::not_sent(format!("connect: {}", e.kind()))),
         Ok(Ok(s)) => s,
     };
     let _ = stream.set_nodelay(true);
@@ -104,19 +82,19 @@ pub async fn request(
         stream
             .write_all(&req)
             .await
-            .map_err(|e| HttpError::sent(format!("io: {}", e.kind())))?;
+            .map_err(|e| WireError::may_have_applied(format!("io: {}", e.kind())))?;
         let mut buf = Vec::new();
         stream
             .read_to_end(&mut buf)
             .await
-            .map_err(|e| HttpError::sent(format!("io: {}", e.kind())))?;
-        Ok::<_, HttpError>(buf)
+            .map_err(|e| WireError::may_have_applied(format!("io: {}", e.kind())))?;
+        Ok::<_, WireError>(buf)
     };
     let buf = match tokio::time::timeout_at(deadline, exchange).await {
-        Err(_) => return Err(HttpError::sent("timeout")),
+        Err(_) => return Err(WireError::may_have_applied("timeout")),
         Ok(r) => r?,
     };
-    parse_response(&buf).map_err(HttpError::sent)
+    parse_response(&buf).map_err(WireError::may_have_applied)
 }
 
 /// Status and body of a whole HTTP/1.1 response (plain or chunked).

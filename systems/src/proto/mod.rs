@@ -3,11 +3,13 @@
 //! may have reached the server (`may_have_applied` / `sent`): the one thing an op's record
 //! needs to be `fail` (certainly not done) or `info` (maybe done).
 //!
+//! - [`error`]: [`error::WireError`], the one error of every client, and its [`error::Delivery`].
 //! - [`resp`]: a small async RESP (Redis protocol) connection.
 //! - [`router`]: the leader-following RESP client (redirects, the probe's hint).
 //! - [`http`]: HTTP/1.1 requests and base64 (etcd's v3 JSON gateway, Patroni's REST API).
 //! - [`pgwire`]: the PostgreSQL simple-query protocol.
 
+pub mod error;
 pub mod http;
 pub mod pgwire;
 pub mod resp;

@@ -7,30 +7,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// A PostgreSQL error response or a failed exchange.
-#[derive(Debug, thiserror::Error)]
-#[error("{msg}")]
-pub struct PgError {
-    /// The request may have reached the server (so a write may have taken effect).
-    pub sent: bool,
-    /// SQLSTATE of an error response (`None`: the exchange itself failed).
-    pub code: Option<String>,
-    /// `SQLSTATE: message` for an error response, else what went wrong.
-    pub msg: String,
-    /// The connection is unusable (I/O error, timeout, or a FATAL error response).
-    pub broken: bool,
-}
-
-impl PgError {
-    pub fn io(sent: bool, msg: impl Into<String>) -> Self {
-        PgError {
-            sent,
-            code: None,
-            msg: msg.into(),
-            broken: true,
-        }
-    }
-}
+use super::error::{Delivery, WireError};
 
 /// One PostgreSQL connection speaking the simple-query protocol (trust auth).
 pub struct PgConn {
@@ -39,7 +16,7 @@ pub struct PgConn {
 
 impl PgConn {
     /// Connects as `postgres` to the database `postgres`.
-    pub async fn connect(addr: &str, timeout: Duration) -> Result<PgConn, PgError> {
+    pub async fn connect(addr: &str, timeout: Duration) -> Result<PgConn, WireError> {
         Self::connect_as(addr, "postgres", "postgres", timeout).await
     }
 
@@ -49,11 +26,11 @@ impl PgConn {
         user: &str,
         database: &str,
         timeout: Duration,
-    ) -> Result<PgConn, PgError> {
+    ) -> Result<PgConn, WireError> {
         let fut = async {
             let mut stream = TcpStream::connect(addr)
                 .await
-                .map_err(|e| PgError::io(false, format!("connect: {}", e.kind())))?;
+                .map_err(|e| WireError::not_sent(format!("connect: {}", e.kind())))?;
             let _ = stream.set_nodelay(true);
             let mut body = Vec::new();
             body.extend_from_slice(&196608u32.to_be_bytes());
@@ -69,42 +46,46 @@ impl PgConn {
             stream
                 .write_all(&msg)
                 .await
-                .map_err(|e| PgError::io(false, format!("startup: {}", e.kind())))?;
+                .map_err(|e| WireError::not_sent(format!("startup: {}", e.kind())))?;
             let mut c = PgConn { stream };
             loop {
                 let (t, payload) = c.read_msg(false).await?;
                 match t {
                     b'R' if payload.get(..4) == Some(&[0, 0, 0, 0]) => {}
                     b'R' => {
-                        return Err(PgError::io(
-                            false,
+                        return Err(WireError::not_sent(
                             "the server asks for a password (only trust authentication is supported)",
                         ));
                     }
-                    b'E' => return Err(error_response(&payload, false)),
+                    b'E' => {
+                        // At startup no query was sent: nothing was done, whatever the code.
+                        let mut e = error_response(&payload);
+                        e.delivery = Delivery::NotSent;
+                        return Err(e);
+                    }
                     b'Z' => return Ok(c),
                     _ => {}
                 }
             }
         };
         match tokio::time::timeout(timeout, fut).await {
-            Err(_) => Err(PgError::io(false, "connect timeout")),
+            Err(_) => Err(WireError::not_sent("connect timeout")),
             Ok(r) => r,
         }
     }
 
-    async fn read_msg(&mut self, sent: bool) -> Result<(u8, Vec<u8>), PgError> {
+    async fn read_msg(&mut self, sent: bool) -> Result<(u8, Vec<u8>), WireError> {
         let mut head = [0u8; 5];
         self.stream
             .read_exact(&mut head)
             .await
-            .map_err(|e| PgError::io(sent, format!("io: {}", e.kind())))?;
+            .map_err(|e| io(sent, format!("io: {}", e.kind())))?;
         let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
         let mut payload = vec![0u8; len.saturating_sub(4)];
         self.stream
             .read_exact(&mut payload)
             .await
-            .map_err(|e| PgError::io(sent, format!("io: {}", e.kind())))?;
+            .map_err(|e| io(sent, format!("io: {}", e.kind())))?;
         Ok((head[0], payload))
     }
 
@@ -113,7 +94,7 @@ impl PgConn {
         &mut self,
         sql: &str,
         timeout: Duration,
-    ) -> Result<Vec<Vec<Option<String>>>, PgError> {
+    ) -> Result<Vec<Vec<Option<String>>>, WireError> {
         self.query_tagged(sql, timeout).await.map(|(rows, _)| rows)
     }
 
@@ -123,7 +104,7 @@ impl PgConn {
         &mut self,
         sql: &str,
         timeout: Duration,
-    ) -> Result<(Vec<Vec<Option<String>>>, String), PgError> {
+    ) -> Result<(Vec<Vec<Option<String>>>, String), WireError> {
         let fut = async {
             let mut msg = vec![b'Q'];
             msg.extend_from_slice(&((sql.len() + 5) as u32).to_be_bytes());
@@ -132,10 +113,10 @@ impl PgConn {
             self.stream
                 .write_all(&msg)
                 .await
-                .map_err(|e| PgError::io(true, format!("io: {}", e.kind())))?;
+                .map_err(|e| WireError::may_have_applied(format!("io: {}", e.kind())))?;
             let mut rows = Vec::new();
             let mut tag = String::new();
-            let mut err: Option<PgError> = None;
+            let mut err: Option<WireError> = None;
             loop {
                 let (t, p) = match self.read_msg(true).await {
                     Ok(m) => m,
@@ -155,14 +136,14 @@ impl PgConn {
                         tag = String::from_utf8_lossy(p.strip_suffix(&[0]).unwrap_or(&p))
                             .into_owned();
                     }
-                    b'E' => err = Some(error_response(&p, true)),
+                    b'E' => err = Some(error_response(&p)),
                     b'Z' => return err.map_or(Ok((rows, tag)), Err),
                     _ => {}
                 }
             }
         };
         match tokio::time::timeout(timeout, fut).await {
-            Err(_) => Err(PgError::io(true, "timeout")),
+            Err(_) => Err(WireError::may_have_applied("timeout")),
             Ok(r) => r,
         }
     }
@@ -190,7 +171,16 @@ fn data_row(p: &[u8]) -> Vec<Option<String>> {
     out
 }
 
-fn error_response(p: &[u8], sent: bool) -> PgError {
+/// A failed read or write: before the query was sent nothing was done; after, maybe.
+fn io(sent: bool, msg: String) -> WireError {
+    if sent {
+        WireError::may_have_applied(msg)
+    } else {
+        WireError::not_sent(msg)
+    }
+}
+
+fn error_response(p: &[u8]) -> WireError {
     let (mut code, mut msg, mut fatal) = (None, String::new(), false);
     for field in p.split(|&b| b == 0) {
         match field.first() {
@@ -201,12 +191,11 @@ fn error_response(p: &[u8], sent: bool) -> PgError {
             _ => {}
         }
     }
-    PgError {
-        sent,
-        msg: format!("{}: {msg}", code.as_deref().unwrap_or("?")),
-        code,
-        broken: fatal,
-    }
+    WireError::answered(
+        code.clone(),
+        format!("{}: {msg}", code.as_deref().unwrap_or("?")),
+        fatal,
+    )
 }
 
 #[cfg(test)]
@@ -217,15 +206,14 @@ mod tests {
     fn error_responses_and_rows() {
         let e = error_response(
             b"SERROR\0VERROR\0C25006\0Mcannot execute INSERT in a read-only transaction\0\0",
-            true,
         );
         assert_eq!(e.code.as_deref(), Some("25006"));
         assert_eq!(
             e.msg,
             "25006: cannot execute INSERT in a read-only transaction"
         );
-        assert!(e.sent && !e.broken);
-        let e = error_response(b"SFATAL\0VFATAL\0C57P01\0Mterminating\0\0", true);
+        assert!(e.sent() && !e.broken);
+        let e = error_response(b"SFATAL\0VFATAL\0C57P01\0Mterminating\0\0");
         assert!(e.broken);
         // Two columns: "17" and NULL.
         let row = [0, 2, 0, 0, 0, 2, b'1', b'7', 0xff, 0xff, 0xff, 0xff];

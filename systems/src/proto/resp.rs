@@ -1,12 +1,14 @@
 //! A small async RESP2 connection: send one command, read one reply. Errors say whether the
-//! request may have reached the server ([`RespError::may_have_applied`]): a refused or timed
-//! out connect did not send anything, a reset or timeout after sending might have.
+//! request may have reached the server ([`WireError::sent`]): a refused or timed out connect
+//! did not send anything, a reset or timeout after sending might have.
 
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+use super::error::WireError;
 
 /// A reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,48 +38,32 @@ impl Reply {
     }
 }
 
-/// What went wrong talking to the server.
-#[derive(Debug, thiserror::Error)]
-pub enum RespError {
-    /// Nothing was sent.
-    #[error("failed to connect to {addr}: {source}")]
-    Connect {
-        addr: String,
-        source: std::io::Error,
-    },
-    #[error("failed to connect to {addr}: timed out after {after:?}")]
-    ConnectTimeout { addr: String, after: Duration },
-    /// The request may have been (partly) sent.
-    #[error("failed to talk to {addr}: {source}")]
-    Io {
-        addr: String,
-        source: std::io::Error,
-    },
-    #[error("no reply from {addr} within {after:?}")]
-    Timeout { addr: String, after: Duration },
-    #[error("bad reply from {addr}: {what}")]
-    Protocol { addr: String, what: String },
+/// The errors of a RESP exchange: a refused or timed-out connect sent nothing; a reset, a
+/// timeout or a garbled reply after sending may have applied.
+fn connect_failed(addr: &str, source: std::io::Error) -> WireError {
+    WireError::not_sent(format!("connect: {}", source.kind()))
+        .with_detail(format!("failed to connect to {addr}: {source}"))
 }
 
-impl RespError {
-    /// False only when the request definitely never left this machine.
-    pub fn may_have_applied(&self) -> bool {
-        !matches!(
-            self,
-            RespError::Connect { .. } | RespError::ConnectTimeout { .. }
-        )
-    }
+fn connect_timeout(addr: &str, after: Duration) -> WireError {
+    WireError::not_sent("connect timeout").with_detail(format!(
+        "failed to connect to {addr}: timed out after {after:?}"
+    ))
+}
 
-    /// A short text for the history's `error` field.
-    pub fn short(&self) -> String {
-        match self {
-            RespError::Connect { source, .. } => format!("connect: {}", source.kind()),
-            RespError::ConnectTimeout { .. } => "connect timeout".into(),
-            RespError::Io { source, .. } => format!("io: {}", source.kind()),
-            RespError::Timeout { .. } => "timeout".into(),
-            RespError::Protocol { what, .. } => format!("protocol: {what}"),
-        }
-    }
+fn io_failed(addr: &str, source: std::io::Error) -> WireError {
+    WireError::may_have_applied(format!("io: {}", source.kind()))
+        .with_detail(format!("failed to talk to {addr}: {source}"))
+}
+
+fn no_reply(addr: &str, after: Duration) -> WireError {
+    WireError::may_have_applied("timeout")
+        .with_detail(format!("no reply from {addr} within {after:?}"))
+}
+
+fn bad_reply(addr: &str, what: String) -> WireError {
+    WireError::may_have_applied(format!("protocol: {what}"))
+        .with_detail(format!("bad reply from {addr}: {what}"))
 }
 
 /// One connection.
@@ -96,20 +82,10 @@ impl std::fmt::Debug for Conn {
 
 impl Conn {
     /// Connects within `timeout`.
-    pub async fn connect(addr: &str, timeout: Duration) -> Result<Conn, RespError> {
+    pub async fn connect(addr: &str, timeout: Duration) -> Result<Conn, WireError> {
         let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Err(_) => {
-                return Err(RespError::ConnectTimeout {
-                    addr: addr.into(),
-                    after: timeout,
-                });
-            }
-            Ok(Err(source)) => {
-                return Err(RespError::Connect {
-                    addr: addr.into(),
-                    source,
-                });
-            }
+            Err(_) => return Err(connect_timeout(addr, timeout)),
+            Ok(Err(source)) => return Err(connect_failed(addr, source)),
             Ok(Ok(s)) => s,
         };
         let _ = stream.set_nodelay(true);
@@ -128,25 +104,19 @@ impl Conn {
 
     /// Sends one command and reads its reply, within `timeout`. After an error the
     /// connection must be dropped (the stream may be out of step).
-    pub async fn call(&mut self, args: &[&[u8]], timeout: Duration) -> Result<Reply, RespError> {
+    pub async fn call(&mut self, args: &[&[u8]], timeout: Duration) -> Result<Reply, WireError> {
         encode(&mut self.buf, args);
         let addr = self.addr.clone();
         let fut = async {
             self.wr
                 .write_all(&self.buf)
                 .await
-                .map_err(|source| RespError::Io {
-                    addr: addr.clone(),
-                    source,
-                })?;
+                .map_err(|source| io_failed(&addr, source))?;
             read_reply(&mut self.rd, &addr, 0).await
         };
         match tokio::time::timeout(timeout, fut).await {
             Ok(r) => r,
-            Err(_) => Err(RespError::Timeout {
-                addr: self.addr.clone(),
-                after: timeout,
-            }),
+            Err(_) => Err(no_reply(&self.addr, timeout)),
         }
     }
 }
@@ -170,16 +140,10 @@ fn read_reply<'a>(
     rd: &'a mut BufReader<OwnedReadHalf>,
     addr: &'a str,
     depth: usize,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Reply, RespError>> + Send + 'a>> {
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Reply, WireError>> + Send + 'a>> {
     Box::pin(async move {
-        let io = |source| RespError::Io {
-            addr: addr.into(),
-            source,
-        };
-        let proto = |what: String| RespError::Protocol {
-            addr: addr.into(),
-            what,
-        };
+        let io = |source| io_failed(addr, source);
+        let proto = |what: String| bad_reply(addr, what);
         let mut line = Vec::with_capacity(64);
         let n = rd.read_until(b'\n', &mut line).await.map_err(io)?;
         if n == 0 {
@@ -281,13 +245,14 @@ mod tests {
             .call(&[b"GET", b"k"], Duration::from_millis(100))
             .await
             .unwrap_err();
-        assert!(matches!(e, RespError::Timeout { .. }));
-        assert!(e.may_have_applied());
+        assert_eq!(e.msg, "timeout");
+        assert!(e.may_have_applied_unanswered());
         server.await.unwrap();
         // Nothing listens there any more: refused before sending.
         let e = Conn::connect(&addr, Duration::from_secs(1))
             .await
             .unwrap_err();
-        assert!(!e.may_have_applied());
+        assert!(!e.sent());
+        assert!(e.to_string().starts_with("failed to connect to"), "{e}");
     }
 }

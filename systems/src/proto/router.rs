@@ -260,7 +260,7 @@ impl<D: RespDialect> Client for RoutingClient<D> {
                     if op.node.is_none() {
                         self.router.rotate();
                     }
-                    return Completion::fail(op.value.clone(), &target, e.short());
+                    return Completion::fail(op.value.clone(), &target, e.msg);
                 }
             }
         }
@@ -274,7 +274,7 @@ impl<D: RespDialect> Client for RoutingClient<D> {
                 if routed {
                     self.router.rotate();
                 }
-                unknown_unless_read(op, &target, e.may_have_applied(), e.short())
+                unknown_unless_read(op, &target, e.sent(), e.msg)
             }
             Ok(Reply::Error(e)) => {
                 let (outcome, redirect) = self.dialect.on_error(op, &e);

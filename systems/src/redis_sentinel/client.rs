@@ -71,7 +71,7 @@ impl RedisClient {
                     }
                 }
                 Ok(r) => last = format!("sentinel on {sname}: {r:?}"),
-                Err(e) => last = format!("sentinel on {sname}: {}", e.short()),
+                Err(e) => last = format!("sentinel on {sname}: {}", e.msg),
             }
         }
         self.sentinel = (self.sentinel + 1) % n;
@@ -195,7 +195,7 @@ impl Client for RedisClient {
                     Ok(c) => {
                         self.direct.insert(target.clone(), c);
                     }
-                    Err(e) => return Completion::fail(op.value.clone(), &target, e.short()),
+                    Err(e) => return Completion::fail(op.value.clone(), &target, e.msg),
                 }
             }
             let conn = self.direct.get_mut(&target).expect("just inserted");
@@ -203,7 +203,7 @@ impl Client for RedisClient {
             return match r {
                 Err(e) => {
                     self.direct.remove(&target);
-                    unknown_unless_read(op, &target, e.may_have_applied(), e.short())
+                    unknown_unless_read(op, &target, e.sent(), e.msg)
                 }
                 Ok(Reply::Error(e)) => Completion::fail(op.value.clone(), &target, e),
                 Ok(r) => match ok_value(op, &r, &target, &self.names) {
@@ -220,7 +220,7 @@ impl Client for RedisClient {
                 Err(e) => {
                     // Ask the Sentinels again next time.
                     self.primary = None;
-                    return Completion::fail(op.value.clone(), &target, e.short());
+                    return Completion::fail(op.value.clone(), &target, e.msg);
                 }
             }
         }
@@ -228,7 +228,7 @@ impl Client for RedisClient {
         match conn.call(&argv, self.timeout).await {
             Err(e) => {
                 self.primary = None;
-                unknown_unless_read(op, &target, e.may_have_applied(), e.short())
+                unknown_unless_read(op, &target, e.sent(), e.msg)
             }
             Ok(Reply::Error(e)) => {
                 // -READONLY (a demoted primary), -LOADING, -MASTERDOWN ...: rejected, not
