@@ -110,12 +110,15 @@ pub struct Step {
     pub f: String,
     pub kind: OpType,
     pub targets: Value,
+    /// Since the history's first op (the workload's start): a run's deploy time, which
+    /// varies from run to run, is not part of its schedule.
     pub time_ms: f64,
     /// The first half of a nemesis op (when the step began), not its completion.
     pub opens: bool,
 }
 
 pub fn steps(h: &History) -> Vec<Step> {
+    let t0 = h.ops().iter().filter_map(|op| op.time).min().unwrap_or(0);
     h.ops()
         .iter()
         .enumerate()
@@ -127,7 +130,7 @@ pub fn steps(h: &History) -> Vec<Step> {
                 f: op.f.to_string(),
                 kind: op.kind,
                 targets: if opens { Value::Nil } else { hit(&op.value) },
-                time_ms: op.time.unwrap_or(0) as f64 / 1e6,
+                time_ms: op.time.unwrap_or(t0).saturating_sub(t0) as f64 / 1e6,
             }
         })
         .collect()
@@ -237,6 +240,28 @@ mod tests {
         let other = compare(&a, &run(&[1000, 1010, 3000, 3005], "n3"), 100.0);
         assert_eq!(other.len(), 2, "{other:?}");
         assert!(!compare(&a, &run(&[1000, 1010], "n2"), 100.0).is_empty());
+    }
+
+    #[test]
+    fn a_slower_deploy_is_not_a_different_schedule() {
+        // The workload (its first op) starts 250 ms later in the replay, and every fault
+        // with it: the schedule is the same.
+        let with_start = |start: u64, times: &[u64]| {
+            let mut b = Builder::new();
+            b.invoke(1, "add", 1).time = Some(start * 1_000_000);
+            for (i, &t) in times.iter().enumerate() {
+                let f = if i < 2 { "start-pause" } else { "stop-pause" };
+                let v: Value =
+                    serde_json::from_str(&format!(r#"{{"id":{i},"nodes":["n2"]}}"#)).unwrap();
+                b.nemesis(f, v).time = Some(t * 1_000_000);
+            }
+            b.build().unwrap()
+        };
+        let a = with_start(1250, &[3250, 3260, 5250, 5260]);
+        let b = with_start(1500, &[3500, 3510, 5500, 5510]);
+        assert!(compare(&a, &b, 100.0).is_empty());
+        let late = with_start(1500, &[3500, 3510, 5700, 5710]);
+        assert_eq!(compare(&a, &late, 100.0).len(), 1);
     }
 
     #[test]
