@@ -9,6 +9,7 @@
 //! - [`wire`]: the `postgres` and `http` clients.
 
 pub mod client;
+mod command_leader;
 pub mod ops;
 pub mod spec;
 pub mod wire;
@@ -27,6 +28,7 @@ use nemesis::{ClockMode, PidfileSystem, SystemControl};
 use workloads::{Client, Invocation};
 
 use self::client::{FileDialect, RoleParser};
+use self::command_leader::{CommandLeader, LeaderCommand};
 use self::ops::Protocol;
 use self::spec::Loaded;
 use self::wire::{WireClient, WireDialect};
@@ -542,65 +544,3 @@ impl System for FileSystem {
 mod tests;
 #[cfg(test)]
 mod wire_tests;
-
-/// Where and how a node's leader command runs: (remote, rendered command, `{dir}`).
-type NodeCommand = (Arc<dyn Remote>, String, String);
-
-/// `leader.command`: run on a node, its output parsed by index.
-#[derive(Clone)]
-struct LeaderCommand {
-    nodes: Arc<BTreeMap<String, NodeCommand>>,
-    parser: RoleParser,
-}
-
-impl LeaderCommand {
-    async fn role(&self, node: &str, timeout: Duration) -> crate::Result<RoleInfo> {
-        let (remote, cmd, dir) = self
-            .nodes
-            .get(node)
-            .with_context(|| format!("no node {node}"))?;
-        let out = remote
-            .run(&Exec::sh(cmd.clone()).cwd(dir.clone()).timeout(timeout))
-            .await
-            .with_context(|| format!("the leader command `{cmd}` could not run on {node}"))?;
-        if !out.success() {
-            bail!(
-                "the leader command failed on {node} (exit {}): {}",
-                out.status,
-                out.stderr.trim()
-            );
-        }
-        self.parser
-            .parse_output(Some(node), &out.stdout)
-            .with_context(|| format!("bad leader command output from {node}: {:?}", out.stdout))
-    }
-}
-
-/// A client whose `leader` probes run the leader command instead of a client call.
-struct CommandLeader {
-    inner: Box<dyn Client>,
-    probe: LeaderCommand,
-    timeout: Duration,
-}
-
-#[async_trait]
-impl Client for CommandLeader {
-    async fn open(&mut self, node: &str) {
-        self.inner.open(node).await
-    }
-
-    async fn invoke(&mut self, op: &Invocation) -> workloads::Completion {
-        if op.f != "leader" {
-            return self.inner.invoke(op).await;
-        }
-        let node = op.node.clone().unwrap_or_default();
-        match self.probe.role(&node, self.timeout).await {
-            Ok(r) => workloads::Completion::ok(super::proto::router::role_value(&r), &node),
-            Err(e) => workloads::Completion::fail(op.value.clone(), &node, format!("{e:#}")),
-        }
-    }
-
-    async fn close(&mut self) {
-        self.inner.close().await
-    }
-}
