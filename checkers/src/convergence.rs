@@ -14,12 +14,13 @@
 //! without indices proves nothing: the result says it did not judge, and stays valid.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::json;
 
-use history::{History, OpType, Process, Value, vocab};
+use history::{History, Process, vocab};
 
-use crate::dual_leader::secs;
+use crate::dual_leader::{Probe, observe, secs};
 use crate::result::{DEFAULT_LIMIT, kind};
 use crate::{Anomaly, CheckResult, Checker};
 
@@ -40,16 +41,6 @@ impl Default for Convergence {
             limit: DEFAULT_LIMIT,
         }
     }
-}
-
-/// One answered probe with what it says about replication.
-#[derive(Clone, Debug)]
-struct Answer {
-    index: u64,
-    time: u64,
-    leader: bool,
-    applied: Option<i64>,
-    committed: Option<i64>,
 }
 
 /// Every value the same and known.
@@ -81,29 +72,11 @@ impl Checker for Convergence {
             .filter_map(|op| op.time)
             .max()
             .unwrap_or(0);
-        let mut by_node: BTreeMap<&str, Vec<Answer>> = BTreeMap::new();
-        for (_, inv, done) in history.client_pairs() {
-            if *inv.f != *self.probe_f {
-                continue;
-            }
-            let Some(done) = done.filter(|d| d.kind == OpType::Ok) else {
-                continue;
-            };
-            let (Some(node), Some(time)) =
-                (done.node.as_deref().or(inv.node.as_deref()), done.time)
-            else {
-                continue;
-            };
-            let int = |k: &str| done.value.get(k).and_then(Value::as_int);
-            by_node.entry(node).or_default().push(Answer {
-                index: done.index,
-                time,
-                leader: done.value.get("role").and_then(Value::as_str) == Some(vocab::ROLE_LEADER),
-                applied: int("applied"),
-                committed: int("committed"),
-            });
+        let mut by_node: BTreeMap<Arc<str>, Vec<Probe>> = BTreeMap::new();
+        for p in observe(history, &self.probe_f).probes {
+            by_node.entry(p.node.clone()).or_default().push(p);
         }
-        let Some(end) = by_node.values().flatten().map(|a| a.time).max() else {
+        let Some(end) = by_node.values().flatten().map(|a| a.end).max() else {
             judged(&mut r, "no answered probes");
             return r;
         };
@@ -115,14 +88,14 @@ impl Checker for Convergence {
             );
             return r;
         }
-        let window: BTreeMap<&str, Vec<&Answer>> = by_node
+        let window: BTreeMap<&str, Vec<&Probe>> = by_node
             .iter()
-            .map(|(n, a)| (*n, a.iter().filter(|a| a.time >= from).collect::<Vec<_>>()))
+            .map(|(n, a)| (&**n, a.iter().filter(|a| a.end >= from).collect::<Vec<_>>()))
             .filter(|(_, a)| !a.is_empty())
             .collect();
         let leaders: Vec<&str> = window
             .iter()
-            .filter(|(_, a)| a.iter().any(|a| a.leader))
+            .filter(|(_, a)| a.iter().any(|a| a.is_leader()))
             .map(|(n, _)| *n)
             .collect();
         let [leader] = leaders[..] else {
@@ -142,11 +115,11 @@ impl Checker for Convergence {
         // A follower must have answered from the start of the window to its end.
         let slack = self.stuck / 5;
         for (node, answers) in &window {
-            if *node == leader || answers.iter().any(|a| a.leader) {
+            if *node == leader || answers.iter().any(|a| a.is_leader()) {
                 continue;
             }
             let (first, last) = (answers[0], answers[answers.len() - 1]);
-            if first.time > from + slack || last.time + slack < end {
+            if first.end > from + slack || last.end + slack < end {
                 continue;
             }
             let Some(applied) = constant(answers.iter().map(|a| a.applied)) else {
@@ -156,19 +129,19 @@ impl Checker for Convergence {
                 r.push(
                     Anomaly {
                         kind: kind::STUCK_FOLLOWER,
-                        ops: vec![first.index, last.index],
+                        ops: vec![first.complete, last.complete],
                         explanation: format!(
                             "after the last fault was healed, {node} stayed at applied index \
                              {applied} for {} while the leader {leader} had committed {committed} \
                              ({} records behind, neither moving): it does not catch up, and a \
                              failover to it would lose what it lacks",
-                            secs(last.time - first.time),
+                            secs(last.end - first.end),
                             committed - applied
                         ),
                         details: json!({
                             "node": node, "applied": applied, "leader": leader,
                             "committed": committed, "behind": committed - applied,
-                            "still_for_s": (last.time - first.time) as f64 / 1e9,
+                            "still_for_s": (last.end - first.end) as f64 / 1e9,
                         }),
                     },
                     self.limit,

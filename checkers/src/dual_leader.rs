@@ -73,6 +73,9 @@ pub struct Probe {
     pub term: Option<i64>,
     /// The node it believes leads.
     pub leader: Option<String>,
+    /// The replication indices it reported, when the system reports them.
+    pub applied: Option<i64>,
+    pub committed: Option<i64>,
 }
 
 impl Probe {
@@ -119,6 +122,8 @@ pub fn observe(history: &History, probe_f: &str) -> Observations {
                     .get("leader")
                     .and_then(Value::as_str)
                     .map(String::from),
+                applied: done.value.get("applied").and_then(Value::as_int),
+                committed: done.value.get("committed").and_then(Value::as_int),
             }),
             _ => obs.unusable += 1,
         }
