@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use history::vocab;
 use tokio::sync::watch;
 
 use crate::grudge::NodeName;
@@ -86,7 +87,7 @@ impl LeaderView {
 
     /// Records `node` as the leader before the probe runs (the leader `ready` found).
     pub fn assume(&self, node: &str) {
-        self.set(node, Some((ROLE_LEADER.to_owned(), None)));
+        self.set(node, Some((vocab::ROLE_LEADER.to_owned(), None)));
     }
 
     /// Who claims the lead and how many nodes answer.
@@ -95,7 +96,7 @@ impl LeaderView {
         Observation {
             leaders: v
                 .iter()
-                .filter(|(_, (role, _))| role == ROLE_LEADER)
+                .filter(|(_, (role, _))| role == vocab::ROLE_LEADER)
                 .map(|(n, (_, term))| (n.clone(), *term))
                 .collect(),
             answering: v.len(),
@@ -118,8 +119,6 @@ impl LeaderWatch for LeaderView {
         LeaderView::observe(self)
     }
 }
-
-const ROLE_LEADER: &str = history::vocab::ROLE_LEADER;
 
 #[cfg(test)]
 mod tests {

@@ -69,10 +69,9 @@ impl FileSystem {
         leader: nemesis::LeaderView,
     ) -> crate::Result<Self> {
         let files = loaded.local_files.clone();
-        let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
         let assign = loaded
             .spec
-            .assign(&names)
+            .assign(&super::names(&nodes))
             .map_err(|e| crate::Error::invalid(format!("{}: {e}", loaded.path.display())))?;
         // The probe asks the serving nodes only: a witness has no role to report.
         let role = RoleParser::new(
@@ -92,7 +91,7 @@ impl FileSystem {
             control: Arc::new(Control::new(PidfileSystem::default(), leader)),
             role,
         };
-        let mut specs = BTreeMap::new();
+        let (mut specs, mut also) = (BTreeMap::new(), BTreeMap::new());
         for n in &sys.nodes {
             let vars = sys.vars(&n.name)?;
             let p = &sys.loaded.spec.process;
@@ -103,17 +102,8 @@ impl FileSystem {
             d.self_pidfile = p.daemonizes;
             let d = daemon::in_dir(d, &vars["dir"], &n.name, Some(&sys.opts.clock));
             specs.insert(n.name.clone(), d);
-        }
-        let mut also = BTreeMap::new();
-        for n in &sys.nodes {
-            let vars = sys.vars(&n.name)?;
-            let files = sys.loaded.spec.process.also.iter();
-            also.insert(
-                n.name.clone(),
-                files
-                    .map(|f| sys.render(f, &vars))
-                    .collect::<crate::Result<_>>()?,
-            );
+            let companions = p.also.iter().map(|f| sys.render(f, &vars));
+            also.insert(n.name.clone(), companions.collect::<crate::Result<_>>()?);
         }
         sys.control = Arc::new(Control::new(
             PidfileSystem { specs, also },
@@ -156,13 +146,7 @@ impl FileSystem {
             fixed.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         vars.insert("node_index".into(), self.assign.index[node].to_string());
         vars.insert("role".into(), self.assign.role_of[node].clone());
-        let addr = |m: &str| {
-            self.nodes
-                .iter()
-                .find(|x| x.name == m)
-                .map(|x| x.addr.clone())
-                .unwrap_or_default()
-        };
+        let addr = |m: &str| self.node(m).map(|x| x.addr.clone()).unwrap_or_default();
         vars.extend(self.assign.vars(&addr, port));
         Ok(vars)
     }
