@@ -49,16 +49,9 @@ pub struct SshArgs {
     pub ssh_sudo: bool,
 }
 
-/// `SshArgs` as a command of its own, so its defaults come from the one clap definition.
-#[derive(clap::Parser)]
-struct Defaults {
-    #[command(flatten)]
-    args: SshArgs,
-}
-
 impl Default for SshArgs {
     fn default() -> Self {
-        <Defaults as clap::Parser>::parse_from(["faultline-ssh"]).args
+        crate::spec::clap_defaults()
     }
 }
 

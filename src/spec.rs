@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, Parser};
+use clap::Args;
 use serde::{Deserialize, Serialize};
 
 use control::cluster;
@@ -130,16 +130,16 @@ pub struct TestArgs {
 /// The flags that may be given with `--spec`; each overrides the stored value.
 pub const SPEC_OVERRIDES: [&str; 5] = ["--seed", "--schedule", "--store", "--time-limit", "--json"];
 
-/// `TestArgs` as a command of its own, so its defaults come from the one clap definition.
-#[derive(Parser)]
-struct Defaults {
-    #[command(flatten)]
-    args: TestArgs,
+/// The values a group of flags takes when none is given, from its one clap definition.
+pub(crate) fn clap_defaults<T: clap::Args + clap::FromArgMatches>() -> T {
+    let cmd = T::augment_args(clap::Command::new("defaults"));
+    T::from_arg_matches(&cmd.get_matches_from(["defaults"]))
+        .expect("every flag of the group has a default")
 }
 
 impl Default for TestArgs {
     fn default() -> Self {
-        Defaults::parse_from(["faultline-test"]).args
+        clap_defaults()
     }
 }
 
@@ -230,6 +230,14 @@ fn read(path: &Path) -> Result<TestArgs, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    /// `faultline test`'s flags as a command of their own.
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: TestArgs,
+    }
 
     fn raw(s: &str) -> Vec<String> {
         s.split_whitespace().map(str::to_owned).collect()
@@ -238,7 +246,7 @@ mod tests {
     #[test]
     fn a_stored_spec_reads_back_as_the_same_test() {
         let dir = tempfile::tempdir().unwrap();
-        let mut a = Defaults::parse_from(raw(
+        let mut a = Cli::parse_from(raw(
             "x --workload register --nemesis kill,clock --time-limit 1500ms --bug no-fencing \
              --concurrency 3 --rate 50 --nodes-file n.txt --ssh-user u --down-after 250ms",
         ))
@@ -247,7 +255,7 @@ mod tests {
         let stored = serde_json::json!({ "argv": ["faultline"], "spec": a.stored(7) });
         let p = dir.path().join("test.json");
         std::fs::write(&p, stored.to_string()).unwrap();
-        let back = Defaults::parse_from(raw(&format!("x --spec {}", p.display())))
+        let back = Cli::parse_from(raw(&format!("x --spec {}", p.display())))
             .args
             .with_spec(&raw(&format!("--spec {}", p.display())))
             .unwrap();
@@ -262,7 +270,7 @@ mod tests {
         assert_eq!(back.bugs, ["no-fencing"]);
 
         // Overrides the command line gives; nothing else.
-        let o = Defaults::parse_from(raw(&format!(
+        let o = Cli::parse_from(raw(&format!(
             "x --spec {} --seed 9 --time-limit 3s",
             p.display()
         )))
@@ -274,7 +282,7 @@ mod tests {
         .unwrap();
         assert_eq!((o.seed, o.time_limit), (Some(9), Duration::from_secs(3)));
         assert_eq!(o.workload, "register");
-        let e = Defaults::parse_from(raw(&format!("x --spec {} --nodes 3", p.display())))
+        let e = Cli::parse_from(raw(&format!("x --spec {} --nodes 3", p.display())))
             .args
             .with_spec(&raw(&format!("--spec {} --nodes 3", p.display())))
             .unwrap_err();

@@ -34,9 +34,8 @@ struct Plan {
     builtin: Option<Builtin>,
 }
 
-/// The system-specific options the command line sets to other than their defaults.
-fn options_given(args: &TestArgs) -> Vec<SystemOption> {
-    let defaults = TestArgs::default();
+/// The system-specific options the command line sets to other than their `defaults`.
+fn options_given(args: &TestArgs, defaults: &TestArgs) -> Vec<SystemOption> {
     let mut v = Vec::new();
     if args.mode != defaults.mode {
         v.push(SystemOption::Mode);
@@ -57,6 +56,7 @@ fn options_given(args: &TestArgs) -> Vec<SystemOption> {
 }
 
 fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
+    let defaults = TestArgs::default();
     if args.system_file.is_none() && !args.sets.is_empty() {
         return Err(user_error("--set needs --system-file"));
     }
@@ -68,12 +68,10 @@ fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
         bugs: args.bugs.clone(),
         sets,
     };
-    let file = match (&args.system_file, builtin) {
+    let loaded = match (&args.system_file, builtin) {
         (Some(path), _) => {
             let sets = file::spec::parse_sets(&args.sets).map_err(user_error)?;
-            let mut loaded = file::spec::load(path, &inputs(sets)).map_err(user_error)?;
-            loaded.resolve_files()?;
-            Some(loaded)
+            Some(file::spec::load(path, &inputs(sets)))
         }
         // A built-in system that is its system file: the embedded file, with the options
         // it honours as its settings.
@@ -81,11 +79,17 @@ fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
             let (name, text) = b.system_file();
             let sets = [("mode".to_owned(), args.mode.clone())].into();
             let path = std::path::Path::new("(built in)").join(name);
-            let mut loaded = file::spec::parse(&path, text, &inputs(sets)).map_err(user_error)?;
+            Some(file::spec::parse(&path, text, &inputs(sets)))
+        }
+        (None, _) => None,
+    };
+    let file = match loaded {
+        Some(loaded) => {
+            let mut loaded = loaded.map_err(user_error)?;
             loaded.resolve_files()?;
             Some(loaded)
         }
-        (None, _) => None,
+        None => None,
     };
     let system = match (&file, builtin) {
         (Some(f), _) => f.spec.name.clone(),
@@ -111,7 +115,7 @@ fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
     // The default workloads are what the system can run: a user who asked for none in
     // particular gets a test, not a refusal (one they named is still refused below).
     if let Some(b) = builtin {
-        if args.workload == TestArgs::default().workload {
+        if args.workload == defaults.workload {
             let (kept, dropped) = b.supported(&workloads);
             if !dropped.is_empty() && !kept.is_empty() {
                 let names = |w: &[workloads::Workload]| {
@@ -131,7 +135,7 @@ fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
     } else {
         nemesis::parse_kinds(&args.nemesis).map_err(|e| user_error(e.to_string()))?
     };
-    let options = options_given(args);
+    let options = options_given(args, &defaults);
     if let Some(f) = &file {
         f.check_workloads(&workloads).map_err(user_error)?;
     }
