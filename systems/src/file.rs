@@ -158,15 +158,7 @@ impl FileSystem {
     /// The role's override of command `which` (`setup`, `start`, `stop`, `wipe`), else the
     /// file's, for the node of `vars`.
     fn command_of(&self, vars: &BTreeMap<String, String>, which: &str) -> Option<&String> {
-        let c = &self.loaded.spec.commands;
-        let base = match which {
-            "setup" => c.setup.as_ref(),
-            "start" => Some(&c.start),
-            "stop" => c.stop.as_ref(),
-            "wipe" => c.wipe.as_ref(),
-            _ => None,
-        };
-        spec::roles::command(self.loaded.spec.roles.get(&vars["role"]), which, base)
+        self.loaded.spec.command(&vars["role"], which)
     }
 
     /// The readiness check of the node of `vars`: its role's, else the file's.

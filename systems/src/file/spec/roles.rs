@@ -148,6 +148,20 @@ impl Spec {
         Ok(())
     }
 
+    /// Command `which` (`setup`, `start`, `stop`, `wipe`) for the nodes of `role`: the
+    /// role's override, else the file's `[commands]`.
+    pub fn command(&self, role: &str, which: &str) -> Option<&String> {
+        let (r, c) = (self.roles.get(role), &self.commands);
+        let (own, base) = match which {
+            "setup" => (r.and_then(|r| r.setup.as_ref()), c.setup.as_ref()),
+            "start" => (r.and_then(|r| r.start.as_ref()), Some(&c.start)),
+            "stop" => (r.and_then(|r| r.stop.as_ref()), c.stop.as_ref()),
+            "wipe" => (r.and_then(|r| r.wipe.as_ref()), c.wipe.as_ref()),
+            _ => return None,
+        };
+        own.or(base)
+    }
+
     /// Assigns the cluster's `nodes` (names, in order) to roles, or says why it cannot.
     pub fn assign(&self, nodes: &[String]) -> Result<Assignment, String> {
         let mut role_of: BTreeMap<String, String> = BTreeMap::new();
@@ -282,22 +296,6 @@ impl Assignment {
     }
 }
 
-/// The role's override of a command, else the file's.
-pub fn command<'a>(
-    role: Option<&'a RoleSpec>,
-    which: &str,
-    base: Option<&'a String>,
-) -> Option<&'a String> {
-    let own = role.and_then(|r| match which {
-        "setup" => r.setup.as_ref(),
-        "start" => r.start.as_ref(),
-        "stop" => r.stop.as_ref(),
-        "wipe" => r.wipe.as_ref(),
-        _ => None,
-    });
-    own.or(base)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,15 +350,12 @@ mod tests {
         assert_eq!(a.serving, names(4));
         assert_eq!(a.index["n4"], 4);
         assert!(s.node_vars().contains(&"first_ip.primary".to_string()));
-        let standby = s.roles.get("standby");
         assert_eq!(
-            command(standby, "start", None).unwrap(),
+            s.command("standby", "start").unwrap(),
             "join {first_ip.primary}"
         );
-        assert_eq!(
-            command(s.roles.get("primary"), "start", Some(&"run".into())).unwrap(),
-            "run"
-        );
+        assert_eq!(s.command("primary", "start").unwrap(), "run");
+        assert_eq!(s.command("primary", "setup"), None);
     }
 
     #[test]
