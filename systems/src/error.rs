@@ -82,12 +82,6 @@ from_errors!(
     crate::proto::error::WireError,
 );
 
-impl From<String> for Error {
-    fn from(msg: String) -> Self {
-        Error::msg(msg)
-    }
-}
-
 /// `anyhow::Context` for the systems [`Error`]: wrap a failure, or a missing value, with
 /// what was being done.
 pub trait Context<T> {

@@ -92,11 +92,6 @@ impl WireError {
     pub fn sent(&self) -> bool {
         self.delivery != Delivery::NotSent
     }
-
-    /// No answer came after the request may have reached the server.
-    pub fn may_have_applied_unanswered(&self) -> bool {
-        self.delivery == Delivery::MayHaveApplied
-    }
 }
 
 #[cfg(test)]
@@ -112,9 +107,9 @@ mod tests {
         assert_eq!(e.msg, "connect: ConnectionRefused");
         let e = WireError::may_have_applied("timeout");
         assert_eq!(e.to_string(), "timeout");
-        assert!(e.sent() && e.may_have_applied_unanswered());
+        assert!(e.sent() && e.delivery == Delivery::MayHaveApplied);
         let e = WireError::answered(Some("42P01".into()), "42P01: no table", false);
-        assert!(e.sent() && !e.may_have_applied_unanswered() && !e.broken);
+        assert!(e.sent() && e.delivery == Delivery::Answered && !e.broken);
         assert_eq!(e.to_string(), "42P01: no table");
     }
 }

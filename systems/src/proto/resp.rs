@@ -246,7 +246,7 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.msg, "timeout");
-        assert!(e.may_have_applied_unanswered());
+        assert_eq!(e.delivery, crate::proto::error::Delivery::MayHaveApplied);
         server.await.unwrap();
         // Nothing listens there any more: refused before sending.
         let e = Conn::connect(&addr, Duration::from_secs(1))
