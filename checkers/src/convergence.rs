@@ -8,10 +8,14 @@
 //! stopped), and a follower's applied index stands still below it.
 //!
 //! In the last `stuck` of the history (default 5 s), entirely after the last nemesis op: if
-//! exactly one node claims the lead, its commit index is known and constant, and a follower
-//! answered throughout with an applied index that is known, constant and below that commit
-//! index, it is a `stuck-follower` anomaly. A follower still advancing, a tail too short or
-//! without indices proves nothing: the result says it did not judge, and stays valid.
+//! exactly one node claims the lead, its commit index (else, for systems that report none,
+//! its applied index: a PostgreSQL primary's WAL position) is known and constant, and a
+//! follower answered throughout with an applied index that is known, constant and not that
+//! index, it is a `stuck-follower` anomaly: below it, the follower does not catch up; above
+//! it, the follower applied records the leader does not have (a former leader that rejoined
+//! without rewinding its log) and has diverged for good. A follower still advancing, a tail
+//! too short or without indices proves nothing: the result says it did not judge, and stays
+//! valid.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -102,7 +106,8 @@ impl Checker for Convergence {
             judged(&mut r, "not exactly one leader after the last fault");
             return r;
         };
-        let Some(committed) = constant(window[leader].iter().map(|a| a.committed)) else {
+        let Some(committed) = constant(window[leader].iter().map(|a| a.committed.or(a.applied)))
+        else {
             judged(
                 &mut r,
                 "the leader's commit index is unknown or still moving",
@@ -125,7 +130,20 @@ impl Checker for Convergence {
             let Some(applied) = constant(answers.iter().map(|a| a.applied)) else {
                 continue;
             };
-            if applied < committed {
+            if applied != committed {
+                let how = if applied < committed {
+                    format!(
+                        "({} behind, neither moving): it does not catch up, and a \
+                         failover to it would lose what it lacks",
+                        committed - applied
+                    )
+                } else {
+                    format!(
+                        "({} ahead of it, neither moving): it applied records the \
+                         leader does not have, a log that diverged and is never repaired",
+                        applied - committed
+                    )
+                };
                 r.push(
                     Anomaly {
                         kind: kind::STUCK_FOLLOWER,
@@ -133,10 +151,8 @@ impl Checker for Convergence {
                         explanation: format!(
                             "after the last fault was healed, {node} stayed at applied index \
                              {applied} for {} while the leader {leader} had committed {committed} \
-                             ({} records behind, neither moving): it does not catch up, and a \
-                             failover to it would lose what it lacks",
+                             {how}",
                             secs(last.end - first.end),
-                            committed - applied
                         ),
                         details: json!({
                             "node": node, "applied": applied, "leader": leader,

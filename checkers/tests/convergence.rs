@@ -1,6 +1,7 @@
 //! The convergence checker on hand-built histories: a follower standing still behind the
-//! leader after the last fault is `stuck-follower`; one that catches up, one still catching
-//! up, a tail too short and a history without indices are not.
+//! leader after the last fault is `stuck-follower`, and so is one standing still ahead of it
+//! (a diverged log); one that catches up, one still catching up, a tail too short and a
+//! history without indices are not.
 
 mod timed;
 
@@ -14,6 +15,17 @@ use timed::Timed;
 /// A partition healed at 1000 ms, then probes of n1 (leader, committed `c`) and n2, n3 every
 /// 100 ms until `until` ms; `applied(node, t)` is each follower's applied index at t.
 fn tail(until: f64, c: i64, applied: impl Fn(&str, f64) -> Option<i64>) -> Timed {
+    tail_with(until, c, true, applied)
+}
+
+/// [`tail`], with the leader reporting its commit index, or (like a PostgreSQL primary) only
+/// its applied index.
+fn tail_with(
+    until: f64,
+    c: i64,
+    leader_commits: bool,
+    applied: impl Fn(&str, f64) -> Option<i64>,
+) -> Timed {
     let mut t = Timed::default();
     t.nemesis(
         "start-partition",
@@ -24,13 +36,11 @@ fn tail(until: f64, c: i64, applied: impl Fn(&str, f64) -> Option<i64>) -> Timed
     t.nemesis("stop-partition", 995.0, 1000.0, json!(null));
     let mut s = 1100.0;
     while s < until {
-        t.probe_value(
-            1,
-            "n1",
-            s,
-            s + 2.0,
-            json!({"role": "leader", "term": 2, "leader": "n1", "applied": c, "committed": c}),
-        );
+        let mut v = json!({"role": "leader", "term": 2, "leader": "n1", "applied": c});
+        if leader_commits {
+            v["committed"] = json!(c);
+        }
+        t.probe_value(1, "n1", s, s + 2.0, v);
         for (p, n) in [(2, "n2"), (3, "n3")] {
             let mut v = json!({"role": "follower", "term": 2, "leader": "n1"});
             if let Some(a) = applied(n, s) {
@@ -92,4 +102,36 @@ fn a_short_tail_or_no_indices_proves_nothing() {
     // A system that reports no indices.
     let h = tail(8000.0, 500, |_, _| None).build();
     assert_eq!(Convergence::default().check(&h).valid, Validity::Valid);
+}
+
+#[test]
+fn a_follower_standing_still_ahead_of_the_leader_has_diverged() {
+    // A former leader that rejoined without rewinding: it holds records the leader lacks.
+    let h = tail(8000.0, 500, |n, _| Some(if n == "n3" { 530 } else { 500 })).build();
+    let r = Convergence::default().check(&h);
+    assert_eq!(r.anomaly_types(), [kind::STUCK_FOLLOWER], "{r:?}");
+    let a = &r.anomalies[0];
+    assert_eq!(a.details["node"], "n3");
+    assert!(
+        a.explanation.contains("30 ahead of it"),
+        "{}",
+        a.explanation
+    );
+}
+
+#[test]
+fn a_leader_reporting_only_its_applied_index_is_judged_by_it() {
+    // PostgreSQL's probe gives a primary's WAL position as its applied index, no commit index.
+    let h = tail_with(8000.0, 500, false, |n, _| {
+        Some(if n == "n3" { 120 } else { 500 })
+    })
+    .build();
+    let r = Convergence::default().check(&h);
+    assert_eq!(r.anomaly_types(), [kind::STUCK_FOLLOWER], "{r:?}");
+    let h = tail_with(8000.0, 500, false, |_, _| Some(500)).build();
+    let r = Convergence::default().check(&h);
+    assert_eq!(
+        (r.valid, r.stats["judged"].clone()),
+        (Validity::Valid, json!("yes"))
+    );
 }

@@ -29,6 +29,9 @@ pub struct DaemonSpec {
     /// The program daemonizes itself and writes `pidfile` (e.g. `redis-server --daemonize yes
     /// --pidfile ...`): we run it in the foreground and wait for the pidfile.
     pub self_pidfile: bool,
+    /// How long the program may take to start (with `self_pidfile`, how long it may run in
+    /// the foreground); [`START_WAIT`] when not given.
+    pub start_timeout: Option<Duration>,
 }
 
 impl DaemonSpec {
@@ -134,10 +137,11 @@ pub async fn start_daemon(remote: &dyn Remote, spec: &DaemonSpec) -> Result<u32>
             shell_quote(&inner)
         )
     };
+    let wait = spec.start_timeout.unwrap_or(START_WAIT);
     remote
-        .exec(&Exec::sh(script).sudo(spec.sudo).timeout(START_WAIT))
+        .exec(&Exec::sh(script).sudo(spec.sudo).timeout(wait))
         .await?;
-    let deadline = Instant::now() + START_WAIT;
+    let deadline = Instant::now() + wait;
     loop {
         if let Some(pid) = running_pid(remote, &spec.pidfile, spec.sudo).await? {
             return Ok(pid);
@@ -157,7 +161,7 @@ pub async fn start_daemon(remote: &dyn Remote, spec: &DaemonSpec) -> Result<u32>
                 format!("start daemon {}", spec.binary),
                 format!(
                     "no live process in {} after {:?}; log {} ends with:\n{tail}",
-                    spec.pidfile, START_WAIT, spec.logfile
+                    spec.pidfile, wait, spec.logfile
                 ),
             ));
         }

@@ -51,6 +51,13 @@ pub enum Phase {
 /// The nemesis op that heals every fault at once (Ctrl-C, the end of a run).
 pub const HEAL_ALL: &str = "heal-all";
 
+/// A nemesis-process op recording that a node's main process exited and no fault killed it
+/// (`{"node": "n1", "on_exit": "restart"}`); not a fault faultline injected.
+pub const PROCESS_EXIT: &str = "process-exit";
+/// A nemesis-process op recording that faultline started a node's exited process again
+/// (`{"node": "n1"}`).
+pub const PROCESS_RESTART: &str = "process-restart";
+
 /// A nemesis op's function: `start-partition`, `stop-kill`, ...
 pub fn nemesis_f(phase: Phase, kind: &str) -> String {
     match phase {

@@ -14,7 +14,7 @@
 //! - [`clock`]: [`ClockMode`] (LD_PRELOAD shim on local clusters, `clock_settime` helper on
 //!   VMs), the shim offset files and [`shim_env`].
 //! - [`system`]: [`SystemControl`], what the nemesis needs from the system (pids, kill,
-//!   start, leader), and [`PidfileSystem`].
+//!   start, leader, whether it runs), [`PidfileSystem`], and [`ExitPolicy`].
 //! - [`heal`]: [`heal_from_state_file`] (run at every start), [`HealGuard`] (heals on drop
 //!   and panic), [`Interrupts`] (first SIGINT/SIGTERM heals, second exits).
 //! - [`driver`]: [`run_schedule`], which plays a schedule against a nemesis and reports each
@@ -58,4 +58,4 @@ pub use leader::{LeaderView, LeaderWatch, Observation};
 pub use nemesis::{ClusterNemesis, Nemesis, NemesisConfig, NemesisOp};
 pub use schedule::{GenerateOptions, Schedule, ScheduledFault, parse_kinds};
 pub use state::{HealAction, PendingHeal, StateFile, default_state_path};
-pub use system::{PidfileSystem, SystemControl};
+pub use system::{ExitPolicy, PidfileSystem, SystemControl};

@@ -1,6 +1,7 @@
 //! [`SystemControl`]: what the nemesis needs from the system under test to pause, kill and
 //! restart it, and to find its leader; [`PidfileSystem`], an implementation on control's
-//! daemon helpers (one daemon per node, known by its pidfile).
+//! daemon helpers (one daemon per node, known by its pidfile); [`ExitPolicy`], what the
+//! runner does when a process exits that no fault killed.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -25,6 +26,28 @@ pub trait SystemControl: Send + Sync + std::fmt::Debug {
     async fn leader(&self) -> Option<NodeName> {
         None
     }
+    /// Whether the node's main process runs; `None` when this system cannot tell (then the
+    /// runner does not watch it).
+    async fn running(&self, _remote: &dyn Remote) -> Result<Option<bool>> {
+        Ok(None)
+    }
+    /// What the runner does when the main process exits without a `kill` fault.
+    fn on_exit(&self) -> ExitPolicy {
+        ExitPolicy::Leave
+    }
+}
+
+/// What the runner does when a node's main process exits by itself (a system that fences
+/// itself, a crash): it always records a `process-exit` op in the history; then it leaves
+/// the node down, or starts it again (`process-restart`), as a supervisor would.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExitPolicy {
+    /// Leave it down.
+    #[default]
+    Leave,
+    /// Run the system's start again (retried until it succeeds or the run ends).
+    Restart,
 }
 
 /// One daemon per node, started with control's `start_daemon` from a [`DaemonSpec`].
@@ -36,6 +59,8 @@ pub struct PidfileSystem {
     /// failover agent beside its database: repmgrd beside postgres). The daemon's start is
     /// what brings them back after a kill.
     pub also: BTreeMap<NodeName, Vec<String>>,
+    /// What happens when a daemon exits by itself.
+    pub on_exit: ExitPolicy,
 }
 
 impl PidfileSystem {
@@ -92,6 +117,18 @@ impl SystemControl for PidfileSystem {
             .await
             .map(|_| ())
             .map_err(|e| Error::remote(&remote.node().name, "start the daemon", e))
+    }
+
+    async fn running(&self, remote: &dyn Remote) -> Result<Option<bool>> {
+        let spec = self.spec(remote)?;
+        control::running_pid(remote, &spec.pidfile, spec.sudo)
+            .await
+            .map(|p| Some(p.is_some()))
+            .map_err(|e| Error::remote(&remote.node().name, "read the daemon's pid", e))
+    }
+
+    fn on_exit(&self) -> ExitPolicy {
+        self.on_exit
     }
 }
 

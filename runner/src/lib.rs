@@ -9,6 +9,8 @@
 //! on panic (`HealGuard`).
 //!
 //! - [`recorder`]: the history writer thread and the live counters.
+//! - [`supervise`]: the nemesis's ops in the history, and the supervisor that records (and,
+//!   if the system says so, restarts) a process that exits without a fault.
 //! - [`workers`]: client workers, the leader probe, the convergence wait, final reads.
 //! - [`progress`]: the terminal display / plain progress lines.
 //! - [`checks`]: the checkers each workload gets.
@@ -18,6 +20,7 @@ pub mod checks;
 pub mod progress;
 pub mod recorder;
 pub mod store;
+pub mod supervise;
 pub mod workers;
 
 use std::collections::BTreeMap;
@@ -28,17 +31,16 @@ use std::time::{Duration, Instant};
 
 use checkers::CheckResult;
 use control::Remote;
-use history::{OpType, Process, Validity, Value, vocab};
+use history::Validity;
 use nemesis::{
     AdaptiveOptions, ClockMode, ClusterNemesis, HealGuard, Interrupts, LeaderView, Nemesis,
-    NemesisConfig, NemesisEvent, Planner, Schedule,
+    NemesisConfig, Planner, Schedule,
 };
 use systems::Context;
 use tokio::sync::watch;
 use workloads::{Generator, Workload};
 
 use progress::Progress;
-use recorder::Recorder;
 use store::{RunDir, RunLog};
 use systems::System;
 use workers::Processes;
@@ -116,59 +118,6 @@ pub fn self_cpu_secs() -> Option<f64> {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     (hz > 0).then(|| ticks as f64 / hz as f64)
-}
-
-fn record_nemesis(rec: &Recorder, ev: NemesisEvent) {
-    let json = |v: serde_json::Value| serde_json::from_value::<Value>(v).unwrap_or(Value::Nil);
-    let faults = |f: &str| {
-        let mut active = rec
-            .counters
-            .faults
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        match vocab::parse_nemesis_f(f) {
-            Some((vocab::Phase::Start, k)) => active.push(k.to_owned()),
-            Some((vocab::Phase::Stop, k)) => {
-                if let Some(i) = active.iter().position(|a| a == k) {
-                    active.remove(i);
-                }
-            }
-            None if f == vocab::HEAL_ALL => active.clear(),
-            None => {}
-        }
-    };
-    match ev {
-        NemesisEvent::Invoke { f, value } => rec.record(
-            Process::Nemesis,
-            OpType::Info,
-            &f,
-            None,
-            json(value),
-            None,
-            None,
-        ),
-        NemesisEvent::Complete { f, value, .. } => {
-            faults(&f);
-            rec.record(
-                Process::Nemesis,
-                OpType::Info,
-                &f,
-                None,
-                json(value),
-                None,
-                None,
-            )
-        }
-        NemesisEvent::Fail { f, value, error } => rec.record(
-            Process::Nemesis,
-            OpType::Info,
-            &f,
-            None,
-            json(value),
-            None,
-            Some(error),
-        ),
-    }
 }
 
 async fn on_every_node<F, Fut>(remotes: &[Arc<dyn Remote>], f: F) -> systems::Result<()>
@@ -342,8 +291,23 @@ pub async fn run(
     }
     // The history writer ends when every recorder is gone: keep no copy beyond the workers'.
     drop(shared);
+    let nemesis_log = supervise::NemesisLog::new(rec.clone());
+    // Every node, serving or not: a witness that dies matters too.
+    let supervisors: Vec<_> = remotes
+        .iter()
+        .map(|r| {
+            tokio::spawn(supervise::supervise(
+                nemesis_log.clone(),
+                system.control(),
+                r.clone(),
+                log.clone(),
+                stop_probe_rx.clone(),
+            ))
+        })
+        .collect();
     let nem_task = {
-        let (nem, rec, faults) = (nem.clone(), rec.clone(), cfg.faults.clone());
+        let (nem, faults) = (nem.clone(), cfg.faults.clone());
+        let nemesis_log = nemesis_log.clone();
         let watch = env.leader.clone();
         let schedule_path = run_dir.file("schedule.json");
         let (seed, log) = (cfg.seed, log.clone());
@@ -357,7 +321,7 @@ pub async fn run(
             let cancel = async move {
                 let _ = stop.wait_for(|s| *s).await;
             };
-            let mut on_event = |ev| record_nemesis(&rec, ev);
+            let mut on_event = |ev| nemesis_log.record(ev);
             match faults {
                 Faults::Schedule(schedule) => {
                     let res = nemesis::run_schedule(nem.as_ref(), &schedule, cancel, &mut on_event)
@@ -466,9 +430,17 @@ pub async fn run(
         }
     }
     let _ = stop_probe.send(true);
-    for p in probes {
+    for p in probes.into_iter().chain(supervisors) {
         let _ = p.await;
     }
+    let exits = nemesis_log.exits.load(Relaxed);
+    if exits > 0 {
+        log.line(&format!(
+            "{exits} process exit(s) without a fault; {} restarted",
+            nemesis_log.restarts.load(Relaxed)
+        ));
+    }
+    drop(nemesis_log);
     let _ = stop_progress.send(true);
     let _ = progress_task.await;
     progress.finish();

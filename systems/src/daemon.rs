@@ -88,6 +88,12 @@ impl SystemControl for Control {
     async fn leader(&self) -> Option<NodeName> {
         self.leader.leader()
     }
+    async fn running(&self, remote: &dyn Remote) -> nemesis::Result<Option<bool>> {
+        self.daemons.running(remote).await
+    }
+    fn on_exit(&self) -> nemesis::ExitPolicy {
+        self.daemons.on_exit()
+    }
 }
 
 /// Starts the daemons `d` on `node`; the error names `what` (`failed to start etcd on n1`).

@@ -100,13 +100,20 @@ impl FileSystem {
             let mut d = DaemonSpec::new("sh", pidfile, format!("{}/stdout.log", vars["dir"]))
                 .args(["-c".to_string(), start]);
             d.self_pidfile = p.daemonizes;
+            // A start that daemonizes runs in the foreground as long as a setup may.
+            let limit = sys.loaded.spec.commands.timeout_s;
+            d.start_timeout = p.daemonizes.then(|| Duration::from_secs(limit));
             let d = daemon::in_dir(d, &vars["dir"], &n.name, Some(&sys.opts.clock));
             specs.insert(n.name.clone(), d);
             let companions = p.also.iter().map(|f| sys.render(f, &vars));
             also.insert(n.name.clone(), companions.collect::<crate::Result<_>>()?);
         }
         sys.control = Arc::new(Control::new(
-            PidfileSystem { specs, also },
+            PidfileSystem {
+                specs,
+                also,
+                on_exit: sys.loaded.spec.process.on_exit,
+            },
             sys.control.leader.clone(),
         ));
         Ok(sys)

@@ -89,6 +89,10 @@ pub struct Process {
     /// writes the pidfile.
     #[serde(default)]
     pub daemonizes: bool,
+    /// When the process exits and no `kill` fault did it: `leave` it down, or `restart` it
+    /// (run `start` again). Recorded in the history either way.
+    #[serde(default)]
+    pub on_exit: nemesis::ExitPolicy,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,0 +1,239 @@
+//! The nemesis's side of the history, and the supervisor that watches each node's main
+//! process between the nemesis's ops.
+//!
+//! [`NemesisLog`] writes the nemesis ops and knows whether one is open (its invocation
+//! written, its completion not yet) and which nodes a `kill` fault holds down. Nemesis ops
+//! pair by alternation, so the supervisor's own ops (`process-exit`, `process-restart`, each
+//! an invocation and a completion) are written only while no nemesis op is open; and a
+//! process a `kill` fault stopped has not exited by itself.
+//!
+//! [`supervise`] polls a node's main process. When it is gone and no fault explains it (a
+//! system that fenced itself, a crash), it records `process-exit`, then follows the system's
+//! [`ExitPolicy`]: leave the node down, or start it again (retried until it runs) and record
+//! `process-restart`.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use control::Remote;
+use history::{OpType, Process, Value, vocab};
+use nemesis::{ExitPolicy, FaultKind, NemesisEvent, Phase, SystemControl};
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::recorder::Recorder;
+use crate::store::RunLog;
+
+/// Writes the nemesis's ops, and the supervisor's between them.
+pub struct NemesisLog {
+    rec: Recorder,
+    state: Mutex<State>,
+    /// Exits recorded, and restarts done, over the run.
+    pub exits: AtomicU64,
+    pub restarts: AtomicU64,
+}
+
+#[derive(Default)]
+struct State {
+    /// A nemesis op's invocation is written and its completion is not.
+    open: bool,
+    /// Bumped by every nemesis invocation: a liveness check begun at an older generation
+    /// may have seen a fault at work.
+    generation: u64,
+    /// Nodes a `kill` fault stopped and has not restarted.
+    killed: BTreeSet<String>,
+}
+
+impl NemesisLog {
+    pub fn new(rec: Recorder) -> Arc<Self> {
+        Arc::new(NemesisLog {
+            rec,
+            state: Mutex::new(State::default()),
+            exits: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes one end of a nemesis op (and keeps the progress display's active faults).
+    pub fn record(&self, ev: NemesisEvent) {
+        let mut st = self.state();
+        let (f, value, error) = match ev {
+            NemesisEvent::Invoke { f, value } => {
+                st.open = true;
+                st.generation += 1;
+                (f, value, None)
+            }
+            NemesisEvent::Complete { f, value, records } => {
+                st.open = false;
+                for r in records.iter().filter(|r| r.kind == FaultKind::Kill) {
+                    for n in &r.nodes {
+                        match r.phase {
+                            Phase::Start => st.killed.insert(n.clone()),
+                            Phase::Stop => st.killed.remove(n),
+                        };
+                    }
+                }
+                self.active_faults(&f);
+                (f, value, None)
+            }
+            NemesisEvent::Fail { f, value, error } => {
+                st.open = false;
+                (f, value, Some(error))
+            }
+        };
+        // Under the lock: the supervisor's ops never fall between an invocation and its
+        // completion.
+        self.write(&f, value, error);
+    }
+
+    fn write(&self, f: &str, value: serde_json::Value, error: Option<String>) {
+        let value = serde_json::from_value::<Value>(value).unwrap_or(Value::Nil);
+        self.rec
+            .record(Process::Nemesis, OpType::Info, f, None, value, None, error);
+    }
+
+    fn active_faults(&self, f: &str) {
+        let mut active = self
+            .rec
+            .counters
+            .faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match vocab::parse_nemesis_f(f) {
+            Some((vocab::Phase::Start, k)) => active.push(k.to_owned()),
+            Some((vocab::Phase::Stop, k)) => {
+                if let Some(i) = active.iter().position(|a| a == k) {
+                    active.remove(i);
+                }
+            }
+            None if f == vocab::HEAL_ALL => active.clear(),
+            None => {}
+        }
+    }
+
+    /// The current generation, if no nemesis op is open and no kill holds `node` down.
+    fn quiet(&self, node: &str) -> Option<u64> {
+        let st = self.state();
+        (!st.open && !st.killed.contains(node)).then_some(st.generation)
+    }
+
+    fn killed(&self, node: &str) -> bool {
+        self.state().killed.contains(node)
+    }
+
+    /// Writes `f` as an invocation and its completion if no nemesis op is open (and, with
+    /// `generation`, none began since it was read and no kill holds `node`). True if written.
+    fn pair_if_quiet(
+        &self,
+        generation: Option<u64>,
+        node: &str,
+        f: &str,
+        value: serde_json::Value,
+    ) -> bool {
+        let st = self.state();
+        let stale = generation.is_some_and(|g| g != st.generation || st.killed.contains(node));
+        if st.open || stale {
+            return false;
+        }
+        self.write(f, value.clone(), None);
+        self.write(f, value, None);
+        true
+    }
+}
+
+/// How often a node's main process is checked.
+pub const INTERVAL: Duration = Duration::from_millis(500);
+
+/// Watches `remote`'s main process until `stop`; see the module docs.
+pub async fn supervise(
+    log: Arc<NemesisLog>,
+    control: Arc<dyn SystemControl>,
+    remote: Arc<dyn Remote>,
+    run_log: Arc<RunLog>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let policy = control.on_exit();
+    let name = remote.node().name.clone();
+    let policy_name = match policy {
+        ExitPolicy::Leave => "leave",
+        ExitPolicy::Restart => "restart",
+    };
+    // Recorded as exited and not yet seen running again.
+    let mut down = false;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(INTERVAL) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let Some(generation) = log.quiet(&name) else {
+            continue;
+        };
+        let running = match control.running(remote.as_ref()).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return, // this system cannot tell
+            Err(_) => continue, // unreachable right now: no evidence either way
+        };
+        if running || down {
+            down &= !running;
+            continue;
+        }
+        let value = json!({"node": name, "on_exit": policy_name});
+        if !log.pair_if_quiet(Some(generation), &name, vocab::PROCESS_EXIT, value) {
+            continue;
+        }
+        down = true;
+        log.exits.fetch_add(1, Ordering::Relaxed);
+        run_log.line(&format!(
+            "{name}: the system's process exited and no fault killed it (on_exit = {policy_name})"
+        ));
+        if policy == ExitPolicy::Restart
+            && restart(&log, control.as_ref(), &remote, &run_log, &mut stop).await
+        {
+            down = false;
+        }
+    }
+}
+
+/// Starts the node again, retrying until it runs, a kill fault takes it over, or `stop`.
+/// True when it was started (and `process-restart` recorded).
+async fn restart(
+    log: &NemesisLog,
+    control: &dyn SystemControl,
+    remote: &Arc<dyn Remote>,
+    run_log: &RunLog,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
+    let name = &remote.node().name;
+    let mut attempts = 0u32;
+    loop {
+        if *stop.borrow() || log.killed(name) {
+            return false;
+        }
+        if log.quiet(name).is_some() {
+            attempts += 1;
+            match control.start(remote.as_ref()).await {
+                Ok(()) => break,
+                Err(e) => run_log.line(&format!(
+                    "warning: {name}: restart {attempts} failed (retrying): {e}"
+                )),
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.wait_for(|s| *s) => return false,
+        }
+    }
+    let value = json!({"node": name, "attempts": attempts});
+    while !log.pair_if_quiet(None, name, vocab::PROCESS_RESTART, value.clone()) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    log.restarts.fetch_add(1, Ordering::Relaxed);
+    run_log.line(&format!("{name}: started again"));
+    true
+}
