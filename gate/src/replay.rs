@@ -122,7 +122,8 @@ pub fn steps(h: &History) -> Vec<Step> {
     h.ops()
         .iter()
         .enumerate()
-        .filter(|(_, op)| op.process == Process::Nemesis)
+        // A process exiting by itself is the system's doing, not the schedule's.
+        .filter(|(_, op)| op.process == Process::Nemesis && !vocab::is_process_event(&op.f))
         .map(|(i, op)| {
             let opens = h.partner(i).is_none_or(|p| p > i);
             Step {
@@ -240,6 +241,28 @@ mod tests {
         let other = compare(&a, &run(&[1000, 1010, 3000, 3005], "n3"), 100.0);
         assert_eq!(other.len(), 2, "{other:?}");
         assert!(!compare(&a, &run(&[1000, 1010], "n2"), 100.0).is_empty());
+    }
+
+    #[test]
+    fn processes_exiting_by_themselves_are_not_part_of_the_schedule() {
+        let a = run(&[1000, 1010, 3000, 3005], "n2");
+        let mut b = Builder::new();
+        for (i, t) in [1000u64, 1010, 3000, 3005].into_iter().enumerate() {
+            if i == 2 {
+                // The replayed system fenced itself between the two faults this time.
+                for f in [vocab::PROCESS_EXIT, vocab::PROCESS_EXIT] {
+                    let v: Value = serde_json::from_str(r#"{"node":"n1"}"#).unwrap();
+                    b.nemesis(f, v).time = Some(2_000_000_000);
+                }
+            }
+            let f = if i < 2 { "start-pause" } else { "stop-pause" };
+            let v: Value =
+                serde_json::from_str(&format!(r#"{{"id":{i},"nodes":["n2"]}}"#)).unwrap();
+            b.nemesis(f, v).time = Some(t * 1_000_000);
+        }
+        let with_exit = b.build().unwrap();
+        assert_eq!(steps(&with_exit).len(), 4);
+        assert!(compare(&a, &with_exit, 100.0).is_empty());
     }
 
     #[test]

@@ -58,6 +58,12 @@ pub const PROCESS_EXIT: &str = "process-exit";
 /// (`{"node": "n1"}`).
 pub const PROCESS_RESTART: &str = "process-restart";
 
+/// Whether a nemesis-process op records what the system's processes did by themselves
+/// (`process-exit`, `process-restart`) rather than a fault faultline injected.
+pub fn is_process_event(f: &str) -> bool {
+    matches!(f, PROCESS_EXIT | PROCESS_RESTART)
+}
+
 /// A nemesis op's function: `start-partition`, `stop-kill`, ...
 pub fn nemesis_f(phase: Phase, kind: &str) -> String {
     match phase {

@@ -301,6 +301,7 @@ pub async fn run(
                 system.control(),
                 r.clone(),
                 log.clone(),
+                supervise::INTERVAL,
                 stop_probe_rx.clone(),
             ))
         })

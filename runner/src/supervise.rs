@@ -150,12 +150,13 @@ impl NemesisLog {
 /// How often a node's main process is checked.
 pub const INTERVAL: Duration = Duration::from_millis(500);
 
-/// Watches `remote`'s main process until `stop`; see the module docs.
+/// Watches `remote`'s main process every `interval` until `stop`; see the module docs.
 pub async fn supervise(
     log: Arc<NemesisLog>,
     control: Arc<dyn SystemControl>,
     remote: Arc<dyn Remote>,
     run_log: Arc<RunLog>,
+    interval: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     let policy = control.on_exit();
@@ -168,7 +169,7 @@ pub async fn supervise(
     let mut down = false;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(INTERVAL) => {}
+            _ = tokio::time::sleep(interval) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
         let Some(generation) = log.quiet(&name) else {
@@ -236,4 +237,231 @@ async fn restart(
     log.restarts.fetch_add(1, Ordering::Relaxed);
     run_log.line(&format!("{name}: started again"));
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use std::sync::atomic::AtomicBool;
+
+    use async_trait::async_trait;
+    use control::{Exec, ExecOutput, Node};
+    use history::History;
+    use nemesis::{Fault, FaultRecord, Target};
+
+    #[derive(Debug)]
+    struct Quiet(Node);
+
+    #[async_trait]
+    impl Remote for Quiet {
+        fn node(&self) -> &Node {
+            &self.0
+        }
+        async fn run(&self, _: &Exec) -> control::Result<ExecOutput> {
+            unreachable!("the fake system never runs commands")
+        }
+        async fn upload(&self, _: &Path, _: &str) -> control::Result<()> {
+            Ok(())
+        }
+        async fn download(&self, _: &str, _: &Path) -> control::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// One process, alive or not; `start` brings it back after `fail_starts` failures.
+    #[derive(Debug)]
+    struct Fake {
+        alive: AtomicBool,
+        starts: AtomicU64,
+        fail_starts: u64,
+        policy: ExitPolicy,
+    }
+
+    #[async_trait]
+    impl SystemControl for Fake {
+        async fn pids(&self, _: &dyn Remote) -> nemesis::Result<Vec<u32>> {
+            Ok(vec![])
+        }
+        async fn kill(&self, _: &dyn Remote) -> nemesis::Result<()> {
+            self.alive.store(false, Ordering::SeqCst);
+            Ok(())
+        }
+        async fn start(&self, _: &dyn Remote) -> nemesis::Result<()> {
+            if self.starts.fetch_add(1, Ordering::SeqCst) < self.fail_starts {
+                return Err(nemesis::Error::other("start", "not yet"));
+            }
+            self.alive.store(true, Ordering::SeqCst);
+            Ok(())
+        }
+        async fn running(&self, _: &dyn Remote) -> nemesis::Result<Option<bool>> {
+            Ok(Some(self.alive.load(Ordering::SeqCst)))
+        }
+        fn on_exit(&self) -> ExitPolicy {
+            self.policy
+        }
+    }
+
+    struct Run {
+        log: Arc<NemesisLog>,
+        fake: Arc<Fake>,
+        stop: watch::Sender<bool>,
+        task: tokio::task::JoinHandle<()>,
+        writer: crate::recorder::WriterHandle,
+        path: std::path::PathBuf,
+        _dir: tempfile::TempDir,
+    }
+
+    fn start(policy: ExitPolicy, fail_starts: u64) -> Run {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.jsonl");
+        let (rec, writer) = crate::recorder::start(std::fs::File::create(&path).unwrap());
+        let log = NemesisLog::new(rec);
+        let fake = Arc::new(Fake {
+            alive: AtomicBool::new(true),
+            starts: AtomicU64::new(0),
+            fail_starts,
+            policy,
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let run_log = Arc::new(RunLog::new(None, Box::new(|_| {})).unwrap());
+        let task = tokio::spawn(supervise(
+            log.clone(),
+            fake.clone(),
+            Arc::new(Quiet(Node::new("n1", "10.0.0.1"))),
+            run_log,
+            Duration::from_millis(10),
+            stop_rx,
+        ));
+        Run {
+            log,
+            fake,
+            stop,
+            task,
+            writer,
+            path,
+            _dir: dir,
+        }
+    }
+
+    impl Run {
+        /// Stops the supervisor and returns the history it wrote (pairing checked).
+        async fn finish(self) -> Vec<(String, serde_json::Value)> {
+            self.stop.send(true).unwrap();
+            self.task.await.unwrap();
+            drop(self.log);
+            self.writer.join().unwrap();
+            let (h, _) = history::load(&self.path, Some(history::Format::Jsonl)).unwrap();
+            let h: &History = &h;
+            h.ops()
+                .iter()
+                .map(|op| (op.f.to_string(), serde_json::to_value(&op.value).unwrap()))
+                .collect()
+        }
+    }
+
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+
+    fn kill_record(phase: Phase) -> FaultRecord {
+        FaultRecord {
+            id: 1,
+            kind: FaultKind::Kill,
+            phase,
+            nodes: vec!["n1".into()],
+            grudge: None,
+            clock_offset_ms: None,
+            fault: Fault::Kill {
+                target: Target::Nodes(vec!["n1".into()]),
+            },
+            errors: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn an_exit_no_fault_explains_is_recorded_and_restarted_until_it_runs() {
+        let run = start(ExitPolicy::Restart, 2);
+        settle().await;
+        run.fake.alive.store(false, Ordering::SeqCst);
+        // Two failed starts, one second apart, then it runs.
+        tokio::time::sleep(Duration::from_millis(2400)).await;
+        assert!(run.fake.alive.load(Ordering::SeqCst));
+        assert_eq!(run.fake.starts.load(Ordering::SeqCst), 3);
+        let ops = run.finish().await;
+        let fs: Vec<&str> = ops.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            fs,
+            [
+                vocab::PROCESS_EXIT,
+                vocab::PROCESS_EXIT,
+                vocab::PROCESS_RESTART,
+                vocab::PROCESS_RESTART
+            ]
+        );
+        assert_eq!(ops[0].1, json!({"node": "n1", "on_exit": "restart"}));
+        assert_eq!(ops[2].1, json!({"node": "n1", "attempts": 3}));
+    }
+
+    #[tokio::test]
+    async fn left_down_it_is_recorded_once() {
+        let run = start(ExitPolicy::Leave, 0);
+        settle().await;
+        run.fake.alive.store(false, Ordering::SeqCst);
+        settle().await;
+        settle().await;
+        assert_eq!(run.fake.starts.load(Ordering::SeqCst), 0);
+        let ops = run.finish().await;
+        assert_eq!(ops.len(), 2, "{ops:?}");
+        assert_eq!(ops[0].1["on_exit"], "leave");
+    }
+
+    #[tokio::test]
+    async fn a_kill_fault_is_not_an_exit_and_nothing_falls_inside_a_nemesis_op() {
+        let run = start(ExitPolicy::Restart, 0);
+        settle().await;
+        let ev = |f: &str| (f.to_string(), json!({"nodes": ["n1"]}));
+        // The kill's invocation is written; the process dies before its completion.
+        let (f, value) = ev("start-kill");
+        run.log.record(NemesisEvent::Invoke { f, value });
+        run.fake.alive.store(false, Ordering::SeqCst);
+        settle().await;
+        let (f, value) = ev("start-kill");
+        run.log.record(NemesisEvent::Complete {
+            f,
+            value,
+            records: vec![kill_record(Phase::Start)],
+        });
+        settle().await;
+        // The kill holds it down: no exit, no restart.
+        assert_eq!(run.fake.starts.load(Ordering::SeqCst), 0);
+        let (f, value) = ev("stop-kill");
+        run.log.record(NemesisEvent::Invoke { f, value });
+        run.fake.alive.store(true, Ordering::SeqCst);
+        let (f, value) = ev("stop-kill");
+        run.log.record(NemesisEvent::Complete {
+            f,
+            value,
+            records: vec![kill_record(Phase::Stop)],
+        });
+        settle().await;
+        // Later it dies by itself: that is an exit.
+        run.fake.alive.store(false, Ordering::SeqCst);
+        settle().await;
+        let ops = run.finish().await;
+        let fs: Vec<&str> = ops.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            fs,
+            [
+                "start-kill",
+                "start-kill",
+                "stop-kill",
+                "stop-kill",
+                vocab::PROCESS_EXIT,
+                vocab::PROCESS_EXIT,
+                vocab::PROCESS_RESTART,
+                vocab::PROCESS_RESTART
+            ]
+        );
+    }
 }
