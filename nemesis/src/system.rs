@@ -59,6 +59,10 @@ pub struct PidfileSystem {
     /// failover agent beside its database: repmgrd beside postgres). The daemon's start is
     /// what brings them back after a kill.
     pub also: BTreeMap<NodeName, Vec<String>>,
+    /// A command per node that prints more pids (separated by whitespace) to pause and kill
+    /// with the daemon: the processes of a cgroup (`cat .../cgroup.procs`), a process's
+    /// children. Run on the node at each fault, so it sees the processes of that moment.
+    pub pids_command: BTreeMap<NodeName, String>,
     /// What happens when a daemon exits by itself.
     pub on_exit: ExitPolicy,
 }
@@ -69,6 +73,18 @@ impl PidfileSystem {
             .get(&remote.node().name)
             .map(Vec::as_slice)
             .unwrap_or_default()
+    }
+
+    /// The pids `pids_command` prints on the node now (none without one).
+    async fn listed(&self, remote: &dyn Remote) -> Result<Vec<u32>> {
+        let Some(cmd) = self.pids_command.get(&remote.node().name) else {
+            return Ok(Vec::new());
+        };
+        let out = remote
+            .exec(&Exec::sh(cmd.clone()).timeout(Duration::from_secs(10)))
+            .await
+            .map_err(|e| Error::remote(&remote.node().name, "list the processes to target", e))?;
+        Ok(parse_pids(&out.stdout))
     }
 
     fn spec(&self, remote: &dyn Remote) -> Result<&DaemonSpec> {
@@ -95,6 +111,11 @@ impl SystemControl for PidfileSystem {
         for f in self.also_of(remote) {
             pids.extend(read(f.clone()).await?);
         }
+        for p in self.listed(remote).await? {
+            if !pids.contains(&p) {
+                pids.push(p);
+            }
+        }
         Ok(pids)
     }
 
@@ -108,7 +129,8 @@ impl SystemControl for PidfileSystem {
                 Error::remote(&remote.node().name, format!("kill the process of {f}"), e)
             })?;
         }
-        Ok(())
+        let listed = self.listed(remote).await?;
+        signal_pids(remote, &listed, "KILL", true).await
     }
 
     async fn start(&self, remote: &dyn Remote) -> Result<()> {
@@ -130,6 +152,18 @@ impl SystemControl for PidfileSystem {
     fn on_exit(&self) -> ExitPolicy {
         self.on_exit
     }
+}
+
+/// The pids in a command's output: every whitespace-separated word that is a number (a
+/// header or a blank line is skipped, not an error).
+pub fn parse_pids(text: &str) -> Vec<u32> {
+    let mut pids: Vec<u32> = text
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .filter(|&p| p > 1)
+        .collect();
+    pids.dedup();
+    pids
 }
 
 /// Sends `sig` (`STOP`, `CONT`, ...) to each pid, or to its process group when it leads one.
@@ -173,4 +207,18 @@ pub async fn signal_pids(
                 e,
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_pids;
+
+    #[test]
+    fn pids_are_the_numbers_of_the_output() {
+        assert_eq!(parse_pids("12\n 345\t678\n"), vec![12, 345, 678]);
+        assert_eq!(parse_pids("PID\n42\n\n"), vec![42]);
+        // Never init, nor the whole session (0), whatever a command prints.
+        assert_eq!(parse_pids("0 1 -5 7"), vec![7]);
+        assert!(parse_pids("").is_empty());
+    }
 }

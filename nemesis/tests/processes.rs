@@ -44,6 +44,16 @@ async fn pause_resume_kill_restart_and_guard() {
     system
         .also
         .insert("n3".into(), vec![agent_pidfile.display().to_string()]);
+    // And one more that a command lists (as `cat .../cgroup.procs` would), with a header line.
+    let mut listed_child = std::process::Command::new("sleep")
+        .arg("600")
+        .spawn()
+        .unwrap();
+    let listed = listed_child.id();
+    tc.track(listed);
+    system
+        .pids_command
+        .insert("n3".into(), format!("echo PID; echo {listed}"));
     let state = tc.dir.path().join("nemesis-state.json");
     let nem = Arc::new(
         ClusterNemesis::new(NemesisConfig {
@@ -120,6 +130,11 @@ async fn pause_resume_kill_restart_and_guard() {
         Some('T'),
         "the companion is paused too"
     );
+    assert_eq!(
+        common::proc_state(listed),
+        Some('T'),
+        "the listed process is paused too"
+    );
     let guard = HealGuard::new(nem.clone());
     drop(guard);
     assert_ne!(
@@ -133,6 +148,7 @@ async fn pause_resume_kill_restart_and_guard() {
         Some('T'),
         "the companion is resumed too"
     );
+    assert_ne!(common::proc_state(listed), Some('T'));
 
     // Kill takes the companion with the daemon.
     let rec = nem
@@ -143,7 +159,12 @@ async fn pause_resume_kill_restart_and_guard() {
         common::proc_state(agent).is_none_or(|s| s == 'Z'),
         "the companion still runs after the kill"
     );
+    assert!(
+        common::proc_state(listed).is_none_or(|s| s == 'Z'),
+        "the listed process still runs after the kill"
+    );
     let _ = companion.wait();
+    let _ = listed_child.wait();
     nem.invoke(NemesisOp::Stop(rec.id)).await.unwrap();
     tc.track(common::read_pid(&tc.pidfile("n3")));
     nem.teardown().await.unwrap();

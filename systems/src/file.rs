@@ -91,7 +91,7 @@ impl FileSystem {
             control: Arc::new(Control::new(PidfileSystem::default(), leader)),
             role,
         };
-        let (mut specs, mut also) = (BTreeMap::new(), BTreeMap::new());
+        let (mut specs, mut also, mut listed) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
         for n in &sys.nodes {
             let vars = sys.vars(&n.name)?;
             let p = &sys.loaded.spec.process;
@@ -107,11 +107,15 @@ impl FileSystem {
             specs.insert(n.name.clone(), d);
             let companions = p.also.iter().map(|f| sys.render(f, &vars));
             also.insert(n.name.clone(), companions.collect::<crate::Result<_>>()?);
+            if let Some(cmd) = &p.pids_command {
+                listed.insert(n.name.clone(), sys.render(cmd, &vars)?);
+            }
         }
         sys.control = Arc::new(Control::new(
             PidfileSystem {
                 specs,
                 also,
+                pids_command: listed,
                 on_exit: sys.loaded.spec.process.on_exit,
             },
             sys.control.leader.clone(),

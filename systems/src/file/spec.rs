@@ -84,6 +84,9 @@ pub struct Process {
     /// agent beside its database); `start` must bring them back after a kill.
     #[serde(default)]
     pub also: Vec<String>,
+    /// A command printing more pids (whitespace-separated) paused and killed with the main
+    /// one: the processes of a cgroup, the children of a process.
+    pub pids_command: Option<String>,
     /// The start command daemonizes itself and writes `pidfile` (e.g. `redis-server
     /// --daemonize yes --pidfile ...`); otherwise faultline runs it in the background and
     /// writes the pidfile.
@@ -461,6 +464,7 @@ impl Loaded {
         );
         t.extend(s.process.pidfile.as_deref());
         t.extend(s.process.also.iter().map(String::as_str));
+        t.extend(s.process.pids_command.as_deref());
         t.extend(s.ready.command.as_deref());
         for r in s.roles.values() {
             t.extend(

@@ -38,6 +38,40 @@ fn leaderkv_example_validates() {
 }
 
 #[test]
+fn postgres_repmgr_example_validates() {
+    let l = spec::load(&example("postgres-repmgr.toml"), &Inputs::default()).unwrap();
+    assert_eq!(l.spec.process.on_exit, nemesis::ExitPolicy::Restart);
+    assert_eq!(l.spec.stages.len(), 2);
+    assert_eq!(l.sets["safe"], "true");
+    let unsafe_ = Inputs {
+        sets: spec::parse_sets(&["safe=false".to_string()]).unwrap(),
+        ..Inputs::default()
+    };
+    let l = spec::load(&example("postgres-repmgr.toml"), &unsafe_).unwrap();
+    l.check_workloads(&[Workload::Set, Workload::UniqueIds, Workload::Register])
+        .unwrap();
+}
+
+#[test]
+fn exit_policy_and_pids_command_are_checked_like_the_rest() {
+    let t = leaderkv_text().replace(
+        "[process]\n",
+        "[process]\non_exit = \"restart\"\npids_command = \"cat {dir}/x.pids\"\n",
+    );
+    let l = load_text(&t, &Inputs::default()).unwrap();
+    assert_eq!(l.spec.process.on_exit, nemesis::ExitPolicy::Restart);
+    let bad = t.replace("on_exit = \"restart\"", "on_exit = \"respawn\"");
+    let e = load_text(&bad, &Inputs::default()).unwrap_err();
+    assert!(e.contains("respawn") && e.contains("leave"), "{e}");
+    let bad = t.replace("{dir}/x.pids", "{nodedir}/x.pids");
+    let e = load_text(&bad, &Inputs::default()).unwrap_err();
+    assert!(
+        e.contains("process.pids_command: unknown placeholder {nodedir}"),
+        "{e}"
+    );
+}
+
+#[test]
 fn redis_sentinel_example_validates() {
     let l = spec::load(&example("redis-sentinel.toml"), &Inputs::default()).unwrap();
     assert_eq!(l.spec.name, "redis-sentinel");

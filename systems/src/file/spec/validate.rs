@@ -65,6 +65,9 @@ impl Loaded {
         for (i, f) in s.process.also.iter().enumerate() {
             self.check(&format!("process.also[{i}]"), f, node)?;
         }
+        if let Some(cmd) = &s.process.pids_command {
+            self.check("process.pids_command", cmd, node)?;
+        }
         if let Some(cmd) = &s.ready.command {
             self.check("ready.command", cmd, node)?;
         }
