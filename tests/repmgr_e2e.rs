@@ -39,7 +39,10 @@ fn have_repmgr(test: &str) -> bool {
 fn run(safe: bool) -> (i32, String, serde_json::Value) {
     let _turn = FLP.lock().unwrap_or_else(|p| p.into_inner());
     let c = Cluster::with_defaults("flp-", "10.77.91.0/24");
-    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/systems/postgres-repmgr.toml");
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/systems/postgres-repmgr.toml"
+    );
     let set = format!("safe={safe}");
     let (code, out, results) = c.run(&[
         "--system-file",
@@ -67,7 +70,10 @@ fn repmgr_safe_configuration_survives_partitions_and_kills() {
     let (code, out, results) = run(true);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("verdict: VALID"), "{out}");
-    assert!(!out.contains("error: nemesis"), "the faults ran to the end: {out}");
+    assert!(
+        !out.contains("error: nemesis"),
+        "the faults ran to the end: {out}"
+    );
     // It was put to the test: faults, and a failover the checkers saw it survive.
     assert!(
         results["nemesis"]["episodes"].as_u64().unwrap_or(0) >= 2,

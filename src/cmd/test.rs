@@ -77,7 +77,7 @@ fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
         // it honours as its settings.
         (None, Some(b)) if b.is_its_file() => {
             let (name, text) = b.system_file();
-            let sets = [("mode".to_owned(), args.mode.clone())].into();
+            let sets = b.settings(&args.mode, args.synchronous);
             let path = std::path::Path::new("(built in)").join(name);
             Some(file::spec::parse(&path, text, &inputs(sets)))
         }
@@ -141,8 +141,12 @@ fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
     }
     match (&file, builtin) {
         (_, Some(b)) => b.check(&workloads, &kinds, &options).map_err(user_error)?,
-        (Some(_), None) => {
-            if let Some(o) = options.iter().find(|o| **o != SystemOption::Bug) {
+        (Some(f), None) => {
+            let honoured = |o: &SystemOption| {
+                *o == SystemOption::Bug
+                    || (*o == SystemOption::Install && !f.spec.requires.programs.is_empty())
+            };
+            if let Some(o) = options.iter().find(|o| !honoured(o)) {
                 return Err(user_error(format!(
                     "{} does not apply to a system file (the file says how its system runs; \
                      give it settings with --set KEY=VALUE): leave it out",
@@ -351,7 +355,6 @@ async fn run_logged(
         clock: clock.clone(),
         down_after: args.down_after,
         install: args.install,
-        synchronous: args.synchronous,
     };
     let system: Arc<dyn System> = if let Some(f) = &plan.file {
         Arc::new(file::FileSystem::new(
@@ -361,6 +364,7 @@ async fn run_logged(
                 base_dir: base_dir.clone(),
                 clock: clock.clone(),
                 remotes: targets.remotes.clone(),
+                install: args.install,
             },
             leader.clone(),
         )?)

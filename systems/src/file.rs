@@ -44,6 +44,8 @@ pub struct Options {
     pub clock: ClockMode,
     /// The nodes' remotes (the leader command runs through them).
     pub remotes: Vec<Arc<dyn Remote>>,
+    /// Install the packages of `[requires]` that are missing (`--install`).
+    pub install: bool,
 }
 
 /// A system file's system on a set of nodes.
@@ -348,6 +350,13 @@ impl System for FileSystem {
         let name = node.node().name.clone();
         let vars = self.vars(&name)?;
         let dir = &vars["dir"];
+        let req = &self.loaded.spec.requires;
+        if !req.programs.is_empty() {
+            let programs: Vec<&str> = req.programs.iter().map(String::as_str).collect();
+            let packages: Vec<&str> = req.packages.iter().map(String::as_str).collect();
+            crate::thirdparty::require_programs(node, &programs, &packages, self.opts.install)
+                .await?;
+        }
         // Whatever an earlier run left (a process, files) goes first.
         let _ = control::kill_daemon(node, &self.pidfile(&name)?).await;
         if let Some(w) = self.command_of(&vars, "wipe") {

@@ -1,11 +1,11 @@
 //! Systems under test: a deploy recipe ([`System`]) plus a [`workloads::Client`].
 //!
 //! - [`artifact`]: the programs faultline ships beside itself (leaderkv, the clock shim).
-//! - [`file`]: a system described in a TOML file (`--system-file`); the built-in leaderkv is
-//!   its embedded file (`registry`).
+//! - [`file`]: a system described in a TOML file (`--system-file`); the built-in leaderkv
+//!   and postgres-patroni (PostgreSQL 15 under Patroni on etcd) are their embedded files
+//!   (`registry`).
 //! - [`redis_sentinel`]: Redis with Sentinel failover (OS packages).
 //! - [`etcd`]: an etcd (Raft) cluster over its HTTP/JSON gateway (OS packages).
-//! - [`postgres_patroni`]: PostgreSQL 15 managed by Patroni on etcd (OS packages).
 //! - [`proto`]: the wire protocols the clients speak (RESP and its leader-following router,
 //!   HTTP, PostgreSQL).
 //! - [`daemon`]: what the deploy recipes share (node directories, pidfile daemons, the
@@ -21,7 +21,6 @@ pub mod artifact;
 pub mod daemon;
 pub mod etcd;
 pub mod file;
-pub mod postgres_patroni;
 pub mod proto;
 pub mod redis_sentinel;
 pub mod registry;

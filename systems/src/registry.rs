@@ -121,14 +121,10 @@ impl Builtin {
                 options: &[Install],
             },
             Builtin::PostgresPatroni => Capabilities {
-                unsupported_workloads: &[(
-                    Workload::Register,
-                    "the register workload is not implemented for postgres-patroni (use set or \
-                     unique-ids)",
-                )],
+                unsupported_workloads: &[],
                 unsupported_faults: &[(
                     FaultKind::Clock,
-                    "the clock nemesis is not set up for postgres-patroni yet (the recipe does \
+                    "the clock nemesis is not set up for postgres-patroni yet (its file does \
                      not preload the clock shim into Patroni and PostgreSQL); leave `clock` out \
                      of --nemesis",
                 )],
@@ -181,10 +177,25 @@ impl Builtin {
     }
 
     /// True when the system *is* its system file (run through the system-file interpreter,
-    /// no recipe of its own): leaderkv. The others still have Rust recipes, kept in step with
-    /// their files by the e2e suite.
+    /// no recipe of its own): leaderkv and postgres-patroni. The others still have Rust
+    /// recipes, kept in step with their files by the e2e suite.
     pub fn is_its_file(self) -> bool {
-        matches!(self, Builtin::Leaderkv)
+        matches!(self, Builtin::Leaderkv | Builtin::PostgresPatroni)
+    }
+
+    /// The `{set.KEY}` values a system that is its file takes from the options it honours.
+    pub fn settings(
+        self,
+        mode: &str,
+        synchronous: bool,
+    ) -> std::collections::BTreeMap<String, String> {
+        match self {
+            Builtin::Leaderkv => [("mode".to_owned(), mode.to_owned())].into(),
+            Builtin::PostgresPatroni => {
+                [("synchronous".to_owned(), synchronous.to_string())].into()
+            }
+            Builtin::RedisSentinel | Builtin::Etcd => Default::default(),
+        }
     }
 
     /// The system file that describes it, as shipped in examples/systems/: a starting
@@ -270,10 +281,16 @@ mod tests {
             .check(&set, &[FaultKind::Clock], &[])
             .unwrap_err();
         assert!(e.contains("vDSO"), "{e}");
+        // Its file gives the register workload SQL of its own.
+        assert!(
+            Builtin::PostgresPatroni
+                .check(&[Workload::Register], &[], &[SystemOption::Synchronous])
+                .is_ok()
+        );
         let e = Builtin::PostgresPatroni
-            .check(&[Workload::Register], &[], &[])
+            .check(&set, &[FaultKind::Clock], &[])
             .unwrap_err();
-        assert!(e.contains("register workload"), "{e}");
+        assert!(e.contains("clock shim"), "{e}");
         let e = Builtin::Etcd
             .check(&set, &[], &[SystemOption::Mode])
             .unwrap_err();

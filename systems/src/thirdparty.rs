@@ -14,7 +14,7 @@ use control::{Exec, Node, Remote, shell_quote};
 use nemesis::ClockMode;
 
 use super::registry::Builtin;
-use super::{System, etcd, postgres_patroni, redis_sentinel};
+use super::{System, etcd, redis_sentinel};
 
 /// Options of the third-party systems, from the command line.
 #[derive(Debug, Clone)]
@@ -26,8 +26,6 @@ pub struct Options {
     pub down_after: Duration,
     /// Install missing programs with the OS package manager (`--install`).
     pub install: bool,
-    /// Patroni's synchronous mode (postgres-patroni).
-    pub synchronous: bool,
 }
 
 /// The third-party system `which` on `nodes`.
@@ -58,16 +56,9 @@ pub fn build(
             },
             leader,
         )),
-        Builtin::PostgresPatroni => Arc::new(postgres_patroni::PostgresPatroni::new(
-            nodes,
-            postgres_patroni::Options {
-                base_dir,
-                synchronous: opts.synchronous,
-                install: opts.install,
-            },
-            leader,
-        )),
-        Builtin::Leaderkv => bail!("leaderkv is not a third-party system"),
+        Builtin::Leaderkv | Builtin::PostgresPatroni => {
+            bail!("{which} is its system file, not a recipe")
+        }
     })
 }
 

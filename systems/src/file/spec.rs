@@ -50,6 +50,22 @@ pub struct Spec {
     /// Deploy order: each stage's roles are set up, started and ready before the next's.
     #[serde(default)]
     pub stages: Vec<Vec<String>>,
+    /// Programs every node needs, and the OS packages that provide them.
+    #[serde(default)]
+    pub requires: Requires,
+}
+
+/// What a node must have installed: checked on every node before its setup, with one line
+/// naming the packages when something is missing (installed with `--install`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Requires {
+    /// Programs: names looked up on `PATH`, or absolute paths.
+    #[serde(default)]
+    pub programs: Vec<String>,
+    /// The OS packages (apt) that provide them.
+    #[serde(default)]
+    pub packages: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -409,3 +409,34 @@ fn bugs_need_bug_flags() {
         "{e}"
     );
 }
+
+#[test]
+fn requires_names_programs_and_their_packages() {
+    let with = |req: &str| leaderkv_text().replace("[process]\n", &format!("{req}\n[process]\n"));
+    let l = load_text(
+        &with("[requires]\nprograms = [\"sh\"]\npackages = [\"dash\"]"),
+        &Inputs::default(),
+    )
+    .unwrap();
+    assert_eq!(l.spec.requires.programs, ["sh"]);
+    let e = load_text(&with("[requires]\nprograms = [\"sh\"]"), &Inputs::default()).unwrap_err();
+    assert!(e.contains("requires.packages: missing"), "{e}");
+    assert!(!e.contains('\n'), "{e}");
+}
+
+#[test]
+fn postgres_patroni_example_kills_postgres_with_patroni() {
+    let l = spec::load(&example("postgres-patroni.toml"), &Inputs::default()).unwrap();
+    assert!(
+        l.spec
+            .process
+            .pids_command
+            .as_deref()
+            .is_some_and(|c| c.contains("postmaster.pid")),
+        "{:?}",
+        l.spec.process
+    );
+    assert!(l.spec.requires.packages.contains(&"patroni".to_string()));
+    l.check_workloads(&[Workload::Set, Workload::UniqueIds, Workload::Register])
+        .unwrap();
+}

@@ -65,6 +65,13 @@ impl Loaded {
         for (i, f) in s.process.also.iter().enumerate() {
             self.check(&format!("process.also[{i}]"), f, node)?;
         }
+        if !s.requires.programs.is_empty() && s.requires.packages.is_empty() {
+            return Err(
+                "requires.packages: missing (the OS packages that provide requires.programs, \
+                 for the error message and --install)"
+                    .into(),
+            );
+        }
         if let Some(cmd) = &s.process.pids_command {
             self.check("process.pids_command", cmd, node)?;
         }
