@@ -4,7 +4,7 @@
 //! (10.77.91.0/24). Root and PostgreSQL 15 with repmgr are needed (skipped otherwise).
 //!
 //! - `safe=true` (synchronous replication, a primary that fences itself, restarts that
-//!   rejoin): valid, through at least one failover;
+//!   rejoin): valid, with the faults run to the end;
 //! - `safe=false` (asynchronous, no fencing): lost writes and two primaries at once.
 
 mod common;
@@ -74,16 +74,11 @@ fn repmgr_safe_configuration_survives_partitions_and_kills() {
         !out.contains("error: nemesis"),
         "the faults ran to the end: {out}"
     );
-    // It was put to the test: faults, and a failover the checkers saw it survive.
+    // It was put to the test: fault episodes ran (a failover is likely, not certain: a
+    // kill of the new primary can leave no majority to elect another, safe but unavailable).
     assert!(
         results["nemesis"]["episodes"].as_u64().unwrap_or(0) >= 2,
         "{out}"
-    );
-    assert!(
-        !results["nemesis"]["failovers_ms"]
-            .as_array()
-            .is_none_or(Vec::is_empty),
-        "no failover happened: {out}"
     );
     assert!(
         results["run"]["client_ops"].as_u64().unwrap_or(0) > 1000,
