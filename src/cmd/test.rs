@@ -77,7 +77,11 @@ fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
         // it honours as its settings.
         (None, Some(b)) if b.is_its_file() => {
             let (name, text) = b.system_file();
-            let sets = b.settings(&args.mode, args.synchronous);
+            let sets = b.settings(&systems::registry::OptionValues {
+                mode: args.mode.clone(),
+                synchronous: args.synchronous,
+                down_after: args.down_after,
+            });
             let path = std::path::Path::new("(built in)").join(name);
             Some(file::spec::parse(&path, text, &inputs(sets)))
         }
@@ -353,7 +357,6 @@ async fn run_logged(
     let third = thirdparty::Options {
         prefix: args.prefix.clone(),
         clock: clock.clone(),
-        down_after: args.down_after,
         install: args.install,
     };
     let system: Arc<dyn System> = if let Some(f) = &plan.file {

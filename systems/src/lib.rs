@@ -1,10 +1,9 @@
 //! Systems under test: a deploy recipe ([`System`]) plus a [`workloads::Client`].
 //!
 //! - [`artifact`]: the programs faultline ships beside itself (leaderkv, the clock shim).
-//! - [`file`]: a system described in a TOML file (`--system-file`); the built-in leaderkv
-//!   and postgres-patroni (PostgreSQL 15 under Patroni on etcd) are their embedded files
-//!   (`registry`).
-//! - [`redis_sentinel`]: Redis with Sentinel failover (OS packages).
+//! - [`file`]: a system described in a TOML file (`--system-file`); the built-in leaderkv,
+//!   redis-sentinel (Redis with Sentinel failover) and postgres-patroni (PostgreSQL 15 under
+//!   Patroni on etcd) are their embedded files (`registry`).
 //! - [`etcd`]: an etcd (Raft) cluster over its HTTP/JSON gateway (OS packages).
 //! - [`proto`]: the wire protocols the clients speak (RESP and its leader-following router,
 //!   HTTP, PostgreSQL).
@@ -22,7 +21,6 @@ pub mod daemon;
 pub mod etcd;
 pub mod file;
 pub mod proto;
-pub mod redis_sentinel;
 pub mod registry;
 pub mod thirdparty;
 

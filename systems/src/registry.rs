@@ -45,6 +45,17 @@ impl SystemOption {
     }
 }
 
+/// The values of the options that systems defined by a file take as settings.
+#[derive(Debug, Clone)]
+pub struct OptionValues {
+    /// `--mode`.
+    pub mode: String,
+    /// `--synchronous`.
+    pub synchronous: bool,
+    /// `--down-after`.
+    pub down_after: std::time::Duration,
+}
+
 /// What a built-in system can run.
 #[derive(Debug, Clone, Copy)]
 pub struct Capabilities {
@@ -177,24 +188,28 @@ impl Builtin {
     }
 
     /// True when the system *is* its system file (run through the system-file interpreter,
-    /// no recipe of its own): leaderkv and postgres-patroni. The others still have Rust
-    /// recipes, kept in step with their files by the e2e suite.
+    /// no recipe of its own): all but etcd, whose recipe is kept in step with its file by
+    /// the e2e suite.
     pub fn is_its_file(self) -> bool {
-        matches!(self, Builtin::Leaderkv | Builtin::PostgresPatroni)
+        !matches!(self, Builtin::Etcd)
     }
 
     /// The `{set.KEY}` values a system that is its file takes from the options it honours.
-    pub fn settings(
-        self,
-        mode: &str,
-        synchronous: bool,
-    ) -> std::collections::BTreeMap<String, String> {
+    pub fn settings(self, o: &OptionValues) -> std::collections::BTreeMap<String, String> {
+        let set = |k: &str, v: String| (k.to_owned(), v);
         match self {
-            Builtin::Leaderkv => [("mode".to_owned(), mode.to_owned())].into(),
-            Builtin::PostgresPatroni => {
-                [("synchronous".to_owned(), synchronous.to_string())].into()
+            Builtin::Leaderkv => [set("mode", o.mode.clone())].into(),
+            Builtin::RedisSentinel => {
+                // Sentinel's failover timeout follows its failure detector, 10 s at least.
+                let failover = (o.down_after * 10).max(std::time::Duration::from_secs(10));
+                [
+                    set("down_after_ms", o.down_after.as_millis().to_string()),
+                    set("failover_timeout_ms", failover.as_millis().to_string()),
+                ]
+                .into()
             }
-            Builtin::RedisSentinel | Builtin::Etcd => Default::default(),
+            Builtin::PostgresPatroni => [set("synchronous", o.synchronous.to_string())].into(),
+            Builtin::Etcd => Default::default(),
         }
     }
 

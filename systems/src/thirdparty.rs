@@ -14,7 +14,7 @@ use control::{Exec, Node, Remote, shell_quote};
 use nemesis::ClockMode;
 
 use super::registry::Builtin;
-use super::{System, etcd, redis_sentinel};
+use super::{System, etcd};
 
 /// Options of the third-party systems, from the command line.
 #[derive(Debug, Clone)]
@@ -22,8 +22,6 @@ pub struct Options {
     /// Cluster prefix: node directories go under `/tmp/faultline-nodes/<prefix>/`.
     pub prefix: String,
     pub clock: ClockMode,
-    /// Sentinel's `down-after-milliseconds` (redis-sentinel).
-    pub down_after: Duration,
     /// Install missing programs with the OS package manager (`--install`).
     pub install: bool,
 }
@@ -37,17 +35,6 @@ pub fn build(
 ) -> crate::Result<Arc<dyn System>> {
     let base_dir = format!("/tmp/faultline-nodes/{}", opts.prefix);
     Ok(match which {
-        Builtin::RedisSentinel => Arc::new(redis_sentinel::RedisSentinel::new(
-            nodes,
-            redis_sentinel::Options {
-                base_dir,
-                clock: opts.clock.clone(),
-                down_after: opts.down_after,
-                failover_timeout: (opts.down_after * 10).max(Duration::from_secs(10)),
-                install: opts.install,
-            },
-            leader,
-        )),
         Builtin::Etcd => Arc::new(etcd::Etcd::new(
             nodes,
             etcd::Options {
@@ -56,7 +43,7 @@ pub fn build(
             },
             leader,
         )),
-        Builtin::Leaderkv | Builtin::PostgresPatroni => {
+        Builtin::Leaderkv | Builtin::RedisSentinel | Builtin::PostgresPatroni => {
             bail!("{which} is its system file, not a recipe")
         }
     })
