@@ -4,7 +4,9 @@
 //! (10.77.91.0/24). Root and PostgreSQL 15 with repmgr are needed (skipped otherwise).
 //!
 //! - `safe=true` (synchronous replication, a primary that fences itself, restarts that
-//!   rejoin): valid, with the faults run to the end;
+//!   rejoin): no acknowledged write lost, no id reused, nothing acknowledged by two
+//!   primaries, with the faults run to the end (a second primary that cannot commit is
+//!   reported, and allowed: repmgr does not prevent it);
 //! - `safe=false` (asynchronous, no fencing): lost writes and two primaries at once.
 
 mod common;
@@ -63,17 +65,33 @@ fn run(safe: bool) -> (i32, String, serde_json::Value) {
 }
 
 #[test]
-fn repmgr_safe_configuration_survives_partitions_and_kills() {
-    if !have_repmgr("repmgr_safe_configuration_survives_partitions_and_kills") {
+fn repmgr_safe_configuration_loses_no_acknowledged_write() {
+    if !have_repmgr("repmgr_safe_configuration_loses_no_acknowledged_write") {
         return;
     }
     let (code, out, results) = run(true);
-    assert_eq!(code, 0, "{out}");
-    assert!(out.contains("verdict: VALID"), "{out}");
+    assert!(matches!(code, 0 | 1), "a verdict: {out}");
+    assert!(!out.contains("error: nemesis"), "the faults ran to the end: {out}");
+    // With 3 nodes and a commit waiting for one standby, at most one primary can acknowledge
+    // at a time: no acknowledged insert lost, no id handed out twice, no writes acknowledged
+    // by two primaries. What this configuration does not prevent, and faultline has found
+    // (docs/own-system.md, Tutorial 5): a second primary that cannot commit, for as long as
+    // repmgr leaves it (`dual-leader`).
+    for checker in ["set", "unique-ids"] {
+        assert_eq!(
+            results[checker]["valid"],
+            serde_json::json!(true),
+            "{checker}: {out}"
+        );
+    }
+    let types = common::anomaly_types(&results);
     assert!(
-        !out.contains("error: nemesis"),
-        "the faults ran to the end: {out}"
+        types
+            .iter()
+            .all(|t| t == "dual-leader" || t == "same-term-leaders"),
+        "{types:?}: {out}"
     );
+    assert_eq!(code == 0, types.is_empty(), "{out}");
     // It was put to the test: fault episodes ran (a failover is likely, not certain: a
     // kill of the new primary can leave no majority to elect another, safe but unavailable).
     assert!(
