@@ -71,7 +71,10 @@ fn repmgr_safe_configuration_loses_no_acknowledged_write() {
     }
     let (code, out, results) = run(true);
     assert!(matches!(code, 0 | 1), "a verdict: {out}");
-    assert!(!out.contains("error: nemesis"), "the faults ran to the end: {out}");
+    assert!(
+        !out.contains("error: nemesis"),
+        "the faults ran to the end: {out}"
+    );
     // With 3 nodes and a commit waiting for one standby, at most one primary can acknowledge
     // at a time: no acknowledged insert lost, no id handed out twice, no writes acknowledged
     // by two primaries. What this configuration does not prevent, and faultline has found
