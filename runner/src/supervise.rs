@@ -147,8 +147,9 @@ impl NemesisLog {
     }
 }
 
-/// How often a node's main process is checked.
-pub const INTERVAL: Duration = Duration::from_millis(500);
+/// How often a node's main process is checked: each check is a command on the node (an
+/// `ip netns exec` or an SSH channel), so not more often than a restart needs.
+pub const INTERVAL: Duration = Duration::from_secs(1);
 
 /// Watches `remote`'s main process every `interval` until `stop`; see the module docs.
 pub async fn supervise(
