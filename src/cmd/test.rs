@@ -355,8 +355,7 @@ async fn run_logged(
 
     let leader = nemesis::LeaderView::default();
     let third = thirdparty::Options {
-        prefix: args.prefix.clone(),
-        clock: clock.clone(),
+        base_dir: base_dir.clone(),
         install: args.install,
     };
     let system: Arc<dyn System> = if let Some(f) = &plan.file {

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use crate::Context;
 use control::{Exec, Node, Remote, shell_quote};
-use nemesis::ClockMode;
 
 use super::registry::Builtin;
 use super::{System, etcd};
@@ -19,9 +18,8 @@ use super::{System, etcd};
 /// Options of the third-party systems, from the command line.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Cluster prefix: node directories go under `/tmp/faultline-nodes/<prefix>/`.
-    pub prefix: String,
-    pub clock: ClockMode,
+    /// Directory on each node under which `<node>/` is the node's directory.
+    pub base_dir: String,
     /// Install missing programs with the OS package manager (`--install`).
     pub install: bool,
 }
@@ -33,12 +31,11 @@ pub fn build(
     opts: &Options,
     leader: nemesis::LeaderView,
 ) -> crate::Result<Arc<dyn System>> {
-    let base_dir = format!("/tmp/faultline-nodes/{}", opts.prefix);
     Ok(match which {
         Builtin::Etcd => Arc::new(etcd::Etcd::new(
             nodes,
             etcd::Options {
-                base_dir,
+                base_dir: opts.base_dir.clone(),
                 install: opts.install,
             },
             leader,
