@@ -115,10 +115,15 @@ pub struct Step {
     pub time_ms: f64,
     /// The first half of a nemesis op (when the step began), not its completion.
     pub opens: bool,
+    /// When the nemesis was free to begin this step: the time of the step before it. The
+    /// nemesis applies one step at a time, so a step due while the one before is still
+    /// being applied begins when that one completes.
+    pub free_ms: f64,
 }
 
 pub fn steps(h: &History) -> Vec<Step> {
     let t0 = h.ops().iter().filter_map(|op| op.time).min().unwrap_or(0);
+    let mut free_ms = 0.0;
     h.ops()
         .iter()
         .enumerate()
@@ -126,13 +131,17 @@ pub fn steps(h: &History) -> Vec<Step> {
         .filter(|(_, op)| op.process == Process::Nemesis && !vocab::is_process_event(&op.f))
         .map(|(i, op)| {
             let opens = h.partner(i).is_none_or(|p| p > i);
-            Step {
+            let time_ms = op.time.unwrap_or(t0).saturating_sub(t0) as f64 / 1e6;
+            let step = Step {
                 opens,
                 f: op.f.to_string(),
                 kind: op.kind,
                 targets: if opens { Value::Nil } else { hit(&op.value) },
-                time_ms: op.time.unwrap_or(t0).saturating_sub(t0) as f64 / 1e6,
-            }
+                time_ms,
+                free_ms,
+            };
+            free_ms = time_ms;
+            step
         })
         .collect()
 }
@@ -155,8 +164,10 @@ fn hit(value: &Value) -> Value {
 
 /// Differences between the nemesis ops of two runs: kind, target and order must match, and
 /// the time each step began within `tolerance_ms` (a completion's time only says how long
-/// applying the fault took on a loaded machine, which no schedule controls). Empty when
-/// they match.
+/// applying the fault took on a loaded machine, which no schedule controls). A step that
+/// began later in one run matches when that run's nemesis was still applying the step before
+/// until within `tolerance_ms` of it: the delay is that apply time, not the schedule. Empty
+/// when they match.
 pub fn compare(original: &History, replay: &History, tolerance_ms: f64) -> Vec<String> {
     let (a, b) = (steps(original), steps(replay));
     let mut diffs = Vec::new();
@@ -173,11 +184,18 @@ pub fn compare(original: &History, replay: &History, tolerance_ms: f64) -> Vec<S
                 "nemesis op {i}: {} {} on {} vs {} {} on {}",
                 x.f, x.kind, x.targets, y.f, y.kind, y.targets
             ));
-        } else if x.opens && (x.time_ms - y.time_ms).abs() > tolerance_ms {
-            diffs.push(format!(
-                "nemesis op {i} ({}): at {:.0} ms vs {:.0} ms (more than {tolerance_ms} ms apart)",
-                x.f, x.time_ms, y.time_ms
-            ));
+        } else if x.opens {
+            let (early, late) = if x.time_ms <= y.time_ms {
+                (x, y)
+            } else {
+                (y, x)
+            };
+            if late.time_ms - early.time_ms.max(late.free_ms) > tolerance_ms {
+                diffs.push(format!(
+                    "nemesis op {i} ({}): at {:.0} ms vs {:.0} ms (more than {tolerance_ms} ms apart)",
+                    x.f, x.time_ms, y.time_ms
+                ));
+            }
         }
     }
     diffs
@@ -237,6 +255,15 @@ mod tests {
         assert_eq!(late.len(), 1, "{late:?}");
         // A slow completion is not a different schedule.
         assert!(compare(&a, &run(&[1000, 1300, 3000, 3400], "n2"), 100.0).is_empty());
+        // Nor is the step after it, due while the slow one was still being applied: it began
+        // 1 ms after the completion, 150 ms later than in the original.
+        let b = run(&[1000, 1010, 1100, 1110, 1500, 1510], "n2");
+        assert!(compare(&b, &run(&[1000, 1249, 1250, 1260, 1500, 1510], "n2"), 100.0).is_empty());
+        // But a step that began late with the nemesis idle is a different schedule, in
+        // either run.
+        let idle = run(&[1000, 1010, 1250, 1260, 1500, 1510], "n2");
+        assert_eq!(compare(&b, &idle, 100.0).len(), 1);
+        assert_eq!(compare(&idle, &b, 100.0).len(), 1);
         // Both completions name n3 where the original hit n2.
         let other = compare(&a, &run(&[1000, 1010, 3000, 3005], "n3"), 100.0);
         assert_eq!(other.len(), 2, "{other:?}");
