@@ -271,10 +271,6 @@ fn systems_are_listed_shown_and_their_limits_refused_before_any_node_is_touched(
             "unknown system \"mysql\"",
         ),
         (
-            vec!["test", "--system", "etcd", "--workload", "unique-ids"],
-            "etcd has no auto-increment",
-        ),
-        (
             vec![
                 "test",
                 "--system",

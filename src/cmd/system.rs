@@ -35,10 +35,14 @@ pub fn run(args: SystemArgs) -> anyhow::Result<u8> {
                 if !opts.is_empty() {
                     println!("  options: {}", opts.join(" "));
                 }
-                let cannot: Vec<&str> = caps
-                    .unsupported_workloads
+                let (name, text) = b.system_file();
+                let path = std::path::Path::new("(built in)").join(name);
+                let file = systems::file::spec::parse(&path, text, &Default::default())
+                    .map_err(|e| anyhow::anyhow!("failed to read the file of {b}: {e}"))?;
+                let (_, unsupported) = file.supported(&workloads::Workload::ALL);
+                let cannot: Vec<&str> = unsupported
                     .iter()
-                    .map(|(w, _)| w.name())
+                    .map(|w| w.name())
                     .chain(caps.unsupported_faults.iter().map(|(k, _)| k.name()))
                     .collect();
                 if !cannot.is_empty() {

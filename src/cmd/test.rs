@@ -21,17 +21,15 @@ pub use crate::spec::TestArgs;
 use runner::progress::Progress;
 use runner::store::{RunDir, RunLog};
 use systems::registry::{Builtin, SystemOption};
-use systems::{System, artifact, file, thirdparty};
+use systems::{System, artifact, file};
 
 struct Plan {
     seed: u64,
     workloads: Vec<Workload>,
     kinds: Vec<FaultKind>,
     name: String,
-    /// The system file, loaded and validated (`--system-file`).
-    file: Option<file::spec::Loaded>,
-    /// The built-in system, when there is no file.
-    builtin: Option<Builtin>,
+    /// The system file, loaded and validated (`--system-file`, or a built-in's own).
+    file: file::spec::Loaded,
 }
 
 /// The system-specific options the command line sets to other than their `defaults`.
@@ -71,11 +69,11 @@ fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
     let loaded = match (&args.system_file, builtin) {
         (Some(path), _) => {
             let sets = file::spec::parse_sets(&args.sets).map_err(user_error)?;
-            Some(file::spec::load(path, &inputs(sets)))
+            file::spec::load(path, &inputs(sets))
         }
-        // A built-in system that is its system file: the embedded file, with the options
-        // it honours as its settings.
-        (None, Some(b)) if b.is_its_file() => {
+        // A built-in system is its embedded system file, with the options it honours as its
+        // settings.
+        (None, Some(b)) => {
             let (name, text) = b.system_file();
             let sets = b.settings(&systems::registry::OptionValues {
                 mode: args.mode.clone(),
@@ -83,23 +81,13 @@ fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
                 down_after: args.down_after,
             });
             let path = std::path::Path::new("(built in)").join(name);
-            Some(file::spec::parse(&path, text, &inputs(sets)))
+            file::spec::parse(&path, text, &inputs(sets))
         }
-        (None, _) => None,
-    };
-    let file = match loaded {
-        Some(loaded) => {
-            let mut loaded = loaded.map_err(user_error)?;
-            loaded.resolve_files()?;
-            Some(loaded)
-        }
-        None => None,
-    };
-    let system = match (&file, builtin) {
-        (Some(f), _) => f.spec.name.clone(),
-        (None, Some(b)) => b.name().to_owned(),
         (None, None) => unreachable!("a system is either a file or built in"),
     };
+    let mut file = loaded.map_err(user_error)?;
+    file.resolve_files()?;
+    let system = file.spec.name.clone();
     if !(1..=50).contains(&args.nodes) {
         return Err(user_error(format!(
             "--nodes {} is not in 1..=50",
@@ -118,20 +106,18 @@ fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
     let mut workloads = workloads::parse_workloads(&args.workload).map_err(user_error)?;
     // The default workloads are what the system can run: a user who asked for none in
     // particular gets a test, not a refusal (one they named is still refused below).
-    if let Some(b) = builtin {
-        if args.workload == defaults.workload {
-            let (kept, dropped) = b.supported(&workloads);
-            if !dropped.is_empty() && !kept.is_empty() {
-                let names = |w: &[workloads::Workload]| {
-                    w.iter().map(|w| w.name()).collect::<Vec<_>>().join(",")
-                };
-                eprintln!(
-                    "faultline test: {b} cannot run {} (see `faultline system list`): running {}",
-                    names(&dropped),
-                    names(&kept)
-                );
-                workloads = kept;
-            }
+    if args.workload == defaults.workload {
+        let (kept, dropped) = file.supported(&workloads);
+        if !dropped.is_empty() && !kept.is_empty() {
+            let names = |w: &[workloads::Workload]| {
+                w.iter().map(|w| w.name()).collect::<Vec<_>>().join(",")
+            };
+            eprintln!(
+                "faultline test: {system} cannot run {} (its file defines no ops for it): running {}",
+                names(&dropped),
+                names(&kept)
+            );
+            workloads = kept;
         }
     }
     let kinds = if matches!(args.nemesis.trim(), "" | "none") {
@@ -140,15 +126,13 @@ fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
         nemesis::parse_kinds(&args.nemesis).map_err(|e| user_error(e.to_string()))?
     };
     let options = options_given(args, &defaults);
-    if let Some(f) = &file {
-        f.check_workloads(&workloads).map_err(user_error)?;
-    }
-    match (&file, builtin) {
-        (_, Some(b)) => b.check(&workloads, &kinds, &options).map_err(user_error)?,
-        (Some(f), None) => {
+    file.check_workloads(&workloads).map_err(user_error)?;
+    match builtin {
+        Some(b) => b.check(&kinds, &options).map_err(user_error)?,
+        None => {
             let honoured = |o: &SystemOption| {
                 *o == SystemOption::Bug
-                    || (*o == SystemOption::Install && !f.spec.requires.programs.is_empty())
+                    || (*o == SystemOption::Install && !file.spec.requires.programs.is_empty())
             };
             if let Some(o) = options.iter().find(|o| !honoured(o)) {
                 return Err(user_error(format!(
@@ -158,7 +142,6 @@ fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
                 )));
             }
         }
-        (None, None) => {}
     }
     let seed = args.seed.unwrap_or_else(rand::random::<u64>);
     let name = args.name.clone().unwrap_or_else(|| {
@@ -169,7 +152,6 @@ fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
         return Err(user_error(format!("bad test name {name:?}")));
     }
     Ok(Plan {
-        builtin,
         seed,
         workloads,
         kinds,
@@ -321,7 +303,7 @@ async fn run_logged(
     let workload_names: Vec<&str> = plan.workloads.iter().map(|w| w.name()).collect();
     let test_json = json!({
         "name": plan.name,
-        "system": plan.file.as_ref().map_or(args.system.as_str(), |f| f.spec.name.as_str()),
+        "system": plan.file.spec.name,
         "system_file": args.system_file.as_ref().map(|p| p.display().to_string()),
         "sets": args.sets,
         "seed": seed,
@@ -354,26 +336,17 @@ async fn run_logged(
     run_dir.write_json("test.json", &test_json)?;
 
     let leader = nemesis::LeaderView::default();
-    let third = thirdparty::Options {
-        base_dir: base_dir.clone(),
-        install: args.install,
-    };
-    let system: Arc<dyn System> = if let Some(f) = &plan.file {
-        Arc::new(file::FileSystem::new(
-            f.clone(),
-            nodes.clone(),
-            file::Options {
-                base_dir: base_dir.clone(),
-                clock: clock.clone(),
-                remotes: targets.remotes.clone(),
-                install: args.install,
-            },
-            leader.clone(),
-        )?)
-    } else {
-        let b = plan.builtin.expect("a system is either a file or built in");
-        thirdparty::build(b, nodes.clone(), &third, leader.clone())?
-    };
+    let system: Arc<dyn System> = Arc::new(file::FileSystem::new(
+        plan.file.clone(),
+        nodes.clone(),
+        file::Options {
+            base_dir: base_dir.clone(),
+            clock: clock.clone(),
+            remotes: targets.remotes.clone(),
+            install: args.install,
+        },
+        leader.clone(),
+    )?);
     let cfg = runner::Config {
         seed,
         workloads: plan.workloads.clone(),

@@ -354,7 +354,7 @@ impl System for FileSystem {
         if !req.programs.is_empty() {
             let programs: Vec<&str> = req.programs.iter().map(String::as_str).collect();
             let packages: Vec<&str> = req.packages.iter().map(String::as_str).collect();
-            crate::thirdparty::require_programs(node, &programs, &packages, self.opts.install)
+            crate::packages::require_programs(node, &programs, &packages, self.opts.install)
                 .await?;
         }
         // Whatever an earlier run left (a process, files) goes first.

@@ -1,10 +1,8 @@
 //! Systems under test: a deploy recipe ([`System`]) plus a [`workloads::Client`].
 //!
 //! - [`artifact`]: the programs faultline ships beside itself (leaderkv, the clock shim).
-//! - [`file`]: a system described in a TOML file (`--system-file`); the built-in leaderkv,
-//!   redis-sentinel (Redis with Sentinel failover) and postgres-patroni (PostgreSQL 15 under
-//!   Patroni on etcd) are their embedded files (`registry`).
-//! - [`etcd`]: an etcd (Raft) cluster over its HTTP/JSON gateway (OS packages).
+//! - [`file`]: a system described in a TOML file (`--system-file`); every built-in system
+//!   (leaderkv, redis-sentinel, etcd, postgres-patroni) is its embedded file (`registry`).
 //! - [`proto`]: the wire protocols the clients speak (RESP and its leader-following router,
 //!   HTTP, PostgreSQL).
 //! - [`daemon`]: what the deploy recipes share (node directories, pidfile daemons, the
@@ -12,17 +10,16 @@
 //! - [`Error`]: the one error type (invalid request vs failure) and its [`Context`].
 //! - [`registry`]: the built-in systems listed once ([`registry::Builtin`]): names,
 //!   capabilities as data, the options each honours, the system file describing each.
-//! - [`thirdparty`]: what the third-party systems share, and how `faultline test` builds them.
+//! - [`packages`]: the OS packages a system requires on its nodes, checked and installed.
 
 mod error;
 
 pub mod artifact;
 pub mod daemon;
-pub mod etcd;
 pub mod file;
+pub mod packages;
 pub mod proto;
 pub mod registry;
-pub mod thirdparty;
 
 pub use error::{Context, Error, Result};
 pub(crate) use error::{bail, err};

@@ -6,7 +6,6 @@ use std::fmt;
 use std::str::FromStr;
 
 use nemesis::FaultKind;
-use workloads::Workload;
 
 /// A system `faultline test --system` knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,11 +55,10 @@ pub struct OptionValues {
     pub down_after: std::time::Duration,
 }
 
-/// What a built-in system can run.
+/// What a built-in system can run, beyond what its file says (the workloads it can run are
+/// the ops its file defines).
 #[derive(Debug, Clone, Copy)]
 pub struct Capabilities {
-    /// Workloads it does not implement, with why and what to use instead.
-    pub unsupported_workloads: &'static [(Workload, &'static str)],
     /// Fault kinds it cannot take, with why.
     pub unsupported_faults: &'static [(FaultKind, &'static str)],
     /// The options of `faultline test` it honours.
@@ -113,26 +111,18 @@ impl Builtin {
         use SystemOption::*;
         match self {
             Builtin::Leaderkv => Capabilities {
-                unsupported_workloads: &[],
                 unsupported_faults: &[],
                 options: &[Mode, Bug],
             },
             Builtin::RedisSentinel => Capabilities {
-                unsupported_workloads: &[],
                 unsupported_faults: &[],
                 options: &[DownAfter, Install],
             },
             Builtin::Etcd => Capabilities {
-                unsupported_workloads: &[(
-                    Workload::UniqueIds,
-                    "etcd has no auto-increment: the unique-ids workload is not implemented for \
-                     etcd (use set or register)",
-                )],
                 unsupported_faults: &[(FaultKind::Clock, ETCD_CLOCK)],
                 options: &[Install],
             },
             Builtin::PostgresPatroni => Capabilities {
-                unsupported_workloads: &[],
                 unsupported_faults: &[(
                     FaultKind::Clock,
                     "the clock nemesis is not set up for postgres-patroni yet (its file does \
@@ -144,27 +134,9 @@ impl Builtin {
         }
     }
 
-    /// `workloads` split into those it can run and those it cannot.
-    pub fn supported(self, workloads: &[Workload]) -> (Vec<Workload>, Vec<Workload>) {
-        let no = self.capabilities().unsupported_workloads;
-        workloads
-            .iter()
-            .partition(|w| !no.iter().any(|(u, _)| u == *w))
-    }
-
-    /// Why it cannot run `workloads` under `kinds` with `options` given, if it cannot.
-    pub fn check(
-        self,
-        workloads: &[Workload],
-        kinds: &[FaultKind],
-        options: &[SystemOption],
-    ) -> Result<(), String> {
+    /// Why it cannot run under `kinds` with `options` given, if it cannot.
+    pub fn check(self, kinds: &[FaultKind], options: &[SystemOption]) -> Result<(), String> {
         let caps = self.capabilities();
-        for (w, why) in caps.unsupported_workloads {
-            if workloads.contains(w) {
-                return Err(format!("{self}: {why}"));
-            }
-        }
         for (k, why) in caps.unsupported_faults {
             if kinds.contains(k) {
                 return Err(format!("{self}: {why}"));
@@ -187,13 +159,6 @@ impl Builtin {
         Ok(())
     }
 
-    /// True when the system *is* its system file (run through the system-file interpreter,
-    /// no recipe of its own): all but etcd, whose recipe is kept in step with its file by
-    /// the e2e suite.
-    pub fn is_its_file(self) -> bool {
-        !matches!(self, Builtin::Etcd)
-    }
-
     /// The `{set.KEY}` values a system that is its file takes from the options it honours.
     pub fn settings(self, o: &OptionValues) -> std::collections::BTreeMap<String, String> {
         let set = |k: &str, v: String| (k.to_owned(), v);
@@ -213,8 +178,8 @@ impl Builtin {
         }
     }
 
-    /// The system file that describes it, as shipped in examples/systems/: a starting
-    /// point for a file of one's own (and, for [`Builtin::is_its_file`], the definition).
+    /// The system file that defines it, as shipped in examples/systems/ (and a starting point
+    /// for a file of one's own: `faultline system show NAME`).
     pub fn system_file(self) -> (&'static str, &'static str) {
         match self {
             Builtin::Leaderkv => (
@@ -226,8 +191,8 @@ impl Builtin {
                 include_str!("../../examples/systems/redis-sentinel.toml"),
             ),
             Builtin::Etcd => (
-                "etcd-http.toml",
-                include_str!("../../examples/systems/etcd-http.toml"),
+                "etcd.toml",
+                include_str!("../../examples/systems/etcd.toml"),
             ),
             Builtin::PostgresPatroni => (
                 "postgres-patroni.toml",
@@ -263,6 +228,7 @@ impl FromStr for Builtin {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use workloads::Workload;
 
     #[test]
     fn names_round_trip_and_unknown_names_list_the_known() {
@@ -278,43 +244,32 @@ mod tests {
 
     #[test]
     fn capabilities_refuse_what_a_system_cannot_run() {
-        let set = [Workload::Set];
         assert!(
             Builtin::Leaderkv
                 .check(
-                    &set,
                     &[FaultKind::Clock],
                     &[SystemOption::Mode, SystemOption::Bug]
                 )
                 .is_ok()
         );
-        let e = Builtin::Etcd
-            .check(&[Workload::UniqueIds], &[], &[])
-            .unwrap_err();
-        assert!(e.starts_with("etcd: etcd has no auto-increment"), "{e}");
-        let e = Builtin::Etcd
-            .check(&set, &[FaultKind::Clock], &[])
-            .unwrap_err();
+        let e = Builtin::Etcd.check(&[FaultKind::Clock], &[]).unwrap_err();
         assert!(e.contains("vDSO"), "{e}");
-        // Its file gives the register workload SQL of its own.
         assert!(
             Builtin::PostgresPatroni
-                .check(&[Workload::Register], &[], &[SystemOption::Synchronous])
+                .check(&[], &[SystemOption::Synchronous])
                 .is_ok()
         );
         let e = Builtin::PostgresPatroni
-            .check(&set, &[FaultKind::Clock], &[])
+            .check(&[FaultKind::Clock], &[])
             .unwrap_err();
         assert!(e.contains("clock shim"), "{e}");
-        let e = Builtin::Etcd
-            .check(&set, &[], &[SystemOption::Mode])
-            .unwrap_err();
+        let e = Builtin::Etcd.check(&[], &[SystemOption::Mode]).unwrap_err();
         assert_eq!(
             e,
             "--mode does not apply to etcd (only to leaderkv): leave it out"
         );
         let e = Builtin::Leaderkv
-            .check(&set, &[], &[SystemOption::Install])
+            .check(&[], &[SystemOption::Install])
             .unwrap_err();
         assert!(
             e.contains("only to redis-sentinel, etcd, postgres-patroni"),
@@ -322,23 +277,21 @@ mod tests {
         );
         assert!(
             Builtin::RedisSentinel
-                .check(&set, &[FaultKind::Clock], &[SystemOption::DownAfter])
+                .check(&[FaultKind::Clock], &[SystemOption::DownAfter])
                 .is_ok()
         );
     }
 
     #[test]
-    fn the_default_workloads_split_into_what_each_system_runs() {
-        let both = [Workload::Set, Workload::UniqueIds];
-        assert_eq!(
-            Builtin::Etcd.supported(&both),
-            (vec![Workload::Set], vec![Workload::UniqueIds])
-        );
-        assert_eq!(Builtin::Leaderkv.supported(&both), (both.to_vec(), vec![]));
-        assert_eq!(
-            Builtin::PostgresPatroni.supported(&both),
-            (both.to_vec(), vec![])
-        );
+    fn every_builtin_runs_the_default_and_register_workloads() {
+        let all = Workload::ALL;
+        for b in Builtin::ALL {
+            let (_, text) = b.system_file();
+            let path = std::path::Path::new("(built in)").join(b.name());
+            let f = crate::file::spec::parse(&path, text, &crate::file::spec::Inputs::default())
+                .unwrap_or_else(|e| panic!("{b}: {e}"));
+            assert_eq!(f.supported(&all), (all.to_vec(), vec![]), "{b}");
+        }
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub enum Workload {
 }
 
 impl Workload {
+    /// Every workload.
+    pub const ALL: [Workload; 3] = [Workload::Set, Workload::UniqueIds, Workload::Register];
+
     pub fn name(self) -> &'static str {
         match self {
             Workload::Set => "set",

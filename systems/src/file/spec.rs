@@ -540,6 +540,13 @@ impl Loaded {
         self.ops.get(name)
     }
 
+    /// `workloads` split into those the file defines every op of and those it does not.
+    pub fn supported(&self, workloads: &[Workload]) -> (Vec<Workload>, Vec<Workload>) {
+        workloads
+            .iter()
+            .partition(|w| self.check_workloads(std::slice::from_ref(w)).is_ok())
+    }
+
     /// Refuses workloads whose ops the file does not define.
     pub fn check_workloads(&self, workloads: &[Workload]) -> Result<(), String> {
         for w in workloads {

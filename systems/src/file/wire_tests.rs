@@ -41,7 +41,7 @@ const ALL: [Workload; 3] = [Workload::Set, Workload::UniqueIds, Workload::Regist
 
 #[test]
 fn http_and_postgres_examples_validate() {
-    for f in ["etcd-http.toml", "postgres-patroni.toml"] {
+    for f in ["etcd.toml", "postgres-patroni.toml"] {
         let l = spec::load(&example(f), &Inputs::default()).unwrap();
         l.check_workloads(&ALL).unwrap();
     }
@@ -59,7 +59,7 @@ fn assert_edit_errors(text: &str, edits: &[(&str, &str, &str)]) {
 
 #[test]
 fn http_section_errors_name_the_key() {
-    let etcd = text_of("etcd-http.toml");
+    let etcd = text_of("etcd.toml");
     let e = err_of(&etcd.replace(
         "path = \"/v3/kv/range\"\nbody = { key = \"{key_b64}\" }",
         "body = { key = \"{key_b64}\" }",
@@ -174,7 +174,7 @@ fn role_parser(l: &Loaded, nodes: &[(&str, &str, u16)]) -> RoleParser {
 
 #[test]
 fn etcd_status_learns_member_ids() {
-    let l = spec::load(&example("etcd-http.toml"), &Inputs::default()).unwrap();
+    let l = spec::load(&example("etcd.toml"), &Inputs::default()).unwrap();
     let d = WireDialect::new(
         &l,
         role_parser(&l, &[("n1", "10.0.0.11", 2379), ("n2", "10.0.0.12", 2379)]),
@@ -298,7 +298,7 @@ fn outcome(c: &Completion) -> (Outcome, Value) {
 
 #[tokio::test]
 async fn http_outcomes_against_a_server() {
-    let l = spec::load(&example("etcd-http.toml"), &Inputs::default()).unwrap();
+    let l = spec::load(&example("etcd.toml"), &Inputs::default()).unwrap();
     let (addr, server) = http_server(canned).await;
     let mut c = client_for(&l, &addr, Duration::from_millis(500));
     let add = |v: i64| Invocation::new("add", Value::Int(v));
@@ -359,7 +359,7 @@ async fn http_outcomes_against_a_server() {
 
 #[tokio::test]
 async fn http_timeout_after_sending_is_info() {
-    let mut l = spec::load(&example("etcd-http.toml"), &Inputs::default()).unwrap();
+    let mut l = spec::load(&example("etcd.toml"), &Inputs::default()).unwrap();
     if let Some(super::ops::OpTemplate::Http(h)) = l.ops.get_mut("add") {
         h.path = "/slow".into();
     }
@@ -400,7 +400,7 @@ fn cut_off(path: &str, _body: &str) -> Option<(u16, String)> {
 
 #[tokio::test]
 async fn a_leader_claim_counts_only_when_confirmed() {
-    let l = spec::load(&example("etcd-http.toml"), &Inputs::default()).unwrap();
+    let l = spec::load(&example("etcd.toml"), &Inputs::default()).unwrap();
     assert_eq!(l.spec.leader.confirm.as_deref(), Some("read_set"));
     let d = WireDialect::new(&l, role_parser(&l, &[("n1", "127.0.0.1", 0)]));
     let (addr, task) = http_server(canned).await;
@@ -413,6 +413,17 @@ async fn a_leader_claim_counts_only_when_confirmed() {
     let (addr, task) = http_server(cut_off).await;
     let r = d.probe("n1", &addr, Duration::from_secs(2)).await.unwrap();
     assert_eq!(r.role, "unconfirmed-leader");
+    // The leader probe the run records (a client's `leader` op) confirms the same way: it
+    // once sent the status alone, and the history showed a cut-off leader as a second one.
+    let mut c = client_for(&l, &addr, Duration::from_secs(2));
+    let probe = Invocation::new("leader", Value::Nil).on(String::from("n1"));
+    let done = c.invoke(&probe).await;
+    assert_eq!(done.outcome, Outcome::Ok, "{done:?}");
+    assert_eq!(
+        done.value.get("role"),
+        Some(&Value::str("unconfirmed-leader")),
+        "{done:?}"
+    );
     task.abort();
     // Without `confirm` the same claim counts.
     let mut l2 = l.clone();
@@ -426,7 +437,7 @@ async fn a_leader_claim_counts_only_when_confirmed() {
 
 #[test]
 fn confirm_errors_name_the_key() {
-    let etcd = text_of("etcd-http.toml");
+    let etcd = text_of("etcd.toml");
     assert_edit_errors(
         &etcd,
         &[(

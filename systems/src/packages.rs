@@ -1,50 +1,11 @@
-//! Glue shared by the third-party systems (installed from the OS packages on the nodes,
-//! configured and started by faultline): how
-//! `faultline test` builds them, and the small node helpers they share (check that programs
-//! are installed, install them, write a config file).
-//!
-//! - [`build`]: the system for `faultline test`.
+//! The OS packages a system needs on its nodes (`[requires]` of a system file): check that
+//! its programs are installed and, with `--install`, install the missing packages.
 
 use crate::bail;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::Context;
-use control::{Exec, Node, Remote, shell_quote};
-
-use super::registry::Builtin;
-use super::{System, etcd};
-
-/// Options of the third-party systems, from the command line.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// Directory on each node under which `<node>/` is the node's directory.
-    pub base_dir: String,
-    /// Install missing programs with the OS package manager (`--install`).
-    pub install: bool,
-}
-
-/// The third-party system `which` on `nodes`.
-pub fn build(
-    which: Builtin,
-    nodes: Vec<Node>,
-    opts: &Options,
-    leader: nemesis::LeaderView,
-) -> crate::Result<Arc<dyn System>> {
-    Ok(match which {
-        Builtin::Etcd => Arc::new(etcd::Etcd::new(
-            nodes,
-            etcd::Options {
-                base_dir: opts.base_dir.clone(),
-                install: opts.install,
-            },
-            leader,
-        )),
-        Builtin::Leaderkv | Builtin::RedisSentinel | Builtin::PostgresPatroni => {
-            bail!("{which} is its system file, not a recipe")
-        }
-    })
-}
+use control::{Exec, Remote, shell_quote};
 
 /// Checks that `programs` are installed on `node`; when they are not, installs `packages`
 /// with apt-get if `install`, else says which packages to install.
@@ -100,17 +61,5 @@ pub async fn require_programs(
             programs.join(" / ")
         );
     }
-    Ok(())
-}
-
-/// Writes `content` to `path` on `node`.
-pub async fn write_file(node: &dyn Remote, path: &str, content: &str) -> crate::Result<()> {
-    node.exec(&Exec::sh(format!(
-        "printf %s {} > {}",
-        shell_quote(content),
-        shell_quote(path)
-    )))
-    .await
-    .with_context(|| format!("failed to write {path} on {}", node.node().name))?;
     Ok(())
 }
