@@ -8,6 +8,10 @@
 //! (first signal; a second exits at once and the next start heals from the state file) and
 //! on panic (`HealGuard`).
 //!
+//! - `deploy`: heal leftovers, staged deploy until one leader is known, log collection
+//!   and teardown.
+//! - `workload`: the workload phase's tasks (workers, probes, supervisors, nemesis,
+//!   progress), started together and stopped in order.
 //! - [`recorder`]: the history writer thread and the live counters.
 //! - [`supervise`]: the nemesis's ops in the history, and the supervisor that records (and,
 //!   if the system says so, restarts) a process that exits without a fault.
@@ -17,13 +21,14 @@
 //! - [`store`]: the run directory (`test.json`, history, results, logs) and `latest`.
 
 pub mod checks;
+pub(crate) mod deploy;
 pub mod progress;
 pub mod recorder;
 pub mod store;
 pub mod supervise;
 pub mod workers;
+mod workload;
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,16 +39,15 @@ use control::Remote;
 use history::Validity;
 use nemesis::{
     AdaptiveOptions, ClockMode, ClusterNemesis, HealGuard, Interrupts, LeaderView, Nemesis,
-    NemesisConfig, Planner, Schedule,
+    NemesisConfig, Schedule,
 };
 use systems::Context;
-use tokio::sync::watch;
-use workloads::{Generator, Workload};
+use workloads::Workload;
 
 use progress::Progress;
 use store::{RunDir, RunLog};
 use systems::System;
-use workers::Processes;
+use workload::Running;
 
 /// What a run does (decided by the command line and the seed).
 #[derive(Debug, Clone)]
@@ -120,27 +124,6 @@ pub fn self_cpu_secs() -> Option<f64> {
     (hz > 0).then(|| ticks as f64 / hz as f64)
 }
 
-async fn on_every_node<F, Fut>(remotes: &[Arc<dyn Remote>], f: F) -> systems::Result<()>
-where
-    F: Fn(Arc<dyn Remote>) -> Fut,
-    Fut: std::future::Future<Output = systems::Result<()>> + Send + 'static,
-{
-    let mut set = tokio::task::JoinSet::new();
-    for r in remotes {
-        set.spawn(f(r.clone()));
-    }
-    let mut first = None;
-    while let Some(res) = set.join_next().await {
-        let res = res
-            .map_err(|e| systems::Error::msg(format!("a node task failed: {e}")))
-            .and_then(|r| r);
-        if let Err(e) = res {
-            first.get_or_insert(e);
-        }
-    }
-    first.map_or(Ok(()), Err)
-}
-
 /// Deploys `system`, runs the test, tears down, and checks the history stored in `run_dir`.
 /// Errors only when nothing could be checked (deploy failed, the history was not written).
 pub async fn run(
@@ -153,83 +136,28 @@ pub async fn run(
 ) -> systems::Result<Outcome> {
     let mut interrupts = Interrupts::install().context("failed to handle signals")?;
     let remotes = env.remotes.clone();
-    let by_name: BTreeMap<String, Arc<dyn Remote>> = remotes
-        .iter()
-        .map(|r| (r.node().name.clone(), r.clone()))
-        .collect();
-
-    // A controller killed earlier may have left faults behind.
-    let resolve = move |n: &str| by_name.get(n).cloned();
-    match nemesis::heal_from_state_file(&env.state_path, &resolve, Some(system.control().as_ref()))
-        .await
-    {
-        Ok(r) if !r.healed.is_empty() => log.line(&format!(
-            "healed {} fault(s) a previous run left behind",
-            r.healed.len()
-        )),
-        Ok(_) => {}
-        Err(e) => log.line(&format!("warning: failed to heal leftovers: {e}")),
-    }
-
-    // Deploy.
+    deploy::heal_leftovers(system.as_ref(), &remotes, &env.state_path, &log).await;
     log.line(&format!(
         "deploying {} on {} nodes",
         system.name(),
         remotes.len()
     ));
-    // Stage by stage: a stage's nodes are set up and started (each waits until it is ready)
-    // before the next stage's, so a standby can clone a primary that runs.
-    let mut deployed = Ok(());
-    for stage in system.stages() {
-        let in_stage: Vec<Arc<dyn Remote>> = remotes
-            .iter()
-            .filter(|r| stage.contains(&r.node().name))
-            .cloned()
-            .collect();
-        let sys = system.clone();
-        deployed = on_every_node(&in_stage, move |r| {
-            let sys = sys.clone();
-            async move {
-                sys.setup(r.as_ref()).await?;
-                sys.start(r.as_ref()).await
-            }
-        })
-        .await;
-        if deployed.is_err() {
-            break;
-        }
-    }
-    let ready = match deployed {
-        Ok(()) => system.ready(system.ready_timeout()).await,
-        Err(e) => Err(e),
-    };
-    let leader = match ready {
+    let leader = match deploy::deploy(&system, &remotes).await {
         Ok(l) => l,
         Err(e) => {
-            collect_and_teardown(system.as_ref(), &remotes, run_dir, &log).await;
+            deploy::collect_and_teardown(system.as_ref(), &remotes, run_dir, &log).await;
             return Err(e.context("failed to deploy the system"));
         }
     };
     env.leader.assume(&leader);
     log.line(&format!("{} is ready; {leader} leads", system.name()));
-
-    let nem = match ClusterNemesis::new(NemesisConfig {
-        remotes: remotes.clone(),
-        clock: env.clock.clone(),
-        state_path: env.state_path.clone(),
-        seed: cfg.seed,
-        system: Some(system.control()),
-    }) {
-        Ok(n) => Arc::new(n),
+    let nem = match set_up_nemesis(cfg, &system, &env).await {
+        Ok(n) => n,
         Err(e) => {
-            collect_and_teardown(system.as_ref(), &remotes, run_dir, &log).await;
-            return Err(systems::Error::from(e).context("failed to set up the nemesis"));
+            deploy::collect_and_teardown(system.as_ref(), &remotes, run_dir, &log).await;
+            return Err(e);
         }
     };
-    if let Err(e) = nem.setup().await {
-        collect_and_teardown(system.as_ref(), &remotes, run_dir, &log).await;
-        return Err(systems::Error::from(e).context("failed to set up the nemesis"));
-    }
     let guard = HealGuard::new(nem.clone());
 
     let hist_path = run_dir.file("history.jsonl");
@@ -238,182 +166,37 @@ pub async fn run(
     let (rec, writer) = recorder::start(file);
     let mut errors = Vec::new();
 
-    // Workload + faults.
-    let (phase_tx, phase_rx) = watch::channel("workload");
-    let (stop_work, stop_work_rx) = watch::channel(false);
-    let (stop_probe, stop_probe_rx) = watch::channel(false);
-    let (stop_progress, stop_progress_rx) = watch::channel(false);
-    let nodes = system.nodes();
-    let concurrency = cfg.concurrency.max(1);
-    let processes = Arc::new(Processes::starting_at((concurrency + nodes.len()) as u64));
-    let progress_task = tokio::spawn(progress.clone().run(
-        rec.counters.clone(),
-        env.leader.clone(),
-        rec.start(),
-        cfg.time_limit,
-        phase_rx,
-        stop_progress_rx,
-    ));
-    let mut probes = Vec::new();
-    for (i, n) in nodes.iter().enumerate() {
-        probes.push(tokio::spawn(workers::probe(
-            rec.clone(),
-            system.client(Duration::from_millis(1000)),
-            n.clone(),
-            (concurrency + i) as u64,
-            cfg.probe_interval,
-            env.leader.clone(),
-            stop_probe_rx.clone(),
-        )));
-    }
-    let interval = cfg
-        .rate
-        .filter(|r| *r > 0.0)
-        .map(|r| Duration::from_secs_f64(concurrency as f64 / r));
-    let work_start = Instant::now();
-    let cpu_start = self_cpu_secs();
-    let mut workers_h = Vec::new();
-    let shared = workers::Shared {
-        rec: rec.clone(),
-        processes: processes.clone(),
-        interval,
-        stop: stop_work_rx.clone(),
-    };
-    for w in 0..concurrency {
-        let generator = Generator::new(cfg.seed, w as u64, concurrency as u64, &cfg.workloads);
-        workers_h.push(tokio::spawn(workers::worker(
-            shared.clone(),
-            system.client(cfg.op_timeout),
-            generator,
-            w as u64,
-            leader.clone(),
-        )));
-    }
-    // The history writer ends when every recorder is gone: keep no copy beyond the workers'.
-    drop(shared);
-    let nemesis_log = supervise::NemesisLog::new(rec.clone());
-    // Every node, serving or not: a witness that dies matters too.
-    let supervisors: Vec<_> = remotes
-        .iter()
-        .map(|r| {
-            tokio::spawn(supervise::supervise(
-                nemesis_log.clone(),
-                system.control(),
-                r.clone(),
-                log.clone(),
-                supervise::INTERVAL,
-                stop_probe_rx.clone(),
-            ))
-        })
-        .collect();
-    let nem_task = {
-        let (nem, faults) = (nem.clone(), cfg.faults.clone());
-        let nemesis_log = nemesis_log.clone();
-        let watch = env.leader.clone();
-        let schedule_path = run_dir.file("schedule.json");
-        let (seed, log) = (cfg.seed, log.clone());
-        let mut stop = stop_work_rx.clone();
-        let warmup = cfg.warmup;
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = tokio::time::sleep(warmup) => {}
-                _ = stop.wait_for(|s| *s) => return (0, Vec::new(), Ok(())),
-            }
-            let cancel = async move {
-                let _ = stop.wait_for(|s| *s).await;
-            };
-            let mut on_event = |ev| nemesis_log.record(ev);
-            match faults {
-                Faults::Schedule(schedule) => {
-                    let res = nemesis::run_schedule(nem.as_ref(), &schedule, cancel, &mut on_event)
-                        .await
-                        .map(|_| ());
-                    (0, Vec::new(), res)
-                }
-                Faults::Adaptive(opts) => {
-                    let mut save = |s: &Schedule| {
-                        if let Err(e) = s.save(&schedule_path) {
-                            log.line(&format!("warning: {e}"));
-                        }
-                    };
-                    let played = nemesis::run_adaptive(
-                        nem.as_ref(),
-                        Planner::new(seed, opts),
-                        &watch,
-                        cancel,
-                        &mut on_event,
-                        &mut save,
-                    )
-                    .await;
-                    (played.episodes, played.failovers_ms, played.result)
-                }
-            }
-        })
-    };
-    match &cfg.faults {
-        Faults::Schedule(s) if !s.faults.is_empty() => log.line(&format!(
-            "workload running; {} fault(s) scheduled after a {:?} warm-up",
-            s.faults.len(),
-            cfg.warmup
-        )),
-        Faults::Adaptive(o) if !o.kinds.is_empty() => log.line(&format!(
-            "workload running; failover-aware faults ({}) after a {:?} warm-up",
-            o.kinds
-                .iter()
-                .map(|k| k.name())
-                .collect::<Vec<_>>()
-                .join(","),
-            cfg.warmup
-        )),
-        _ => log.line("workload running; no faults scheduled"),
-    }
+    // Workload + faults, until the time limit or a signal.
+    let mut work = Running::start(
+        cfg,
+        &system,
+        &env,
+        nem.clone(),
+        rec,
+        progress,
+        run_dir.file("schedule.json"),
+        log.clone(),
+        &leader,
+    );
     tokio::select! {
         _ = tokio::time::sleep(cfg.time_limit) => {}
         _ = interrupts.wait() => {}
     }
     let interrupted = interrupts.triggered();
-    let _ = phase_tx.send("healing");
     log.line(if interrupted {
         "interrupted: stopping the workload and healing every fault"
     } else {
         "time limit reached: stopping the workload and healing every fault"
     });
-    let _ = stop_work.send(true);
-    let (episodes, failovers_ms) = match nem_task.await {
-        Ok((n, f, Ok(()))) => (n, f),
-        Ok((n, f, Err(e))) => {
-            errors.push(format!("nemesis: {e}"));
-            (n, f)
-        }
-        Err(e) => {
-            errors.push(format!("nemesis task: {e}"));
-            (0, Vec::new())
-        }
-    };
+    let stopped = work.stop(cfg.op_timeout, &mut errors).await;
     match guard.heal().await {
         Ok(()) => log.line("every fault healed"),
         Err(e) => errors.push(format!("failed to heal: {e}")),
     }
-    let workers_deadline = cfg.op_timeout + Duration::from_secs(5);
-    for h in workers_h {
-        let abort = h.abort_handle();
-        if tokio::time::timeout(workers_deadline, h).await.is_err() {
-            abort.abort();
-            errors.push("a client worker did not stop in time".into());
-        }
-    }
-    let workload_secs = work_start.elapsed().as_secs_f64();
-    let workload_cpu_secs = match (cpu_start, self_cpu_secs()) {
-        (Some(a), Some(b)) => Some(b - a),
-        _ => None,
-    };
-    let c = &rec.counters;
-    use std::sync::atomic::Ordering::Relaxed;
-    let client_ops = c.ok.load(Relaxed) + c.fail.load(Relaxed) + c.info.load(Relaxed);
 
-    // Recovery and final reads.
+    // Recovery and final reads (the probes still run).
     if !interrupted {
-        let _ = phase_tx.send("recovery");
+        let _ = work.phase.send("recovery");
         match workers::converge(system.as_ref(), cfg.recovery_wait).await {
             Ok(l) => log.line(&format!("recovered: {l} leads, every node caught up")),
             Err(why) => log.line(&format!(
@@ -422,44 +205,30 @@ pub async fn run(
             )),
         }
         if cfg.workloads.contains(&Workload::Set) && !interrupts.triggered() {
-            let _ = phase_tx.send("final reads");
-            let n = workers::final_reads(&rec, system.as_ref(), &processes, cfg.op_timeout).await;
+            let _ = work.phase.send("final reads");
+            let n = workers::final_reads(
+                work.recorder(),
+                system.as_ref(),
+                &work.processes,
+                cfg.op_timeout,
+            )
+            .await;
             log.line(&format!(
                 "final reads: {n} of {} nodes answered",
-                nodes.len()
+                system.nodes().len()
             ));
         }
     }
-    let _ = stop_probe.send(true);
-    for p in probes.into_iter().chain(supervisors) {
-        let _ = p.await;
-    }
-    let exits = nemesis_log.exits.load(Relaxed);
-    if exits > 0 {
-        log.line(&format!(
-            "{exits} process exit(s) without a fault; {} restarted",
-            nemesis_log.restarts.load(Relaxed)
-        ));
-    }
-    drop(nemesis_log);
-    let _ = stop_progress.send(true);
-    let _ = progress_task.await;
-    progress.finish();
-    let first_op_ns = rec.counters.first_op_ns.load(Relaxed);
-    let first_op_at = (first_op_ns > 0).then(|| rec.start() + Duration::from_nanos(first_op_ns));
-    let counters = rec.counters.clone();
-    drop(rec);
+    let first_op_at = work.finish(&log).await;
     let written = writer.join();
 
     // Teardown.
-    let _ = phase_tx.send("teardown");
     if let Err(e) = nem.teardown().await {
         errors.push(format!("failed to tear the nemesis down: {e}"));
     }
-    collect_and_teardown(system.as_ref(), &remotes, run_dir, &log).await;
+    deploy::collect_and_teardown(system.as_ref(), &remotes, run_dir, &log).await;
     let ops_written =
         written.with_context(|| format!("failed to write {}", hist_path.display()))?;
-    let _ = counters;
 
     // Analysis.
     log.line(&format!("checking {ops_written} ops"));
@@ -477,42 +246,33 @@ pub async fn run(
         interrupted,
         errors,
         ops_written,
-        client_ops,
-        workload_secs,
+        client_ops: stopped.client_ops,
+        workload_secs: stopped.secs,
         first_op_at,
-        workload_cpu_secs,
-        episodes,
-        failovers_ms,
+        workload_cpu_secs: stopped.cpu_secs,
+        episodes: stopped.episodes,
+        failovers_ms: stopped.failovers_ms,
         detection,
     })
 }
 
-/// Downloads the system's logs into `nodes/<node>/` and removes the system from every node.
-/// Failures are logged, never returned: they must not mask the run's own outcome.
-async fn collect_and_teardown(
-    system: &dyn System,
-    remotes: &[Arc<dyn Remote>],
-    run_dir: &RunDir,
-    log: &RunLog,
-) {
-    for r in remotes {
-        let name = r.node().name.clone();
-        let dir = match run_dir.node_dir(&name) {
-            Ok(d) => d,
-            Err(e) => {
-                log.line(&format!("warning: {e:#}"));
-                continue;
-            }
-        };
-        for (remote_path, local) in system.log_files(&name) {
-            if let Err(e) = r.download(&remote_path, &dir.join(&local)).await {
-                log.line(&format!(
-                    "warning: failed to collect {remote_path} from {name}: {e}"
-                ));
-            }
-        }
-        if let Err(e) = system.teardown(r.as_ref()).await {
-            log.line(&format!("warning: failed to tear down {name}: {e:#}"));
-        }
-    }
+/// The cluster nemesis for `system`'s nodes, set up (helpers installed, rules ready).
+async fn set_up_nemesis(
+    cfg: &Config,
+    system: &Arc<dyn System>,
+    env: &Env,
+) -> systems::Result<Arc<ClusterNemesis>> {
+    let nem = ClusterNemesis::new(NemesisConfig {
+        remotes: env.remotes.clone(),
+        clock: env.clock.clone(),
+        state_path: env.state_path.clone(),
+        seed: cfg.seed,
+        system: Some(system.control()),
+    })
+    .map(Arc::new)
+    .map_err(|e| systems::Error::from(e).context("failed to set up the nemesis"))?;
+    nem.setup()
+        .await
+        .map_err(|e| systems::Error::from(e).context("failed to set up the nemesis"))?;
+    Ok(nem)
 }
