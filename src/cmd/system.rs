@@ -29,21 +29,19 @@ pub fn run(args: SystemArgs) -> anyhow::Result<u8> {
     match args.action {
         SystemAction::List => {
             for b in Builtin::ALL {
-                let caps = b.capabilities();
                 println!("{b}\n  {}", b.about());
-                let opts: Vec<&str> = caps.options.iter().map(|o| o.flag()).collect();
+                let opts: Vec<&str> = b.options().iter().map(|o| o.flag()).collect();
                 if !opts.is_empty() {
                     println!("  options: {}", opts.join(" "));
                 }
-                let (name, text) = b.system_file();
-                let path = std::path::Path::new("(built in)").join(name);
-                let file = systems::file::spec::parse(&path, text, &Default::default())
+                let file = b
+                    .file(&Default::default())
                     .map_err(|e| anyhow::anyhow!("failed to read the file of {b}: {e}"))?;
                 let (_, unsupported) = file.supported(&workloads::Workload::ALL);
                 let cannot: Vec<&str> = unsupported
                     .iter()
                     .map(|w| w.name())
-                    .chain(caps.unsupported_faults.iter().map(|(k, _)| k.name()))
+                    .chain(file.unsupported_faults().iter().map(|k| k.name()))
                     .collect();
                 if !cannot.is_empty() {
                     println!("  cannot run: {}", cannot.join(", "));

@@ -73,16 +73,11 @@ fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
         }
         // A built-in system is its embedded system file, with the options it honours as its
         // settings.
-        (None, Some(b)) => {
-            let (name, text) = b.system_file();
-            let sets = b.settings(&systems::registry::OptionValues {
-                mode: args.mode.clone(),
-                synchronous: args.synchronous,
-                down_after: args.down_after,
-            });
-            let path = std::path::Path::new("(built in)").join(name);
-            file::spec::parse(&path, text, &inputs(sets))
-        }
+        (None, Some(b)) => b.file(&inputs(b.settings(&systems::registry::OptionValues {
+            mode: args.mode.clone(),
+            synchronous: args.synchronous,
+            down_after: args.down_after,
+        }))),
         (None, None) => unreachable!("a system is either a file or built in"),
     };
     let mut file = loaded.map_err(user_error)?;
@@ -127,8 +122,9 @@ fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
     };
     let options = options_given(args, &defaults);
     file.check_workloads(&workloads).map_err(user_error)?;
+    file.check_faults(&kinds).map_err(user_error)?;
     match builtin {
-        Some(b) => b.check(&kinds, &options).map_err(user_error)?,
+        Some(b) => b.check(&options).map_err(user_error)?,
         None => {
             let honoured = |o: &SystemOption| {
                 *o == SystemOption::Bug

@@ -5,11 +5,11 @@
 //!   (leaderkv, redis-sentinel, etcd, postgres-patroni) is its embedded file (`registry`).
 //! - [`proto`]: the wire protocols the clients speak (RESP and its leader-following router,
 //!   HTTP, PostgreSQL).
-//! - [`daemon`]: what the deploy recipes share (node directories, pidfile daemons, the
-//!   nemesis' handle, prepare/start/kill/remove steps).
+//! - [`daemon`]: node directories, pidfile daemons and the nemesis' handle on them, and the
+//!   prepare/start/kill/remove steps, with the same error messages everywhere.
 //! - [`Error`]: the one error type (invalid request vs failure) and its [`Context`].
-//! - [`registry`]: the built-in systems listed once ([`registry::Builtin`]): names,
-//!   capabilities as data, the options each honours, the system file describing each.
+//! - [`registry`]: the built-in systems listed once ([`registry::Builtin`]): names, the
+//!   options each honours, the system file that defines each.
 //! - [`packages`]: the OS packages a system requires on its nodes, checked and installed.
 
 mod error;

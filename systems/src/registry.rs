@@ -1,11 +1,9 @@
-//! The built-in systems, listed once: their names, what each can run (capabilities as data,
-//! checked before anything is deployed), which command-line options apply to each, and the
-//! system file that describes each (`faultline system show NAME`).
+//! The built-in systems, listed once: their names, which command-line options apply to each,
+//! and the system file that defines each (`faultline system show NAME`). What each can run
+//! is its file's: the ops it defines and the faults its `[unsupported]` refuses.
 
 use std::fmt;
 use std::str::FromStr;
-
-use nemesis::FaultKind;
 
 /// A system `faultline test --system` knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -55,20 +53,6 @@ pub struct OptionValues {
     pub down_after: std::time::Duration,
 }
 
-/// What a built-in system can run, beyond what its file says (the workloads it can run are
-/// the ops its file defines).
-#[derive(Debug, Clone, Copy)]
-pub struct Capabilities {
-    /// Fault kinds it cannot take, with why.
-    pub unsupported_faults: &'static [(FaultKind, &'static str)],
-    /// The options of `faultline test` it honours.
-    pub options: &'static [SystemOption],
-}
-
-const ETCD_CLOCK: &str = "the clock nemesis cannot skew etcd on a local cluster: etcd is a Go \
-    program, which reads the clock through the vDSO and ignores faultline's LD_PRELOAD clock \
-    shim (skew it on VMs instead); leave `clock` out of --nemesis";
-
 impl Builtin {
     /// Every built-in system, the default first.
     pub const ALL: [Builtin; 4] = [
@@ -106,47 +90,25 @@ impl Builtin {
         }
     }
 
-    /// What it can run.
-    pub fn capabilities(self) -> Capabilities {
+    /// The options of `faultline test` it honours (what it can run is its file's: the ops
+    /// it defines, the faults its `[unsupported]` refuses).
+    pub fn options(self) -> &'static [SystemOption] {
         use SystemOption::*;
         match self {
-            Builtin::Leaderkv => Capabilities {
-                unsupported_faults: &[],
-                options: &[Mode, Bug],
-            },
-            Builtin::RedisSentinel => Capabilities {
-                unsupported_faults: &[],
-                options: &[DownAfter, Install],
-            },
-            Builtin::Etcd => Capabilities {
-                unsupported_faults: &[(FaultKind::Clock, ETCD_CLOCK)],
-                options: &[Install],
-            },
-            Builtin::PostgresPatroni => Capabilities {
-                unsupported_faults: &[(
-                    FaultKind::Clock,
-                    "the clock nemesis is not set up for postgres-patroni yet (its file does \
-                     not preload the clock shim into Patroni and PostgreSQL); leave `clock` out \
-                     of --nemesis",
-                )],
-                options: &[Synchronous, Install],
-            },
+            Builtin::Leaderkv => &[Mode, Bug],
+            Builtin::RedisSentinel => &[DownAfter, Install],
+            Builtin::Etcd => &[Install],
+            Builtin::PostgresPatroni => &[Synchronous, Install],
         }
     }
 
-    /// Why it cannot run under `kinds` with `options` given, if it cannot.
-    pub fn check(self, kinds: &[FaultKind], options: &[SystemOption]) -> Result<(), String> {
-        let caps = self.capabilities();
-        for (k, why) in caps.unsupported_faults {
-            if kinds.contains(k) {
-                return Err(format!("{self}: {why}"));
-            }
-        }
+    /// Why it cannot run with `options` given, if it cannot.
+    pub fn check(self, options: &[SystemOption]) -> Result<(), String> {
         for o in options {
-            if !caps.options.contains(o) {
+            if !self.options().contains(o) {
                 let takers: Vec<&str> = Builtin::ALL
                     .iter()
-                    .filter(|b| b.capabilities().options.contains(o))
+                    .filter(|b| b.options().contains(o))
                     .map(|b| b.name())
                     .collect();
                 return Err(format!(
@@ -176,6 +138,16 @@ impl Builtin {
             Builtin::PostgresPatroni => [set("synchronous", o.synchronous.to_string())].into(),
             Builtin::Etcd => Default::default(),
         }
+    }
+
+    /// Its system file, parsed and validated with `inputs` (its settings, `--bug`s).
+    pub fn file(
+        self,
+        inputs: &crate::file::spec::Inputs,
+    ) -> Result<crate::file::spec::Loaded, String> {
+        let (name, text) = self.system_file();
+        let path = std::path::Path::new("(built in)").join(name);
+        crate::file::spec::parse(&path, text, inputs)
     }
 
     /// The system file that defines it, as shipped in examples/systems/ (and a starting point
@@ -228,6 +200,7 @@ impl FromStr for Builtin {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nemesis::FaultKind;
     use workloads::Workload;
 
     #[test]
@@ -242,34 +215,44 @@ mod tests {
         );
     }
 
+    fn file_of(b: Builtin) -> crate::file::spec::Loaded {
+        b.file(&Default::default())
+            .unwrap_or_else(|e| panic!("{b}: {e}"))
+    }
+
     #[test]
-    fn capabilities_refuse_what_a_system_cannot_run() {
+    fn options_and_faults_a_system_does_not_take_are_refused() {
         assert!(
             Builtin::Leaderkv
-                .check(
-                    &[FaultKind::Clock],
-                    &[SystemOption::Mode, SystemOption::Bug]
-                )
+                .check(&[SystemOption::Mode, SystemOption::Bug])
                 .is_ok()
         );
-        let e = Builtin::Etcd.check(&[FaultKind::Clock], &[]).unwrap_err();
+        assert!(
+            file_of(Builtin::Leaderkv)
+                .check_faults(&FaultKind::ALL)
+                .is_ok()
+        );
+        let e = file_of(Builtin::Etcd)
+            .check_faults(&[FaultKind::Partition, FaultKind::Clock])
+            .unwrap_err();
+        assert!(e.contains("etcd cannot take the clock fault: "), "{e}");
         assert!(e.contains("vDSO"), "{e}");
         assert!(
             Builtin::PostgresPatroni
-                .check(&[], &[SystemOption::Synchronous])
+                .check(&[SystemOption::Synchronous])
                 .is_ok()
         );
-        let e = Builtin::PostgresPatroni
-            .check(&[FaultKind::Clock], &[])
+        let e = file_of(Builtin::PostgresPatroni)
+            .check_faults(&[FaultKind::Clock])
             .unwrap_err();
         assert!(e.contains("clock shim"), "{e}");
-        let e = Builtin::Etcd.check(&[], &[SystemOption::Mode]).unwrap_err();
+        let e = Builtin::Etcd.check(&[SystemOption::Mode]).unwrap_err();
         assert_eq!(
             e,
             "--mode does not apply to etcd (only to leaderkv): leave it out"
         );
         let e = Builtin::Leaderkv
-            .check(&[], &[SystemOption::Install])
+            .check(&[SystemOption::Install])
             .unwrap_err();
         assert!(
             e.contains("only to redis-sentinel, etcd, postgres-patroni"),
@@ -277,7 +260,12 @@ mod tests {
         );
         assert!(
             Builtin::RedisSentinel
-                .check(&[FaultKind::Clock], &[SystemOption::DownAfter])
+                .check(&[SystemOption::DownAfter])
+                .is_ok()
+        );
+        assert!(
+            file_of(Builtin::RedisSentinel)
+                .check_faults(&FaultKind::ALL)
                 .is_ok()
         );
     }
@@ -286,11 +274,7 @@ mod tests {
     fn every_builtin_runs_the_default_and_register_workloads() {
         let all = Workload::ALL;
         for b in Builtin::ALL {
-            let (_, text) = b.system_file();
-            let path = std::path::Path::new("(built in)").join(b.name());
-            let f = crate::file::spec::parse(&path, text, &crate::file::spec::Inputs::default())
-                .unwrap_or_else(|e| panic!("{b}: {e}"));
-            assert_eq!(f.supported(&all), (all.to_vec(), vec![]), "{b}");
+            assert_eq!(file_of(b).supported(&all), (all.to_vec(), vec![]), "{b}");
         }
     }
 

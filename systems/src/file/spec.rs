@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use workloads::Workload;
 
 use super::ops::{HttpTemplate, OpTemplate, Protocol};
 
+mod capabilities;
 mod placeholders;
 pub mod roles;
 mod validate;
@@ -53,6 +53,10 @@ pub struct Spec {
     /// Programs every node needs, and the OS packages that provide them.
     #[serde(default)]
     pub requires: Requires,
+    /// Faults the system cannot take (a fault kind -> why): refused before anything is
+    /// deployed.
+    #[serde(default)]
+    pub unsupported: BTreeMap<String, String>,
 }
 
 /// What a node must have installed: checked on every node before its setup, with one line
@@ -538,28 +542,6 @@ impl Loaded {
     /// The template of a `[client.ops]` op.
     pub fn op(&self, name: &str) -> Option<&OpTemplate> {
         self.ops.get(name)
-    }
-
-    /// `workloads` split into those the file defines every op of and those it does not.
-    pub fn supported(&self, workloads: &[Workload]) -> (Vec<Workload>, Vec<Workload>) {
-        workloads
-            .iter()
-            .partition(|w| self.check_workloads(std::slice::from_ref(w)).is_ok())
-    }
-
-    /// Refuses workloads whose ops the file does not define.
-    pub fn check_workloads(&self, workloads: &[Workload]) -> Result<(), String> {
-        for w in workloads {
-            for (op, wl, _) in OPS {
-                if *wl == w.name() && self.op(op).is_none() {
-                    return Err(format!(
-                        "{}: the {wl} workload needs client.ops.{op}, which the file does not define",
-                        self.path.display()
-                    ));
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Expands a node-level template with `vars` (validated: cannot fail on a known key).

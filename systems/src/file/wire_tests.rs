@@ -455,3 +455,23 @@ fn confirm_errors_name_the_key() {
         "{e}"
     );
 }
+
+#[test]
+fn unsupported_faults_name_a_fault_kind_and_a_reason() {
+    let etcd = text_of("etcd.toml");
+    assert_edit_errors(
+        &etcd,
+        &[
+            (
+                "\nclock = \"etcd is a Go program",
+                "\nclok = \"etcd is a Go program",
+                "unsupported.clok: not a fault kind (known: partition, pause, kill, clock, loss, bandwidth)",
+            ),
+            (
+                "\nclock = \"etcd is a Go program, which reads the clock through the vDSO and ignores faultline's LD_PRELOAD clock shim (skew it on VMs instead)\"",
+                "\nclock = \" \"",
+                "unsupported.clock: say why",
+            ),
+        ],
+    );
+}

@@ -15,6 +15,7 @@ impl Loaded {
             return Err("port: must be above 0".into());
         }
         s.validate_roles()?;
+        self.validate_unsupported()?;
         let node_vars = s.node_vars();
         let node: Vec<&str> = node_vars.iter().map(String::as_str).collect();
         let node = &node[..];
