@@ -1,5 +1,7 @@
-//! The test runner: one task owns the run and drives its phases; workers, the leader probe
-//! and the nemesis report ops to a single history writer; a reporter shows progress.
+//! The test runner: one task owns the run and drives its phases; workers, the leader probe,
+//! the supervisors and the nemesis report ops over one bounded channel to a single history
+//! writer (which keeps the live counters); the probe publishes the leader view (a watch
+//! channel) that the nemesis, the clients' routing and the progress display read.
 //!
 //! Phases: deploy (setup + start every node, wait for a leader) → workload + faults for the
 //! time limit (the schedule starts after a warm-up) → heal everything → recovery wait (until

@@ -1,8 +1,8 @@
-//! The history writer: one thread owns `history.jsonl` and receives every op over a channel
-//! (workers, the leader probe and the nemesis send them), numbers them in arrival order and
-//! writes them to the file as soon as no more are waiting (one `write` per backlog, at most
-//! 64 KiB held), so a killed controller leaves a readable prefix of everything sent before
-//! the writer fell idle. It also keeps the live counters the progress display shows.
+//! The history writer: one thread owns `history.jsonl` and receives every op over a bounded
+//! channel (workers, the leader probe and the nemesis send them), numbers them in arrival
+//! order and writes them to the file as soon as no more are waiting (one `write` per backlog,
+//! at most 64 KiB held), so a killed controller leaves a readable prefix of everything sent
+//! before the writer fell idle. It also keeps the live counters the progress display shows.
 
 use history::vocab;
 use std::fs::File;
@@ -41,7 +41,7 @@ impl Counters {
 /// A cheap handle to send ops to the writer.
 #[derive(Clone)]
 pub struct Recorder {
-    tx: mpsc::Sender<Op>,
+    tx: mpsc::SyncSender<Op>,
     t0: Instant,
     pub counters: Arc<Counters>,
 }
@@ -87,6 +87,11 @@ impl Recorder {
 /// The most the writer holds before writing, even with more ops waiting (its buffer).
 const BATCH_BYTES: usize = 64 * 1024;
 
+/// Ops waiting for the writer before a sender waits too: the writer appends about a million
+/// ops a second, so only a stalled disk fills this, and then the workload slows down with it
+/// instead of piling the history up in memory (64 Ki ops are a few MB).
+const QUEUE_OPS: usize = 64 * 1024;
+
 /// Updates the live counters for one op.
 fn count(c: &Counters, op: &Op) {
     if op.is_client() && &*op.f != vocab::LEADER {
@@ -125,7 +130,7 @@ impl WriterHandle {
 
 /// Starts the writer on `file`. The run's clock starts now.
 pub fn start(file: File) -> (Recorder, WriterHandle) {
-    let (tx, rx) = mpsc::channel::<Op>();
+    let (tx, rx) = mpsc::sync_channel::<Op>(QUEUE_OPS);
     let counters = Arc::new(Counters::default());
     let c = counters.clone();
     let handle = std::thread::Builder::new()
