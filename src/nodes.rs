@@ -13,7 +13,8 @@ use control::{HostKeyCheck, Node, Remote, SshAuth, SshOptions, SshRemote};
 
 use crate::exit::{control_err, user_error};
 
-/// The SSH options of the command line.
+/// How the command line reaches the nodes: the local cluster (default), its sshds, Docker
+/// containers, or real hosts over SSH, with the SSH options.
 #[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SshArgs {
@@ -23,6 +24,14 @@ pub struct SshArgs {
     /// Local cluster: go through the nodes' sshd instead of entering their namespaces.
     #[arg(long, conflicts_with = "nodes_file")]
     pub ssh: bool,
+    /// Run the nodes as Docker containers (one per node, on a network of their own) instead
+    /// of network namespaces.
+    #[arg(long, conflicts_with_all = ["nodes_file", "ssh"])]
+    pub docker: bool,
+    /// The containers' image (with --docker; default: faultline's own node image, built
+    /// from this machine's programs when the engine lacks it).
+    #[arg(long, requires = "docker")]
+    pub image: Option<String>,
     /// SSH user (default: $USER).
     #[arg(long)]
     pub ssh_user: Option<String>,
@@ -127,7 +136,7 @@ pub struct Targets {
     pub remotes: Vec<Arc<dyn Remote>>,
     /// The nemesis state file (what a killed controller left is healed from it next time).
     pub state_path: PathBuf,
-    /// `netns`, `ssh` (a local cluster's sshds) or `hosts` (a nodes file).
+    /// `netns`, `ssh` (a local cluster's sshds), `docker` or `hosts` (a nodes file).
     pub via: &'static str,
     /// The nodes share the controller's file system and kernel clock (a local cluster).
     pub local: bool,
@@ -179,8 +188,11 @@ pub async fn test_targets(
     }
     if !control::prereq::is_root() {
         return Err(user_error(
-            "faultline test needs root to run on the local cluster (network namespaces, iptables): run it with sudo, or pass --nodes-file for real hosts",
+            "faultline test needs root to run on the local cluster or containers (network namespaces, iptables): run it with sudo, or pass --nodes-file for real hosts",
         ));
+    }
+    if ssh.docker {
+        return docker_targets(ssh, want, log, state_override).await;
     }
     let existing = LocalCluster::load(want.state_dir, want.prefix).map_err(control_err)?;
     let cluster = match existing {
@@ -224,6 +236,50 @@ pub async fn test_targets(
         state_path,
         via,
         local: true,
+    })
+}
+
+/// The nodes as Docker containers: the running cluster of `want.prefix` when it has the
+/// wanted size and image, else a new one (removing what an earlier one left).
+async fn docker_targets(
+    reach: &SshArgs,
+    want: &ClusterWanted<'_>,
+    log: &dyn Fn(&str),
+    state_override: Option<PathBuf>,
+) -> anyhow::Result<Targets> {
+    use control::docker::{DockerCluster, DockerOptions, image::default_image};
+    let image = reach.image.clone().unwrap_or_else(default_image);
+    let existing = DockerCluster::load(want.prefix)
+        .await
+        .map_err(control_err)?;
+    let cluster = match existing {
+        Some(c) if c.remotes.len() == want.nodes && c.image == image => c,
+        _ => {
+            log(&format!(
+                "bringing up {} Docker containers {}n* ({image}, {})",
+                want.nodes, want.prefix, want.subnet
+            ));
+            DockerCluster::up(&DockerOptions {
+                nodes: want.nodes,
+                prefix: want.prefix.to_string(),
+                subnet: want.subnet.to_string(),
+                image,
+            })
+            .await
+            .map_err(control_err)?
+        }
+    };
+    let state_path = state_override.unwrap_or_else(|| {
+        want.store
+            .join(".nemesis")
+            .join(format!("{}docker.json", want.prefix))
+    });
+    Ok(Targets {
+        nodes: cluster.nodes(),
+        remotes: cluster.remotes(),
+        state_path,
+        via: "docker",
+        local: false,
     })
 }
 

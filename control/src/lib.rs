@@ -11,6 +11,8 @@
 //! - [`cluster`]: [`LocalCluster`], a cluster of network namespaces on a bridge of this machine,
 //!   optionally with an sshd per node; its state file makes `down` and a later `up` clean up
 //!   after a crashed run.
+//! - [`docker`]: [`DockerCluster`], one Docker container per node on a network of its own,
+//!   through the Engine API; [`DockerRemote`] reaches a node; the default node image.
 //! - [`nodes`]: reading a nodes file (`name address` per line) for real hosts.
 //! - [`prereq`]: root/tool checks with the Debian package to install, and the skip-or-fail
 //!   helper for privileged tests.
@@ -18,6 +20,7 @@
 
 pub mod cluster;
 pub mod daemon;
+pub mod docker;
 pub mod error;
 pub mod netns;
 pub mod nodes;
@@ -29,6 +32,7 @@ pub use cluster::{ClusterOptions, ClusterState, LocalCluster};
 pub use daemon::{
     DaemonSpec, Signal, is_running, kill_daemon, running_pid, signal, start_daemon, stop_daemon,
 };
+pub use docker::{DockerCluster, DockerOptions, DockerRemote};
 pub use error::{Error, Result};
 pub use netns::NetnsRemote;
 pub use remote::{Exec, ExecOutput, Node, Remote, shell_quote};

@@ -229,27 +229,44 @@ pub trait Remote: Send + Sync + fmt::Debug {
     /// Copies the file `remote` on the node to the local path `local` (created or truncated).
     async fn download(&self, remote: &str, local: &Path) -> Result<()>;
 
+    /// Runs `cmd` in the node's network namespace with the controller's network tools
+    /// (iptables, tc, ip). Where the node's own commands have them (a namespace of this
+    /// machine, a host over SSH) that is [`Remote::run`]; a container's image need not.
+    async fn run_net(&self, cmd: &Exec) -> Result<ExecOutput> {
+        self.run(cmd).await
+    }
+
     /// Runs `cmd`; a non-zero exit status is an [`Error::NonZeroExit`].
     async fn exec(&self, cmd: &Exec) -> Result<ExecOutput> {
         let out = self.run(cmd).await?;
-        if out.success() {
-            Ok(out)
-        } else {
-            let node = self.node();
-            Err(Error::NonZeroExit {
-                node: node.name.clone(),
-                addr: node.addr.clone(),
-                command: cmd.to_shell(),
-                status: out.status,
-                stdout: out.stdout,
-                stderr: out.stderr,
-            })
-        }
+        exited_zero(self.node(), cmd, out)
+    }
+
+    /// [`Remote::run_net`]; a non-zero exit status is an [`Error::NonZeroExit`].
+    async fn exec_net(&self, cmd: &Exec) -> Result<ExecOutput> {
+        let out = self.run_net(cmd).await?;
+        exited_zero(self.node(), cmd, out)
     }
 
     /// `exec(Exec::sh(script))`, returning stdout.
     async fn sh(&self, script: &str) -> Result<String> {
         Ok(self.exec(&Exec::sh(script)).await?.stdout)
+    }
+}
+
+/// `out`, or the [`Error::NonZeroExit`] it is.
+fn exited_zero(node: &Node, cmd: &Exec, out: ExecOutput) -> Result<ExecOutput> {
+    if out.success() {
+        Ok(out)
+    } else {
+        Err(Error::NonZeroExit {
+            node: node.name.clone(),
+            addr: node.addr.clone(),
+            command: cmd.to_shell(),
+            status: out.status,
+            stdout: out.stdout,
+            stderr: out.stderr,
+        })
     }
 }
 

@@ -51,7 +51,7 @@ impl ClusterNemesis {
             .on_nodes(&nodes, |n, r| {
                 let script = scripts[&n].clone();
                 async move {
-                    run_sh(r.as_ref(), "add iptables rules", script)
+                    run_net_sh(r.as_ref(), "add iptables rules", script)
                         .await
                         .map(|_| ())
                 }
@@ -74,7 +74,7 @@ impl ClusterNemesis {
         let mut ifaces = BTreeMap::new();
         for n in nodes {
             let r = self.remote(n).map_err(|e| vec![e.to_string()])?;
-            let out = run_sh(
+            let out = run_net_sh(
                 r.as_ref(),
                 "find the interface",
                 net::iface_script(&r.node().addr),
@@ -101,7 +101,7 @@ impl ClusterNemesis {
             .on_nodes(nodes, |n, r| {
                 let script = net::tbf_script(&ifaces[&n], rate_kbit);
                 async move {
-                    run_sh(r.as_ref(), "add a tbf qdisc", script)
+                    run_net_sh(r.as_ref(), "add a tbf qdisc", script)
                         .await
                         .map(|_| ())
                 }
@@ -270,6 +270,16 @@ impl ClusterNemesis {
 pub(crate) async fn run_sh(remote: &dyn Remote, what: &str, script: String) -> Result<String> {
     remote
         .exec(&Exec::sh(script).timeout(CMD_TIMEOUT))
+        .await
+        .map(|o| o.stdout)
+        .map_err(|e| Error::remote(&remote.node().name, what, e))
+}
+
+/// [`run_sh`] for network commands (iptables, tc, ip): in the node's network namespace,
+/// with the controller's tools where the node has its own file system (a container).
+pub(crate) async fn run_net_sh(remote: &dyn Remote, what: &str, script: String) -> Result<String> {
+    remote
+        .exec_net(&Exec::sh(script).timeout(CMD_TIMEOUT))
         .await
         .map(|o| o.stdout)
         .map_err(|e| Error::remote(&remote.node().name, what, e))

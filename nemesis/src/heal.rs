@@ -26,6 +26,15 @@ async fn sh(remote: &dyn Remote, what: &str, script: String) -> Result<String> {
         .map_err(|e| Error::remote(&remote.node().name, what, e))
 }
 
+/// [`sh`] for network commands (iptables, tc): see [`Remote::run_net`].
+async fn net_sh(remote: &dyn Remote, what: &str, script: String) -> Result<String> {
+    remote
+        .exec_net(&Exec::sh(script).timeout(HEAL_TIMEOUT))
+        .await
+        .map(|o| o.stdout)
+        .map_err(|e| Error::remote(&remote.node().name, what, e))
+}
+
 /// Undoes one recorded action on its node. Idempotent: undoing what is already undone is
 /// fine. `remote` may be `None` for actions that need no node (shim offset files live on
 /// the controller). `Restart` needs `system`.
@@ -46,7 +55,7 @@ pub async fn execute_heal(
         HealAction::ClockShim { file } => clock::write_offset(Path::new(file), 0),
         HealAction::Iptables { chain, rules } => {
             let r = need("remove iptables rules")?;
-            sh(
+            net_sh(
                 r,
                 "remove faultline's iptables rules",
                 net::remove_script(chain, rules),
@@ -83,7 +92,7 @@ pub async fn execute_heal(
         }
         HealAction::TcRoot { iface } => {
             let r = need("remove the tbf qdisc")?;
-            sh(r, "remove the tbf qdisc", net::tc_remove_script(iface))
+            net_sh(r, "remove the tbf qdisc", net::tc_remove_script(iface))
                 .await
                 .map(|_| ())
         }
@@ -92,7 +101,7 @@ pub async fn execute_heal(
 
 /// Removes faultline's whole iptables chain on a node (nothing else).
 pub async fn teardown_chain(remote: &dyn Remote) -> Result<()> {
-    sh(
+    net_sh(
         remote,
         "remove faultline's iptables chain",
         net::teardown_script(net::CHAIN),

@@ -1,11 +1,13 @@
 //! `faultline cluster up|status|down`: a local cluster of network namespaces (see
-//! `control::cluster`). A thin layer over `control::LocalCluster`.
+//! `control::cluster`), or with `--docker` of containers (`control::docker`). A thin layer
+//! over `control::LocalCluster` and `control::DockerCluster`.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
+use control::Remote;
 use control::cluster::{self, ClusterOptions, LocalCluster};
 
 use crate::exit;
@@ -21,6 +23,9 @@ pub struct ClusterArgs {
     /// Directory of the clusters' state files.
     #[arg(long, global = true, env = cluster::STATE_ROOT_ENV, default_value = cluster::DEFAULT_STATE_ROOT)]
     pub state_dir: PathBuf,
+    /// Docker containers (one per node, on a network of their own) instead of namespaces.
+    #[arg(long, global = true)]
+    pub docker: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -34,8 +39,11 @@ pub enum ClusterAction {
         #[arg(long, default_value = cluster::DEFAULT_SUBNET)]
         subnet: String,
         /// Run an sshd on every node, with a generated host key and client key.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "docker")]
         ssh: bool,
+        /// The containers' image (with --docker; default: faultline's own node image).
+        #[arg(long, requires = "docker")]
+        image: Option<String>,
     },
     /// Show the cluster's nodes and whether it is healthy (exit 0 if up and healthy, else 1).
     Status {
@@ -48,8 +56,13 @@ pub enum ClusterAction {
 }
 
 pub fn run(args: ClusterArgs) -> anyhow::Result<u8> {
+    if args.docker {
+        return docker(args);
+    }
     match args.action {
-        ClusterAction::Up { nodes, subnet, ssh } => {
+        ClusterAction::Up {
+            nodes, subnet, ssh, ..
+        } => {
             let opts = ClusterOptions {
                 nodes,
                 subnet,
@@ -106,6 +119,93 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<u8> {
             }
             Ok(exit::VALID)
         }
+    }
+}
+
+/// `cluster ... --docker`: the containers of the prefix, through the Engine API.
+fn docker(args: ClusterArgs) -> anyhow::Result<u8> {
+    use control::docker::{DockerCluster, DockerOptions, image::default_image};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    rt.block_on(async move {
+        match args.action {
+            ClusterAction::Up {
+                nodes,
+                subnet,
+                image,
+                ..
+            } => {
+                let c = DockerCluster::up(&DockerOptions {
+                    nodes,
+                    prefix: args.prefix,
+                    subnet,
+                    image: image.unwrap_or_else(default_image),
+                })
+                .await
+                .map_err(control_err)?;
+                print_containers(&c);
+                Ok(exit::VALID)
+            }
+            ClusterAction::Status { json } => {
+                let c = DockerCluster::load(&args.prefix).await.map_err(control_err)?;
+                let Some(c) = c else {
+                    if json {
+                        println!("null");
+                    }
+                    eprintln!(
+                        "no running Docker cluster with prefix {} (`faultline cluster up --docker` makes one)",
+                        args.prefix
+                    );
+                    return Ok(1);
+                };
+                if json {
+                    let nodes: Vec<serde_json::Value> = c
+                        .remotes
+                        .iter()
+                        .map(|r| {
+                            serde_json::json!({
+                                "name": r.node().name,
+                                "addr": r.node().addr,
+                                "container": r.container(),
+                            })
+                        })
+                        .collect();
+                    let v = serde_json::json!({
+                        "prefix": c.prefix, "network": c.network, "image": c.image, "nodes": nodes,
+                    });
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                } else {
+                    print_containers(&c);
+                }
+                Ok(exit::VALID)
+            }
+            ClusterAction::Down => {
+                let (containers, networks) =
+                    DockerCluster::down(&args.prefix).await.map_err(control_err)?;
+                eprintln!(
+                    "Docker cluster {}: removed {containers} container(s) and {networks} network(s)",
+                    args.prefix
+                );
+                Ok(exit::VALID)
+            }
+        }
+    })
+}
+
+fn print_containers(c: &control::DockerCluster) {
+    println!(
+        "Docker cluster {} (network {}, image {})",
+        c.prefix, c.network, c.image
+    );
+    for r in &c.remotes {
+        println!(
+            "{}\t{}\tcontainer {}",
+            r.node().name,
+            r.node().addr,
+            r.container()
+        );
     }
 }
 

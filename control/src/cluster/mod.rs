@@ -19,7 +19,7 @@
 
 mod build;
 mod host;
-mod plan;
+pub(crate) mod plan;
 mod teardown;
 
 use std::path::{Path, PathBuf};

@@ -8,13 +8,13 @@ use crate::remote::Node;
 use super::*;
 
 /// The validated plan of a cluster.
-pub(super) struct Plan {
-    pub(super) state: ClusterState,
-    pub(super) subnet: Subnet,
+pub(crate) struct Plan {
+    pub(crate) state: ClusterState,
+    pub(crate) subnet: Subnet,
 }
 
 impl Plan {
-    pub(super) fn new(opts: &ClusterOptions) -> Result<Self> {
+    pub(crate) fn new(opts: &ClusterOptions) -> Result<Self> {
         let bad = |cause: String| Error::Invalid {
             action: "bring the local cluster up".into(),
             cause,
@@ -62,7 +62,7 @@ impl Plan {
 
 /// An IPv4 subnet of length 16..=24.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Subnet {
+pub(crate) struct Subnet {
     pub(super) base: u32,
     pub(super) len: u32,
 }
@@ -97,11 +97,11 @@ impl Subnet {
         Ok(Subnet { base, len })
     }
 
-    pub(super) fn host(&self, i: u32) -> Ipv4Addr {
+    pub(crate) fn host(&self, i: u32) -> Ipv4Addr {
         Ipv4Addr::from(self.base + i)
     }
 
-    pub(super) fn cidr(&self) -> String {
+    pub(crate) fn cidr(&self) -> String {
         format!("{}/{}", Ipv4Addr::from(self.base), self.len)
     }
 
