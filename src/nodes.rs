@@ -140,6 +140,8 @@ pub struct Targets {
     pub via: &'static str,
     /// The nodes share the controller's file system and kernel clock (a local cluster).
     pub local: bool,
+    /// A directory of the controller's that the nodes see at the same path (containers).
+    pub shared_dir: Option<PathBuf>,
 }
 
 /// What `faultline test` needs of the cluster.
@@ -184,6 +186,7 @@ pub async fn test_targets(
             state_path,
             via: "hosts",
             local: false,
+            shared_dir: None,
         });
     }
     if !control::prereq::is_root() {
@@ -236,6 +239,7 @@ pub async fn test_targets(
         state_path,
         via,
         local: true,
+        shared_dir: None,
     })
 }
 
@@ -280,6 +284,7 @@ async fn docker_targets(
         state_path,
         via: "docker",
         local: false,
+        shared_dir: Some(control::docker::shared_dir(want.prefix)),
     })
 }
 

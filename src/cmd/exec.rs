@@ -1,6 +1,7 @@
 //! `faultline exec NODE -- CMD...`: run a command on a node (or `all` nodes) to check
 //! reachability before a test. Nodes come from the local cluster (through its namespaces, or its
-//! sshds with `--ssh`) or, with `--nodes-file`, from real hosts over SSH.
+//! sshds with `--ssh`), from a Docker cluster (`--docker`: its containers) or, with
+//! `--nodes-file`, from real hosts over SSH.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -51,7 +52,11 @@ async fn run_async(args: ExecArgs) -> anyhow::Result<u8> {
     let cmd = Exec::argv(args.command.clone())
         .timeout(args.timeout)
         .sudo(args.sudo);
-    let (nodes, via) = targets(&args)?;
+    let (nodes, via) = if args.reach.docker {
+        docker_targets(&args).await?
+    } else {
+        targets(&args)?
+    };
     let via = Arc::new(via);
     if args.node != "all" {
         let r = via.connect(nodes[0].clone()).await.map_err(control_err)?;
@@ -100,6 +105,7 @@ async fn run_async(args: ExecArgs) -> anyhow::Result<u8> {
 enum Via {
     Netns(Box<LocalCluster>),
     Ssh(SshOptions),
+    Docker(Box<control::DockerCluster>),
 }
 
 impl Via {
@@ -107,29 +113,55 @@ impl Via {
         match self {
             Via::Netns(c) => c.remote(&node.name),
             Via::Ssh(opts) => Ok(Arc::new(SshRemote::connect(node, opts.clone()).await?)),
+            Via::Docker(c) => c
+                .remotes
+                .iter()
+                .find(|r| r.node().name == node.name)
+                .map(|r| Arc::new(r.clone()) as Arc<dyn Remote>)
+                .ok_or_else(|| control::Error::Invalid {
+                    action: format!("find node {}", node.name),
+                    cause: "no such container".into(),
+                }),
         }
     }
 }
 
+/// The nodes of `all` that `args.node` names (`all`: every one).
+fn pick(args: &ExecArgs, nodes: &[Node]) -> anyhow::Result<Vec<Node>> {
+    if args.node == "all" {
+        return Ok(nodes.to_vec());
+    }
+    match nodes.iter().find(|n| n.name == args.node) {
+        Some(n) => Ok(vec![n.clone()]),
+        None => Err(user_error(format!(
+            "failed to find node {}: the nodes are {} (or `all`)",
+            args.node,
+            nodes
+                .iter()
+                .map(|n| n.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// The containers of the Docker cluster of `--prefix` that `args` selects.
+async fn docker_targets(args: &ExecArgs) -> anyhow::Result<(Vec<Node>, Via)> {
+    let c = control::DockerCluster::load(&args.prefix)
+        .await
+        .map_err(control_err)?
+        .ok_or_else(|| {
+            user_error(format!(
+                "failed to find a running Docker cluster with prefix {}: run `faultline cluster up --docker` first",
+                args.prefix
+            ))
+        })?;
+    Ok((pick(args, &c.nodes())?, Via::Docker(Box::new(c))))
+}
+
 /// The nodes `args` selects and how to reach them.
 fn targets(args: &ExecArgs) -> anyhow::Result<(Vec<Node>, Via)> {
-    let pick = |nodes: &[Node]| -> anyhow::Result<Vec<Node>> {
-        if args.node == "all" {
-            return Ok(nodes.to_vec());
-        }
-        match nodes.iter().find(|n| n.name == args.node) {
-            Some(n) => Ok(vec![n.clone()]),
-            None => Err(user_error(format!(
-                "failed to find node {}: the nodes are {} (or `all`)",
-                args.node,
-                nodes
-                    .iter()
-                    .map(|n| n.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))),
-        }
-    };
+    let pick = |nodes: &[Node]| pick(args, nodes);
     if let Some(nodes) = args.reach.host_nodes()? {
         return Ok((pick(&nodes)?, Via::Ssh(args.reach.host_options())));
     }

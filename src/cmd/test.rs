@@ -123,13 +123,6 @@ fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
     let options = options_given(args, &defaults);
     file.check_workloads(&workloads).map_err(user_error)?;
     file.check_faults(&kinds).map_err(user_error)?;
-    if args.reach.docker && kinds.contains(&FaultKind::Clock) {
-        // Containers share this machine's kernel clock: setting it would skew the machine.
-        return Err(user_error(
-            "the clock fault does not run on --docker yet (the containers share this machine's \
-             clock, and the clock shim is not copied into them): leave `clock` out of --nemesis",
-        ));
-    }
     match builtin {
         Some(b) => b.check(&options).map_err(user_error)?,
         None => {
@@ -213,8 +206,13 @@ async fn run_logged(
 ) -> anyhow::Result<u8> {
     let seed = plan.seed;
     let log2 = log.clone();
+    // The file's `[docker] image`, unless --image names one.
+    let mut reach = args.reach.clone();
+    if reach.docker && reach.image.is_none() {
+        reach.image = plan.file.spec.docker.image.clone();
+    }
     let targets = nodes::test_targets(
-        &args.reach,
+        &reach,
         &nodes::ClusterWanted {
             nodes: args.nodes,
             prefix: &args.prefix,
@@ -228,11 +226,18 @@ async fn run_logged(
     let base_dir = format!("/tmp/faultline-nodes/{}", args.prefix);
     let clock = if !plan.kinds.contains(&FaultKind::Clock) {
         ClockMode::Unsupported
-    } else if targets.via == "docker" {
-        // Containers share the controller's kernel clock: setting it would skew the machine.
-        return Err(user_error(
-            "the clock fault does not run on --docker yet (the containers share this machine's              clock, and the clock shim is not copied into them): leave `clock` out of --nemesis",
-        ));
+    } else if let Some(shared) = &targets.shared_dir {
+        // Containers share the kernel clock too: the shim, copied where they see it, reads
+        // offset files there.
+        let lib =
+            artifact::locate_artifact("libclockshim.so", "FAULTLINE_CLOCKSHIM_LIB", "clockshim")?;
+        let copy = shared.join("libclockshim.so");
+        std::fs::copy(&lib, &copy)
+            .with_context(|| format!("failed to copy {} to {}", lib.display(), copy.display()))?;
+        ClockMode::Shim {
+            dir: shared.join("clock"),
+            lib: copy,
+        }
     } else if targets.local {
         // Namespaces share the kernel clock: skew each node's processes through the shim.
         ClockMode::Shim {
@@ -297,7 +302,7 @@ async fn run_logged(
         .save(&run_dir.file("schedule.json"))
         .context("failed to save schedule.json")?;
     let clock = match clock {
-        ClockMode::Shim { lib, .. } => ClockMode::Shim {
+        ClockMode::Shim { lib, .. } if targets.local => ClockMode::Shim {
             dir: run_dir.path.join("clock"),
             lib,
         },

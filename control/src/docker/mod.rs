@@ -33,6 +33,13 @@ use crate::remote::{Node, Remote};
 /// The label every container and network of a cluster carries (value: the prefix).
 pub const LABEL: &str = "faultline.cluster";
 
+/// A directory of the controller's that every container of `prefix` sees at the same path
+/// (a bind mount): the clock shim and its offset files live there, so the nemesis skews a
+/// container's processes as it does a namespace's.
+pub fn shared_dir(prefix: &str) -> std::path::PathBuf {
+    std::path::Path::new("/tmp/faultline-docker").join(prefix)
+}
+
 /// What to bring up.
 #[derive(Debug, Clone)]
 pub struct DockerOptions {
@@ -98,6 +105,9 @@ impl DockerCluster {
         let docker = connect().await?;
         down_with(&docker, &opts.prefix).await?;
         image::ensure(&docker, &opts.image).await?;
+        let shared = shared_dir(&opts.prefix);
+        std::fs::create_dir_all(&shared)
+            .map_err(|e| local(&format!("create {}", shared.display()), e))?;
         let network = format!("{}net", opts.prefix);
         let labels = HashMap::from([(LABEL.to_string(), opts.prefix.clone())]);
         docker
@@ -121,7 +131,16 @@ impl DockerCluster {
         for ns in &plan.state.nodes {
             let node = ns.node.clone();
             let name = format!("{}{}", opts.prefix, node.name);
-            let up = start_node(&docker, &name, &node, &network, &opts.image, &labels).await;
+            let up = start_node(
+                &docker,
+                &name,
+                &node,
+                &network,
+                &opts.image,
+                &labels,
+                &shared,
+            )
+            .await;
             let pid = match up {
                 Ok(pid) => pid,
                 Err(e) => {
@@ -233,6 +252,7 @@ async fn start_node(
     network: &str,
     image: &str,
     labels: &HashMap<String, String>,
+    shared: &std::path::Path,
 ) -> Result<u32> {
     let action = format!("start the container {name}");
     let endpoint = EndpointSettings {
@@ -258,6 +278,7 @@ async fn start_node(
                 host_config: Some(HostConfig {
                     init: Some(true),
                     network_mode: Some(network.to_owned()),
+                    binds: Some(vec![format!("{0}:{0}", shared.display())]),
                     ..Default::default()
                 }),
                 networking_config: Some(NetworkingConfig {
@@ -317,6 +338,11 @@ async fn down_with(docker: &Docker, prefix: &str) -> Result<(usize, usize)> {
             .remove_network(&id)
             .await
             .map_err(|e| local(&format!("remove the network {id}"), e))?;
+    }
+    let shared = shared_dir(prefix);
+    if shared.exists() {
+        std::fs::remove_dir_all(&shared)
+            .map_err(|e| local(&format!("remove {}", shared.display()), e))?;
     }
     Ok((containers.len(), networks.len()))
 }

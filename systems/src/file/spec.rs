@@ -57,6 +57,16 @@ pub struct Spec {
     /// deployed.
     #[serde(default)]
     pub unsupported: BTreeMap<String, String>,
+    /// How the system runs on `--docker`.
+    #[serde(default)]
+    pub docker: DockerSection,
+}
+
+/// `[docker]`: the image the system's nodes run on `--docker` (`--image` overrides it).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerSection {
+    pub image: Option<String>,
 }
 
 /// What a node must have installed: checked on every node before its setup, with one line

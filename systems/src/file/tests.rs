@@ -440,3 +440,27 @@ fn postgres_patroni_example_kills_postgres_with_patroni() {
     l.check_workloads(&[Workload::Set, Workload::UniqueIds, Workload::Register])
         .unwrap();
 }
+
+#[test]
+fn a_file_names_the_image_its_nodes_run_on_docker() {
+    let text = format!(
+        "{}\n[docker]\nimage = \"mydb:candidate\"\n",
+        leaderkv_text()
+    );
+    let l = load_text(&text, &Inputs::default()).unwrap();
+    assert_eq!(l.spec.docker.image.as_deref(), Some("mydb:candidate"));
+    assert_eq!(
+        load_text(&leaderkv_text(), &Inputs::default())
+            .unwrap()
+            .spec
+            .docker
+            .image,
+        None
+    );
+    let e = load_text(
+        &format!("{}\n[docker]\nimgae = \"x\"\n", leaderkv_text()),
+        &Inputs::default(),
+    )
+    .unwrap_err();
+    assert!(e.contains("imgae"), "{e}");
+}
