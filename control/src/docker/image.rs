@@ -43,8 +43,8 @@ const REQUIRED: &[&str] = &[
     "test", "stat", "kill", "ps", "sync", "nohup", "expr", "seq", "hostname",
 ];
 
-/// Programs taken when this machine has them (Redis with Sentinel runs on the image then).
-const OPTIONAL: &[&str] = &["redis-server", "redis-sentinel", "redis-cli"];
+/// Programs taken when this machine has them (Redis with Sentinel, etcd run on the image then).
+const OPTIONAL: &[&str] = &["redis-server", "redis-sentinel", "redis-cli", "etcd"];
 
 fn local(action: &str, cause: impl std::fmt::Display) -> Error {
     Error::Local {
