@@ -1,7 +1,8 @@
 //! End-to-end tests of `faultline test --docker`: the nodes as Docker containers (root and a
 //! running Docker Engine; the default node image is built from this machine's programs, so
 //! an empty engine does). Each test has its own prefix (`fld1-` .. `fld5-`, subnets
-//! 10.77.96.0/24 .. 10.77.100.0/24; `fln5-` 10.77.101.0/24 is the namespace cluster beside) and a guard that removes its containers and network even when it fails.
+//! 10.77.96.0/24 .. 10.77.100.0/24, `fld6-` 10.77.105.0/24; `fln5-` 10.77.101.0/24 is the
+//! namespace cluster beside) and a guard that removes its containers and network even when it fails.
 //! Without root or Docker they print `SKIPPED` unless `FAULTLINE_REQUIRE_PRIVILEGED=1`.
 //!
 //! - leaderkv on 5 containers, the correct build: valid under partitions, pauses, kills and
@@ -12,7 +13,7 @@
 //!   leaves no container, network or rule;
 //! - the leaderkv system file with a seeded bug gives the same verdict on namespaces and on
 //!   containers;
-//! - without a Docker Engine: one line, exit 254 (no root needed).
+//! - an image the engine lacks, and no Docker Engine at all: one line, exit 254.
 
 mod common;
 
@@ -150,12 +151,62 @@ fn leaderkv_on_five_containers_is_valid_under_every_fault() {
             "n{i} still runs leaderkv:\n{ps}"
         );
     }
+    // The cluster stays up for the next run; `exec` and `status` reach it.
+    let o = Command::new(BIN)
+        .args([
+            "exec", "all", "--docker", "--prefix", "fld1-", "--", "hostname",
+        ])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&o.stdout);
+    for i in 1..=5 {
+        assert!(said.contains(&format!("n{i}")), "{}", text(&o));
+    }
+    let o = Command::new(BIN)
+        .args([
+            "cluster", "status", "--docker", "--prefix", "fld1-", "--json",
+        ])
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        status["nodes"].as_array().map(Vec::len),
+        Some(5),
+        "{status}"
+    );
     let o = Command::new(BIN)
         .args(["cluster", "down", "--docker", "--prefix", "fld1-"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(leftovers("fld1-"), Vec::<String>::new());
+}
+
+#[test]
+fn an_image_the_engine_lacks_is_one_line_and_exit_254() {
+    if !docker_or_skip("an_image_the_engine_lacks_is_one_line_and_exit_254") {
+        return;
+    }
+    let _down = Down("fld6-");
+    let o = faultline()
+        .args([
+            "test",
+            "--docker",
+            "--prefix",
+            "fld6-",
+            "--subnet",
+            "10.77.105.0/24",
+        ])
+        .args(["--image", "faultline-no-such-image:1", "--time-limit", "5s"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(254), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("faultline-no-such-image:1") && err.contains("the engine does not have it"),
+        "{err}"
+    );
+    assert_eq!(leftovers("fld6-"), Vec::<String>::new());
 }
 
 #[test]
@@ -365,7 +416,7 @@ fn without_a_docker_engine_one_line_and_exit_254() {
             "test",
             "--docker",
             "--prefix",
-            "fld6-",
+            "fld7-",
             "--time-limit",
             "5s",
         ])
