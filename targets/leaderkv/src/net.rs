@@ -39,6 +39,7 @@ pub async fn sender(shared: Arc<Shared>, to: usize, mut rx: mpsc::Receiver<Msg>)
             }
         };
         let _ = stream.set_nodelay(true);
+        give_up_unacknowledged_after(&stream, shared.cfg.election_timeout);
         let mut hello = MAGIC.to_vec();
         hello.extend_from_slice(&(shared.cfg.me as u16).to_le_bytes());
         hello.extend_from_slice(&shared.cfg.cluster_id().to_le_bytes());
@@ -62,6 +63,34 @@ pub async fn sender(shared: Arc<Shared>, to: usize, mut rx: mpsc::Receiver<Msg>)
                 break;
             }
         }
+    }
+}
+
+/// Makes the kernel close the connection once sent data has gone unacknowledged for `limit`
+/// (`TCP_USER_TIMEOUT`). Without it, a connection that lived through a partition keeps its
+/// queued messages waiting for TCP's next retransmission, whose interval doubled with every
+/// loss during the partition: after a heal the peer may hear nothing for many seconds while
+/// every write still succeeds into the send buffer (seen: a follower stuck behind a new leader
+/// for over 10 s after the last fault was healed). A closed connection is reopened at once.
+fn give_up_unacknowledged_after(stream: &TcpStream, limit: Duration) {
+    use std::os::fd::AsRawFd;
+    let ms = limit.as_millis().clamp(1, u128::from(u32::MAX)) as libc::c_uint;
+    // SAFETY: a valid socket descriptor, and an option value of the type and size the kernel
+    // reads for TCP_USER_TIMEOUT.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_USER_TIMEOUT,
+            (&ms as *const libc::c_uint).cast(),
+            std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        debug!(
+            "TCP_USER_TIMEOUT not set: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 
@@ -214,5 +243,33 @@ async fn install_snapshot(shared: &Arc<Shared>, from: usize, m: Msg) {
         ),
         Ok(Err(e)) => warn!("failed to install snapshot: {e}"),
         Err(e) => warn!("failed to install snapshot: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn peer_connections_give_up_on_data_unacknowledged_past_the_limit() {
+        use std::os::fd::AsRawFd;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        give_up_unacknowledged_after(&stream, Duration::from_millis(1500));
+        let mut ms: libc::c_uint = 0;
+        let mut len = std::mem::size_of::<libc::c_uint>() as libc::socklen_t;
+        // SAFETY: a valid socket, and a buffer of the option's size.
+        let rc = unsafe {
+            libc::getsockopt(
+                stream.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_USER_TIMEOUT,
+                (&mut ms as *mut libc::c_uint).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!((rc, ms), (0, 1500));
     }
 }
