@@ -75,7 +75,17 @@ pub async fn execute_heal(
                     "the system is not known here",
                 )
             })?;
-            s.start(r).await
+            match s.start(r).await {
+                // A supervised system (`on_exit = restart`) is started again by the runner's
+                // supervisor, every second, until it runs: a start it refuses now (a fenced
+                // former primary waiting for a new one) is no failed heal. The supervisor
+                // records the exit and the restart in the history.
+                Err(e) if s.on_exit() == crate::system::ExitPolicy::Restart => {
+                    tracing::warn!("{e}; the supervisor will start it again");
+                    Ok(())
+                }
+                other => other,
+            }
         }
         HealAction::ClockSettime {
             helper,

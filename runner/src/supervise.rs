@@ -303,6 +303,27 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_refused_restart_is_the_supervisors_to_retry_only_when_the_system_says_so() {
+        let entry = nemesis::PendingHeal {
+            id: 1,
+            node: "n1".into(),
+            addr: "10.0.0.1".into(),
+            action: nemesis::HealAction::Restart,
+        };
+        let remote = Quiet(Node::new("n1", "10.0.0.1"));
+        for (policy, healed) in [(ExitPolicy::Restart, true), (ExitPolicy::Leave, false)] {
+            let fake = Fake {
+                alive: AtomicBool::new(false),
+                starts: AtomicU64::new(0),
+                fail_starts: 1,
+                policy,
+            };
+            let r = nemesis::heal::execute_heal(&entry, Some(&remote), Some(&fake)).await;
+            assert_eq!(r.is_ok(), healed, "{policy:?}: {r:?}");
+        }
+    }
+
     struct Run {
         log: Arc<NemesisLog>,
         fake: Arc<Fake>,
