@@ -267,22 +267,38 @@ impl ClusterNemesis {
     }
 }
 
-pub(crate) async fn run_sh(remote: &dyn Remote, what: &str, script: String) -> Result<String> {
-    remote
-        .exec(&Exec::sh(script).timeout(CMD_TIMEOUT))
-        .await
-        .map(|o| o.stdout)
+/// Where a node script runs: among the node's own commands, or in its network namespace with
+/// the controller's network tools (iptables, tc, ip: [`Remote::run_net`], for nodes with a
+/// file system of their own).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum On {
+    Node,
+    Network,
+}
+
+/// Runs `script` on `remote` (`what` names it in errors); its stdout.
+pub(crate) async fn shell(
+    remote: &dyn Remote,
+    on: On,
+    what: &str,
+    script: String,
+    timeout: Duration,
+) -> Result<String> {
+    let cmd = Exec::sh(script).timeout(timeout);
+    let out = match on {
+        On::Node => remote.exec(&cmd).await,
+        On::Network => remote.exec_net(&cmd).await,
+    };
+    out.map(|o| o.stdout)
         .map_err(|e| Error::remote(&remote.node().name, what, e))
 }
 
-/// [`run_sh`] for network commands (iptables, tc, ip): in the node's network namespace,
-/// with the controller's tools where the node has its own file system (a container).
+pub(crate) async fn run_sh(remote: &dyn Remote, what: &str, script: String) -> Result<String> {
+    shell(remote, On::Node, what, script, CMD_TIMEOUT).await
+}
+
 pub(crate) async fn run_net_sh(remote: &dyn Remote, what: &str, script: String) -> Result<String> {
-    remote
-        .exec_net(&Exec::sh(script).timeout(CMD_TIMEOUT))
-        .await
-        .map(|o| o.stdout)
-        .map_err(|e| Error::remote(&remote.node().name, what, e))
+    shell(remote, On::Network, what, script, CMD_TIMEOUT).await
 }
 
 pub(crate) fn active_ntp_script() -> String {

@@ -8,8 +8,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use control::{Exec, Remote};
+use control::Remote;
 
+use crate::apply::{On, shell};
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::net;
@@ -19,20 +20,12 @@ use crate::system::{SystemControl, signal_pids};
 const HEAL_TIMEOUT: Duration = Duration::from_secs(30);
 
 async fn sh(remote: &dyn Remote, what: &str, script: String) -> Result<String> {
-    remote
-        .exec(&Exec::sh(script).timeout(HEAL_TIMEOUT))
-        .await
-        .map(|o| o.stdout)
-        .map_err(|e| Error::remote(&remote.node().name, what, e))
+    shell(remote, On::Node, what, script, HEAL_TIMEOUT).await
 }
 
 /// [`sh`] for network commands (iptables, tc): see [`Remote::run_net`].
 async fn net_sh(remote: &dyn Remote, what: &str, script: String) -> Result<String> {
-    remote
-        .exec_net(&Exec::sh(script).timeout(HEAL_TIMEOUT))
-        .await
-        .map(|o| o.stdout)
-        .map_err(|e| Error::remote(&remote.node().name, what, e))
+    shell(remote, On::Network, what, script, HEAL_TIMEOUT).await
 }
 
 /// Undoes one recorded action on its node. Idempotent: undoing what is already undone is

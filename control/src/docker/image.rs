@@ -13,6 +13,7 @@ use bollard::query_parameters::CreateImageOptions;
 use futures_util::StreamExt;
 
 use crate::error::{Error, Result};
+use crate::prereq::which;
 
 /// The repository of the default image; its tag is [`default_image`]'s.
 pub const DEFAULT_REPO: &str = "faultline-node";
@@ -96,14 +97,6 @@ pub async fn build_default(docker: &Docker) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Where `program` is on this machine's PATH.
-fn which(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
 }
 
 /// The libraries (and the loader) `ldd` names for `program`.
