@@ -140,6 +140,11 @@ impl Core {
             };
         if pre {
             let granted = term > self.term && up_to_date && !sticky;
+            // As etcd's raft does: a pre-vote refused because it proposes a stale term
+            // carries the voter's term, so a node that missed an election (it was cut off
+            // from the leader, which is the only one that would tell it) learns the term and
+            // can stand in the next one instead of proposing a stale term forever.
+            let term = if term <= self.term { self.term } else { term };
             self.send(
                 from,
                 Msg::VoteResp {
@@ -199,6 +204,9 @@ impl Core {
                 if self.votes.len() >= self.cfg.majority() {
                     self.start_election(false);
                 }
+            } else if !granted && term > self.term && self.role != Role::Leader {
+                // Refused for a stale term: adopt the voter's, and propose past it next time.
+                self.become_follower(term, None);
             }
             return;
         }

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Cluster, ELECTION_MS, is_err_prefix};
+use common::{Cluster, ELECTION_MS, ids, is_err_prefix};
 use leaderkv::core::Role;
 use leaderkv::{Bug, Mode, Reply};
 
@@ -180,6 +180,70 @@ async fn elect_stale_loses_acked_writes() {
     assert!(
         !elect_stale(false).await,
         "the up-to-date follower wins without it"
+    );
+}
+
+/// 5 nodes. The leader is cut off and the others elect a new one, which acknowledges writes;
+/// then a star: every node reaches only the old leader, and the new leader reaches nobody.
+/// Only the old leader can gather a majority, but it missed the election (its term is stale)
+/// and the acknowledged writes. Returns (the old leader won, acked writes were lost, the old
+/// leader's term caught up with the new one).
+async fn stale_bridge(bug: bool) -> (bool, bool, bool) {
+    let bugs = if bug { vec![Bug::ElectStale] } else { vec![] };
+    let c = Cluster::new(5, 5, Mode::Sync, &bugs, 50_000).await;
+    let old = c.wait_leader().await;
+    let rest: Vec<usize> = (0..5).filter(|&i| i != old).collect();
+    c.isolate(old);
+    let nl = c.wait_leader_among(&rest, Duration::from_secs(10)).await;
+    let new_term = c.node(nl).status().term;
+    let acked = c.write_many(nl, "b", 50).await;
+    assert_eq!(acked.len(), 50, "the new leader's majority acks");
+    c.heal();
+    let all = ids(5);
+    for i in (0..5).filter(|&i| i != old) {
+        let cut: Vec<&str> = (0..5)
+            .filter(|&j| j != i && j != old)
+            .map(|j| all[j].as_str())
+            .collect();
+        c.node(i).block(&cut);
+    }
+    c.node(old).block(&[all[nl].as_str()]);
+    let deadline = std::time::Instant::now() + Duration::from_millis(8 * ELECTION_MS);
+    let mut won = false;
+    while std::time::Instant::now() < deadline {
+        if c.node(old).status().role == Role::Leader {
+            won = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let caught_up = c.node(old).status().term >= new_term;
+    let mut lost = false;
+    if won {
+        c.heal();
+        let l = c.wait_leader().await;
+        for k in &acked {
+            if c.get(l, k).await == Reply::Bulk(None) {
+                lost = true;
+            }
+        }
+    }
+    c.shutdown().await;
+    (won, lost, caught_up)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_old_leader_bridging_the_cluster_wins_only_with_elect_stale() {
+    let (won, lost, _) = stale_bridge(true).await;
+    assert!(
+        won && lost,
+        "with the bug the stale old leader wins ({won}) and loses acked writes ({lost})"
+    );
+    let (won, lost, caught_up) = stale_bridge(false).await;
+    assert!(!won && !lost, "without it the stale old leader never wins");
+    assert!(
+        caught_up,
+        "a refused pre-vote tells the stale node the current term"
     );
 }
 
