@@ -9,6 +9,10 @@
 //! time, a lagging follower swapped in for the leader, links clogged one by one and restored
 //! out of order). Random shapes and targets stay in the mix for breadth.
 //!
+//! Episodes come in rounds: each round plays every kind the options allow once, the
+//! composite ones that make a node fall behind first, so a 30 s run (four or five episodes)
+//! always tries them, and a longer run covers every kind instead of repeating a few.
+//!
 //! A leader-aimed fault holds until the probe sees a new leader (plus a margin), or
 //! `fault_max`, so slow failure detectors do fail over; after healing, the next episode waits
 //! until the cluster has one leader again, or `settle_max`. Every choice comes from the seed;
@@ -142,7 +146,16 @@ enum Kind {
 }
 
 impl Kind {
-    /// (kind, weight, fault kinds it needs)
+    /// Whether the episode makes a node fall behind and then gives it a chance to lead: the
+    /// composite faults behind lost writes on failover, which no single fault provokes.
+    fn needs_a_node_behind(self) -> bool {
+        matches!(
+            self,
+            Kind::StaleBridge | Kind::StaleLeaderRace | Kind::LaggingFollower
+        )
+    }
+
+    /// (kind, weight: how early in a round it tends to come, fault kinds it needs)
     const TABLE: [(Kind, u32, &'static [FaultKind]); 11] = [
         (Kind::IsolateLeader, 2, &[FaultKind::Partition]),
         (Kind::LeaderMinority, 2, &[FaultKind::Partition]),
@@ -172,6 +185,8 @@ pub struct Planner {
     rng: ChaCha8Rng,
     /// Failover times seen so far (fault start to a new leader), in ms.
     detections_ms: Vec<u64>,
+    /// What is left of the current round, the next episode last.
+    round: Vec<Kind>,
 }
 
 impl Planner {
@@ -180,6 +195,7 @@ impl Planner {
             opts,
             rng: ChaCha8Rng::seed_from_u64(seed ^ PLANNER_SALT),
             detections_ms: Vec::new(),
+            round: Vec::new(),
         }
     }
 
@@ -208,6 +224,23 @@ impl Planner {
         if self.opts.kinds.is_empty() {
             return None;
         }
+        if self.round.is_empty() {
+            self.round = self.deal();
+        }
+        let kind = self.round.pop().unwrap_or(Kind::Breadth);
+        let mut e = self.build(kind);
+        // Every episode ends with the cluster whole again and a quiet time.
+        e.steps.push(self.settle());
+        let quiet = self.quiet_ms();
+        e.steps.push(Step::Sleep { ms: quiet });
+        Some(e)
+    }
+
+    /// The next round, in reverse play order: every episode kind the options allow, once.
+    /// The composite ones that need a node to be behind come first (no single fault makes
+    /// one, and a short run must not miss them), then the others; within each group the
+    /// order is drawn from the seed, heavier kinds more likely earlier.
+    fn deal(&mut self) -> Vec<Kind> {
         let cluster = self.opts.nodes.len();
         let choices: Vec<(Kind, u32)> = Kind::TABLE
             .iter()
@@ -226,22 +259,20 @@ impl Planner {
             })
             .map(|(k, w, _)| (*k, *w))
             .collect();
-        let total: u32 = choices.iter().map(|(_, w)| w).sum();
-        let mut pick = self.rng.random_range(0..total);
-        let mut kind = Kind::Breadth;
-        for (k, w) in choices {
-            if pick < w {
-                kind = k;
-                break;
-            }
-            pick -= w;
-        }
-        let mut e = self.build(kind);
-        // Every episode ends with the cluster whole again and a quiet time.
-        e.steps.push(self.settle());
-        let quiet = self.quiet_ms();
-        e.steps.push(Step::Sleep { ms: quiet });
-        Some(e)
+        // Weighted random order (Efraimidis-Spirakis): sort by u^(1/w), largest first.
+        let mut keyed: Vec<(bool, f64, Kind)> = choices
+            .into_iter()
+            .map(|(k, w)| {
+                let u: f64 = self.rng.random_range(f64::MIN_POSITIVE..1.0);
+                (k.needs_a_node_behind(), u.powf(1.0 / f64::from(w)), k)
+            })
+            .collect();
+        keyed.sort_by(|a, b| {
+            (a.0, a.1)
+                .partial_cmp(&(b.0, b.1))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        keyed.into_iter().map(|(_, _, k)| k).collect()
     }
 
     fn ms(&mut self, lo: u64, hi: u64) -> u64 {
