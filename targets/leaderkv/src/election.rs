@@ -140,11 +140,11 @@ impl Core {
             };
         if pre {
             let granted = term > self.term && up_to_date && !sticky;
-            // As etcd's raft does: a pre-vote refused because it proposes a stale term
-            // carries the voter's term, so a node that missed an election (it was cut off
-            // from the leader, which is the only one that would tell it) learns the term and
-            // can stand in the next one instead of proposing a stale term forever.
-            let term = if term <= self.term { self.term } else { term };
+            // As etcd's raft does: a refused pre-vote carries the voter's own term, so a
+            // node that missed an election (cut off from the leader, the only one that
+            // would tell it) learns the term and can stand in the next one instead of
+            // proposing a stale term forever. A grant echoes the proposed term.
+            let term = if granted { term } else { self.term };
             self.send(
                 from,
                 Msg::VoteResp {
