@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use crate::Context;
 use crate::proto::resp::Conn;
+use crate::proto::tls::Access;
 use async_trait::async_trait;
 use control::{DaemonSpec, Exec, Node, Remote, shell_quote};
 use nemesis::{ClockMode, PidfileSystem, SystemControl};
@@ -30,7 +31,7 @@ use workloads::{Client, Invocation};
 use self::client::{FileDialect, RoleParser};
 use self::command_leader::{CommandLeader, LeaderCommand};
 use self::ops::Protocol;
-use self::spec::Loaded;
+use self::spec::{Loaded, NODE_TLS_DIR, RunSecrets};
 use self::wire::{WireClient, WireDialect};
 use super::daemon::{self, Control};
 use super::proto::router::{RespDialect, Route, RoutingClient};
@@ -59,6 +60,10 @@ pub struct FileSystem {
     assign: spec::Assignment,
     control: Arc<Control>,
     role: RoleParser,
+    /// What `[generate]` made for this run (removed when the system is dropped).
+    secrets: Option<RunSecrets>,
+    /// How clients and probes reach the nodes: TLS and credentials.
+    access: Arc<Access>,
 }
 
 impl FileSystem {
@@ -84,6 +89,14 @@ impl FileSystem {
                 .map(|n| (n.name.clone(), n.addr.clone(), loaded.client_port()))
                 .collect(),
         );
+        let named: Vec<(String, String)> = nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.addr.clone()))
+            .collect();
+        let secrets = RunSecrets::make(&loaded.spec.generate, &named).map_err(crate::Error::msg)?;
+        let access = loaded
+            .access(secrets.as_ref())
+            .map_err(|e| crate::Error::invalid(format!("{}: {e}", loaded.path.display())))?;
         let mut sys = FileSystem {
             loaded,
             nodes,
@@ -92,6 +105,8 @@ impl FileSystem {
             assign,
             control: Arc::new(Control::new(PidfileSystem::default(), leader)),
             role,
+            secrets,
+            access: Arc::new(access),
         };
         let (mut specs, mut also, mut listed) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
         for n in &sys.nodes {
@@ -161,6 +176,10 @@ impl FileSystem {
         vars.insert("role".into(), self.assign.role_of[node].clone());
         let addr = |m: &str| self.node(m).map(|x| x.addr.clone()).unwrap_or_default();
         vars.extend(self.assign.vars(&addr, port));
+        vars.extend(spec::generated_vars(
+            &self.loaded.spec.generate,
+            &vars["dir"],
+        ));
         Ok(vars)
     }
 
@@ -283,6 +302,44 @@ impl FileSystem {
 
     /// Waits until `node`'s process is up and ready (port or command), failing fast with the
     /// process's output when it exits.
+    /// With TLS or a password, one connection to a node that is ready: a refused password
+    /// or certificate will not get better, so it ends the deploy with one line naming the
+    /// node and the cause, before any workload starts. Other failures are the probe's.
+    async fn check_access(&self, name: &str, ip: &str) -> crate::Result<()> {
+        let a = &self.access;
+        if a.tls.is_none() && a.creds.password.is_none() && a.creds.token.is_none() {
+            return Ok(());
+        }
+        let addr = format!("{ip}:{}", self.loaded.client_port());
+        let res = match self.loaded.protocol {
+            Protocol::Resp => Conn::connect_with(&addr, a, Duration::from_secs(5))
+                .await
+                .map(|_| ()),
+            _ => {
+                // The leader call, as the probe makes it: TLS, then the credentials.
+                let d = WireDialect::new(&self.loaded, self.role.clone()).with_access(a.clone());
+                let req = d
+                    .request(&Invocation::new("leader", history::Value::Nil))
+                    .map_err(crate::Error::msg)?;
+                let mut link = self::wire::Link::default();
+                d.exchange(&mut link, &addr, &req, Duration::from_secs(5))
+                    .await
+                    .map(|_| ())
+            }
+        };
+        match res {
+            Err(e) if e.msg.starts_with("auth:") || e.msg.starts_with("tls:") => {
+                bail!("node {name}: {e}")
+            }
+            Err(e) if matches!(e.status, Some(401 | 403)) => bail!(
+                "node {name}: failed to authenticate to {addr}: HTTP {}: {}",
+                e.status.unwrap_or_default(),
+                e.msg
+            ),
+            _ => Ok(()),
+        }
+    }
+
     async fn wait_ready(&self, node: &dyn Remote) -> crate::Result<()> {
         let name = node.node().name.clone();
         let vars = self.vars(&name)?;
@@ -314,7 +371,7 @@ impl FileSystem {
                 .is_ok_and(|c| c.is_ok()),
             };
             if ready {
-                return Ok(());
+                return self.check_access(&name, &vars["ip"]).await;
             }
             if tokio::time::Instant::now() >= deadline {
                 let what = ready_cmd
@@ -392,9 +449,53 @@ impl System for FileSystem {
                     .with_context(|| format!("failed to make {remote} executable on {name}"))?;
             }
         }
-        for (path, content) in &self.loaded.spec.configs {
+        if let Some(secrets) = &self.secrets {
+            let tls_dir = format!("{dir}/{NODE_TLS_DIR}");
+            node.exec(&Exec::new("mkdir").args(["-p", "-m", "700", &tls_dir]))
+                .await
+                .with_context(|| format!("failed to create {tls_dir} on {name}"))?;
+            for (local, file) in secrets.files_for(&name) {
+                let remote = format!("{tls_dir}/{file}");
+                node.upload(&local, &remote)
+                    .await
+                    .with_context(|| format!("failed to upload {remote} to {name}"))?;
+                node.exec(&Exec::new("chmod").args(["600", &remote]))
+                    .await
+                    .with_context(|| format!("failed to make {remote} private on {name}"))?;
+            }
+        }
+        // Configs alone see `{auth.password}`: commands end up in error messages.
+        let mut config_vars = vars.clone();
+        if let Some(pw) = self.secrets.as_ref().and_then(|s| s.password.clone()) {
+            config_vars.insert("auth.password".into(), pw);
+        }
+        for (path, content_tpl) in &self.loaded.spec.configs {
             let path = self.render(path, &vars)?;
-            let content = self.render(content, &vars)?;
+            let content = self.render(content_tpl, &config_vars)?;
+            // It holds the password when it does not render without it.
+            let secret = config_vars.len() > vars.len() && self.render(content_tpl, &vars).is_err();
+            if secret {
+                // Never on a command line (ps, error messages): a private file, uploaded.
+                let local = tempfile::NamedTempFile::new()
+                    .and_then(|mut f| {
+                        std::io::Write::write_all(&mut f, content.as_bytes())?;
+                        Ok(f)
+                    })
+                    .map_err(|e| err!("failed to write {path} for {name}: {e}"))?;
+                node.exec(&Exec::sh(format!(
+                    "mkdir -p \"$(dirname {p})\"",
+                    p = shell_quote(&path)
+                )))
+                .await
+                .with_context(|| format!("failed to write {path} on {name}"))?;
+                node.upload(local.path(), &path)
+                    .await
+                    .with_context(|| format!("failed to write {path} on {name}"))?;
+                node.exec(&Exec::new("chmod").args(["600", &path]))
+                    .await
+                    .with_context(|| format!("failed to make {path} private on {name}"))?;
+                continue;
+            }
             node.exec(&Exec::sh(format!(
                 "mkdir -p \"$(dirname {p})\" && printf %s {} > {p}",
                 shell_quote(&content),
@@ -488,6 +589,7 @@ impl System for FileSystem {
         let addr = format!("{}:{}", n.addr, self.loaded.client_port());
         if self.loaded.protocol != Protocol::Resp {
             return WireDialect::new(&self.loaded, self.role.clone())
+                .with_access(self.access.clone())
                 .probe(node, &addr, timeout)
                 .await
                 .map_err(|e| err!("{node}: {e}"));
@@ -497,7 +599,7 @@ impl System for FileSystem {
             .command(&Invocation::new("leader", history::Value::Nil))
             .map_err(crate::Error::msg)?;
         let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
-        let mut c = Conn::connect(&addr, timeout).await?;
+        let mut c = Conn::connect_with(&addr, &self.access, timeout).await?;
         let r = c.call(&argv, timeout).await?;
         self.role
             .parse(Some(node), &r)
@@ -520,9 +622,15 @@ impl System for FileSystem {
         };
         let client: Box<dyn Client> = if self.loaded.protocol == Protocol::Resp {
             let dialect = FileDialect::new(&self.loaded, self.role.clone());
-            Box::new(RoutingClient::with_dialect(addrs, timeout, dialect).route(route))
+            Box::new(
+                RoutingClient::with_dialect(addrs, timeout, dialect)
+                    .route(route)
+                    .access(self.access.clone()),
+            )
         } else {
-            let dialect = Arc::new(WireDialect::new(&self.loaded, self.role.clone()));
+            let dialect = Arc::new(
+                WireDialect::new(&self.loaded, self.role.clone()).with_access(self.access.clone()),
+            );
             Box::new(WireClient::new(dialect, addrs, timeout).route(route))
         };
         match self.leader_command() {

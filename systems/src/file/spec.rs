@@ -9,11 +9,14 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::ops::{HttpTemplate, OpTemplate, Protocol};
+use crate::proto::tls::{Secret, TlsSpec};
 
+mod access;
 mod capabilities;
 mod placeholders;
 pub mod roles;
 mod validate;
+pub use access::{NODE_TLS_DIR, RunSecrets, generated_vars};
 pub use placeholders::{NODE_VARS, expand};
 use placeholders::{artifact_name, known_list};
 pub use roles::{Assignment, RoleNodes, RoleSpec};
@@ -60,6 +63,29 @@ pub struct Spec {
     /// How the system runs on `--docker`.
     #[serde(default)]
     pub docker: DockerSection,
+    /// Certificates and a password made for each run.
+    #[serde(default)]
+    pub generate: Generate,
+}
+
+/// `[generate]`: secrets faultline makes for each run, so a file can deploy its system with
+/// TLS and authentication on without shipping keys. Kept in a private temporary directory on
+/// the controller and under `{dir}/tls/` on the nodes (mode 600), removed with the run;
+/// never written to the run directory.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Generate {
+    /// A CA, a certificate per node (its IP and name) and a client certificate:
+    /// `{tls.ca}`, `{tls.cert}`, `{tls.key}`, `{tls.client_cert}`, `{tls.client_key}`. The
+    /// client trusts the CA and presents the client certificate unless `[client] tls` says
+    /// otherwise.
+    #[serde(default)]
+    pub tls: bool,
+    /// A random password: `{auth.password}` in `[configs]` (nowhere else: commands show up
+    /// in error messages), `{auth.password_file}` anywhere. The client uses it unless
+    /// `[client] password` is given.
+    #[serde(default)]
+    pub password: bool,
 }
 
 /// `[docker]`: the image the system's nodes run on `--docker` (`--image` overrides it).
@@ -230,8 +256,18 @@ pub struct ClientSpec {
     pub protocol: String,
     /// Default: the top-level `port`.
     pub port: Option<u16>,
-    /// postgres: the user (default `postgres`; the server must trust it: no password).
+    /// The user: postgres (default `postgres`), RESP (an ACL user, with `password`), http
+    /// (basic authentication, with `password`).
     pub user: Option<String>,
+    /// The password (RESP `AUTH`, http basic): `"text"`, `{ env = "VAR" }` or
+    /// `{ file = "path" }`; never written to the run directory.
+    pub password: Option<Secret>,
+    /// http: a bearer token, given like `password`.
+    pub token: Option<Secret>,
+    /// TLS: `{ ca = "ca.pem", cert = "client.pem", key = "client.key", verify = true }`
+    /// (paths relative to this file). Without it the client speaks plain TCP, unless
+    /// `[generate] tls` is on.
+    pub tls: Option<TlsSpec>,
     /// postgres: the database (default `postgres`).
     pub database: Option<String>,
     /// Where ops without a fixed node go: `redirects` or `any` (default: the node the client

@@ -24,9 +24,10 @@ use super::client::{FileDialect, OpVars, RoleParser, classify};
 use super::ops::{HttpTemplate, OpTemplate, select};
 use super::spec::{Loaded, Rule, expand};
 use crate::proto::error::WireError;
-use crate::proto::http::{self, Response, unb64};
+use crate::proto::http::{HttpClient, Response, unb64};
 use crate::proto::pgwire::PgConn;
 use crate::proto::router::{NO_LEADER, Redirect, Route, Router, role_value};
+use crate::proto::tls::Access;
 use crate::{RoleInfo, unknown_unless_read};
 
 /// What a system file's `postgres` or `http` client says and how it reads answers.
@@ -42,6 +43,8 @@ pub struct WireDialect {
     fields: Vec<String>,
     user: String,
     database: String,
+    /// TLS and credentials.
+    access: Arc<Access>,
 }
 
 /// A request ready to send.
@@ -82,7 +85,19 @@ impl WireDialect {
                 .database
                 .clone()
                 .unwrap_or_else(|| "postgres".into()),
+            access: Arc::new(Access::plain()),
         }
+    }
+
+    /// Reaches the nodes with `access`'s TLS and credentials.
+    pub fn with_access(mut self, access: Arc<Access>) -> Self {
+        self.access = access;
+        self
+    }
+
+    /// An HTTP client (its own pool) whose connects give up after `timeout`.
+    pub fn http_client(&self, timeout: Duration) -> Result<HttpClient, WireError> {
+        HttpClient::new(&self.access, timeout).map_err(WireError::not_sent)
     }
 
     /// The request of an invocation (`leader`: the leader call), or why it cannot be sent.
@@ -155,30 +170,37 @@ impl WireDialect {
     /// Sends `req` to `addr`, over `conn` (postgres: opened when `None`, dropped when broken).
     pub async fn exchange(
         &self,
-        conn: &mut Option<PgConn>,
+        conn: &mut Link,
         addr: &str,
         req: &Request,
         timeout: Duration,
     ) -> Result<Answer, WireError> {
         match req {
             Request::Sql(q) => {
-                if conn.is_none() {
+                let pg = &mut conn.pg;
+                if pg.is_none() {
                     let c = PgConn::connect_as(addr, &self.user, &self.database, timeout).await;
-                    *conn = Some(c?);
+                    *pg = Some(c?);
                 }
-                let c = conn.as_mut().expect("connected above");
+                let c = pg.as_mut().expect("connected above");
                 match c.query_tagged(q, timeout).await {
                     Ok((rows, tag)) => Ok(Answer::Rows(rows, tag)),
                     Err(e) => {
                         if e.broken {
-                            *conn = None;
+                            *pg = None;
                         }
                         Err(e)
                     }
                 }
             }
             Request::Http { method, path, body } => {
-                let r = http::request(method, addr, path, body.as_deref(), timeout).await?;
+                if conn.http.is_none() {
+                    conn.http = Some(self.http_client(timeout)?);
+                }
+                let http = conn.http.as_ref().expect("made above");
+                let r = http
+                    .request(method, addr, path, body.as_deref(), timeout)
+                    .await?;
                 if (200..300).contains(&r.status) {
                     Ok(Answer::Json(r.json()))
                 } else {
@@ -195,14 +217,15 @@ impl WireDialect {
         addr: &str,
         timeout: Duration,
     ) -> Result<RoleInfo, String> {
-        self.probe_on(&mut None, node, addr, timeout).await
+        self.probe_on(&mut Link::default(), node, addr, timeout)
+            .await
     }
 
     /// Asks `node` (at `addr`) who leads, over `conn` (postgres: opened when `None`), with
     /// the `confirm` read when the file asks for one.
     pub async fn probe_on(
         &self,
-        conn: &mut Option<PgConn>,
+        conn: &mut Link,
         node: &str,
         addr: &str,
         timeout: Duration,
@@ -232,6 +255,14 @@ impl WireDialect {
         }
         Ok(first)
     }
+}
+
+/// A client's way to one node: its PostgreSQL connection (opened when needed, dropped when
+/// broken), or the HTTP pool (shared by every node of the client).
+#[derive(Default)]
+pub struct Link {
+    pg: Option<PgConn>,
+    http: Option<HttpClient>,
 }
 
 fn http_request(
@@ -378,7 +409,7 @@ fn json_value(
 pub struct WireClient {
     dialect: Arc<WireDialect>,
     router: Router,
-    conns: HashMap<String, PgConn>,
+    conns: HashMap<String, Link>,
     timeout: Duration,
 }
 
@@ -408,14 +439,11 @@ impl WireClient {
         let Some(addr) = self.router.addr(target) else {
             return Completion::fail(op.value.clone(), target, "unknown node");
         };
-        let mut conn = self.conns.remove(target);
+        let link = self.conns.entry(target.to_owned()).or_default();
         let role = self
             .dialect
-            .probe_on(&mut conn, target, &addr, self.timeout)
+            .probe_on(link, target, &addr, self.timeout)
             .await;
-        if let Some(c) = conn {
-            self.conns.insert(target.to_owned(), c);
-        }
         match role {
             Ok(r) => Completion::ok(role_value(&r), target),
             Err(e) => Completion::fail(op.value.clone(), target, e),
@@ -444,14 +472,8 @@ impl Client for WireClient {
         let Some(addr) = self.router.addr(&target) else {
             return Completion::fail(op.value.clone(), &target, "unknown node");
         };
-        let mut conn = self.conns.remove(&target);
-        let answer = self
-            .dialect
-            .exchange(&mut conn, &addr, &req, self.timeout)
-            .await;
-        if let Some(c) = conn {
-            self.conns.insert(target.clone(), c);
-        }
+        let link = self.conns.entry(target.clone()).or_default();
+        let answer = self.dialect.exchange(link, &addr, &req, self.timeout).await;
         let answer = match answer {
             Ok(a) => a,
             Err(e) if !e.is_answer() => {

@@ -150,7 +150,7 @@ async fn postgres_outcomes_against_a_real_server() {
     // The example's schema (Patroni's post_bootstrap script runs the same statement).
     let schema = "CREATE TABLE s (v bigint PRIMARY KEY); CREATE TABLE ids (id serial PRIMARY KEY); \
                   CREATE TABLE r (k text PRIMARY KEY, v bigint)";
-    let mut conn = None;
+    let mut conn = super::super::wire::Link::default();
     let d = WireDialect::new(&l, role_parser(&l, &[("n1", "127.0.0.1", pg.port)]));
     // Before the tables exist: 42P01 undefined_table, a `42` rule: fail.
     let missing = c.invoke(&Invocation::new("add", Value::Int(1))).await;

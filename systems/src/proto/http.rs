@@ -1,14 +1,19 @@
-//! A tiny HTTP/1.1 client (one connection per request, no TLS, plain or chunked bodies) and
-//! standard base64, as etcd's v3 JSON gateway and Patroni's REST API need them. Shared by the
-//! built-in `etcd` and `postgres-patroni` systems and by system files speaking `http`.
+//! The HTTP client of etcd's v3 JSON gateway, Patroni's REST API and system files speaking
+//! `http`: reqwest on rustls, one [`HttpClient`] per system with keep-alive connections
+//! reused per node, TLS (a CA, a client certificate) and basic or bearer authentication from
+//! an [`Access`]. Also standard base64, which the gateway's `bytes` fields are.
+//!
+//! What an op's record needs survives the pool: a request that failed to connect (refused,
+//! timed out, a TLS handshake refused) was never sent (`fail`); hyper resends a request
+//! only when the pooled connection closed before any of it was written; any other failure
+//! may have reached the server (`info` for writes).
 
 use std::time::Duration;
 
 use serde_json::Value as Json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use super::error::WireError;
+use super::tls::Access;
 
 /// A whole HTTP response.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,115 +34,120 @@ impl Response {
     }
 }
 
-/// POSTs `body` as JSON to `http://addr{path}` and returns the status and the parsed JSON
-/// body, within `timeout`.
-pub async fn post(
-    addr: &str,
-    path: &str,
-    body: &Json,
-    timeout: Duration,
-) -> Result<(u16, Json), WireError> {
-    let r = request(
-        "POST",
-        addr,
-        path,
-        Some(body.to_string().as_bytes()),
-        timeout,
-    )
-    .await?;
-    Ok((r.status, r.json()))
+/// An HTTP client of one system's nodes; cheap to clone (clones share the pool).
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    inner: reqwest::Client,
+    scheme: &'static str,
+    basic: Option<(String, String)>,
+    bearer: Option<String>,
 }
 
-/// GETs `http://addr{path}` and returns the status and the parsed JSON body.
-pub async fn get(addr: &str, path: &str, timeout: Duration) -> Result<(u16, Json), WireError> {
-    let r = request("GET", addr, path, None, timeout).await?;
-    Ok((r.status, r.json()))
-}
-
-/// One request (`Content-Type: application/json` when there is a body, `Connection: close`)
-/// within `timeout`. Errors before the request was written are `unsent`.
-pub async fn request(
-    method: &str,
-    addr: &str,
-    path: &str,
-    body: Option<&[u8]>,
-    timeout: Duration,
-) -> Result<Response, WireError> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-        Err(_) => return Err(WireError::not_sent("connect timeout")),
-        Ok(Err(e)) => return Err(WireError::not_sent(format!("connect: {}", e.kind()))),
-        Ok(Ok(s)) => s,
-    };
-    let _ = stream.set_nodelay(true);
-    let body = body.unwrap_or_default();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    req.extend_from_slice(body);
-    let exchange = async {
-        stream
-            .write_all(&req)
-            .await
-            .map_err(|e| WireError::may_have_applied(format!("io: {}", e.kind())))?;
-        let mut buf = Vec::new();
-        stream
-            .read_to_end(&mut buf)
-            .await
-            .map_err(|e| WireError::may_have_applied(format!("io: {}", e.kind())))?;
-        Ok::<_, WireError>(buf)
-    };
-    let buf = match tokio::time::timeout_at(deadline, exchange).await {
-        Err(_) => return Err(WireError::may_have_applied("timeout")),
-        Ok(r) => r?,
-    };
-    parse_response(&buf).map_err(WireError::may_have_applied)
-}
-
-/// Status and body of a whole HTTP/1.1 response (plain or chunked).
-pub fn parse_response(buf: &[u8]) -> Result<Response, String> {
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("truncated response")?;
-    let head = std::str::from_utf8(&buf[..split]).map_err(|_| "bad response head")?;
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or("bad status line")?;
-    let chunked = lines.any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
-    let raw = &buf[split + 4..];
-    let body = if chunked { dechunk(raw)? } else { raw.to_vec() };
-    Ok(Response { status, body })
-}
-
-fn dechunk(mut raw: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    loop {
-        let eol = raw
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or("truncated chunk")?;
-        let size = std::str::from_utf8(&raw[..eol]).map_err(|_| "bad chunk size")?;
-        let size = size.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size, 16).map_err(|_| "bad chunk size")?;
-        raw = &raw[eol + 2..];
-        if size == 0 {
-            return Ok(out);
+/// The error and the causes beneath it, as one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !out.contains(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
         }
-        if raw.len() < size {
-            return Err("truncated chunk".into());
+        cur = c.source();
+    }
+    out
+}
+
+impl HttpClient {
+    /// A client that connects within `connect_timeout`, with `access`'s TLS (`https`) and
+    /// credentials (basic with a user and password, bearer with a token).
+    pub fn new(access: &Access, connect_timeout: Duration) -> Result<HttpClient, String> {
+        super::tls::install_default_provider();
+        let mut b = reqwest::Client::builder()
+            .no_proxy()
+            .tcp_nodelay(true)
+            .connect_timeout(connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none());
+        let scheme = match &access.tls {
+            Some(t) => {
+                b = b.tls_backend_preconfigured((*t.config()).clone());
+                "https"
+            }
+            None => "http",
+        };
+        let inner = b
+            .build()
+            .map_err(|e| format!("failed to build the HTTP client: {}", chain(&e)))?;
+        let c = &access.creds;
+        let basic = match (&c.user, &c.password) {
+            (Some(u), Some(p)) => Some((u.clone(), p.clone())),
+            (None, Some(p)) => Some((String::new(), p.clone())),
+            _ => None,
+        };
+        Ok(HttpClient {
+            inner,
+            scheme,
+            basic,
+            bearer: c.token.clone(),
+        })
+    }
+
+    /// Plain HTTP, no credentials.
+    pub fn plain(connect_timeout: Duration) -> HttpClient {
+        HttpClient::new(&Access::plain(), connect_timeout).expect("a plain client builds")
+    }
+
+    /// One request to `addr` (`host:port`) within `timeout` (`Content-Type:
+    /// application/json` when there is a body).
+    pub async fn request(
+        &self,
+        method: &str,
+        addr: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<Response, WireError> {
+        let url = format!("{}://{addr}{path}", self.scheme);
+        let m = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|_| WireError::not_sent(format!("bad HTTP method {method:?}")))?;
+        let mut req = self.inner.request(m, &url).timeout(timeout);
+        if let Some(b) = body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(b.to_vec());
         }
-        out.extend_from_slice(&raw[..size]);
-        raw = raw.get(size + 2..).unwrap_or_default();
+        if let Some((u, p)) = &self.basic {
+            req = req.basic_auth(u, Some(p));
+        }
+        if let Some(t) = &self.bearer {
+            req = req.bearer_auth(t);
+        }
+        let failed = |e: reqwest::Error| {
+            let why = chain(&e);
+            if e.is_connect() || e.is_builder() {
+                let short =
+                    if why.contains("certificate") || why.contains("tls") || why.contains("TLS") {
+                        format!("tls: {why}")
+                    } else {
+                        format!("connect: {why}")
+                    };
+                WireError::not_sent(short).with_detail(format!("failed to connect to {url}: {why}"))
+            } else if e.is_timeout() {
+                WireError::may_have_applied("timeout")
+                    .with_detail(format!("no answer from {url} within {timeout:?}"))
+            } else {
+                WireError::may_have_applied(format!("io: {why}"))
+                    .with_detail(format!("failed to talk to {url}: {why}"))
+            }
+        };
+        let r = req.send().await.map_err(failed)?;
+        let status = r.status().as_u16();
+        let body = r.bytes().await.map_err(failed)?;
+        Ok(Response {
+            status,
+            body: body.to_vec(),
+        })
     }
 }
 
@@ -180,7 +190,6 @@ pub fn unb64(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn base64_round_trips() {
@@ -188,19 +197,5 @@ mod tests {
             assert_eq!(unb64(&b64(s.as_bytes())).unwrap(), s.as_bytes());
         }
         assert_eq!(b64(b"set/"), "c2V0Lw==");
-    }
-
-    #[test]
-    fn responses_plain_and_chunked() {
-        let plain = b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{\"a\":\"1\"}";
-        let r = parse_response(plain).unwrap();
-        assert_eq!((r.status, r.json()), (200, json!({"a": "1"})));
-        let chunked =
-            b"HTTP/1.1 503 X\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n5\r\n:\"1\"}\r\n0\r\n\r\n";
-        let r = parse_response(chunked).unwrap();
-        assert_eq!((r.status, r.json()), (503, json!({"a": "1"})));
-        let text = parse_response(b"HTTP/1.1 404 Not Found\r\n\r\nno such key").unwrap();
-        assert_eq!(text.json(), json!("no such key"));
-        assert!(parse_response(b"HTTP/1.1 200").is_err());
     }
 }

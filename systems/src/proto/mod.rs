@@ -8,9 +8,11 @@
 //! - [`router`]: the leader-following RESP client (redirects, the probe's hint).
 //! - [`http`]: HTTP/1.1 requests and base64 (etcd's v3 JSON gateway, Patroni's REST API).
 //! - [`pgwire`]: the PostgreSQL simple-query protocol.
+//! - [`tls`]: TLS configurations, secrets and credentials, shared by every client.
 
 pub mod error;
 pub mod http;
 pub mod pgwire;
 pub mod resp;
 pub mod router;
+pub mod tls;

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::error::WireError;
+use super::tls::{Access, Io, host_of};
 
 /// A reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,11 +66,11 @@ fn bad_reply(addr: &str, what: String) -> WireError {
         .with_detail(format!("bad reply from {addr}: {what}"))
 }
 
-/// One connection.
+/// One connection, plain or TLS.
 pub struct Conn {
     addr: String,
-    rd: BufReader<OwnedReadHalf>,
-    wr: OwnedWriteHalf,
+    /// Reads go through the buffer, writes straight to the stream.
+    rd: BufReader<Box<dyn Io>>,
     buf: Vec<u8>,
 }
 
@@ -81,21 +81,57 @@ impl std::fmt::Debug for Conn {
 }
 
 impl Conn {
-    /// Connects within `timeout`.
+    /// Connects within `timeout`, plain and without credentials.
     pub async fn connect(addr: &str, timeout: Duration) -> Result<Conn, WireError> {
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Err(_) => return Err(connect_timeout(addr, timeout)),
-            Ok(Err(source)) => return Err(connect_failed(addr, source)),
-            Ok(Ok(s)) => s,
+        Self::connect_with(addr, &Access::plain(), timeout).await
+    }
+
+    /// Connects within `timeout`: TCP, the TLS handshake when `access` has TLS, then `AUTH`
+    /// when it has a password (with the user too: an ACL user). A failure at any of these
+    /// sent no command: it is `not_sent`, with a detail naming the cause (`WRONGPASS ...`,
+    /// an unknown certificate issuer).
+    pub async fn connect_with(
+        addr: &str,
+        access: &Access,
+        timeout: Duration,
+    ) -> Result<Conn, WireError> {
+        let open = async {
+            let stream = TcpStream::connect(addr)
+                .await
+                .map_err(|source| connect_failed(addr, source))?;
+            let _ = stream.set_nodelay(true);
+            let stream = access.wrap(host_of(addr), stream).await.map_err(|e| {
+                WireError::not_sent(format!("tls: {e}"))
+                    .with_detail(format!("failed to set up TLS with {addr}: {e}"))
+            })?;
+            let mut c = Conn {
+                addr: addr.into(),
+                rd: BufReader::with_capacity(64 * 1024, stream),
+                buf: Vec::with_capacity(256),
+            };
+            if let Some(pw) = &access.creds.password {
+                let mut args: Vec<&[u8]> = vec![b"AUTH"];
+                if let Some(u) = &access.creds.user {
+                    args.push(u.as_bytes());
+                }
+                args.push(pw.as_bytes());
+                let refused = |why: String| {
+                    WireError::not_sent(format!("auth: {why}"))
+                        .with_detail(format!("failed to authenticate to {addr}: {why}"))
+                };
+                match c.call(&args, timeout).await {
+                    Ok(Reply::Simple(_)) => {}
+                    Ok(Reply::Error(e)) => return Err(refused(e)),
+                    Ok(r) => return Err(refused(format!("unexpected reply {r:?}"))),
+                    Err(e) => return Err(refused(e.to_string())),
+                }
+            }
+            Ok(c)
         };
-        let _ = stream.set_nodelay(true);
-        let (r, w) = stream.into_split();
-        Ok(Conn {
-            addr: addr.into(),
-            rd: BufReader::with_capacity(64 * 1024, r),
-            wr: w,
-            buf: Vec::with_capacity(256),
-        })
+        match tokio::time::timeout(timeout, open).await {
+            Err(_) => Err(connect_timeout(addr, timeout)),
+            Ok(r) => r,
+        }
     }
 
     pub fn addr(&self) -> &str {
@@ -108,8 +144,12 @@ impl Conn {
         encode(&mut self.buf, args);
         let addr = self.addr.clone();
         let fut = async {
-            self.wr
-                .write_all(&self.buf)
+            let wr = self.rd.get_mut();
+            wr.write_all(&self.buf)
+                .await
+                .map_err(|source| io_failed(&addr, source))?;
+            // A TLS stream holds what it encrypted until flushed.
+            wr.flush()
                 .await
                 .map_err(|source| io_failed(&addr, source))?;
             read_reply(&mut self.rd, &addr, 0).await
@@ -137,7 +177,7 @@ const MAX_DEPTH: usize = 8;
 const MAX_BULK: usize = 512 * 1024 * 1024;
 
 fn read_reply<'a>(
-    rd: &'a mut BufReader<OwnedReadHalf>,
+    rd: &'a mut BufReader<Box<dyn Io>>,
     addr: &'a str,
     depth: usize,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Reply, WireError>> + Send + 'a>> {

@@ -11,9 +11,11 @@
 
 use history::vocab;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::proto::resp::{Conn, Reply};
+use crate::proto::tls::Access;
 use async_trait::async_trait;
 use history::Value;
 use workloads::{Client, Completion, Invocation, Outcome};
@@ -214,6 +216,7 @@ pub struct RoutingClient<D> {
     conns: HashMap<String, Conn>,
     timeout: Duration,
     dialect: D,
+    access: Arc<Access>,
 }
 
 impl<D: RespDialect> RoutingClient<D> {
@@ -224,7 +227,14 @@ impl<D: RespDialect> RoutingClient<D> {
             conns: HashMap::new(),
             timeout,
             dialect,
+            access: Arc::new(Access::plain()),
         }
+    }
+
+    /// Connects with TLS and credentials as `access` says.
+    pub fn access(mut self, access: Arc<Access>) -> Self {
+        self.access = access;
+        self
     }
 
     /// Routes ops that name no node as `route` says.
@@ -252,7 +262,7 @@ impl<D: RespDialect> Client for RoutingClient<D> {
             return Completion::fail(op.value.clone(), &target, "unknown node");
         };
         if !self.conns.contains_key(&target) {
-            match Conn::connect(&addr, self.timeout).await {
+            match Conn::connect_with(&addr, &self.access, self.timeout).await {
                 Ok(c) => {
                     self.conns.insert(target.clone(), c);
                 }

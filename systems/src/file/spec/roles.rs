@@ -69,6 +69,7 @@ impl Spec {
     /// Every placeholder of node-level strings: the fixed ones and each role's.
     pub fn node_vars(&self) -> Vec<String> {
         let mut v: Vec<String> = NODE_VARS.iter().map(|s| (*s).to_owned()).collect();
+        v.extend(super::generated_vars(&self.generate, "").into_keys());
         for r in self.role_names() {
             v.extend(role_vars(&r));
         }

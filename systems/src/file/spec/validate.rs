@@ -29,7 +29,11 @@ impl Loaded {
         }
         for (remote, content) in &s.configs {
             self.check(&format!("configs.{remote:?} (path)"), remote, node)?;
-            self.check(&format!("configs.{remote:?}"), content, node)?;
+            let mut with_password = node.to_vec();
+            if s.generate.password {
+                with_password.push("auth.password");
+            }
+            self.check(&format!("configs.{remote:?}"), content, &with_password)?;
         }
         let c = &s.commands;
         if c.start.trim().is_empty() {
