@@ -19,35 +19,7 @@ use std::process::Command;
 
 mod common;
 
-use common::{BIN, Cluster, text};
-
-const REQUIRE: &str = "FAULTLINE_REQUIRE_PRIVILEGED";
-
-/// Root and cluster tools, and `programs` on the PATH; else skip loudly (or fail when
-/// `FAULTLINE_REQUIRE_PRIVILEGED=1`).
-fn ready_or_skip(test: &str, programs: &[&str], package: &str) -> bool {
-    if !control::prereq::privileged_or_skip(test, false) {
-        return false;
-    }
-    let missing: Vec<&str> = programs
-        .iter()
-        .copied()
-        .filter(|p| control::prereq::tool_path(p).is_none())
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let why = format!(
-        "{} not installed (apt-get install -y {package})",
-        missing.join(", ")
-    );
-    if std::env::var(REQUIRE).as_deref() == Ok("1") {
-        panic!("{test}: {why} ({REQUIRE}=1, so this fails instead of skipping)");
-    }
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "\n==== SKIPPED: {test}: {why} ====\n");
-    false
-}
+use common::{BIN, Cluster, ready_or_skip, text};
 
 /// One run of `system` on `c` with the primary cut off from the others for `cut_ms` from
 /// 1 s on (seed 1, 5 clients at 500 ops/s in all); returns the exit code, output and

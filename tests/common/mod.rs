@@ -224,3 +224,55 @@ pub fn no_faultline_rules(prefix: &str, nodes: usize) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Root and cluster tools, and `programs` on the PATH; else skip loudly (or fail when
+/// `FAULTLINE_REQUIRE_PRIVILEGED=1`).
+pub fn ready_or_skip(test: &str, programs: &[&str], package: &str) -> bool {
+    const REQUIRE: &str = "FAULTLINE_REQUIRE_PRIVILEGED";
+    if !control::prereq::privileged_or_skip(test, false) {
+        return false;
+    }
+    let missing: Vec<&str> = programs
+        .iter()
+        .copied()
+        .filter(|p| control::prereq::tool_path(p).is_none())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let why = format!(
+        "{} not installed (apt-get install -y {package})",
+        missing.join(", ")
+    );
+    if std::env::var(REQUIRE).as_deref() == Ok("1") {
+        panic!("{test}: {why} ({REQUIRE}=1, so this fails instead of skipping)");
+    }
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "\n==== SKIPPED: {test}: {why} ====\n");
+    false
+}
+
+/// Every file under `dir` whose bytes contain `needle`.
+pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                stack.push(p);
+            } else if ft.is_file() {
+                if let Ok(b) = std::fs::read(&p) {
+                    if b.windows(needle.len()).any(|w| w == needle) {
+                        out.push(p);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
