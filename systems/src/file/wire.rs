@@ -179,7 +179,9 @@ impl WireDialect {
             Request::Sql(q) => {
                 let pg = &mut conn.pg;
                 if pg.is_none() {
-                    let c = PgConn::connect_as(addr, &self.user, &self.database, timeout).await;
+                    let c =
+                        PgConn::connect_as(addr, &self.user, &self.database, &self.access, timeout)
+                            .await;
                     *pg = Some(c?);
                 }
                 let c = pg.as_mut().expect("connected above");

@@ -12,6 +12,8 @@ use super::{client_for, example, role_parser};
 use crate::file::spec::{self, Inputs};
 use crate::file::wire::WireDialect;
 use crate::proto::pgwire::PgConn;
+use crate::proto::tls::certs::Ca;
+use crate::proto::tls::{Access, Credentials, Tls, TlsSpec};
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
@@ -48,8 +50,15 @@ fn as_postgres(program: &str) -> Command {
     c
 }
 
-/// Starts PostgreSQL on 127.0.0.1, or says why the test is skipped.
+/// Starts PostgreSQL on 127.0.0.1 (trust authentication), or says why the test is skipped.
 fn start() -> Option<Postgres> {
+    start_with(None)
+}
+
+/// With `secure` (a password and a CA): the `postgres` user's password checked by
+/// SCRAM-SHA-256, over TLS only (`hostssl` alone in pg_hba.conf), with a certificate for
+/// 127.0.0.1 that the CA signed.
+fn start_with(secure: Option<(&str, &Ca)>) -> Option<Postgres> {
     let why = if !control::prereq::is_root() {
         Some("needs root (to run PostgreSQL as the postgres user)".to_string())
     } else if !std::path::Path::new(PG_BIN).join("postgres").exists() {
@@ -81,8 +90,18 @@ fn start() -> Option<Postgres> {
         .status()
         .unwrap();
     assert!(chown.success());
-    let init = as_postgres("initdb")
-        .args(["-A", "trust", "-U", "postgres", "-D"])
+    let mut init = as_postgres("initdb");
+    match secure {
+        None => init.args(["-A", "trust"]),
+        Some((pw, _)) => {
+            let f = dir.path().join("pwfile");
+            std::fs::write(&f, pw).unwrap();
+            let _ = Command::new("chown").arg("postgres").arg(&f).status();
+            init.args(["-A", "scram-sha-256", "--pwfile"]).arg(f)
+        }
+    };
+    let init = init
+        .args(["-U", "postgres", "-D"])
         .arg(&data)
         .output()
         .unwrap();
@@ -97,6 +116,25 @@ fn start() -> Option<Postgres> {
         .local_addr()
         .unwrap()
         .port();
+    let mut tls_args = Vec::new();
+    if let Some((_, ca)) = secure {
+        let pem = ca.issue("postgres", &["127.0.0.1".into()]).unwrap();
+        let (cert, key) = (data.join("server.crt"), data.join("server.key"));
+        std::fs::write(&cert, pem.cert).unwrap();
+        std::fs::write(&key, pem.key).unwrap();
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "hostssl all all 127.0.0.1/32 scram-sha-256\n",
+        )
+        .unwrap();
+        let _ = Command::new("chown")
+            .arg("postgres")
+            .arg(&cert)
+            .arg(&key)
+            .status();
+        let _ = Command::new("chmod").arg("600").arg(&key).status();
+        tls_args = vec!["-c".to_string(), "ssl=on".to_string()];
+    }
     let log = std::fs::File::create(dir.path().join("pg.log")).unwrap();
     let child = as_postgres("postgres")
         .arg("-D")
@@ -104,6 +142,7 @@ fn start() -> Option<Postgres> {
         .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
         .arg(dir.path())
         .args(["-c", "fsync=off"])
+        .args(&tls_args)
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
@@ -237,4 +276,74 @@ async fn postgres_outcomes_against_a_real_server() {
     // The server is gone: nothing is sent, so nothing happened.
     let mut c4 = client_for(&l, &addr, Duration::from_secs(1));
     assert_eq!(c4.invoke(&w).await.outcome, Outcome::Fail);
+}
+
+#[tokio::test]
+async fn scram_over_tls_with_the_right_password_and_ca_only() {
+    let (ca, stranger) = (Ca::new("pg test ca").unwrap(), Ca::new("stranger").unwrap());
+    let Some(pg) = start_with(Some(("s3cret-pg", &ca))) else {
+        return;
+    };
+    let addr = format!("127.0.0.1:{}", pg.port);
+    let files = tempfile::tempdir().unwrap();
+    let tls_of = |ca: &Ca, name: &str| {
+        std::fs::write(files.path().join(name), &ca.pem.cert).unwrap();
+        let spec = TlsSpec {
+            ca: Some(name.into()),
+            verify: true,
+            ..TlsSpec::default()
+        };
+        Tls::load(&spec, files.path()).unwrap()
+    };
+    let access = |tls: Option<Tls>, pw: &str| Access {
+        tls,
+        creds: Credentials {
+            password: Some(pw.into()),
+            ..Credentials::default()
+        },
+    };
+    let t = Duration::from_secs(5);
+    let good = access(Some(tls_of(&ca, "ca.pem")), "s3cret-pg");
+    // It accepts connections before it answers queries: wait for an answer.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut c = loop {
+        match PgConn::connect_as(&addr, "postgres", "postgres", &good, t).await {
+            Ok(c) => break c,
+            Err(e) if std::time::Instant::now() < deadline && !e.msg.starts_with("auth") => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let rows = c
+        .query(
+            "SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            t,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![vec![Some("true".to_string())]],
+        "the session is encrypted"
+    );
+    let wrong = access(Some(tls_of(&ca, "ca.pem")), "not-it");
+    let e = PgConn::connect_as(&addr, "postgres", "postgres", &wrong, t)
+        .await
+        .err()
+        .unwrap();
+    assert!(!e.sent() && e.msg.starts_with("auth: 28P01"), "{e:?}");
+    let untrusted = access(Some(tls_of(&stranger, "stranger.pem")), "s3cret-pg");
+    let e = PgConn::connect_as(&addr, "postgres", "postgres", &untrusted, t)
+        .await
+        .err()
+        .unwrap();
+    assert!(!e.sent() && e.msg.starts_with("tls:"), "{e:?}");
+    // Without TLS pg_hba.conf has no entry for the session: refused at the door.
+    let plain = access(None, "s3cret-pg");
+    let e = PgConn::connect_as(&addr, "postgres", "postgres", &plain, t)
+        .await
+        .err()
+        .unwrap();
+    assert!(!e.sent() && e.msg.starts_with("auth: 28000"), "{e:?}");
 }

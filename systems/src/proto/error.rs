@@ -94,6 +94,22 @@ impl WireError {
     }
 }
 
+/// An error and the causes beneath it, as one line (`a: b: c`, a cause its parent already
+/// quotes left out).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !out.contains(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        cur = c.source();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
-use super::error::WireError;
+use super::error::{WireError, chain};
 use super::tls::Access;
 
 /// A whole HTTP response.
@@ -41,21 +41,6 @@ pub struct HttpClient {
     scheme: &'static str,
     basic: Option<(String, String)>,
     bearer: Option<String>,
-}
-
-/// The error and the causes beneath it, as one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !out.contains(&t) {
-            out.push_str(": ");
-            out.push_str(&t);
-        }
-        cur = c.source();
-    }
-    out
 }
 
 impl HttpClient {

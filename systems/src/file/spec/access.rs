@@ -185,11 +185,7 @@ impl Loaded {
             Some(s) => Some(s.reveal(base).map_err(|e| format!("client.token: {e}"))?),
             None => None,
         };
-        let user = match self.protocol {
-            // postgres has always had a user (default `postgres`); elsewhere it is optional.
-            crate::file::ops::Protocol::Postgres => None,
-            _ => c.user.clone(),
-        };
+        let user = c.user.clone();
         Ok(Access {
             tls,
             creds: Credentials {
