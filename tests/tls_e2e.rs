@@ -6,6 +6,9 @@
 //! - Redis Sentinel, TLS everywhere and a password: still loses acknowledged writes when the
 //!   primary is isolated; the run directory holds no private key and not the password.
 //! - etcd, TLS with client-certificate authentication: valid under partitions and kills.
+//! - PostgreSQL + Patroni, hostssl with SCRAM passwords only (replication included): a
+//!   decided verdict with the primary isolated, only the anomalies asynchronous
+//!   replication can cause; no key in the run directory.
 //! - A wrong password, or a CA that did not sign the servers' certificates: exit 255 with
 //!   one line naming the node and the cause, before any workload starts.
 
@@ -115,6 +118,55 @@ fn etcd_with_tls_and_client_certificates_is_valid_under_partitions() {
         common::anomaly_types(&results)
     );
     assert!(out.contains("etcd-tls is ready"), "{out}");
+    assert_no_secrets(&latest(&c), &[]);
+}
+
+#[test]
+fn postgres_patroni_with_tls_and_scram_reaches_a_verdict() {
+    let test = "postgres_patroni_with_tls_and_scram_reaches_a_verdict";
+    if !ready_or_skip(
+        test,
+        &["patroni", "etcd", "/usr/lib/postgresql/15/bin/postgres"],
+        "patroni postgresql-15 etcd-server",
+    ) {
+        return;
+    }
+    let c = Cluster::new("flk4-", "10.77.109.0/24").recovery_wait("30s");
+    let schedule = common::isolate_leader_schedule(c.store.path(), 1, 1000, 0, 15000);
+    let file = example("postgres-patroni-tls.toml");
+    let (code, out, results) = c.run(&[
+        "--system-file",
+        file.to_str().unwrap(),
+        "--workload",
+        "set,unique-ids",
+        "--schedule",
+        schedule.to_str().unwrap(),
+        "--seed",
+        "1",
+        "--time-limit",
+        "25s",
+        "--rate",
+        "500",
+    ]);
+    let found = common::anomaly_types(&results);
+    assert!(code == 0 || code == 1, "no verdict (exit {code}):\n{out}");
+    assert!(out.contains("postgres-patroni-tls is ready"), "{out}");
+    let acked = results["set"]["stats"]["acknowledged"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(acked > 0, "no write acknowledged over TLS:\n{out}");
+    for t in &found {
+        assert!(
+            [
+                "lost-write",
+                "reused-key",
+                "dual-leader",
+                "split-brain-writes"
+            ]
+            .contains(&t.as_str()),
+            "unexpected anomaly class {t}:\n{out}"
+        );
+    }
     assert_no_secrets(&latest(&c), &[]);
 }
 

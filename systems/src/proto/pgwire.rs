@@ -66,8 +66,10 @@ impl PgConn {
             } else {
                 format!("connect: {why}")
             };
+            tracing::debug!(addr, %why, "PostgreSQL refused the connection");
             WireError::not_sent(short).with_detail(format!("failed to connect to {addr}: {why}"))
         };
+        tracing::debug!(addr, tls = access.tls.is_some(), "connecting to PostgreSQL");
         let connect = async {
             match &access.tls {
                 Some(tls) => {
