@@ -114,6 +114,10 @@ pub struct TestArgs {
     /// Patroni's synchronous mode (postgres-patroni; default asynchronous replication).
     #[arg(long)]
     pub synchronous: bool,
+    /// Deploy with TLS and authentication on, with certificates and a password made for the
+    /// run (redis-sentinel, etcd, postgres-patroni: their examples/systems/*-tls.toml).
+    #[arg(long)]
+    pub secure: bool,
     /// Local cluster name prefix.
     #[arg(long, default_value = cluster::DEFAULT_PREFIX)]
     pub prefix: String,

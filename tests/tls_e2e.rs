@@ -1,6 +1,6 @@
 //! End-to-end tests of third-party systems deployed with TLS and authentication on (root;
-//! local clusters `flk1-` 10.77.106.0/24 ...), from the example system files that generate a
-//! CA, certificates and a password per run. Without root or the system's programs they print
+//! local clusters `flk1-` 10.77.106.0/24 ...): `--system NAME --secure`, whose files
+//! (examples/systems/*-tls.toml) make a CA, certificates and a password per run. Without root or the system's programs they print
 //! `SKIPPED` unless `FAULTLINE_REQUIRE_PRIVILEGED=1`.
 //!
 //! - Redis Sentinel, TLS everywhere and a password: still loses acknowledged writes when the
@@ -49,10 +49,9 @@ fn redis_sentinel_with_tls_and_a_password_still_loses_writes() {
     }
     let c = Cluster::new("flk1-", "10.77.106.0/24").recovery_wait("30s");
     let schedule = common::isolate_leader_schedule(c.store.path(), 1, 1000, 0, 25000);
-    let file = example("redis-sentinel-tls.toml");
     let child = common::faultline()
         .args(c.args())
-        .args(["--system-file", file.to_str().unwrap()])
+        .args(["--system", "redis-sentinel", "--secure"])
         .args(["--workload", "set", "--seed", "1", "--time-limit", "30s"])
         .args(["--rate", "500", "--schedule", schedule.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
@@ -98,10 +97,10 @@ fn etcd_with_tls_and_client_certificates_is_valid_under_partitions() {
         return;
     }
     let c = Cluster::new("flk2-", "10.77.107.0/24").recovery_wait("10s");
-    let file = example("etcd-tls.toml");
     let (code, out, results) = c.run(&[
-        "--system-file",
-        file.to_str().unwrap(),
+        "--system",
+        "etcd",
+        "--secure",
         "--workload",
         "register,set",
         "--nemesis",
@@ -133,10 +132,10 @@ fn postgres_patroni_with_tls_and_scram_reaches_a_verdict() {
     }
     let c = Cluster::new("flk4-", "10.77.109.0/24").recovery_wait("30s");
     let schedule = common::isolate_leader_schedule(c.store.path(), 1, 1000, 0, 15000);
-    let file = example("postgres-patroni-tls.toml");
     let (code, out, results) = c.run(&[
-        "--system-file",
-        file.to_str().unwrap(),
+        "--system",
+        "postgres-patroni",
+        "--secure",
         "--workload",
         "set,unique-ids",
         "--schedule",

@@ -35,7 +35,7 @@ pub fn run(args: SystemArgs) -> anyhow::Result<u8> {
                     println!("  options: {}", opts.join(" "));
                 }
                 let file = b
-                    .file(&Default::default())
+                    .file(&Default::default(), false)
                     .map_err(|e| anyhow::anyhow!("failed to read the file of {b}: {e}"))?;
                 let (_, unsupported) = file.supported(&workloads::Workload::ALL);
                 let cannot: Vec<&str> = unsupported

@@ -50,6 +50,9 @@ fn options_given(args: &TestArgs, defaults: &TestArgs) -> Vec<SystemOption> {
     if args.install {
         v.push(SystemOption::Install);
     }
+    if args.secure {
+        v.push(SystemOption::Secure);
+    }
     v
 }
 
@@ -73,11 +76,14 @@ fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
         }
         // A built-in system is its embedded system file, with the options it honours as its
         // settings.
-        (None, Some(b)) => b.file(&inputs(b.settings(&systems::registry::OptionValues {
-            mode: args.mode.clone(),
-            synchronous: args.synchronous,
-            down_after: args.down_after,
-        }))),
+        (None, Some(b)) => b.file(
+            &inputs(b.settings(&systems::registry::OptionValues {
+                mode: args.mode.clone(),
+                synchronous: args.synchronous,
+                down_after: args.down_after,
+            })),
+            args.secure,
+        ),
         (None, None) => unreachable!("a system is either a file or built in"),
     };
     let mut file = loaded.map_err(user_error)?;

@@ -27,6 +27,8 @@ pub enum SystemOption {
     Synchronous,
     /// `--install` (install missing OS packages on the nodes).
     Install,
+    /// `--secure` (deploy with TLS and authentication on).
+    Secure,
 }
 
 impl SystemOption {
@@ -38,6 +40,7 @@ impl SystemOption {
             SystemOption::DownAfter => "--down-after",
             SystemOption::Synchronous => "--synchronous",
             SystemOption::Install => "--install",
+            SystemOption::Secure => "--secure",
         }
     }
 }
@@ -96,9 +99,9 @@ impl Builtin {
         use SystemOption::*;
         match self {
             Builtin::Leaderkv => &[Mode, Bug],
-            Builtin::RedisSentinel => &[DownAfter, Install],
-            Builtin::Etcd => &[Install],
-            Builtin::PostgresPatroni => &[Synchronous, Install],
+            Builtin::RedisSentinel => &[DownAfter, Install, Secure],
+            Builtin::Etcd => &[Install, Secure],
+            Builtin::PostgresPatroni => &[Synchronous, Install, Secure],
         }
     }
 
@@ -140,12 +143,17 @@ impl Builtin {
         }
     }
 
-    /// Its system file, parsed and validated with `inputs` (its settings, `--bug`s).
+    /// Its system file, parsed and validated with `inputs` (its settings, `--bug`s); with
+    /// `secure`, the one that deploys it with TLS and authentication on (`--secure`).
     pub fn file(
         self,
         inputs: &crate::file::spec::Inputs,
+        secure: bool,
     ) -> Result<crate::file::spec::Loaded, String> {
-        let (name, text) = self.system_file();
+        let (name, text) = match self.secure_file() {
+            Some(f) if secure => f,
+            _ => self.system_file(),
+        };
         let path = std::path::Path::new("(built in)").join(name);
         crate::file::spec::parse(&path, text, inputs)
     }
@@ -170,6 +178,28 @@ impl Builtin {
                 "postgres-patroni.toml",
                 include_str!("../../examples/systems/postgres-patroni.toml"),
             ),
+        }
+    }
+}
+
+impl Builtin {
+    /// The system file that deploys it with TLS and authentication on, with certificates
+    /// and a password made for each run (`--secure`), as shipped in examples/systems/.
+    pub fn secure_file(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Builtin::Leaderkv => None,
+            Builtin::RedisSentinel => Some((
+                "redis-sentinel-tls.toml",
+                include_str!("../../examples/systems/redis-sentinel-tls.toml"),
+            )),
+            Builtin::Etcd => Some((
+                "etcd-tls.toml",
+                include_str!("../../examples/systems/etcd-tls.toml"),
+            )),
+            Builtin::PostgresPatroni => Some((
+                "postgres-patroni-tls.toml",
+                include_str!("../../examples/systems/postgres-patroni-tls.toml"),
+            )),
         }
     }
 }
@@ -216,8 +246,24 @@ mod tests {
     }
 
     fn file_of(b: Builtin) -> crate::file::spec::Loaded {
-        b.file(&Default::default())
+        b.file(&Default::default(), false)
             .unwrap_or_else(|e| panic!("{b}: {e}"))
+    }
+
+    #[test]
+    fn secure_files_validate_and_generate_what_they_use() {
+        for b in Builtin::ALL {
+            let Some((name, _)) = b.secure_file() else {
+                assert!(!b.options().contains(&SystemOption::Secure), "{b}");
+                continue;
+            };
+            assert!(b.options().contains(&SystemOption::Secure), "{b}");
+            let f = b
+                .file(&Default::default(), true)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(f.spec.generate.tls, "{name}");
+            assert_eq!(f.spec.name, format!("{b}-tls"));
+        }
     }
 
     #[test]
