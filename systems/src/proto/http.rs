@@ -175,6 +175,111 @@ pub fn unb64(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::tls::Credentials;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A keep-alive HTTP/1.1 server on loopback that answers every request with its
+    /// `Authorization` header, chunked; counts the connections it accepted.
+    async fn echo_auth_server() -> (String, Arc<AtomicUsize>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let conns = Arc::new(AtomicUsize::new(0));
+        let counted = conns.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            match s.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                        buf.drain(..end + 4);
+                        let auth = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("authorization: "))
+                            .unwrap_or("none")
+                            .to_owned();
+                        let body = format!("{{\"auth\":\"{auth}\"}}");
+                        let (a, b) = body.split_at(body.len() / 2);
+                        let r = format!(
+                            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n",
+                            a.len(),
+                            b.len()
+                        );
+                        if s.write_all(r.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, conns)
+    }
+
+    #[tokio::test]
+    async fn keeps_connections_alive_reads_chunks_and_sends_credentials() {
+        let (addr, conns) = echo_auth_server().await;
+        let t = Duration::from_secs(5);
+        let basic = Access {
+            tls: None,
+            creds: Credentials {
+                user: Some("app".into()),
+                password: Some("pw".into()),
+                token: None,
+            },
+        };
+        let c = HttpClient::new(&basic, t).unwrap();
+        for _ in 0..5 {
+            let r = c.request("GET", &addr, "/", None, t).await.unwrap();
+            // base64("app:pw")
+            assert_eq!(r.json(), serde_json::json!({"auth": "Basic YXBwOnB3"}));
+        }
+        assert_eq!(
+            conns.load(Ordering::SeqCst),
+            1,
+            "one connection for five requests"
+        );
+        let bearer = Access {
+            tls: None,
+            creds: Credentials {
+                token: Some("tok".into()),
+                ..Credentials::default()
+            },
+        };
+        let r = HttpClient::new(&bearer, t)
+            .unwrap()
+            .request("POST", &addr, "/", Some(b"{}"), t)
+            .await
+            .unwrap();
+        assert_eq!(r.json(), serde_json::json!({"auth": "Bearer tok"}));
+        let r = HttpClient::plain(t)
+            .request("GET", &addr, "/", None, t)
+            .await
+            .unwrap();
+        assert_eq!(r.json(), serde_json::json!({"auth": "none"}));
+    }
+
+    #[tokio::test]
+    async fn a_refused_connect_was_not_sent() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        drop(l);
+        let e = HttpClient::plain(Duration::from_secs(1))
+            .request("POST", &addr, "/", Some(b"{}"), Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert!(!e.sent(), "{e:?}");
+        assert!(e.msg.starts_with("connect:"), "{e:?}");
+    }
 
     #[test]
     fn base64_round_trips() {
