@@ -13,6 +13,10 @@ use crate::{Op, OpType, Process, ReadError, Value};
 
 const CHUNK: usize = 64 * 1024;
 
+/// How deeply forms may nest. A history's ops need a handful of levels (an op map, a
+/// transaction, its micro-ops); the limit keeps a crafted file from overflowing the stack.
+pub const MAX_DEPTH: usize = 128;
+
 /// Streams ops out of EDN text.
 pub struct Reader<R> {
     input: R,
@@ -29,6 +33,8 @@ pub struct Reader<R> {
     truncated: bool,
     position: u64,
     names: Interner,
+    /// Forms open around the one being read.
+    depth: usize,
 }
 
 impl<R: Read> Reader<R> {
@@ -47,6 +53,7 @@ impl<R: Read> Reader<R> {
             truncated: false,
             position: 0,
             names: Interner::default(),
+            depth: 0,
         }
     }
 
@@ -136,6 +143,18 @@ impl<R: Read> Reader<R> {
 
     /// Reads one form, or None at a closing delimiter or end of input (both left unread).
     fn read_value(&mut self) -> Result<Option<Value>, ReadError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.err(format!(
+                "forms nested deeper than {MAX_DEPTH} levels (no history needs that many)"
+            )));
+        }
+        self.depth += 1;
+        let v = self.read_form();
+        self.depth -= 1;
+        v
+    }
+
+    fn read_form(&mut self) -> Result<Option<Value>, ReadError> {
         let Some(c) = self.skip_ws()? else {
             return Ok(None);
         };
@@ -175,14 +194,8 @@ impl<R: Read> Reader<R> {
             }
             b'\\' => {
                 self.bump()?;
-                let tok = self.read_token()?;
-                let s = match tok.as_str() {
-                    "newline" => "\n".to_string(),
-                    "space" => " ".to_string(),
-                    "tab" => "\t".to_string(),
-                    _ => tok,
-                };
-                Ok(Some(Value::Str(s.into())))
+                let c = self.char_literal()?;
+                Ok(Some(Value::Str(c.to_string().into())))
             }
             _ => {
                 let tok = self.read_token()?;
@@ -229,8 +242,60 @@ impl<R: Read> Reader<R> {
         Ok(Value::Map(pairs))
     }
 
+    /// A character literal after its `\\`: `\\a`, `\\newline`, `\\u00e9`, `\\(`.
+    fn char_literal(&mut self) -> Result<char, ReadError> {
+        // A delimiter right after the backslash is the character itself.
+        if let Some(c) = self.peek()? {
+            if c.is_ascii_whitespace() || b",()[]{}\";".contains(&c) {
+                self.bump()?;
+                return Ok(char::from(c));
+            }
+        }
+        let tok = self.read_token()?;
+        let mut chars = tok.chars();
+        match (chars.next(), chars.next()) {
+            (Some(c), None) => return Ok(c),
+            (None, _) => return Err(self.err("a character literal without a character")),
+            _ => {}
+        }
+        Ok(match tok.as_str() {
+            "newline" => '\n',
+            "space" => ' ',
+            "tab" => '\t',
+            "return" => '\r',
+            "backspace" => '\u{8}',
+            "formfeed" => '\u{c}',
+            _ => match tok.strip_prefix('u').filter(|h| h.len() == 4) {
+                Some(hex) => u32::from_str_radix(hex, 16)
+                    .ok()
+                    .and_then(char::from_u32)
+                    .ok_or_else(|| self.err(format!("bad character literal \\{tok}")))?,
+                None => return Err(self.err(format!("unknown character literal \\{tok}"))),
+            },
+        })
+    }
+
+    /// Four hex digits of a `\\u` escape.
+    fn hex4(&mut self) -> Result<u32, ReadError> {
+        let mut v = 0u32;
+        for _ in 0..4 {
+            let d = self
+                .bump()?
+                .and_then(|b| char::from(b).to_digit(16))
+                .ok_or_else(|| self.err("a \\u escape needs four hex digits"))?;
+            v = v * 16 + d;
+        }
+        Ok(v)
+    }
+
+    /// A string's text after its opening quote, with EDN's escapes (`\\t \\r \\n \\\\ \\"
+    /// \\b \\f \\uXXXX`, surrogate pairs joined); any other escape is an error.
     fn read_string(&mut self) -> Result<String, ReadError> {
         let mut bytes = Vec::new();
+        let push = |bytes: &mut Vec<u8>, c: char| {
+            let mut b = [0u8; 4];
+            bytes.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+        };
         loop {
             match self.bump()? {
                 None => return Err(self.err("unexpected end of file inside a string")),
@@ -239,7 +304,35 @@ impl<R: Read> Reader<R> {
                     Some(b'n') => bytes.push(b'\n'),
                     Some(b't') => bytes.push(b'\t'),
                     Some(b'r') => bytes.push(b'\r'),
-                    Some(c) => bytes.push(c),
+                    Some(b'b') => bytes.push(0x08),
+                    Some(b'f') => bytes.push(0x0c),
+                    Some(b'\\') => bytes.push(b'\\'),
+                    Some(b'"') => bytes.push(b'"'),
+                    Some(b'u') => {
+                        let hi = self.hex4()?;
+                        let code = if (0xD800..0xDC00).contains(&hi) {
+                            let pair = (self.bump()?, self.bump()?);
+                            if pair != (Some(b'\\'), Some(b'u')) {
+                                return Err(self.err("a lone surrogate in a \\u escape"));
+                            }
+                            let lo = self.hex4()?;
+                            if !(0xDC00..0xE000).contains(&lo) {
+                                return Err(self.err("a lone surrogate in a \\u escape"));
+                            }
+                            0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                        } else {
+                            hi
+                        };
+                        let c = char::from_u32(code)
+                            .ok_or_else(|| self.err("a lone surrogate in a \\u escape"))?;
+                        push(&mut bytes, c);
+                    }
+                    Some(c) => {
+                        return Err(self.err(format!(
+                            "unknown escape \\{} in a string",
+                            char::from(c).escape_default()
+                        )));
+                    }
                     None => return Err(self.err("unexpected end of file inside a string")),
                 },
                 Some(c) => bytes.push(c),
@@ -270,13 +363,18 @@ impl<R: Read> Reader<R> {
                 || ((tok.starts_with('-') || tok.starts_with('+')) && tok.len() > 1) =>
             {
                 let num = tok.trim_end_matches(['N', 'M']);
+                let digits = num.strip_prefix(['-', '+']).unwrap_or(num);
+                let integer = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
                 if let Ok(i) = num.parse::<i64>() {
                     Value::Int(i)
+                } else if integer {
+                    // As a float it would compare equal to its neighbours (2^64 and 2^64+1):
+                    // refused rather than rounded.
+                    return Err(self.err(format!(
+                        "the integer {tok} does not fit in 64 bits (faultline compares integers exactly, as 64-bit)"
+                    )));
                 } else if let Ok(x) = num.parse::<f64>() {
                     Value::Float(x)
-                } else if num.chars().skip(1).all(|c| c.is_ascii_digit()) {
-                    // A bigint: keep its digits rather than round it.
-                    Value::Str(num.into())
                 } else {
                     return Err(self.err(format!("bad number {tok:?}")));
                 }
@@ -486,5 +584,78 @@ mod tests {
             err.to_string().starts_with("h.edn:1: expected ']'"),
             "{err}"
         );
+    }
+
+    fn value_of(form: &str) -> Result<Value, ReadError> {
+        let ops = read(&format!(
+            "[{{:process 1 :type :invoke :f :write :value {form}}}]"
+        ))?;
+        Ok(ops[0].value.clone())
+    }
+
+    #[test]
+    fn strings_and_characters_decode_per_the_edn_spec() {
+        let s = |form: &str| value_of(form).unwrap();
+        assert_eq!(s(r#""caf\u00e9""#), Value::Str("café".into()));
+        assert_eq!(s(r#""\u00e9""#), s(r#""é""#));
+        assert_ne!(s(r#""\u00e9""#), Value::Str("u00e9".into()));
+        assert_eq!(s(r#""a\b\f\"\\""#), Value::Str("a\u{8}\u{c}\"\\".into()));
+        assert_eq!(s(r#""\ud83d\ude00""#), Value::Str("😀".into()));
+        assert_eq!(s(r"\a"), Value::Str("a".into()));
+        assert_eq!(s(r"\u00e9"), Value::Str("é".into()));
+        assert_eq!(s(r"\newline"), Value::Str("\n".into()));
+        assert_eq!(s(r"\formfeed"), Value::Str("\u{c}".into()));
+        assert_eq!(
+            s(r"[\( \)]"),
+            Value::List(vec![Value::Str("(".into()), Value::Str(")".into())])
+        );
+        for bad in [r#""\q""#, r#""\u12""#, r#""\ud83d""#, r"\nope"] {
+            let e = value_of(bad).unwrap_err().to_string();
+            assert!(e.starts_with("h.edn:1: "), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn integers_beyond_64_bits_are_refused_not_rounded() {
+        assert_eq!(
+            value_of("9223372036854775807").unwrap(),
+            Value::Int(i64::MAX)
+        );
+        assert_eq!(
+            value_of("-9223372036854775808").unwrap(),
+            Value::Int(i64::MIN)
+        );
+        for big in [
+            "18446744073709551616",
+            "18446744073709551617N",
+            "-99999999999999999999",
+        ] {
+            let e = value_of(big).unwrap_err().to_string();
+            assert!(e.contains("does not fit in 64 bits"), "{big}: {e}");
+        }
+        assert_eq!(value_of("1.5").unwrap(), Value::Float(1.5));
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_naming_the_line_not_a_crash() {
+        let deep = format!("{}{}", "[".repeat(3000), "]".repeat(3000));
+        let e = value_of(&deep).unwrap_err().to_string();
+        assert!(
+            e.starts_with("h.edn:1: ") && e.contains("nested deeper"),
+            "{e}"
+        );
+        let tags = format!("{}1", "#x ".repeat(3000));
+        assert!(
+            value_of(&tags)
+                .unwrap_err()
+                .to_string()
+                .contains("nested deeper")
+        );
+        let ok = format!(
+            "{}1{}",
+            "[".repeat(MAX_DEPTH - 3),
+            "]".repeat(MAX_DEPTH - 3)
+        );
+        assert!(value_of(&ok).is_ok());
     }
 }

@@ -203,11 +203,56 @@ impl<R: BufRead> Reader<R> {
     }
 }
 
+#[derive(Debug)]
 pub(crate) enum Line {
     Blank,
     Truncated,
     /// An op, now the last in the output; whether the line gave its index.
     Op(bool),
+}
+
+/// The first integer literal of a JSON text (outside strings) too large for a u64.
+fn integer_beyond_u64(text: &[u8]) -> Option<String> {
+    let (mut i, mut in_str) = (0, false);
+    while i < text.len() {
+        let b = text[i];
+        if in_str {
+            match b {
+                b'\\' => i += 1,
+                b'"' => in_str = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        if b == b'"' {
+            in_str = true;
+            i += 1;
+            continue;
+        }
+        if b.is_ascii_digit() {
+            let start = i;
+            while i < text.len() && text[i].is_ascii_digit() {
+                i += 1;
+            }
+            let fraction = matches!(text.get(i), Some(b'.' | b'e' | b'E'));
+            let after_point = start > 0 && matches!(text[start - 1], b'.' | b'e' | b'E' | b'+');
+            let digits = std::str::from_utf8(&text[start..i]).unwrap_or("");
+            let neg = start > 0 && text[start - 1] == b'-';
+            // serde_json reads what fits an i64 (negative) or a u64 exactly, the rest as f64.
+            let exact = if neg {
+                format!("-{digits}").parse::<i64>().is_ok()
+            } else {
+                digits.parse::<u64>().is_ok()
+            };
+            if !fraction && !after_point && !exact {
+                return Some(format!("{}{digits}", if neg { "-" } else { "" }));
+            }
+            continue;
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Parses one line (without its newline), pushing its op onto `out`; `complete` says whether
@@ -224,6 +269,12 @@ pub(crate) fn parse_line(
     }
     if let Some(has_index) = crate::fastjson::parse(text, names, out) {
         return Ok(Line::Op(has_index));
+    }
+    if let Some(n) = integer_beyond_u64(text) {
+        // serde_json would read it as a float, equal to its neighbours (2^64 and 2^64+1).
+        return Err(format!(
+            "the integer {n} does not fit in 64 bits (faultline compares integers exactly, as 64-bit)"
+        ));
     }
     let raw: RawOp<'_> = match serde_json::from_slice(text) {
         Ok(raw) => raw,
@@ -324,6 +375,35 @@ impl<W: Write> Writer<W> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn integers_beyond_64_bits_are_refused_not_rounded() {
+        let line =
+            |v: &str| format!(r#"{{"index":0,"type":"ok","process":0,"f":"add","value":{v}}}"#);
+        let mut names = Interner::default();
+        for big in [
+            "18446744073709551616",
+            "[1,18446744073709551617]",
+            "-9223372036854775809",
+        ] {
+            let mut out = Vec::new();
+            let e = parse_line(line(big).as_bytes(), true, &mut names, &mut out).unwrap_err();
+            assert!(e.contains("does not fit in 64 bits"), "{big}: {e}");
+        }
+        for fine in [
+            "18446744073709551615",
+            "-9223372036854775808",
+            "1.8446744073709552e19",
+            "\"18446744073709551616\"",
+        ] {
+            let mut out = Vec::new();
+            assert!(
+                parse_line(line(fine).as_bytes(), true, &mut names, &mut out).is_ok(),
+                "{fine}"
+            );
+        }
+    }
+
     use super::*;
 
     const TEXT: &str = r#"{"index":0,"time":1200345,"process":3,"type":"invoke","f":"add","value":17,"node":"n2"}
