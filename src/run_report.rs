@@ -35,7 +35,8 @@ pub fn write_report(dir: &Path) -> anyhow::Result<PathBuf> {
     };
     let html = reports::render(&run);
     let out = dir.join("report.html");
-    fs::write(&out, html).with_context(|| format!("failed to write {}", out.display()))?;
+    runner::store::write_file(&out, html.as_bytes())
+        .with_context(|| format!("failed to write {}", out.display()))?;
     Ok(out)
 }
 

@@ -52,8 +52,28 @@ impl RunDir {
     pub fn write_json(&self, name: &str, value: &serde_json::Value) -> systems::Result<()> {
         let p = self.file(name);
         let text = serde_json::to_string_pretty(value)?;
-        fs::write(&p, text + "\n").with_context(|| format!("failed to write {}", p.display()))
+        write_file(&p, (text + "\n").as_bytes())
+            .with_context(|| format!("failed to write {}", p.display()))
     }
+}
+
+/// Writes `bytes` to `path` without following a link there: a new file beside it (mode
+/// 644), renamed over `path`. A symlink planted at `path` (a downloaded run directory) is
+/// replaced, never written through.
+pub fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".faultline-")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(0o644))?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// `YYYYmmddTHHMMSS.mmmZ` (UTC), sortable and free of `:`.
@@ -142,6 +162,22 @@ impl RunLog {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_link_planted_at_the_path_is_replaced_not_written_through() {
+        let d = tempfile::tempdir().unwrap();
+        let victim = d.path().join("victim");
+        fs::write(&victim, "precious").unwrap();
+        let out = d.path().join("report.html");
+        std::os::unix::fs::symlink(&victim, &out).unwrap();
+        write_file(&out, b"<html>").unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(!fs::symlink_metadata(&out).unwrap().file_type().is_symlink());
+        assert_eq!(fs::read_to_string(&out).unwrap(), "<html>");
+        // No temporary file is left beside it.
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 2);
+    }
+
     use super::*;
     use std::time::Duration;
 

@@ -217,7 +217,7 @@ pub fn run(args: PowerArgs) -> anyhow::Result<u8> {
         "builds": rows.iter().map(Row::json).collect::<Vec<_>>(),
     });
     let path = args.store.join("power.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&table)?)
+    runner::store::write_file(&path, serde_json::to_string_pretty(&table)?.as_bytes())
         .with_context(|| format!("failed to write {}", path.display()))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&table)?);

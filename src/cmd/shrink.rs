@@ -159,9 +159,9 @@ pub fn run(args: ShrinkArgs) -> anyhow::Result<u8> {
         "budget_exhausted": report.budget_exhausted,
         "steps": report.steps,
     });
-    std::fs::write(
-        out.join("report.json"),
-        serde_json::to_string_pretty(&summary)? + "\n",
+    runner::store::write_file(
+        &out.join("report.json"),
+        (serde_json::to_string_pretty(&summary)? + "\n").as_bytes(),
     )
     .context("failed to write the shrink report")?;
     println!(
