@@ -9,6 +9,7 @@ mod nodes;
 mod run_report;
 mod spec;
 mod stored;
+mod term;
 
 use std::process::ExitCode;
 
@@ -33,7 +34,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             let code = exit::code_for(&err);
-            eprintln!("faultline: error: {err:#}");
+            eprintln!("faultline: error: {}", term::safe(&format!("{err:#}")));
             ExitCode::from(code)
         }
     }

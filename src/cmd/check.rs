@@ -192,10 +192,13 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
 }
 
 fn print_human(file: &Path, ops: u64, results: &[CheckResult], verdict: history::Validity) {
-    println!("{} ({ops} ops)", file.display());
+    println!(
+        "{} ({ops} ops)",
+        crate::term::safe(&file.display().to_string())
+    );
     for r in results {
         let detail = match (r.valid, &r.reason) {
-            (history::Validity::Unknown, Some(reason)) => reason.clone(),
+            (history::Validity::Unknown, Some(reason)) => crate::term::safe(reason).into_owned(),
             _ if r.anomaly_count > 0 => format!(
                 "{} anomal{} ({})",
                 r.anomaly_count,
@@ -213,7 +216,7 @@ fn print_human(file: &Path, ops: u64, results: &[CheckResult], verdict: history:
                 "\n{} [{}] {}\n  ops: {}",
                 a.kind,
                 r.checker,
-                a.explanation,
+                crate::term::safe(&a.explanation),
                 ops.join(", ")
             );
         }
