@@ -22,7 +22,13 @@ pub fn write_report(dir: &Path) -> anyhow::Result<PathBuf> {
     let (history, _) = history::load(&hist_path, Some(history::Format::Jsonl))
         .map_err(|e| user_error(format!("failed to read {}: {e}", hist_path.display())))?;
     let results = match read_json(&dir.join("results.json"))? {
-        Some(r) => r,
+        Some(r) if r.get("valid").is_some() => r,
+        Some(_) => {
+            return Err(user_error(format!(
+                "{}: not a faultline results file (no \"valid\" in it); remove it and the                  report re-runs the checkers on the history",
+                dir.join("results.json").display()
+            )));
+        }
         None => rerun_checkers(&history),
     };
     let test = read_json(&dir.join("test.json"))?;

@@ -136,3 +136,23 @@ fn report_replaces_a_planted_link_instead_of_writing_through_it() {
     let meta = std::fs::symlink_metadata(run.join("report.html")).unwrap();
     assert!(meta.file_type().is_file());
 }
+
+#[test]
+fn a_byte_order_mark_and_a_results_file_of_null_are_named() {
+    let d = tempfile::tempdir().unwrap();
+    let line = r#"{"index":0,"type":"invoke","process":0,"f":"add","value":1}"#;
+    let (code, out) = check(d.path(), "bom.jsonl", &format!("\u{feff}{line}\n"), &[]);
+    assert_eq!(code, 254, "{out}");
+    assert!(one_error_line(&out).contains("byte-order mark"), "{out}");
+    let run = d.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::write(run.join("history.jsonl"), format!("{line}\n")).unwrap();
+    std::fs::write(run.join("results.json"), "null\n").unwrap();
+    let o = faultline(&["report", run.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(254), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        one_error_line(&err).contains("not a faultline results file"),
+        "{err}"
+    );
+}

@@ -76,6 +76,12 @@ fn sniff(path: &Path) -> anyhow::Result<Format> {
     let n = f
         .read(&mut head)
         .with_context(|| format!("failed to read {}", path.display()))?;
+    if head[..n].starts_with(&[0xEF, 0xBB, 0xBF]) {
+        return Err(user_error(format!(
+            "{}: starts with a UTF-8 byte-order mark (EF BB BF), which JSON Lines and EDN do not allow; remove it: sed -i '1s/^\\xEF\\xBB\\xBF//' FILE",
+            path.display()
+        )));
+    }
     Ok(Format::sniff(&head[..n]))
 }
 
