@@ -35,8 +35,19 @@ struct Parsed {
     unindexed: Vec<usize>,
     /// Lines in the block, blank ones included.
     lines: u64,
+    /// The first op that gave an index: (its index, its line in the block).
+    first_indexed: Option<(u64, u64)>,
+    /// The last index an op of the block gave.
+    last_indexed: Option<u64>,
     end: End,
     last: bool,
+}
+
+/// What an op whose `index` does not increase is told.
+pub(crate) fn index_order(index: u64, before: u64) -> String {
+    format!(
+        "index {index} after index {before}: indexes must increase (each op once, in the order written)"
+    )
 }
 
 enum End {
@@ -80,11 +91,24 @@ pub(crate) fn stream<R: Read + Send>(
 
         let mut info = LoadInfo::default();
         let (mut line_base, mut position) = (0u64, 0u64);
+        let mut last_indexed: Option<u64> = None;
         for w in (0..workers).cycle() {
             // A worker only hangs up after the last block, which ends this loop first.
             let Ok(mut parsed) = from_workers[w].recv() else {
                 break;
             };
+            // Each block checked its own order; across blocks, its first index against the
+            // last one before it.
+            if let (Some((index, line)), Some(before)) = (parsed.first_indexed, last_indexed) {
+                if index <= before {
+                    return Err(ReadError::Syntax {
+                        path: name.to_owned(),
+                        line: line_base + line,
+                        message: index_order(index, before),
+                    });
+                }
+            }
+            last_indexed = parsed.last_indexed.or(last_indexed);
             for &i in &parsed.unindexed {
                 parsed.ops[i].index = position + i as u64;
             }
@@ -202,6 +226,7 @@ fn parse_block(text: &[u8], last: bool, mut ops: Vec<Op>, names: &mut Interner) 
     ops.clear();
     let mut unindexed = Vec::new();
     let mut lines = 0u64;
+    let (mut first_indexed, mut last_indexed) = (None, None);
     let mut rest = text;
     let mut end = End::Complete;
     while !rest.is_empty() {
@@ -221,10 +246,21 @@ fn parse_block(text: &[u8], last: bool, mut ops: Vec<Op>, names: &mut Interner) 
                 break;
             }
             Ok(Line::Op(has_index)) => {
+                let at = ops.len() - 1;
                 if !has_index {
-                    let at = ops.len() - 1;
                     ops[at].index = at as u64;
                     unindexed.push(at);
+                } else {
+                    let index = ops[at].index;
+                    if let Some(before) = last_indexed.filter(|&b| index <= b) {
+                        end = End::Syntax {
+                            line: lines,
+                            message: index_order(index, before),
+                        };
+                        break;
+                    }
+                    first_indexed.get_or_insert((index, lines));
+                    last_indexed = Some(index);
                 }
             }
             Err(message) => {
@@ -240,6 +276,8 @@ fn parse_block(text: &[u8], last: bool, mut ops: Vec<Op>, names: &mut Interner) 
         ops,
         unindexed,
         lines,
+        first_indexed,
+        last_indexed,
         end,
         last,
     }

@@ -35,6 +35,8 @@ pub struct Reader<R> {
     names: Interner,
     /// Forms open around the one being read.
     depth: usize,
+    /// The last index an op gave (they must increase).
+    last_index: Option<u64>,
 }
 
 impl<R: Read> Reader<R> {
@@ -54,6 +56,7 @@ impl<R: Read> Reader<R> {
             position: 0,
             names: Interner::default(),
             depth: 0,
+            last_index: None,
         }
     }
 
@@ -489,9 +492,14 @@ impl<R: Read> Reader<R> {
             Some(Value::Nil) | None => None,
             Some(other) => Some(self.names.get(&other.to_string())),
         };
-        let index = index
-            .and_then(|i| u64::try_from(i).ok())
-            .unwrap_or(self.position);
+        let given = index.and_then(|i| u64::try_from(i).ok());
+        if let Some(i) = given {
+            if let Some(before) = self.last_index.filter(|&b| i <= b) {
+                return Err(at(crate::chunked::index_order(i, before)));
+            }
+            self.last_index = Some(i);
+        }
+        let index = given.unwrap_or(self.position);
         self.position += 1;
         Ok(Op {
             index,
@@ -657,5 +665,13 @@ mod tests {
             "]".repeat(MAX_DEPTH - 3)
         );
         assert!(value_of(&ok).is_ok());
+    }
+
+    #[test]
+    fn an_index_that_does_not_increase_is_an_error() {
+        let e = read("[{:index 1 :process 1 :type :invoke :f :read}\n {:index 1 :process 1 :type :ok :f :read}]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("h.edn:2: index 1 after index 1"), "{e}");
     }
 }

@@ -120,6 +120,8 @@ pub struct Reader<R> {
     path: String,
     line: u64,
     position: u64,
+    /// The last index an op gave (they must increase).
+    last_index: Option<u64>,
     buf: Vec<u8>,
     names: Interner,
     /// Where the parser puts the op it read (at most one).
@@ -136,6 +138,7 @@ impl<R: BufRead> Reader<R> {
             path: path.into(),
             line: 0,
             position: 0,
+            last_index: None,
             buf: Vec::with_capacity(256),
             names: Interner::default(),
             parsed: Vec::with_capacity(1),
@@ -191,8 +194,17 @@ impl<R: BufRead> Reader<R> {
                 }
                 Ok(Line::Op(has_index)) => {
                     let mut op = self.parsed.pop();
-                    if let Some(op) = op.as_mut().filter(|_| !has_index) {
-                        op.index = self.position;
+                    if let Some(op) = op.as_mut() {
+                        if !has_index {
+                            op.index = self.position;
+                        } else {
+                            if let Some(before) = self.last_index.filter(|&b| op.index <= b) {
+                                return Err(
+                                    self.syntax(crate::chunked::index_order(op.index, before))
+                                );
+                            }
+                            self.last_index = Some(op.index);
+                        }
                     }
                     self.position += 1;
                     return Ok(op);

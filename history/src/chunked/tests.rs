@@ -168,3 +168,35 @@ proptest! {
         prop_assert_eq!(chunked(text, workers, block), sequential(text));
     }
 }
+
+#[test]
+fn an_index_that_does_not_increase_is_an_error_naming_its_line() {
+    // Line 5 repeats index 3; line 7 goes back. Wherever the blocks split, the same error.
+    let mut text = history(2);
+    text += &line(Some(3), 1, "invoke", "9");
+    let (_, end) = sequential(&text);
+    let want = Err("h.jsonl:5: index 3 after index 3: indexes must increase (each op once, in the order written)".to_string());
+    assert_eq!(end, want);
+    for (workers, block) in [(1, 1 << 20), (2, 1), (3, 40), (2, 100)] {
+        assert_eq!(
+            chunked(&text, workers, block).1,
+            want,
+            "{workers} workers, {block}-byte blocks"
+        );
+    }
+    let mut back = history(3);
+    back += &line(Some(1), 1, "invoke", "9");
+    let (_, end) = sequential(&back);
+    assert!(
+        end.unwrap_err()
+            .starts_with("h.jsonl:7: index 1 after index 5")
+    );
+    for (workers, block) in [(2, 1), (3, 40)] {
+        let e = chunked(&back, workers, block).1.unwrap_err();
+        assert!(e.starts_with("h.jsonl:7: index 1 after index 5"), "{e}");
+    }
+    // Ops without an index are numbered by position and never conflict.
+    let mut mixed = line(None, 1, "invoke", "1");
+    mixed += &line(None, 1, "ok", "1");
+    assert_eq!(sequential(&mixed).1, Ok(false));
+}
