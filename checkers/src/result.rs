@@ -84,10 +84,19 @@ impl CheckResult {
     }
 
     /// Records an anomaly (making the result Invalid); beyond `limit` only counts it.
+    ///
+    /// The limit is per class: a flood of one class (a million unexpected elements) cannot
+    /// crowd another (one lost write) out of the list, nor out of the verdict's classes.
     pub fn push(&mut self, anomaly: Anomaly, limit: usize) {
         self.valid = Validity::Invalid;
         self.anomaly_count += 1;
-        if self.anomalies.len() < limit {
+        let listed = self
+            .anomalies
+            .iter()
+            .filter(|a| a.kind == anomaly.kind)
+            .take(limit)
+            .count();
+        if listed < limit {
             self.anomalies.push(anomaly);
         }
     }
@@ -110,6 +119,53 @@ pub fn merge_validity<'a>(results: impl IntoIterator<Item = &'a CheckResult>) ->
     results
         .into_iter()
         .fold(Validity::Valid, |v, r| v.merge(r.valid))
+}
+
+/// Anomalies found out of order, kept to the `limit` earliest (by the op that shows each) of
+/// every class while all are counted: memory stays bounded whatever a history holds.
+#[derive(Debug)]
+pub struct Findings {
+    limit: usize,
+    by_kind: std::collections::BTreeMap<&'static str, Vec<(u64, Anomaly)>>,
+    count: u64,
+}
+
+impl Findings {
+    pub fn new(limit: usize) -> Self {
+        Findings {
+            limit: limit.max(1),
+            by_kind: Default::default(),
+            count: 0,
+        }
+    }
+
+    /// Adds an anomaly shown at op index `at`.
+    pub fn add(&mut self, at: u64, anomaly: Anomaly) {
+        self.count += 1;
+        let limit = self.limit;
+        let v = self.by_kind.entry(anomaly.kind).or_default();
+        v.push((at, anomaly));
+        if v.len() >= 2 * limit {
+            v.sort_by_key(|(at, _)| *at);
+            v.truncate(limit);
+        }
+    }
+
+    /// Into `result`, in history order, every one counted.
+    pub fn into_result(self, result: &mut CheckResult) {
+        let mut kept: Vec<(u64, Anomaly)> = Vec::new();
+        for (_, mut v) in self.by_kind {
+            v.sort_by_key(|(at, _)| *at);
+            v.truncate(self.limit);
+            kept.extend(v);
+        }
+        kept.sort_by_key(|(at, _)| *at);
+        let listed = kept.len() as u64;
+        for (_, a) in kept {
+            result.push(a, self.limit);
+        }
+        result.anomaly_count += self.count - listed;
+    }
 }
 
 /// How many anomalies a checker lists in full before it only counts them.

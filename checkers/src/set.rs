@@ -21,7 +21,7 @@ use serde_json::json;
 use history::pairing::{Event, Pairer};
 use history::{History, Op, OpType, PairError, Value};
 
-use crate::result::{DEFAULT_LIMIT, kind};
+use crate::result::{DEFAULT_LIMIT, Findings, kind};
 use crate::{Anomaly, CheckResult, Checker};
 
 pub(crate) mod table;
@@ -298,7 +298,7 @@ impl<'a> SetState<'a> {
 
         let (mut attempted, mut acked, mut lost, mut stale, mut never_read) = (0u64, 0, 0, 0, 0);
         let (mut stable, mut recovered, mut unexpected) = (0u64, 0, 0);
-        let mut findings: Vec<(u64, Anomaly)> = Vec::new();
+        let mut findings = Findings::new(cfg.limit);
         for (value, e) in self.elems.iter() {
             let value = &value;
             let read_any = e.first_read != NO_REF;
@@ -327,7 +327,7 @@ impl<'a> SetState<'a> {
                             first.complete.describe()
                         )
                     };
-                    findings.push((
+                    findings.add(
                         first.complete.index,
                         Anomaly {
                             kind: kind::UNEXPECTED,
@@ -335,7 +335,7 @@ impl<'a> SetState<'a> {
                             explanation: why,
                             details: json!({ "element": value.to_json() }),
                         },
-                    ));
+                    );
                     continue;
                 }
                 AddOutcome::Info | AddOutcome::Pending if read_any => recovered += 1,
@@ -362,12 +362,13 @@ impl<'a> SetState<'a> {
             let lacking = reads_after(last_sighting);
             if lacking > 0 {
                 lost += 1;
-                findings.push(self.lost_anomaly(value, e, last_sighting, lacking));
+                let (at, a) = self.lost_anomaly(value, e, last_sighting, lacking);
+                findings.add(at, a);
             } else if (e.present_after_known as usize) < after_known {
                 stale += 1;
                 if cfg.linearizable {
                     let last = &self.reads[e.last_present_read as usize];
-                    findings.push((
+                    findings.add(
                         last.complete.index,
                         Anomaly {
                             kind: kind::STALE_READ,
@@ -379,22 +380,19 @@ impl<'a> SetState<'a> {
                             ),
                             details: json!({ "element": value.to_json() }),
                         },
-                    ));
+                    );
                 }
             } else {
                 stable += 1;
             }
         }
-        findings.sort_by_key(|(at, _)| *at);
         let listed_duplicates = self.duplicated.len() as u64;
         for d in self.duplicated {
             result.push(d, cfg.limit);
         }
         // Duplicates past the listing limit were counted but not kept.
         result.anomaly_count += self.duplicated_count - listed_duplicates;
-        for (_, a) in findings {
-            result.push(a, cfg.limit);
-        }
+        findings.into_result(&mut result);
         for (name, n) in [
             ("attempted", attempted),
             ("acknowledged", acked),

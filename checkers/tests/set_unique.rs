@@ -44,6 +44,31 @@ fn acked_add_missing_from_final_read_is_lost() {
 }
 
 #[test]
+fn a_flood_of_one_class_is_counted_but_crowds_no_other_out() {
+    // A read holding 5,000 elements nobody added, then an acknowledged add that the last
+    // read lacks: both classes listed (at most the limit of each), all counted.
+    let mut b = Builder::new();
+    b.invoke(0, "add", 1);
+    b.complete(0, OpType::Ok, "add", 1);
+    b.invoke(1, "read", Value::Nil);
+    let flood: Vec<i64> = (1..=5001).collect();
+    b.complete(1, OpType::Ok, "read", ints(&flood));
+    b.invoke(0, "add", 9_999);
+    b.complete(0, OpType::Ok, "add", 9_999);
+    b.invoke(2, "read", Value::Nil);
+    b.complete(2, OpType::Ok, "read", ints(&[1]));
+    let r = set_check(&b.build().unwrap());
+    let count = |k: &str| r.anomalies.iter().filter(|a| a.kind == k).count();
+    assert_eq!(count(kind::UNEXPECTED), checkers::result::DEFAULT_LIMIT);
+    assert_eq!(count(kind::LOST_WRITE), 1);
+    assert_eq!(r.anomaly_count, 5_000 + 1);
+    assert_eq!(r.anomaly_types(), vec![kind::LOST_WRITE, kind::UNEXPECTED]);
+    // Listed in history order, the earliest of each class.
+    let idx: Vec<u64> = r.anomalies.iter().map(|a| a.ops[0]).collect();
+    assert!(idx.windows(2).all(|w| w[0] <= w[1]), "{idx:?}");
+}
+
+#[test]
 fn concurrent_read_may_miss_an_add_and_info_adds_may_vanish() {
     let mut b = Builder::new();
     b.invoke(0, "add", 1);
