@@ -156,3 +156,38 @@ fn a_byte_order_mark_and_a_results_file_of_null_are_named() {
         "{err}"
     );
 }
+
+#[test]
+fn a_history_from_a_pipe_is_checked_whole() {
+    let d = tempfile::tempdir().unwrap();
+    let h = d.path().join("h.jsonl");
+    std::fs::write(
+        &h,
+        "{\"index\":0,\"type\":\"invoke\",\"process\":0,\"f\":\"add\",\"value\":1}\n\
+         {\"index\":1,\"type\":\"ok\",\"process\":0,\"f\":\"add\",\"value\":1}\n\
+         {\"index\":2,\"type\":\"invoke\",\"process\":0,\"f\":\"read\",\"value\":null}\n\
+         {\"index\":3,\"type\":\"ok\",\"process\":0,\"f\":\"read\",\"value\":[]}\n",
+    )
+    .unwrap();
+    // bash's <(cat FILE): a pipe, readable once.
+    let o = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "{} check <(cat {})",
+            env!("CARGO_BIN_EXE_faultline"),
+            h.display()
+        ))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains("(4 ops)") && out.contains("lost-write"),
+        "{out}"
+    );
+}

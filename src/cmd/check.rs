@@ -139,8 +139,34 @@ fn parse_initial(text: &str) -> anyhow::Result<Value> {
     }
 }
 
+/// A history that is not a regular file (a pipe, `<(...)`, a FIFO) can be read only once,
+/// and `check` reads its input more than once: copied to a private temporary file first.
+fn spooled(file: PathBuf) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
+    let meta =
+        std::fs::metadata(&file).with_context(|| format!("failed to read {}", file.display()))?;
+    if meta.is_file() {
+        return Ok((file, None));
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("faultline-check-")
+        .tempdir()
+        .context("failed to make a temporary directory for the history stream")?;
+    let name = file
+        .file_name()
+        .map(|n| n.to_owned())
+        .unwrap_or_else(|| "history".into());
+    let copy = dir.path().join(name);
+    let mut from =
+        File::open(&file).with_context(|| format!("failed to open {}", file.display()))?;
+    let mut to =
+        File::create(&copy).with_context(|| format!("failed to create {}", copy.display()))?;
+    std::io::copy(&mut from, &mut to)
+        .with_context(|| format!("failed to read {}", file.display()))?;
+    Ok((copy, Some(dir)))
+}
+
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
-    let file = history_file(&args.path)?;
+    let (file, _spool) = spooled(history_file(&args.path)?)?;
     let format = match args.format {
         Some(f) => f,
         None => sniff(&file)?,
