@@ -1,6 +1,7 @@
 //! `faultline serve` on a loopback port: the index lists the stored run, its report is
-//! served, and paths that escape the store (plain, percent-encoded, through a symlink) are
-//! 404s, as are directories and missing files.
+//! served, byte ranges are answered, and paths that escape the store (plain,
+//! percent-encoded, through a symlink) are 404s, as are symlinks, directories and missing
+//! files.
 
 mod stored_run;
 
@@ -20,11 +21,16 @@ impl Drop for Server {
 
 /// A raw GET over 127.0.0.1 (no client-side path normalisation): (status, body).
 fn get(port: u16, path: &str) -> (u16, String) {
+    get_with(port, path, "")
+}
+
+/// The same with extra header lines (each ending in \r\n).
+fn get_with(port: u16, path: &str, headers: &str) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut buf = Vec::new();
@@ -88,11 +94,16 @@ fn serves_the_store_and_nothing_outside_it() {
     let (status, page) = get(port, &report);
     assert_eq!(status, 200);
     assert!(page.starts_with("<!DOCTYPE html>") && page.contains("data-kind=\"dual-leader\""));
-    let (status, log) = get(
-        port,
-        &format!("/demo/{}/nodes/n1/leaderkv.log", stored_run::STAMP),
-    );
+    let log_path = format!("/demo/{}/nodes/n1/leaderkv.log", stored_run::STAMP);
+    let (status, log) = get(port, &log_path);
     assert_eq!((status, log.contains("started")), (200, true));
+    // Ranges: the first bytes, the last bytes, and one past the end.
+    let (status, head) = get_with(port, &log_path, "Range: bytes=0-3\r\n");
+    assert_eq!((status, head.as_str()), (206, &log[..4]));
+    let (status, tail) = get_with(port, &log_path, "Range: bytes=-5\r\n");
+    assert_eq!((status, tail.as_str()), (206, &log[log.len() - 5..]));
+    let far = format!("Range: bytes={}-\r\n", log.len());
+    assert_eq!(get_with(port, &log_path, &far).0, 416);
 
     for escape in [
         "/../secret.txt",
