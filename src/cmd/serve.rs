@@ -518,4 +518,25 @@ mod tests {
         assert!(url_parts("/run/../secret").is_none());
         assert!(url_parts("/%2e%2e/secret").is_none());
     }
+
+    #[test]
+    fn fuzzed_paths_open_nothing_outside_the_store() {
+        let root = tempfile::tempdir().unwrap();
+        let store = root.path().join("store");
+        std::fs::create_dir_all(store.join("run")).unwrap();
+        std::fs::write(store.join("run/report.html"), "in").unwrap();
+        std::fs::write(root.path().join("secret"), "out").unwrap();
+        std::os::unix::fs::symlink(root.path().join("secret"), store.join("run/link")).unwrap();
+        fuzz::run("serve-path", |bytes| {
+            let url = String::from_utf8_lossy(bytes);
+            let path = url.split(['?', '#']).next().unwrap_or("");
+            if let Some(parts) = url_parts(path) {
+                if let Some((mut f, _)) = open_beneath(&store, &parts) {
+                    let mut text = String::new();
+                    let _ = std::io::Read::read_to_string(&mut f, &mut text);
+                    assert_ne!(text, "out", "{url:?} escaped the store");
+                }
+            }
+        });
+    }
 }
