@@ -28,6 +28,38 @@ pub fn parse(text: &str) -> Result<Vec<Node>> {
                 ));
             }
         };
+        let name_ok = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 64
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        };
+        let addr_ok = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 255
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+        };
+        if !name_ok(&node.name) {
+            return Err(Error::local(
+                "read the nodes file",
+                format!(
+                    "line {}: bad node name {:?} (letters, digits, `.`, `-` and `_`, at most 64)",
+                    i + 1,
+                    node.name
+                ),
+            ));
+        }
+        if !addr_ok(&node.addr) {
+            return Err(Error::local(
+                "read the nodes file",
+                format!(
+                    "line {}: bad address {:?} (a host name or an IP address)",
+                    i + 1,
+                    node.addr
+                ),
+            ));
+        }
         if nodes.iter().any(|n| n.name == node.name) {
             return Err(Error::local(
                 "read the nodes file",
@@ -59,5 +91,16 @@ mod tests {
         assert_eq!(n[1].name, "host2.example");
         assert!(super::parse("a b c").is_err());
         assert!(super::parse("").is_err());
+        assert!(super::parse("db1 fe80::1\nn2 [::1]:22\n").is_ok());
+        for bad in [
+            "{\"a\":",
+            "n/1 10.0.0.1",
+            "n1 $(reboot)",
+            "n1 10.0.0.1;x",
+            "\u{1b}[2J",
+        ] {
+            let e = super::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("line 1: bad"), "{bad}: {e}");
+        }
     }
 }
