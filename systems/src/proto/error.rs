@@ -94,6 +94,17 @@ impl WireError {
     }
 }
 
+/// The short prefix of a failed connect, from its cause (the error chain as one line):
+/// `tls` when the handshake is what failed (a certificate refused, a TLS alert), else
+/// `connect`. Callers add what their protocol says on top (PostgreSQL's `auth`).
+pub fn connect_kind(why: &str) -> &'static str {
+    if why.contains("certificate") || why.contains("TLS") || why.contains("tls") {
+        "tls"
+    } else {
+        "connect"
+    }
+}
+
 /// An error and the causes beneath it, as one line (`a: b: c`, a cause its parent already
 /// quotes left out).
 pub fn chain(e: &dyn std::error::Error) -> String {

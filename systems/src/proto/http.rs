@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
-use super::error::{WireError, chain};
+use super::error::{WireError, chain, connect_kind};
 use super::tls::Access;
 
 /// A whole HTTP response.
@@ -111,12 +111,7 @@ impl HttpClient {
         let failed = |e: reqwest::Error| {
             let why = chain(&e);
             if e.is_connect() || e.is_builder() {
-                let short =
-                    if why.contains("certificate") || why.contains("tls") || why.contains("TLS") {
-                        format!("tls: {why}")
-                    } else {
-                        format!("connect: {why}")
-                    };
+                let short = format!("{}: {why}", connect_kind(&why));
                 WireError::not_sent(short).with_detail(format!("failed to connect to {url}: {why}"))
             } else if e.is_timeout() {
                 WireError::may_have_applied("timeout")

@@ -13,7 +13,7 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::error::{WireError, chain};
+use super::error::{WireError, chain, connect_kind};
 use super::tls::{Access, host_of};
 
 /// One PostgreSQL connection (its connection task ends when this is dropped).
@@ -57,15 +57,12 @@ impl PgConn {
                 Some(db) => format!("{}: {}", db.code().code(), db.message()),
                 None => chain(&e),
             };
-            let short = if why.contains("certificate") || why.contains("TLS") || why.contains("tls")
-            {
-                format!("tls: {why}")
-            } else if why.starts_with("28") {
+            let kind = match connect_kind(&why) {
                 // 28000 invalid_authorization_specification, 28P01 invalid_password
-                format!("auth: {why}")
-            } else {
-                format!("connect: {why}")
+                "connect" if why.starts_with("28") => "auth",
+                k => k,
             };
+            let short = format!("{kind}: {why}");
             tracing::debug!(addr, %why, "PostgreSQL refused the connection");
             WireError::not_sent(short).with_detail(format!("failed to connect to {addr}: {why}"))
         };
