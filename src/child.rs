@@ -37,7 +37,11 @@ pub fn run_test(
         .try_clone_to_owned()
         .context("failed to duplicate stderr")?;
     let started = Instant::now();
-    let status = Command::new(&exe)
+    let mut cmd = Command::new(&exe);
+    if crate::term::quiet() {
+        cmd.arg("-q");
+    }
+    let status = cmd
         .arg("test")
         .args(args)
         .arg("--seed")

@@ -29,7 +29,8 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    init_logging();
+    term::set_quiet(cli.quiet);
+    init_logging(cli.quiet, cli.verbose);
     match cmd::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
@@ -40,9 +41,17 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+/// `RUST_LOG` when set; else warnings, `-q` errors only, `-v`.. more.
+fn init_logging(quiet: bool, verbose: u8) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let ansi = std::env::var_os("NO_COLOR").is_none()
         && std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()

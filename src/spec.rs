@@ -21,8 +21,7 @@ pub struct TestArgs {
     #[arg(long, value_name = "TEST_JSON")]
     #[serde(skip)]
     pub spec: Option<PathBuf>,
-    /// The system under test: leaderkv, redis-sentinel, etcd.
-    #[arg(long, default_value = "leaderkv")]
+    #[arg(long, default_value = "leaderkv", help = crate::cli::values::systems())]
     pub system: String,
     /// A system described in a TOML file (docs/own-system.md), instead of --system.
     #[arg(long, conflicts_with = "system")]
@@ -33,11 +32,9 @@ pub struct TestArgs {
     /// Number of nodes of the local cluster (brought up if it is not up).
     #[arg(long, default_value_t = 5)]
     pub nodes: usize,
-    /// Workloads, comma-separated: set, unique-ids, register (the leader probe always runs).
-    #[arg(long, default_value = "set,unique-ids")]
+    #[arg(long, default_value = "set,unique-ids", help = crate::cli::values::workloads())]
     pub workload: String,
-    /// Faults, comma-separated: partition, pause, kill, clock, loss, bandwidth; or none.
-    #[arg(long, default_value = "partition,pause,kill")]
+    #[arg(long, default_value = "partition,pause,kill", help = crate::cli::values::nemeses())]
     pub nemesis: String,
     /// How long the workload runs (faults included).
     #[arg(long, default_value = "60s", value_parser = nemesis::parse_duration)]
@@ -52,8 +49,7 @@ pub struct TestArgs {
     /// Seed of the workload and the fault schedule (random when left out; printed).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// A seeded bug of the system, passed through (repeatable).
-    #[arg(long = "bug")]
+    #[arg(long = "bug", value_name = "BUG", help = crate::cli::values::bugs())]
     pub bugs: Vec<String>,
     /// Replication mode.
     #[arg(long, default_value = "sync", value_parser = ["sync", "semi-sync", "async"])]
@@ -79,7 +75,7 @@ pub struct TestArgs {
     #[arg(long)]
     pub schedule: Option<PathBuf>,
     /// Where runs are stored.
-    #[arg(long, default_value = "store")]
+    #[arg(long, default_value = "store", env = crate::stored::STORE_ENV)]
     pub store: PathBuf,
     /// Longest wait, after healing, for the cluster to converge before the final reads.
     #[arg(long, default_value = "10s", value_parser = nemesis::parse_duration)]

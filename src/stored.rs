@@ -7,6 +7,37 @@ use std::path::{Path, PathBuf};
 use crate::exit::user_error;
 use gate::replay;
 
+/// The environment variable every command that stores or reads runs takes the store from
+/// (`--store` wins).
+pub const STORE_ENV: &str = "FAULTLINE_STORE";
+
+/// The store when no `--store` is given: `$FAULTLINE_STORE`, else `store`.
+pub fn default_store() -> PathBuf {
+    std::env::var_os(STORE_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("store"))
+}
+
+/// A run directory the user named: the path itself when it exists, else the same relative
+/// path inside the store (`faultline check latest`, `faultline report my-test/latest`).
+pub fn resolve_run(path: &Path) -> PathBuf {
+    if path.exists() || path.is_absolute() {
+        return path.to_path_buf();
+    }
+    let in_store = default_store().join(path);
+    if in_store.exists() {
+        in_store
+    } else {
+        path.to_path_buf()
+    }
+}
+
+/// [`resolve_run`] as a clap value parser.
+pub fn run_path(s: &str) -> Result<PathBuf, String> {
+    Ok(resolve_run(Path::new(s)))
+}
+
 /// What a stored run holds that a replay needs.
 pub struct Stored {
     pub args: Vec<String>,

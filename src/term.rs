@@ -1,8 +1,31 @@
 //! Text from outside (a history's node names and values, a file's contents) on its way to
 //! the terminal: control characters escaped, so a crafted history cannot move the cursor,
-//! clear the screen or rewrite the verdict line the user reads.
+//! clear the screen or rewrite the verdict line the user reads. And `-q`: whether progress
+//! and log lines are shown at all ([`note!`]).
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// `-q`: progress and log lines off (results on stdout and errors still show).
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+pub fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+/// A progress or log line on stderr, unless `-q` was given.
+macro_rules! note {
+    ($($arg:tt)*) => {
+        if !$crate::term::quiet() {
+            eprintln!($($arg)*);
+        }
+    };
+}
+pub(crate) use note;
 
 /// `text` with every control character (C0, DEL, C1) written as `\u{..}`; tabs and
 /// newlines too, as a line the program prints is one line.

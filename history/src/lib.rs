@@ -9,6 +9,7 @@
 //! - [`jsonl`]: the native format, one JSON object per line; a streaming reader that accepts a
 //!   truncated last line, and a writer that flushes every op as it is written.
 //! - [`edn`]: a streaming reader for Jepsen's `history.edn` and Knossos/Porcupine data files.
+//! - [`edn_write`]: a history written as Jepsen's `history.edn` (for Elle and Knossos).
 //! - [`vocab`]: the op functions (`add`, `read`, `leader`, ...) and probe roles, named once.
 //! - [`build`]: [`build::Builder`], hand-built histories for tests.
 //! - [`load`]: open a file, guess or take its [`Format`], and read it into a [`History`] or
@@ -19,6 +20,7 @@
 pub mod build;
 mod chunked;
 pub mod edn;
+pub mod edn_write;
 mod error;
 mod fastjson;
 #[allow(clippy::module_inception)]

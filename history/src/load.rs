@@ -30,6 +30,17 @@ impl FromStr for Format {
 }
 
 impl Format {
+    /// Every format, as `--format` names them.
+    pub const ALL: [Format; 2] = [Format::Jsonl, Format::JepsenEdn];
+
+    /// The name `--format` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Jsonl => "jsonl",
+            Format::JepsenEdn => "jepsen-edn",
+        }
+    }
+
     /// Guesses from the first significant bytes: a JSON object starts `{"`, anything else
     /// (`[`, `(`, `;`, `{:`) is EDN.
     pub fn sniff(head: &[u8]) -> Format {

@@ -14,6 +14,8 @@ use super::recorder::Counters;
 #[derive(Clone)]
 pub struct Progress {
     bar: Option<ProgressBar>,
+    /// Nothing shown (`-q`): the run log still goes to its file.
+    silent: bool,
 }
 
 impl Progress {
@@ -22,18 +24,33 @@ impl Progress {
         let tty = std::io::IsTerminal::is_terminal(&std::io::stderr())
             && std::env::var("TERM").map(|t| t != "dumb").unwrap_or(true);
         if !tty {
-            return Progress { bar: None };
+            return Progress {
+                bar: None,
+                silent: false,
+            };
         }
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(5));
         let style = ProgressStyle::with_template("{spinner} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner());
         bar.set_style(style);
-        Progress { bar: Some(bar) }
+        Progress {
+            bar: Some(bar),
+            silent: false,
+        }
+    }
+
+    /// Shows nothing: neither the bar nor progress and log lines.
+    pub fn silent() -> Progress {
+        Progress {
+            bar: None,
+            silent: true,
+        }
     }
 
     pub fn println(&self, line: &str) {
         match &self.bar {
             Some(b) => b.println(line),
+            None if self.silent => {}
             None => eprintln!("{line}"),
         }
     }
@@ -60,6 +77,9 @@ impl Progress {
         } else {
             Duration::from_secs(5)
         };
+        if self.silent {
+            return;
+        }
         let mut tick = tokio::time::interval(every);
         tick.tick().await;
         loop {

@@ -24,14 +24,14 @@ use crate::exit::{self, user_error};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// A history file (JSONL or Jepsen EDN) or a stored run directory.
+    /// A history file (JSONL or Jepsen EDN), a stored run directory or a Jepsen run
+    /// directory (its history.edn); a relative path not found here is looked up in the store
+    /// ($FAULTLINE_STORE or ./store): `faultline check latest`.
+    #[arg(value_parser = crate::stored::run_path)]
     pub path: PathBuf,
-    /// The file's format; guessed from its first bytes when left out.
-    #[arg(long, value_parser = parse_format)]
+    #[arg(long, value_parser = parse_format, help = crate::cli::values::formats())]
     pub format: Option<Format>,
-    /// What to check the history against (set, unique-ids, register, cas-register,
-    /// multi-register, kv); inferred from the ops' functions when left out.
-    #[arg(long)]
+    #[arg(long, help = crate::cli::values::models())]
     pub model: Option<Model>,
     /// The register's initial value (JSON or EDN: 0, "x", {"x":0,"y":0}); default nil.
     #[arg(long)]
@@ -48,17 +48,33 @@ fn parse_format(s: &str) -> Result<Format, String> {
     s.parse()
 }
 
-/// Where the history of `path` is: the file itself, or `history.jsonl` in a run directory.
-fn history_file(path: &Path) -> anyhow::Result<PathBuf> {
+/// The history file a run directory holds: faultline's `history.jsonl`, or Jepsen's
+/// `history.edn` (a Jepsen store's `store/<test>/<time>/`).
+pub const RUN_HISTORIES: [&str; 2] = ["history.jsonl", "history.edn"];
+
+/// Where the history of `path` is: the file itself, or the history of a run directory.
+pub(crate) fn history_file(path: &Path) -> anyhow::Result<PathBuf> {
     if path.is_dir() {
-        let h = path.join("history.jsonl");
-        if !h.is_file() {
-            return Err(user_error(format!(
-                "{} is a directory without history.jsonl: give a history file or a stored run directory",
-                path.display()
-            )));
-        }
-        return Ok(h);
+        return RUN_HISTORIES
+            .iter()
+            .map(|name| path.join(name))
+            .find(|h| h.is_file())
+            .ok_or_else(|| {
+                let jepsen = path.join("test.jepsen").is_file();
+                user_error(format!(
+                    "{} is a directory without {}: give a history file, a faultline run \
+                     directory or a Jepsen run directory{}",
+                    path.display(),
+                    RUN_HISTORIES.join(" or "),
+                    if jepsen {
+                        " (this one has only test.jepsen: write its history.edn with \
+                         `lein run -m jepsen.cli ...` from Jepsen 0.3, or jepsen.store/load then \
+                         spit :history)"
+                    } else {
+                        ""
+                    }
+                ))
+            });
     }
     if !path.exists() {
         return Err(user_error(format!(
@@ -69,7 +85,7 @@ fn history_file(path: &Path) -> anyhow::Result<PathBuf> {
     Ok(path.to_owned())
 }
 
-fn sniff(path: &Path) -> anyhow::Result<Format> {
+pub(crate) fn sniff(path: &Path) -> anyhow::Result<Format> {
     use std::io::Read;
     let mut head = [0u8; 512];
     let mut f = File::open(path).with_context(|| format!("failed to open {}", path.display()))?;

@@ -80,7 +80,7 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<u8> {
                 if json {
                     println!("null");
                 }
-                eprintln!(
+                crate::term::note!(
                     "no local cluster with prefix {} (state in {})",
                     args.prefix,
                     args.state_dir.display()
@@ -110,9 +110,9 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<u8> {
             let had =
                 LocalCluster::down_prefix(&args.state_dir, &args.prefix).map_err(control_err)?;
             if had {
-                eprintln!("local cluster {} removed", args.prefix);
+                crate::term::note!("local cluster {} removed", args.prefix);
             } else {
-                eprintln!(
+                crate::term::note!(
                     "no local cluster with prefix {}: nothing to remove",
                     args.prefix
                 );
@@ -154,7 +154,7 @@ fn docker(args: ClusterArgs) -> anyhow::Result<u8> {
                     if json {
                         println!("null");
                     }
-                    eprintln!(
+                    crate::term::note!(
                         "no running Docker cluster with prefix {} (`faultline cluster up --docker` makes one)",
                         args.prefix
                     );
@@ -184,7 +184,7 @@ fn docker(args: ClusterArgs) -> anyhow::Result<u8> {
             ClusterAction::Down => {
                 let (containers, networks) =
                     DockerCluster::down(&args.prefix).await.map_err(control_err)?;
-                eprintln!(
+                crate::term::note!(
                     "Docker cluster {}: removed {containers} container(s) and {networks} network(s)",
                     args.prefix
                 );

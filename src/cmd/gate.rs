@@ -34,7 +34,7 @@ pub struct GateArgs {
     #[arg(long)]
     pub baseline: Option<PathBuf>,
     /// Where the runs are stored.
-    #[arg(long, default_value = "store")]
+    #[arg(long, default_value = "store", env = crate::stored::STORE_ENV)]
     pub store: PathBuf,
     /// `faultline test` arguments (short form), after `--`.
     #[arg(last = true)]
@@ -77,7 +77,7 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
     let specs = cfg.expand();
     let mut outcomes: Vec<RunOutcome> = Vec::with_capacity(specs.len());
     for (i, spec) in specs.iter().enumerate() {
-        eprintln!(
+        crate::term::note!(
             "gate: run {}/{}: {} (seed {})",
             i + 1,
             specs.len(),
@@ -85,7 +85,7 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
             spec.seed
         );
         let o = child::run_test(&spec.name, &spec.args, spec.seed, &args.store)?;
-        eprintln!(
+        crate::term::note!(
             "gate: {} -> {}{}",
             spec.name,
             o.verdict.as_str(),

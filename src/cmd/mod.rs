@@ -3,6 +3,7 @@
 pub mod check;
 pub mod cluster;
 pub mod exec;
+pub mod export;
 pub mod gate;
 pub mod power;
 pub mod replay;
@@ -19,6 +20,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Check(args) => check::run(args),
         Command::Cluster(args) => cluster::run(args),
         Command::Exec(args) => exec::run(args),
+        Command::Export(args) => export::run(args),
         Command::Test(args) => test::run(args),
         Command::Report(args) => report::run(args),
         Command::Serve(args) => serve::run(args),

@@ -13,14 +13,7 @@ use serde_json::{Value as Json, json};
 use crate::child::{self, RunOutcome, Verdict};
 use crate::exit::user_error;
 
-/// leaderkv's seeded bugs and the anomaly class each must produce (targets/leaderkv/README.md).
-pub const BUGS: [(&str, &str); 5] = [
-    ("ack-before-replicate", "lost-write"),
-    ("no-fencing", "dual-leader"),
-    ("local-counter", "reused-key"),
-    ("elect-stale", "lost-write"),
-    ("no-step-down", "dual-leader"),
-];
+pub use systems::registry::LEADERKV_BUGS as BUGS;
 
 /// The correct build's row name.
 const CORRECT: &str = "correct";
@@ -37,7 +30,7 @@ pub struct PowerArgs {
     #[arg(long)]
     pub builds: Option<String>,
     /// Where the runs are stored.
-    #[arg(long, default_value = "store")]
+    #[arg(long, default_value = "store", env = crate::stored::STORE_ENV)]
     pub store: PathBuf,
     /// Print the table as JSON on stdout.
     #[arg(long)]
@@ -196,9 +189,9 @@ pub fn run(args: PowerArgs) -> anyhow::Result<u8> {
         test_args.extend(["--name".to_owned(), format!("power-{build}")]);
         for seed in args.seed_base..args.seed_base + args.runs {
             done += 1;
-            eprintln!("faultline power: [{done}/{total}] {build}, seed {seed}");
+            crate::term::note!("faultline power: [{done}/{total}] {build}, seed {seed}");
             let o = child::run_test(&build, &test_args, seed, &args.store)?;
-            eprintln!(
+            crate::term::note!(
                 "faultline power: {build} seed {seed}: {} {:?} in {:.0} s",
                 o.verdict.as_str(),
                 o.anomaly_types(),

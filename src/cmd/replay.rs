@@ -15,9 +15,10 @@ use gate::replay;
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
     /// A stored run directory (with test.json, schedule.json and history.jsonl).
+    #[arg(value_parser = crate::stored::run_path)]
     pub run_dir: PathBuf,
     /// Where the replay is stored (default: the original's store).
-    #[arg(long)]
+    #[arg(long, env = crate::stored::STORE_ENV)]
     pub store: Option<PathBuf>,
     /// How far apart the nemesis ops of the two runs may be, in ms.
     #[arg(long, default_value_t = 100.0)]

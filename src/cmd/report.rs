@@ -8,7 +8,9 @@ use crate::run_report::write_report;
 
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
-    /// The run directory (or its history.jsonl).
+    /// The run directory (or its history.jsonl); a relative path not found here is looked
+    /// up in the store ($FAULTLINE_STORE or ./store): `faultline report latest`.
+    #[arg(value_parser = crate::stored::run_path)]
     pub run_dir: PathBuf,
 }
 

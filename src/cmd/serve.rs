@@ -24,7 +24,7 @@ use reports::escape;
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// The run store.
-    #[arg(long, default_value = "store", env = "FAULTLINE_STORE")]
+    #[arg(long, default_value = "store", env = crate::stored::STORE_ENV)]
     pub store: PathBuf,
     /// Address to listen on (loopback by default; anything else exposes the store).
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -48,7 +48,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
         if !args.bind.ip().is_loopback() {
             tracing::warn!("serving {} on {}, not loopback", store.display(), args.bind);
         }
-        eprintln!(
+        crate::term::note!(
             "faultline: serving {} at http://{}/",
             store.display(),
             listener.local_addr()?

@@ -15,6 +15,7 @@ use gate::shrink::{self, Candidate, Options, Reproducer};
 #[derive(Debug, Args)]
 pub struct ShrinkArgs {
     /// A stored run directory with an anomaly.
+    #[arg(value_parser = crate::stored::run_path)]
     pub run_dir: PathBuf,
     /// Attempts per candidate (reproduction is probabilistic).
     #[arg(long, default_value_t = 3)]
@@ -23,7 +24,7 @@ pub struct ShrinkArgs {
     #[arg(long, default_value = "30m", value_parser = nemesis::parse_duration)]
     pub budget: Duration,
     /// Where the attempts are stored (default: the original's store).
-    #[arg(long)]
+    #[arg(long, env = crate::stored::STORE_ENV)]
     pub store: Option<PathBuf>,
     /// Where to write the result (default RUN_DIR/shrink/).
     #[arg(long)]
@@ -58,7 +59,7 @@ impl Reproducer for ChildReproducer<'_> {
         ]);
         let o = child::run_test("shrink", &args, self.seed, &self.store)?;
         let hit = o.anomaly_types().iter().any(|t| self.classes.contains(t));
-        eprintln!(
+        crate::term::note!(
             "shrink: attempt {} ({} faults, {} ms): {}",
             self.n,
             c.faults(),
@@ -123,7 +124,7 @@ pub fn run(args: ShrinkArgs) -> anyhow::Result<u8> {
         min_window_ms: 1_000,
         margin_ms: 2_000,
     };
-    eprintln!(
+    crate::term::note!(
         "shrink: {} faults, anomaly {}, seed {}, up to {} tries per candidate, budget {:?}",
         start.faults(),
         classes.join(", "),

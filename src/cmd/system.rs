@@ -53,7 +53,7 @@ pub fn run(args: SystemArgs) -> anyhow::Result<u8> {
         SystemAction::Show { name } => {
             let b: Builtin = name.parse().map_err(user_error)?;
             let (file, text) = b.system_file();
-            eprintln!(
+            crate::term::note!(
                 "faultline: {file}, the system file for {b} (save it and run it with --system-file)"
             );
             print!("{text}");

@@ -113,7 +113,7 @@ fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
             let names = |w: &[workloads::Workload]| {
                 w.iter().map(|w| w.name()).collect::<Vec<_>>().join(",")
             };
-            eprintln!(
+            crate::term::note!(
                 "faultline test: {system} cannot run {} (its file defines no ops for it): running {}",
                 names(&dropped),
                 names(&kept)
@@ -171,7 +171,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<u8> {
     let args = args.with_spec(&raw).map_err(user_error)?;
     let plan = plan(&args)?;
     let seed = plan.seed;
-    eprintln!("faultline test: seed {seed}");
+    crate::term::note!("faultline test: seed {seed}");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -187,7 +187,11 @@ pub fn run(args: TestArgs) -> anyhow::Result<u8> {
 
 async fn run_async(args: &TestArgs, plan: &Plan, started: Instant) -> anyhow::Result<u8> {
     let seed = plan.seed;
-    let progress = Progress::on_stderr();
+    let progress = if crate::term::quiet() {
+        Progress::silent()
+    } else {
+        Progress::on_stderr()
+    };
     let p2 = progress.clone();
     let log = Arc::new(RunLog::new(
         None,

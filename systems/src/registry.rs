@@ -14,6 +14,16 @@ pub enum Builtin {
     PostgresPatroni,
 }
 
+/// leaderkv's seeded bugs (its `--bug` values) and the anomaly class each must produce
+/// when faultline's default test finds it (targets/leaderkv/README.md).
+pub const LEADERKV_BUGS: [(&str, &str); 5] = [
+    ("ack-before-replicate", "lost-write"),
+    ("no-fencing", "dual-leader"),
+    ("local-counter", "reused-key"),
+    ("elect-stale", "lost-write"),
+    ("no-step-down", "dual-leader"),
+];
+
 /// An option of `faultline test` that only some systems honour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SystemOption {
