@@ -100,6 +100,8 @@ pub enum Command {
     Shrink(cmd::shrink::ShrinkArgs),
     /// The built-in systems (list) and the system file describing each (show NAME).
     System(cmd::system::SystemArgs),
+    /// Check a system file, schedule, gate config or nodes file without touching a cluster.
+    Validate(cmd::validate::ValidateArgs),
     /// Measure detection power: leaderkv with each seeded bug and the correct build, N seeds.
     Power(cmd::power::PowerArgs),
 }

@@ -204,11 +204,14 @@ impl Schedule {
             .map_err(|e| Error::io(format!("write schedule {}", path.display()), e))
     }
 
-    /// Reads a schedule file (JSON or TOML).
+    /// Reads a schedule file (JSON or TOML); a parse error names the file.
     pub fn load(path: &Path) -> Result<Schedule> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::io(format!("read schedule {}", path.display()), e))?;
-        Schedule::parse(&text)
+        Schedule::parse(&text).map_err(|e| match e {
+            Error::Schedule(m) => Error::Schedule(format!("{}: {m}", path.display())),
+            other => other,
+        })
     }
 }
 

@@ -12,6 +12,7 @@ pub mod serve;
 pub mod shrink;
 pub mod system;
 pub mod test;
+pub mod validate;
 
 use crate::cli::{Cli, Command};
 
@@ -29,5 +30,6 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Shrink(args) => shrink::run(args),
         Command::Power(args) => power::run(args),
         Command::System(args) => system::run(args),
+        Command::Validate(args) => validate::run(args),
     }
 }

@@ -23,13 +23,15 @@ use runner::store::{RunDir, RunLog};
 use systems::registry::{Builtin, SystemOption};
 use systems::{System, artifact, file};
 
-struct Plan {
+pub(crate) struct Plan {
     seed: u64,
     workloads: Vec<Workload>,
     kinds: Vec<FaultKind>,
     name: String,
     /// The system file, loaded and validated (`--system-file`, or a built-in's own).
     file: file::spec::Loaded,
+    /// `--schedule`, loaded and checked against the nodes the run will have.
+    schedule: Option<Schedule>,
 }
 
 /// The system-specific options the command line sets to other than their `defaults`.
@@ -56,7 +58,7 @@ fn options_given(args: &TestArgs, defaults: &TestArgs) -> Vec<SystemOption> {
     v
 }
 
-fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
+pub(crate) fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
     let defaults = TestArgs::default();
     if args.system_file.is_none() && !args.sets.is_empty() {
         return Err(user_error("--set needs --system-file"));
@@ -153,12 +155,26 @@ fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
     if name.is_empty() || name.contains('/') || name.starts_with('.') {
         return Err(user_error(format!("bad test name {name:?}")));
     }
+    // Before any cluster or run directory exists: a bad schedule costs nothing.
+    let schedule = match &args.schedule {
+        Some(path) => {
+            let s = Schedule::load(path).map_err(|e| user_error(e.to_string()))?;
+            let names: Vec<String> = match args.reach.host_nodes()? {
+                Some(hosts) => hosts.into_iter().map(|n| n.name).collect(),
+                None => (1..=args.nodes).map(|i| format!("n{i}")).collect(),
+            };
+            s.validate(&names).map_err(|e| user_error(e.to_string()))?;
+            Some(s)
+        }
+        None => None,
+    };
     Ok(Plan {
         seed,
         workloads,
         kinds,
         name,
         file,
+        schedule,
     })
 }
 
@@ -277,11 +293,10 @@ async fn run_logged(
     // The faults: a schedule by the clock, or the failover-aware nemesis, which saves what it
     // played into schedule.json as it goes.
     let warmup = args.warmup.min(args.time_limit);
-    let faults = match &args.schedule {
-        Some(file) => {
-            let s = Schedule::load(file).map_err(|e| user_error(e.to_string()))?;
+    let faults = match &plan.schedule {
+        Some(s) => {
             s.validate(&names).map_err(|e| user_error(e.to_string()))?;
-            runner::Faults::Schedule(s)
+            runner::Faults::Schedule(s.clone())
         }
         None if args.nemesis_mode == "interval" => runner::Faults::Schedule(Schedule::generate(
             seed,

@@ -49,6 +49,23 @@ pub struct Options {
     pub install: bool,
 }
 
+/// What a node of a system file runs, rendered (`faultline validate`): every placeholder
+/// resolved as a run would, without touching the node.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NodePlan {
+    pub node: String,
+    pub addr: String,
+    pub role: String,
+    /// `(what, command)`: setup, start, stop, wipe, the leader command, the pids command
+    /// and the companions of `[process] also`, in that order, as far as the file has them.
+    pub commands: Vec<(String, String)>,
+    /// Local file -> where it is uploaded.
+    pub uploads: Vec<(String, String)>,
+    /// `[configs]`: path and content; a config holding the run's password shows
+    /// `{auth.password}` unexpanded.
+    pub configs: Vec<(String, String)>,
+}
+
 /// A system file's system on a set of nodes.
 pub struct FileSystem {
     loaded: Loaded,
@@ -138,6 +155,52 @@ impl FileSystem {
             sys.control.leader.clone(),
         ));
         Ok(sys)
+    }
+
+    /// What every node would run, rendered (no node is touched).
+    pub fn plan(&self) -> crate::Result<Vec<NodePlan>> {
+        let mut out = Vec::new();
+        for n in &self.nodes {
+            let vars = self.vars(&n.name)?;
+            let mut commands = Vec::new();
+            for which in ["setup", "start", "stop", "wipe"] {
+                if let Some(tpl) = self.command_of(&vars, which) {
+                    commands.push((which.to_owned(), self.render(tpl, &vars)?.trim().to_owned()));
+                }
+            }
+            let spec = &self.loaded.spec;
+            if let Some(tpl) = &spec.leader.command {
+                commands.push(("leader".into(), self.render(tpl, &vars)?));
+            }
+            if let Some(tpl) = &spec.process.pids_command {
+                commands.push(("pids".into(), self.render(tpl, &vars)?));
+            }
+            for tpl in &spec.process.also {
+                commands.push(("also".into(), self.render(tpl, &vars)?));
+            }
+            let uploads = self
+                .files
+                .iter()
+                .map(|(local, remote)| {
+                    Ok((local.display().to_string(), self.render(remote, &vars)?))
+                })
+                .collect::<crate::Result<_>>()?;
+            let mut configs = Vec::new();
+            for (path, tpl) in &spec.configs {
+                let mut with_secret = vars.clone();
+                with_secret.insert("auth.password".into(), "{auth.password}".into());
+                configs.push((self.render(path, &vars)?, self.render(tpl, &with_secret)?));
+            }
+            out.push(NodePlan {
+                node: n.name.clone(),
+                addr: n.addr.clone(),
+                role: vars["role"].clone(),
+                commands,
+                uploads,
+                configs,
+            });
+        }
+        Ok(out)
     }
 
     fn node(&self, name: &str) -> crate::Result<&Node> {

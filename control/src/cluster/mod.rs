@@ -127,6 +127,17 @@ pub const PAUSE_HOOK_ENV: &str = "FAULTLINE_TEST_UP_PAUSE";
 const STATE_FILE: &str = "cluster.json";
 
 impl LocalCluster {
+    /// The nodes (names and addresses) a cluster with `opts` has, without bringing it up;
+    /// bad options are the same error `up` gives.
+    pub fn planned_nodes(opts: &ClusterOptions) -> Result<Vec<Node>> {
+        Ok(plan::Plan::new(opts)?
+            .state
+            .nodes
+            .into_iter()
+            .map(|n| n.node)
+            .collect())
+    }
+
     /// Brings a cluster up. If a cluster with the same prefix exists, keeps it when it is complete,
     /// healthy and has the same options; otherwise (half-built, stale, different options) tears it
     /// down and builds a fresh one. Blocking (runs `ip`, `sshd`...): from async code, call it
