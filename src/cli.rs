@@ -88,6 +88,8 @@ pub enum Command {
     Test(cmd::test::TestArgs),
     /// Write a run's history as Jepsen EDN (for Elle, Knossos) or as faultline's JSONL.
     Export(cmd::export::ExportArgs),
+    /// Heal what a killed run left on the nodes (rules, paused processes, clock offsets).
+    Heal(cmd::heal::HealArgs),
     /// Render RUN_DIR/report.html, the self-contained HTML fault report of a stored run.
     Report(cmd::report::ReportArgs),
     /// Serve the run store's reports and files over HTTP (loopback by default).

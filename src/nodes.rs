@@ -174,12 +174,8 @@ pub async fn test_targets(
                 .join(", ")
         ));
         let remotes = connect_all(&nodes, &ssh.host_options()).await?;
-        // On the controller, beside the runs: no root needed to write it.
-        let state_path = state_override.unwrap_or_else(|| {
-            want.store
-                .join(".nemesis")
-                .join(format!("{}hosts.json", want.prefix))
-        });
+        let state_path =
+            state_override.unwrap_or_else(|| outside_state_path(want.store, want.prefix, "hosts"));
         return Ok(Targets {
             nodes,
             remotes,
@@ -273,11 +269,8 @@ async fn docker_targets(
             .map_err(control_err)?
         }
     };
-    let state_path = state_override.unwrap_or_else(|| {
-        want.store
-            .join(".nemesis")
-            .join(format!("{}docker.json", want.prefix))
-    });
+    let state_path =
+        state_override.unwrap_or_else(|| outside_state_path(want.store, want.prefix, "docker"));
     Ok(Targets {
         nodes: cluster.nodes(),
         remotes: cluster.remotes(),
@@ -286,6 +279,81 @@ async fn docker_targets(
         local: false,
         shared_dir: Some(control::docker::shared_dir(want.prefix)),
     })
+}
+
+/// Where a test puts the nodes' directories (`<base>/<node>/`, a node's `{dir}`).
+pub fn base_dir(prefix: &str) -> String {
+    format!("/tmp/faultline-nodes/{prefix}")
+}
+
+/// The nemesis state file of nodes that are not a local cluster (`via`: `hosts` or
+/// `docker`): on the controller, beside the runs, where no root is needed to write it.
+fn outside_state_path(store: &std::path::Path, prefix: &str, via: &str) -> PathBuf {
+    store.join(".nemesis").join(format!("{prefix}{via}.json"))
+}
+
+/// The nodes of a test that may have run, as they are now, brought up by no one: the hosts
+/// of `--nodes-file`, the Docker cluster or the local cluster of `prefix`. None when there
+/// is no such cluster. For `faultline heal`, which must not make what it heals.
+pub async fn existing_targets(
+    ssh: &SshArgs,
+    prefix: &str,
+    state_dir: &std::path::Path,
+    store: &std::path::Path,
+) -> anyhow::Result<Option<Targets>> {
+    let state_override = std::env::var_os(nemesis::state::STATE_FILE_ENV).map(PathBuf::from);
+    if let Some(nodes) = ssh.host_nodes()? {
+        let remotes = connect_all(&nodes, &ssh.host_options()).await?;
+        return Ok(Some(Targets {
+            nodes,
+            remotes,
+            state_path: state_override
+                .unwrap_or_else(|| outside_state_path(store, prefix, "hosts")),
+            via: "hosts",
+            local: false,
+            shared_dir: None,
+        }));
+    }
+    if !control::prereq::is_root() {
+        return Err(user_error(
+            "healing a local cluster or containers needs root (network namespaces, iptables): run it with sudo, or pass --nodes-file for real hosts",
+        ));
+    }
+    if ssh.docker {
+        let Some(c) = control::docker::DockerCluster::load(prefix)
+            .await
+            .map_err(control_err)?
+        else {
+            return Ok(None);
+        };
+        return Ok(Some(Targets {
+            nodes: c.nodes(),
+            remotes: c.remotes(),
+            state_path: state_override
+                .unwrap_or_else(|| outside_state_path(store, prefix, "docker")),
+            via: "docker",
+            local: false,
+            shared_dir: Some(control::docker::shared_dir(prefix)),
+        }));
+    }
+    let Some(cluster) = LocalCluster::load(state_dir, prefix).map_err(control_err)? else {
+        return Ok(None);
+    };
+    let state_path = state_override.unwrap_or_else(|| cluster.dir().join("nemesis-state.json"));
+    let (remotes, via) = if ssh.ssh {
+        let opts = ssh.cluster_options(&cluster)?;
+        (connect_all(&cluster.nodes(), &opts).await?, "ssh")
+    } else {
+        (cluster.remotes(), "netns")
+    };
+    Ok(Some(Targets {
+        nodes: cluster.nodes(),
+        remotes,
+        state_path,
+        via,
+        local: true,
+        shared_dir: None,
+    }))
 }
 
 /// Copies a program of the controller's to `remote_path` on every node, executable.

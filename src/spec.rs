@@ -100,6 +100,11 @@ pub struct TestArgs {
     #[arg(long)]
     #[serde(skip)]
     pub json: bool,
+    /// Keep the system running after the final reads (every fault healed) and print how to
+    /// reach each node; `faultline cluster down` removes it (local cluster or --docker).
+    #[arg(long)]
+    #[serde(skip)]
+    pub leave_running: bool,
     /// Sentinel's down-after-milliseconds (redis-sentinel).
     #[arg(long, default_value = "1s", value_parser = nemesis::parse_duration)]
     #[serde(with = "nemesis::duration::text")]

@@ -92,6 +92,26 @@ pub(crate) async fn collect_and_teardown(
     run_dir: &RunDir,
     log: &RunLog,
 ) {
+    collect(system, remotes, run_dir, log, true).await
+}
+
+/// Downloads the system's logs into `nodes/<node>/`, leaving it running.
+pub(crate) async fn collect_logs(
+    system: &dyn System,
+    remotes: &[Arc<dyn Remote>],
+    run_dir: &RunDir,
+    log: &RunLog,
+) {
+    collect(system, remotes, run_dir, log, false).await
+}
+
+async fn collect(
+    system: &dyn System,
+    remotes: &[Arc<dyn Remote>],
+    run_dir: &RunDir,
+    log: &RunLog,
+    teardown: bool,
+) {
     for r in remotes {
         let name = r.node().name.clone();
         let dir = match run_dir.node_dir(&name) {
@@ -107,6 +127,9 @@ pub(crate) async fn collect_and_teardown(
                     "warning: failed to collect {remote_path} from {name}: {e}"
                 ));
             }
+        }
+        if !teardown {
+            continue;
         }
         if let Err(e) = system.teardown(r.as_ref()).await {
             log.line(&format!("warning: failed to tear down {name}: {e:#}"));

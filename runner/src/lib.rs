@@ -69,6 +69,9 @@ pub struct Config {
     pub probe_interval: Duration,
     /// Time budget of the linearizability check.
     pub check_budget: Duration,
+    /// Keep the system running after the final reads (faults healed, logs collected), for
+    /// the user to look at; `cluster down` removes it.
+    pub leave_running: bool,
 }
 
 /// What the nemesis plays.
@@ -228,7 +231,12 @@ pub async fn run(
     if let Err(e) = nem.teardown().await {
         errors.push(format!("failed to tear the nemesis down: {e}"));
     }
-    deploy::collect_and_teardown(system.as_ref(), &remotes, run_dir, &log).await;
+    if cfg.leave_running && !interrupted {
+        deploy::collect_logs(system.as_ref(), &remotes, run_dir, &log).await;
+        log.line("leaving the system running (--leave-running)");
+    } else {
+        deploy::collect_and_teardown(system.as_ref(), &remotes, run_dir, &log).await;
+    }
     let ops_written =
         written.with_context(|| format!("failed to write {}", hist_path.display()))?;
 

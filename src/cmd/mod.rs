@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod exec;
 pub mod export;
 pub mod gate;
+pub mod heal;
 pub mod power;
 pub mod replay;
 pub mod report;
@@ -26,6 +27,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Report(args) => report::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Gate(args) => gate::run(args),
+        Command::Heal(args) => heal::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Shrink(args) => shrink::run(args),
         Command::Power(args) => power::run(args),

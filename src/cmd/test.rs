@@ -97,6 +97,12 @@ pub(crate) fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
             args.nodes
         )));
     }
+    if args.leave_running && args.reach.nodes_file.is_some() {
+        return Err(user_error(
+            "--leave-running works on a local cluster or --docker, which `faultline cluster down` \
+             removes; on --nodes-file hosts nothing would stop the system: leave it out",
+        ));
+    }
     if args.concurrency == 0 {
         return Err(user_error("--concurrency must be at least 1"));
     }
@@ -249,7 +255,7 @@ async fn run_logged(
         &move |l| log2.line(l),
     )
     .await?;
-    let base_dir = format!("/tmp/faultline-nodes/{}", args.prefix);
+    let base_dir = nodes::base_dir(&args.prefix);
     let clock = if !plan.kinds.contains(&FaultKind::Clock) {
         ClockMode::Unsupported
     } else if let Some(shared) = &targets.shared_dir {
@@ -397,6 +403,7 @@ async fn run_logged(
         op_timeout: args.op_timeout,
         probe_interval: Duration::from_millis(100),
         check_budget: args.check_budget,
+        leave_running: args.leave_running,
     };
     let env = runner::Env {
         remotes: targets.remotes.clone(),
@@ -405,9 +412,12 @@ async fn run_logged(
         leader,
     };
     let outcome = runner::run(&cfg, system, env, &run_dir, log.clone(), progress).await;
-    // Teardown removed every node's directory (also when the run failed): remove the
-    // now-empty directories that held them, and the clock helper.
-    nodes::remove_base_dir(&targets, &base_dir).await;
+    let left_running = args.leave_running && outcome.as_ref().is_ok_and(|o| !o.interrupted);
+    if !left_running {
+        // Teardown removed every node's directory (also when the run failed): remove the
+        // now-empty directories that held them, and the clock helper.
+        nodes::remove_base_dir(&targets, &base_dir).await;
+    }
     let outcome = outcome?;
 
     // Store and report.
@@ -435,6 +445,10 @@ async fn run_logged(
         "failovers_ms": outcome.failovers_ms,
     });
     results["valid"] = serde_json::to_value(outcome.verdict)?;
+    let left = left_running.then(|| LeftRunning::new(args, &targets, plan.file.client_port()));
+    if let Some(l) = &left {
+        results["left_running"] = serde_json::to_value(l)?;
+    }
     run_dir.write_json("results.json", &results)?;
     // The report is a view of what is stored: failing to render it must not hide the verdict.
     match crate::run_report::write_report(&run_dir.path) {
@@ -458,12 +472,68 @@ async fn run_logged(
         println!("{}", serde_json::to_string_pretty(&results)?);
     } else {
         print_summary(&outcome, &run_dir, seed);
+        if let Some(l) = &left {
+            l.print();
+        }
     }
     Ok(match outcome.verdict {
         Validity::Invalid => exit::INVALID,
         _ if !outcome.errors.is_empty() => exit::HARNESS,
         v => exit::for_validity(v),
     })
+}
+
+/// How to reach a system `--leave-running` left up.
+#[derive(serde::Serialize)]
+struct LeftRunning {
+    nodes: Vec<serde_json::Value>,
+    /// The command that removes it all.
+    down: String,
+}
+
+impl LeftRunning {
+    fn new(args: &TestArgs, targets: &nodes::Targets, port: u16) -> LeftRunning {
+        let prefix = &args.prefix;
+        let docker = if targets.via == "docker" {
+            " --docker"
+        } else {
+            ""
+        };
+        let nodes = targets
+            .nodes
+            .iter()
+            .map(|n| {
+                let shell = if targets.via == "docker" {
+                    format!("docker exec -it {prefix}{} sh", n.name)
+                } else {
+                    format!("ip netns exec {prefix}{} sh", n.name)
+                };
+                json!({
+                    "name": n.name,
+                    "client": format!("{}:{port}", n.addr),
+                    "exec": format!("faultline exec {}{docker} --prefix {prefix} -- CMD", n.name),
+                    "shell": shell,
+                })
+            })
+            .collect();
+        LeftRunning {
+            nodes,
+            down: format!("faultline cluster down{docker} --prefix {prefix}"),
+        }
+    }
+
+    fn print(&self) {
+        println!("left running (every fault healed):");
+        for n in &self.nodes {
+            println!(
+                "  {}  client {}  shell: {}",
+                n["name"].as_str().unwrap_or_default(),
+                n["client"].as_str().unwrap_or_default(),
+                n["shell"].as_str().unwrap_or_default()
+            );
+        }
+        println!("remove it with: {}", self.down);
+    }
 }
 
 fn print_summary(outcome: &runner::Outcome, run_dir: &RunDir, seed: u64) {

@@ -158,7 +158,7 @@ fn system(args: &ValidateArgs) -> anyhow::Result<Report> {
         loaded,
         nodes,
         file::Options {
-            base_dir: format!("/tmp/faultline-nodes/{}", control::cluster::DEFAULT_PREFIX),
+            base_dir: crate::nodes::base_dir(control::cluster::DEFAULT_PREFIX),
             clock: nemesis::ClockMode::Unsupported,
             remotes: Vec::new(),
             install: false,
