@@ -134,3 +134,123 @@ fn replay_reproduces_the_recorded_schedule() {
     assert!(out.contains("faults: as recorded"), "{out}");
     assert!(out.contains("(seed 7)"), "{out}");
 }
+
+/// `(test case, verdict)` of a JUnit file, in order: `valid`, `failure:TYPE` or `error:TYPE`.
+fn junit_verdicts(xml: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for case in xml.split("<testcase ").skip(1) {
+        let name = case
+            .split("name=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_default()
+            .to_owned();
+        let body = case.split("</testcase>").next().unwrap_or_default();
+        let kind = |tag: &str| {
+            body.split(&format!("<{tag} "))
+                .nth(1)
+                .and_then(|r| r.split("type=\"").nth(1))
+                .and_then(|r| r.split('"').next())
+                .map(|t| format!("{tag}:{t}"))
+        };
+        let verdict = kind("failure")
+            .or_else(|| kind("error"))
+            .unwrap_or_else(|| "valid".into());
+        out.push((name, verdict));
+    }
+    out
+}
+
+/// A gate split in 3 shards (each with its --out directory, as three CI jobs would run it)
+/// and merged gives the unsplit gate's JUnit verdicts and exit code. The matrix has a valid
+/// cell, a cell whose reads look at the wrong key (every acknowledged add lost: invalid) and
+/// one whose system never starts (error), 2 seeds each, on a 1-node cluster for speed.
+#[test]
+fn a_gate_split_in_three_shards_and_merged_is_the_unsplit_gate() {
+    if !control::prereq::privileged_or_skip("a_gate_split_in_three_shards_and_merged", false) {
+        return;
+    }
+    let _down = Down("flg3-");
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/systems/leaderkv.toml"),
+    )
+    .unwrap();
+    let lossy = dir.path().join("lossy.toml");
+    let read_set = r#"read_set = ["SMEMBERS", "s"]"#;
+    assert!(base.contains(read_set));
+    std::fs::write(
+        &lossy,
+        base.replace(read_set, r#"read_set = ["SMEMBERS", "elsewhere"]"#),
+    )
+    .unwrap();
+    let broken = dir.path().join("broken.toml");
+    let start = base
+        .lines()
+        .find(|l| l.starts_with("start = "))
+        .unwrap()
+        .to_owned();
+    std::fs::write(&broken, base.replace(&start, r#"start = "exit 3""#)).unwrap();
+    let config = dir.path().join("gate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[gate]\nruns = 2\nargs = [\"--nodes\", \"1\", \"--time-limit\", \"3s\", \"--nemesis\", \
+             \"none\", \"--workload\", \"set\", \"--prefix\", \"flg3-\", \"--subnet\", \
+             \"10.77.114.0/24\"]\n\n[[matrix]]\nname = \"ok\"\n\n[[matrix]]\nname = \"lossy\"\n\
+             args = [\"--system-file\", {lossy:?}]\n\n[[matrix]]\nname = \"broken\"\n\
+             args = [\"--system-file\", {broken:?}]\n"
+        ),
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    let run = |extra: &[&str]| {
+        let o = faultline()
+            .args(["-q", "gate", "--config", config.to_str().unwrap()])
+            .arg("--store")
+            .arg(&store)
+            .args(extra)
+            .output()
+            .unwrap();
+        (o.status.code().unwrap_or(-1), text(&o))
+    };
+    let whole = dir.path().join("whole");
+    let (code, out) = run(&["--out", whole.to_str().unwrap()]);
+    let want = junit_verdicts(&std::fs::read_to_string(whole.join("junit.xml")).unwrap());
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(want.len(), 6, "{want:?}");
+    let count = |v: &str| want.iter().filter(|(_, x)| x.starts_with(v)).count();
+    assert_eq!(
+        (count("valid"), count("failure"), count("error")),
+        (2, 2, 2),
+        "{want:?}"
+    );
+
+    let mut outs = Vec::new();
+    for k in 1..=3 {
+        let d = dir.path().join(format!("shard-{k}"));
+        let (code, out) = run(&["--shard", &format!("{k}/3"), "--out", d.to_str().unwrap()]);
+        assert!([1, 255].contains(&code), "shard {k}: {out}");
+        let mine = junit_verdicts(&std::fs::read_to_string(d.join("junit.xml")).unwrap());
+        assert_eq!(mine.len(), 2, "shard {k} runs 2 of 6: {mine:?}");
+        outs.push(d);
+    }
+    let merged = dir.path().join("merged.xml");
+    // In any order: the merge puts the runs back in the gate's.
+    let o = faultline()
+        .args(["gate", "merge", "--junit", merged.to_str().unwrap()])
+        .args([&outs[2], &outs[0], &outs[1]])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(code), "{}", text(&o));
+    let got = junit_verdicts(&std::fs::read_to_string(&merged).unwrap());
+    assert_eq!(got, want);
+    // A missing shard is refused, not merged into a smaller green gate.
+    let o = faultline()
+        .args(["gate", "merge"])
+        .args([&outs[0], &outs[1]])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(254), "{}", text(&o));
+    assert!(text(&o).contains("shard 3/3 is missing"), "{}", text(&o));
+}

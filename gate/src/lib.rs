@@ -7,6 +7,7 @@
 //! - [`baseline`]: failover-time and unavailability regressions against an earlier run.
 //! - [`replay`]: the argument rewriting of runs stored before specs, the schedule pinned to
 //!   the nodes a run hit, and the nemesis-op comparison behind `faultline replay`.
+//! - [`shard`]: a gate split over machines (`--shard K/N`) and merged back whole.
 //! - [`shrink`]: delta debugging over a fault schedule (reproduction is a callback).
 
 pub mod baseline;
@@ -14,5 +15,6 @@ pub mod config;
 pub mod junit;
 pub mod outcome;
 pub mod replay;
+pub mod shard;
 pub mod shrink;
 pub mod summary;
