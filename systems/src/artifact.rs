@@ -50,7 +50,26 @@ pub fn locate_artifact(file: &str, env_var: &str, package: &str) -> crate::Resul
             }
         }
     }
+    // `cargo install` installs programs, not libraries: the shim is copied by hand.
+    let install = if file.ends_with(".so") {
+        format!("copy target/release/{file} of `cargo build --release -p {package}` there")
+    } else {
+        format!(
+            "`cargo install --locked --path {}` from faultline's source",
+            package_dir(package)
+        )
+    };
     Err(crate::Error::invalid(format!(
-        "cannot find {file}: build it with `cargo build -p {package}` (it goes beside the faultline binary) or set ${env_var} to its path"
+        "cannot find {file} beside {}: put it there ({install}, or unpack the release archive \
+         of scripts/package.sh, which has it), or set ${env_var} to its path",
+        exe.display(),
     )))
+}
+
+/// Where a package faultline ships lives in its source tree.
+fn package_dir(package: &str) -> String {
+    match package {
+        "leaderkv" => "targets/leaderkv".into(),
+        other => other.into(),
+    }
 }
