@@ -248,3 +248,92 @@ fn the_readme_first_command_in_a_fresh_clone_gets_a_verdict() {
     assert!(clone.join("target/release/faultline").is_file());
     assert!(clone.join("store/latest/results.json").is_file(), "{out}");
 }
+
+/// The release archive's layout, unpacked anywhere: faultline finds leaderkv and the clock
+/// shim beside itself (a clock fault included), with no variable pointing at them.
+#[test]
+fn the_release_archive_runs_where_it_is_unpacked() {
+    if !common::ready_or_skip(
+        "the_release_archive_runs",
+        &["ip", "iptables", "tar"],
+        "iproute2 iptables tar",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // This build's programs, as scripts/package.sh finds them in a target directory.
+    let built = dir.path().join("built");
+    std::fs::create_dir(&built).unwrap();
+    let (kv, shim) = artifacts();
+    let exe_dir = Path::new(common::BIN).parent().unwrap();
+    for (from, name) in [
+        (PathBuf::from(common::BIN), "faultline"),
+        (kv.clone(), "leaderkv"),
+        (shim.clone(), "libclockshim.so"),
+        (
+            shim.parent().unwrap().join("faultline-clock"),
+            "faultline-clock",
+        ),
+    ] {
+        let from = if from.is_file() {
+            from
+        } else {
+            exe_dir.join(name)
+        };
+        std::fs::copy(&from, built.join(name))
+            .unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+    }
+    let out = dir.path().join("dist");
+    let o = Command::new(root().join("scripts/package.sh"))
+        .arg(&out)
+        .env("FAULTLINE_PACKAGE_FROM", &built)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let archive = String::from_utf8(o.stdout).unwrap().trim().to_owned();
+    let unpacked = dir.path().join("opt");
+    std::fs::create_dir(&unpacked).unwrap();
+    let o = Command::new("tar")
+        .args(["-C", unpacked.to_str().unwrap(), "-xzf", &archive])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let top = std::fs::read_dir(&unpacked)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    for f in [
+        "faultline",
+        "leaderkv",
+        "libclockshim.so",
+        "faultline-clock",
+        "README.md",
+        "docs/first-run.md",
+        "scripts/setup.sh",
+        "examples/systems/leaderkv.toml",
+    ] {
+        assert!(top.join(f).exists(), "{f} is not in the archive");
+    }
+    let _down = Down("flq3-");
+    let o = Command::new(top.join("faultline"))
+        .current_dir(dir.path())
+        .env_remove("FAULTLINE_LEADERKV_BIN")
+        .env_remove("FAULTLINE_CLOCKSHIM_LIB")
+        .env_remove("FAULTLINE_STORE")
+        .args([
+            "test",
+            "--nodes",
+            "3",
+            "--time-limit",
+            "8s",
+            "--nemesis",
+            "partition,clock",
+        ])
+        .args(["--prefix", "flq3-", "--subnet", "10.77.117.0/24"])
+        .output()
+        .unwrap();
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", text(&o));
+    assert!(text(&o).contains("verdict: "), "{}", text(&o));
+}
