@@ -3,7 +3,7 @@
 # minimal Debian 12 root file system (debootstrap --variant=minbase, from Debian's mirror; no
 # registry needed) imported as a Docker image, this machine's Rust toolchain mounted
 # read-only, a fresh clone of this repository, and `scripts/quickstart.sh` run inside a
-# privileged container (namespaces and iptables need it). Prints the quick start's output
+# container with every capability (namespaces and iptables need them). Prints the quick start's output
 # and exits with its code. Needs root and Docker; takes a few minutes (apt-get, crates.io,
 # a release build).
 #
@@ -11,8 +11,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 image="faultline-fresh-debian:12"
-rustup_home="${RUSTUP_HOME:-$HOME/.rustup}"
-cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+# This machine's CA bundle goes in for cargo only (a network that intercepts TLS signs
+# crates.io with a CA of its own; the container's packages stay Debian's).
+# The toolchain itself (not rustup's proxies, which would want to write their state).
+sysroot="$(rustc --print sysroot)"
 work="$(mktemp -d)"
 cleanup() { rm -rf "$work"; }
 trap cleanup EXIT
@@ -26,10 +28,13 @@ if ! docker image inspect "$image" >/dev/null 2>&1; then
 fi
 git clone -q --no-hardlinks . "$work/faultline"
 name="faultline-fresh-$$"
-docker run --rm --name "$name" --privileged \
-  -v "$rustup_home:/opt/rustup:ro" -v "$cargo_bin:/opt/cargo-bin:ro" \
+# Every capability but the one a container host may lack itself (--privileged asks for all
+# and fails there), and no seccomp/AppArmor filter: namespaces, mounts and iptables inside.
+docker run --rm --name "$name" --cap-add ALL --cap-drop SYS_RESOURCE \
+  --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
+  -v "$sysroot:/opt/rust:ro" \
   -v "$work/faultline:/src/faultline" \
-  -e RUSTUP_HOME=/opt/rustup -e CARGO_HOME=/root/.cargo \
-  -e PATH=/opt/cargo-bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-  -e RUSTUP_TOOLCHAIN="$(rustc --version | awk '{print $2}')" \
+  -v /etc/ssl/certs/ca-certificates.crt:/opt/host-ca.crt:ro \
+  -e CARGO_HOME=/root/.cargo -e CARGO_HTTP_CAINFO=/opt/host-ca.crt \
+  -e PATH=/opt/rust/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   -w /src/faultline "$image" scripts/quickstart.sh "$@"
