@@ -65,6 +65,13 @@ pub mod values {
         )
     }
 
+    pub fn consistency() -> String {
+        format!(
+            "The consistency model list-append histories are checked against, one of: {}",
+            join(checkers::list_append::Consistency::ALL.map(|c| c.name()))
+        )
+    }
+
     pub fn models() -> String {
         format!(
             "What to check the history against, one of: {}; inferred from the ops' functions \

@@ -5,6 +5,9 @@
 //! - [`unique_ids`]: ids handed out twice (reused keys after a failover).
 //! - [`linearizable`]: Wing-Gong/Lowe search with memoisation over per-key sub-histories, for
 //!   the register, cas-register, multi-register and kv models.
+//! - [`list_append`]: Elle-style list-append checking: version orders, a dependency graph
+//!   (petgraph) with process and real-time order, cycles named G0 ... G2-item and their
+//!   session and real-time variants, and the anomalies that need no cycle.
 //! - [`dual_leader`]: leadership intervals from the leader probes, proven dual-leader windows,
 //!   same-term leaders, writes acknowledged by two leaders at once (split brain).
 //! - [`failover`]: per-fault failover and convergence times, unavailability windows, leader
@@ -24,6 +27,7 @@ pub mod dual_leader;
 pub mod explain;
 pub mod failover;
 pub mod linearizable;
+pub mod list_append;
 pub mod result;
 pub mod set;
 pub mod stats;

@@ -28,16 +28,19 @@ pub enum Model {
     MultiRegister,
     /// Linearizable `get`/`put`/`append` string store.
     Kv,
+    /// Elle-style list-append `txn`s (`append` and `r` micro-ops), against a consistency model.
+    ListAppend,
 }
 
 impl Model {
-    pub const ALL: [Model; 6] = [
+    pub const ALL: [Model; 7] = [
         Model::Set,
         Model::UniqueIds,
         Model::Register,
         Model::CasRegister,
         Model::MultiRegister,
         Model::Kv,
+        Model::ListAppend,
     ];
 
     /// The name on the command line (`--model cas-register`).
@@ -49,6 +52,7 @@ impl Model {
             Model::CasRegister => "cas-register",
             Model::MultiRegister => "multi-register",
             Model::Kv => "kv",
+            Model::ListAppend => "list-append",
         }
     }
 
@@ -63,7 +67,7 @@ impl Model {
             Model::CasRegister => ModelKind::CasRegister,
             Model::MultiRegister => ModelKind::MultiRegister,
             Model::Kv => ModelKind::Kv,
-            Model::Set | Model::UniqueIds => return None,
+            Model::Set | Model::UniqueIds | Model::ListAppend => return None,
         })
     }
 }
@@ -89,6 +93,8 @@ pub struct Census {
     ids: bool,
     register: bool,
     txn: bool,
+    /// A txn with an `append` micro-op: list-append, not registers.
+    list_append: bool,
     kv: bool,
     /// Leader probes (`leader` ops): the dual-leader and failover checkers apply.
     pub leader: bool,
@@ -114,7 +120,14 @@ impl Census {
             vocab::ADD => self.adds = true,
             vocab::GENERATE | vocab::INSERT | vocab::INCR => self.ids = true,
             vocab::WRITE | vocab::CAS => self.register = true,
-            vocab::TXN => self.txn = true,
+            vocab::TXN => {
+                self.txn = true;
+                if let Value::List(mops) = &op.value {
+                    self.list_append |= mops.iter().any(|m| {
+                        matches!(m, Value::List(p) if matches!(p.first(), Some(Value::Str(f)) if &**f == "append"))
+                    });
+                }
+            }
             vocab::GET | vocab::PUT | vocab::APPEND => self.kv = true,
             vocab::LEADER => self.leader = true,
             _ => {}
@@ -127,7 +140,8 @@ impl Census {
             (self.adds, Model::Set),
             (self.ids, Model::UniqueIds),
             (self.register, Model::CasRegister),
-            (self.txn, Model::MultiRegister),
+            (self.txn && !self.list_append, Model::MultiRegister),
+            (self.list_append, Model::ListAppend),
             (self.kv, Model::Kv),
         ]
         .into_iter()
@@ -150,6 +164,8 @@ pub struct Suite {
     pub initial: Option<Value>,
     /// Read a nil read as "value unknown" (Jepsen/Knossos histories record reads so).
     pub nil_read_is_unknown: bool,
+    /// The model list-append histories are checked against.
+    pub consistency: crate::list_append::Consistency,
 }
 
 impl Suite {
@@ -162,6 +178,7 @@ impl Suite {
             budget: Duration::from_secs(60),
             initial: None,
             nil_read_is_unknown: false,
+            consistency: crate::list_append::Consistency::StrictSerializable,
         }
     }
 
@@ -248,6 +265,11 @@ impl Suite {
                     Ok(c.check(history))
                 }
             }
+            (Model::ListAppend, _) => Ok(crate::list_append::ListAppend {
+                consistency: self.consistency,
+                ..Default::default()
+            }
+            .check(history)),
             (_, None) => Ok(crate::unique_ids::UniqueIds::default().check(history)),
             (_, Some(kind)) => {
                 let mut c = Linearizable::new(kind)

@@ -39,6 +39,8 @@ pub struct CheckArgs {
     /// Time budget for the linearizability search, e.g. 30s, 500ms; past it: unknown.
     #[arg(long, default_value = "60s", value_parser = nemesis::parse_duration)]
     pub budget: Duration,
+    #[arg(long, default_value = "strict-serializable", help = crate::cli::values::consistency())]
+    pub consistency: checkers::list_append::Consistency,
     /// Print the results object as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -210,6 +212,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         // Jepsen/Knossos record reads as nil when the value is unknown; faultline records
         // nil only for a key that holds nothing.
         nil_read_is_unknown: format == Format::JepsenEdn,
+        consistency: args.consistency,
     };
     if suite.models.is_empty() && !suite.leader {
         return Err(user_error(format!(
