@@ -155,3 +155,36 @@ fn export_refuses_a_bad_format_and_a_missing_run_in_one_line() {
     assert_eq!(o.status.code(), Some(254), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+/// An Elle list-append history in Jepsen's EDN (`:txn` of `[:append k v]` / `[:r k [..]]`)
+/// is recognised without `--model`, checked against `--consistency`, and its anomaly named
+/// as Elle names it.
+#[test]
+fn a_jepsen_list_append_history_gets_elles_anomaly_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("history.edn");
+    // Write skew: each txn read the other's key empty and appended to its own.
+    std::fs::write(
+        &p,
+        "{:type :invoke, :f :txn, :value [[:r :x nil] [:append :y 1]], :process 0, :index 0}\n\
+         {:type :invoke, :f :txn, :value [[:r :y nil] [:append :x 1]], :process 1, :index 1}\n\
+         {:type :ok, :f :txn, :value [[:r :x []] [:append :y 1]], :process 0, :index 2}\n\
+         {:type :ok, :f :txn, :value [[:r :y []] [:append :x 1]], :process 1, :index 3}\n\
+         {:type :invoke, :f :txn, :value [[:r :x nil] [:r :y nil]], :process 2, :index 4}\n\
+         {:type :ok, :f :txn, :value [[:r :x [1]] [:r :y [1]]], :process 2, :index 5}\n",
+    )
+    .unwrap();
+    let path = p.to_str().unwrap();
+    let (code, line) = verdict(&faultline(&["check", path], None));
+    assert_eq!((code, line.as_str()), (1, "verdict: INVALID (G2-item)"));
+    let (code, _) = verdict(&faultline(
+        &["check", path, "--consistency", "snapshot-isolation"],
+        None,
+    ));
+    assert_eq!(code, 0, "snapshot isolation allows write skew");
+    let o = faultline(&["check", path, "--json"], None);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let a = &v["list-append"]["anomalies"][0];
+    assert_eq!(a["type"], "G2-item", "{v}");
+    assert_eq!(a["details"]["cycle"].as_array().unwrap().len(), 2, "{v}");
+}
