@@ -1,9 +1,9 @@
 //! Writes a valid (strict-serializable) list-append history of N transactions as JSONL, for
 //! the list-append checker's benchmark: 10 processes, each txn 1 to 4 micro-ops (appends of
-//! unique values and whole-list reads) over a window of 8 active keys, each key retired after
-//! 100 appends, as Elle's generator does. Transactions take effect at their completion, so
-//! the history is valid; `--stale N` makes every N-th read miss the key's last append (a
-//! stale read, G-single-realtime) for an invalid one.
+//! unique values and whole-list reads) over a window of 8 active keys, each retired after 32
+//! appends (Elle's default max-writes-per-key). Transactions take effect at their completion,
+//! so the history is valid; `--stale N` makes every N-th read miss the key's last append (a
+//! stale read) for an invalid one.
 //!
 //!   cargo run --release -p checkers --example list_append_history -- 1000000 > h.jsonl
 
@@ -107,7 +107,7 @@ fn main() {
                     .unwrap();
                 index += 1;
                 for slot in 0..8 {
-                    if lists[slot].len() >= 100 {
+                    if lists[slot].len() >= 32 {
                         lists[slot].clear();
                         keys[slot] = next_key;
                         next_key += 1;
