@@ -58,7 +58,7 @@ impl Model {
 
     /// Whether the checker runs op by op over a stream (memory grows with distinct values).
     pub fn streams(self) -> bool {
-        matches!(self, Model::Set | Model::UniqueIds)
+        matches!(self, Model::Set | Model::UniqueIds | Model::ListAppend)
     }
 
     fn linearizable(self) -> Option<ModelKind> {
@@ -243,6 +243,7 @@ impl Suite {
         match m {
             Model::Set => Some("set"),
             Model::UniqueIds => Some("unique-ids"),
+            Model::ListAppend => Some("list-append"),
             _ => None,
         }
     }

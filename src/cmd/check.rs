@@ -15,6 +15,7 @@ use anyhow::Context;
 use clap::Args;
 
 use checkers::CheckResult;
+use checkers::list_append::{self, ListAppend};
 use checkers::set::{Set, SetState};
 use checkers::suite::{Census, Model, Suite};
 use checkers::unique_ids::{UniqueIds, UniqueIdsState};
@@ -111,22 +112,43 @@ fn read_error(e: history::ReadError) -> anyhow::Error {
     }
 }
 
-/// One streaming pass: the set and unique-ids checkers plus a census of functions.
+/// What one streaming pass found.
+struct Streamed {
+    set: CheckResult,
+    ids: CheckResult,
+    /// When list-append was asked for or could be inferred.
+    list_append: Option<CheckResult>,
+    census: Census,
+    truncated: bool,
+}
+
+/// One streaming pass: the set, unique-ids and list-append checkers plus a census of
+/// functions. List-append keeps its txns, interned, not the history.
 fn stream(
     file: &Path,
     format: Format,
     set: &Set,
     ids: &UniqueIds,
-) -> anyhow::Result<(CheckResult, CheckResult, Census, bool)> {
+    list_append: Option<&ListAppend>,
+) -> anyhow::Result<Streamed> {
     let input = File::open(file).with_context(|| format!("failed to open {}", file.display()))?;
     let name = file.display().to_string();
     let mut s = SetState::new(set);
     let mut u = UniqueIdsState::new(ids);
     let mut census = Census::default();
     let mut pairing = None;
+    let mut la = list_append.map(|_| list_append::txns::Stream::default());
     let info = history::stream(input, &name, format, |op| {
         census.observe(&op);
-        match s.observe(&op).and_then(|()| u.observe(&op)) {
+        let la_step = |la: &mut Option<list_append::txns::Stream>| match la {
+            Some(l) => l.observe(&op),
+            None => Ok(()),
+        };
+        match s
+            .observe(&op)
+            .and_then(|()| u.observe(&op))
+            .and_then(|()| la_step(&mut la))
+        {
             Ok(()) => ControlFlow::Continue(()),
             Err(e) => {
                 pairing = Some(e);
@@ -138,8 +160,13 @@ fn stream(
     if let Some(e) = pairing {
         return Err(user_error(format!("{name}: {e}")));
     }
-    let truncated = info.truncated;
-    Ok((s.finish(), u.finish(), census, truncated))
+    Ok(Streamed {
+        set: s.finish(),
+        ids: u.finish(),
+        list_append: list_append.zip(la).map(|(c, l)| c.finish(l)),
+        census,
+        truncated: info.truncated,
+    })
 }
 
 fn parse_initial(text: &str) -> anyhow::Result<Value> {
@@ -192,7 +219,18 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let initial = args.initial.as_deref().map(parse_initial).transpose()?;
     let set = Set::default();
     let ids = UniqueIds::default();
-    let (set_result, ids_result, census, truncated) = stream(&file, format, &set, &ids)?;
+    let la = ListAppend {
+        consistency: args.consistency,
+        ..ListAppend::default()
+    };
+    let wants_la = matches!(args.model, None | Some(Model::ListAppend));
+    let Streamed {
+        set: set_result,
+        ids: ids_result,
+        list_append: la_result,
+        census,
+        truncated,
+    } = stream(&file, format, &set, &ids, wants_la.then_some(&la))?;
     if truncated {
         tracing::warn!(
             "{}: the last op was cut off mid-line and was skipped",
@@ -220,7 +258,8 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
             file.display()
         )));
     }
-    let streamed = vec![set_result, ids_result];
+    let mut streamed = vec![set_result, ids_result];
+    streamed.extend(la_result);
     let results = if suite.needs_history(&census) {
         let (history, _) = history::load(&file, Some(format)).map_err(read_error)?;
         suite.run_with(&history, streamed)

@@ -173,17 +173,30 @@ impl crate::Checker for ListAppend {
     }
 
     fn check(&self, history: &History) -> CheckResult {
+        let mut names = Interner::default();
+        match txns::parse(history, &mut names) {
+            Ok(t) => self.check_txns(&t, &names),
+            Err(e) => CheckResult::unknown("list-append", e.0),
+        }
+    }
+}
+
+impl ListAppend {
+    /// The result of a history streamed through `s` (never held whole).
+    pub fn finish(&self, s: txns::Stream) -> CheckResult {
+        match s.finish() {
+            Ok((t, names)) => self.check_txns(&t, &names),
+            Err(e) => CheckResult::unknown("list-append", e.0),
+        }
+    }
+
+    fn check_txns(&self, txns: &[txns::Txn], names: &Interner) -> CheckResult {
         let started = Instant::now();
         let mut r = CheckResult::new("list-append");
-        let mut names = Interner::default();
-        let txns = match txns::parse(history, &mut names) {
-            Ok(t) => t,
-            Err(e) => return CheckResult::unknown("list-append", e.0),
-        };
         if txns.is_empty() {
             return CheckResult::unknown("list-append", "no txn ops: nothing to check");
         }
-        let versions = txns::versions(&txns, &names);
+        let versions = txns::versions(txns, names);
         for p in &versions.plain {
             let always = matches!(
                 p.kind,
@@ -213,7 +226,7 @@ impl crate::Checker for ListAppend {
             }
         }
         if self.consistency == Consistency::StrictSerializable {
-            lost_appends(&txns, &versions, &names, &mut r, self.limit);
+            lost_appends(txns, &versions, names, &mut r, self.limit);
         }
         let g = graph::build(
             &txns,
@@ -236,7 +249,7 @@ impl crate::Checker for ListAppend {
             if !self.consistency.proscribes(name) {
                 continue;
             }
-            let steps = graph::explain(&cycle, &txns, &names);
+            let steps = graph::explain(&cycle, txns, names);
             let mut ops: Vec<u64> = cycle.edges.iter().map(|e| txns[e.0].invoke).collect();
             ops.sort_unstable();
             ops.dedup();

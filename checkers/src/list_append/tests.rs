@@ -263,3 +263,41 @@ fn session_guarantees_are_process_order_cycles() {
     );
     assert_eq!(check(Serializable, &mono).0, Validity::Valid);
 }
+
+/// Streamed op by op (as `faultline check` reads a file), a history gets the verdict and
+/// classes it gets whole; a txn never completed counts as `info`.
+#[test]
+fn streaming_gives_the_whole_history_verdict() {
+    let scripts: [&[&str]; 4] = [
+        &[
+            "+0 a x 1;a y 1",
+            "+1 a x 2;a y 2",
+            "-0 ok",
+            "-1 ok",
+            "+2 r x 1 2;r y 2 1",
+            "-2 ok",
+        ],
+        &[
+            "+0 r x;a y 1",
+            "+1 r y;a x 1",
+            "-0 ok",
+            "-1 ok",
+            "+2 r x 1;r y 1",
+            "-2 ok",
+        ],
+        &["+0 a x 1", "-0 ok", "+0 r x", "+1 r x 1", "-0 ok", "-1 ok"],
+        &["+0 a x 1", "+1 r x 1", "-1 ok"],
+    ];
+    for s in scripts {
+        let h = history(s);
+        let c = ListAppend::default();
+        let whole = c.check(&h);
+        let mut st = super::txns::Stream::default();
+        for op in h.ops() {
+            st.observe(op).unwrap();
+        }
+        let streamed = c.finish(st);
+        assert_eq!(streamed.valid, whole.valid, "{s:?}");
+        assert_eq!(streamed.anomaly_types(), whole.anomaly_types(), "{s:?}");
+    }
+}

@@ -80,75 +80,139 @@ pub fn parse(history: &History, names: &mut Interner) -> Result<Vec<Txn>, NotLis
         let Process::Client(process) = inv.process else {
             continue;
         };
-        let outcome = done.map_or(OpType::Info, |d| d.kind);
-        // The completion says what was read; the invocation what was meant.
-        let source = match done {
-            Some(d) if d.kind == OpType::Ok => &d.value,
-            _ => &inv.value,
-        };
-        let Value::List(items) = source else {
-            return Err(NotListAppend(format!(
-                "op {}: a txn's value is a list of micro-ops, got {source}",
-                inv.index
-            )));
-        };
-        let mut mops = Vec::with_capacity(items.len());
-        for m in items {
-            let Value::List(parts) = m else {
-                return Err(NotListAppend(format!(
-                    "op {}: a micro-op is [f key value], got {m}",
-                    inv.index
-                )));
-            };
-            let (f, key, value) = match parts.as_slice() {
-                [Value::Str(f), k, v] => (&**f, k, v),
-                _ => {
-                    return Err(NotListAppend(format!(
-                        "op {}: a micro-op is [f key value], got {m}",
-                        inv.index
-                    )));
-                }
-            };
-            let key = names.id(key);
-            match f {
-                "append" => mops.push(Mop::Append {
-                    key,
-                    value: names.id(value),
-                }),
-                "r" => {
-                    let list = match (outcome, value) {
-                        (OpType::Ok, Value::List(xs)) => {
-                            Some(xs.iter().map(|x| names.id(x)).collect())
-                        }
-                        // Elle's reading: an ok read of nil is an empty list.
-                        (OpType::Ok, Value::Nil) => Some(Vec::new()),
-                        (OpType::Ok, other) => {
-                            return Err(NotListAppend(format!(
-                                "op {}: a read returns a list, got {other}",
-                                inv.index
-                            )));
-                        }
-                        _ => None,
-                    };
-                    mops.push(Mop::Read { key, list })
-                }
-                other => {
-                    return Err(NotListAppend(format!(
-                        "op {}: micro-op {other:?} is neither append nor r (is this a list-append history?)",
-                        inv.index
-                    )));
+        let done = done.map(|d| (d.index, d.kind, &d.value));
+        txns.push(txn(inv.index, process, &inv.value, done, names)?);
+    }
+    Ok(txns)
+}
+
+/// The txns of a history fed one op at a time (`faultline check` streams a file through it,
+/// never holding the history).
+#[derive(Default)]
+pub struct Stream {
+    pairer: history::pairing::Pairer<Option<(u64, Value)>>,
+    pub names: Interner,
+    txns: Vec<Txn>,
+    /// Set at the first op that is not list-append (the rest is then ignored).
+    pub error: Option<NotListAppend>,
+}
+
+impl Stream {
+    pub fn observe(&mut self, op: &history::Op) -> Result<(), history::PairError> {
+        let keep = |o: &history::Op| (&*o.f == vocab::TXN).then(|| (o.index, o.value.clone()));
+        let event = self.pairer.push(op, keep)?;
+        if self.error.is_some() {
+            return Ok(());
+        }
+        if let (
+            history::pairing::Event::Completed {
+                payload: Some((index, value)),
+                ..
+            },
+            Process::Client(process),
+        ) = (event, op.process)
+        {
+            let done = Some((op.index, op.kind, &op.value));
+            match txn(index, process, &value, done, &mut self.names) {
+                Ok(t) => self.txns.push(t),
+                Err(e) => {
+                    self.error = Some(e);
+                    self.txns = Vec::new();
                 }
             }
         }
-        txns.push(Txn {
-            invoke: inv.index,
-            complete: done.map(|d| d.index),
-            process,
-            outcome,
-            mops,
-        });
+        Ok(())
     }
-    Ok(txns)
+
+    /// The txns, in invocation order, those never completed as `info`.
+    pub fn finish(mut self) -> Result<(Vec<Txn>, Interner), NotListAppend> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let open: Vec<(u64, Option<(u64, Value)>)> = self.pairer.into_open().collect();
+        for (_, kept) in open {
+            if let Some((index, value)) = kept {
+                // The process of an open invocation is not kept; its order is all that
+                // matters, and a never-completed txn has no successor in its process.
+                let t = txn(index, u64::MAX - index, &value, None, &mut self.names)?;
+                self.txns.push(t);
+            }
+        }
+        self.txns.sort_unstable_by_key(|t| t.invoke);
+        Ok((self.txns, self.names))
+    }
+}
+
+/// One txn from its invocation and completion (index, type, value).
+fn txn(
+    invoke: u64,
+    process: u64,
+    inv_value: &Value,
+    done: Option<(u64, OpType, &Value)>,
+    names: &mut Interner,
+) -> Result<Txn, NotListAppend> {
+    let outcome = done.map_or(OpType::Info, |d| d.1);
+    // The completion says what was read; the invocation what was meant.
+    let source = match done {
+        Some((_, OpType::Ok, v)) => v,
+        _ => inv_value,
+    };
+    let Value::List(items) = source else {
+        return Err(NotListAppend(format!(
+            "op {invoke}: a txn's value is a list of micro-ops, got {source}"
+        )));
+    };
+    let mut mops = Vec::with_capacity(items.len());
+    for m in items {
+        let (f, key, value) = match m {
+            Value::List(parts) => match parts.as_slice() {
+                [Value::Str(f), k, v] => (&**f, k, v),
+                _ => {
+                    return Err(NotListAppend(format!(
+                        "op {invoke}: a micro-op is [f key value], got {m}"
+                    )));
+                }
+            },
+            _ => {
+                return Err(NotListAppend(format!(
+                    "op {invoke}: a micro-op is [f key value], got {m}"
+                )));
+            }
+        };
+        let key = names.id(key);
+        match f {
+            "append" => mops.push(Mop::Append {
+                key,
+                value: names.id(value),
+            }),
+            "r" => {
+                let list = match (outcome, value) {
+                    (OpType::Ok, Value::List(xs)) => Some(xs.iter().map(|x| names.id(x)).collect()),
+                    // Elle's reading: an ok read of nil is an empty list.
+                    (OpType::Ok, Value::Nil) => Some(Vec::new()),
+                    (OpType::Ok, other) => {
+                        return Err(NotListAppend(format!(
+                            "op {invoke}: a read returns a list, got {other}"
+                        )));
+                    }
+                    _ => None,
+                };
+                mops.push(Mop::Read { key, list })
+            }
+            other => {
+                return Err(NotListAppend(format!(
+                    "op {invoke}: micro-op {other:?} is neither append nor r (is this a list-append history?)"
+                )));
+            }
+        }
+    }
+    Ok(Txn {
+        invoke,
+        complete: done.map(|d| d.0),
+        process,
+        outcome,
+        mops,
+    })
 }
 
 /// A finding that needs no cycle.
