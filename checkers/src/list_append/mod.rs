@@ -229,7 +229,7 @@ impl ListAppend {
             lost_appends(txns, &versions, names, &mut r, self.limit);
         }
         let g = graph::build(
-            &txns,
+            txns,
             &versions,
             graph::WW | graph::WR | graph::RW | self.consistency.order_edges(),
         );
