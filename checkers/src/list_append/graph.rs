@@ -204,36 +204,30 @@ impl Cycle {
     }
 }
 
-/// The shortest path from `from` to `to` over edges in `mask` whose nodes are `inside`
-/// (BFS), as edge ids.
+/// The shortest path from `from` to `to` over edges in `mask` (BFS), as edge ids.
 fn path(
     g: &Graph,
     from: NodeIndex<u32>,
     to: NodeIndex<u32>,
     mask: u8,
-    inside: &[bool],
 ) -> Option<Vec<EdgeIndex<u32>>> {
     if from == to {
         return Some(Vec::new());
     }
-    let mut came: std::collections::HashMap<NodeIndex<u32>, EdgeIndex<u32>> = Default::default();
+    let mut came: Vec<Option<EdgeIndex<u32>>> = vec![None; g.node_count()];
     let mut queue = std::collections::VecDeque::from([from]);
     while let Some(u) = queue.pop_front() {
         for e in g.edges(u) {
             let w = e.target();
-            if e.weight().bit() & mask == 0
-                || !inside[w.index()]
-                || w == from
-                || came.contains_key(&w)
-            {
+            if e.weight().bit() & mask == 0 || w == from || came[w.index()].is_some() {
                 continue;
             }
-            came.insert(w, e.id());
+            came[w.index()] = Some(e.id());
             if w == to {
                 let mut out = vec![e.id()];
                 let mut at = u;
                 while at != from {
-                    let back = came[&at];
+                    let back = came[at.index()].expect("on the path");
                     out.push(back);
                     at = g.edge_endpoints(back).expect("edge").0;
                 }
@@ -246,74 +240,75 @@ fn path(
     None
 }
 
+/// A cycle's edges with their txns (a local graph's nodes carry the txn position).
 fn cycle_of(g: &Graph, edges: Vec<EdgeIndex<u32>>) -> Cycle {
     Cycle {
         edges: edges
             .into_iter()
             .map(|e| {
                 let (a, b) = g.edge_endpoints(e).expect("edge");
-                (a.index(), b.index(), g[e])
+                (g[a] as usize, g[b] as usize, g[e])
             })
             .collect(),
     }
 }
 
-/// A shortest cycle through the component `comp` using only edges of `mask`, if any.
-fn any_cycle(g: &Graph, comp: &[NodeIndex<u32>], mask: u8, inside: &[bool]) -> Option<Cycle> {
-    let sub = EdgeFiltered::from_fn(g, |e| {
-        e.weight().bit() & mask != 0 && inside[e.source().index()] && inside[e.target().index()]
-    });
-    let sccs = tarjan_scc(&sub);
-    let best = sccs
-        .into_iter()
-        .find(|c| c.len() > 1 && comp.contains(&c[0]))?;
-    let start = best[0];
-    // Close the cycle: the edge into `start` that yields the shortest loop.
+/// A shortest cycle through some component of the edges of `mask`, if any.
+fn any_cycle(g: &Graph, mask: u8) -> Option<Cycle> {
+    let sub = EdgeFiltered::from_fn(g, |e| e.weight().bit() & mask != 0);
+    let best = tarjan_scc(&sub).into_iter().find(|c| c.len() > 1)?;
     let mut shortest: Option<Vec<EdgeIndex<u32>>> = None;
-    for e in g
-        .edges(start)
-        .filter(|e| e.weight().bit() & mask != 0 && inside[e.target().index()])
-    {
-        if let Some(mut p) = path(g, e.target(), start, mask, inside) {
-            p.insert(0, e.id());
-            if shortest.as_ref().is_none_or(|s| p.len() < s.len()) {
-                shortest = Some(p);
+    for &start in best.iter().take(64) {
+        for e in g.edges(start).filter(|e| e.weight().bit() & mask != 0) {
+            if let Some(mut p) = path(g, e.target(), start, mask) {
+                p.insert(0, e.id());
+                if shortest.as_ref().is_none_or(|s| p.len() < s.len()) {
+                    shortest = Some(p);
+                }
             }
+        }
+        if shortest.as_ref().is_some_and(|s| s.len() <= 2) {
+            break;
         }
     }
     shortest.map(|p| cycle_of(g, p))
 }
 
 /// A cycle with exactly one rw edge (the rest in `mask`, without rw), if any: for each rw edge
-/// u -> v in the component, a path back from v to u. At most `tries` rw edges are tried.
-fn single_rw(
-    g: &Graph,
-    comp: &[NodeIndex<u32>],
-    mask: u8,
-    inside: &[bool],
-    tries: usize,
-) -> Option<Cycle> {
+/// u -> v, a path back from v to u. At most `tries` rw edges are tried.
+fn single_rw(g: &Graph, mask: u8, tries: usize) -> Option<Cycle> {
     let rest = mask & !RW;
     let mut best: Option<Vec<EdgeIndex<u32>>> = None;
-    let mut tried = 0;
-    for u in comp {
-        for e in g
-            .edges(*u)
-            .filter(|e| e.weight().bit() == RW && inside[e.target().index()])
-        {
-            tried += 1;
-            if tried > tries {
-                return best.map(|p| cycle_of(g, p));
-            }
-            if let Some(mut p) = path(g, e.target(), *u, rest, inside) {
-                p.insert(0, e.id());
-                if best.as_ref().is_none_or(|b| p.len() < b.len()) {
-                    best = Some(p);
-                }
+    for e in g
+        .edge_references()
+        .filter(|e| e.weight().bit() == RW)
+        .take(tries)
+    {
+        if let Some(mut p) = path(g, e.target(), e.source(), rest) {
+            p.insert(0, e.id());
+            if best.as_ref().is_none_or(|b| p.len() < b.len()) {
+                best = Some(p);
             }
         }
     }
     best.map(|p| cycle_of(g, p))
+}
+
+/// The component `comp` of `g` as a graph of its own (its nodes carry the txn positions).
+fn local(g: &Graph, comp: &[NodeIndex<u32>]) -> Graph {
+    let mut map = std::collections::HashMap::with_capacity(comp.len());
+    let mut l = Graph::with_capacity(comp.len(), comp.len() * 4);
+    for n in comp {
+        map.insert(*n, l.add_node(g[*n]));
+    }
+    for n in comp {
+        for e in g.edges(*n) {
+            if let Some(t) = map.get(&e.target()) {
+                l.add_edge(map[n], *t, *e.weight());
+            }
+        }
+    }
+    l
 }
 
 /// The strongest anomaly in one strongly connected component, with its cycle. Tiers are
@@ -325,21 +320,18 @@ pub fn classify(
     tiers: &[(u8, &'static [&'static str; 4])],
     tries: usize,
 ) -> Option<(&'static str, Cycle)> {
-    let mut inside = vec![false; g.node_count()];
-    for n in comp {
-        inside[n.index()] = true;
-    }
+    let l = local(g, comp);
     for (extra, names) in tiers {
-        if let Some(c) = any_cycle(g, comp, WW | extra, &inside) {
+        if let Some(c) = any_cycle(&l, WW | extra) {
             return Some((names[0], c));
         }
-        if let Some(c) = any_cycle(g, comp, WW | WR | extra, &inside) {
+        if let Some(c) = any_cycle(&l, WW | WR | extra) {
             return Some((names[1], c));
         }
-        if let Some(c) = single_rw(g, comp, WW | WR | RW | extra, &inside, tries) {
+        if let Some(c) = single_rw(&l, WW | WR | RW | extra, tries) {
             return Some((names[2], c));
         }
-        if let Some(c) = any_cycle(g, comp, WW | WR | RW | extra, &inside) {
+        if let Some(c) = any_cycle(&l, WW | WR | RW | extra) {
             let name = if c.count(RW) == 1 { names[2] } else { names[3] };
             return Some((name, c));
         }
