@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("${@:-10000 100000 1000000}")
 read -r -a sizes <<< "${sizes[*]}"
-cargo build -q --release -p faultline -p checkers --example list_append_history
+cargo build -q --release -p faultline
+cargo build -q --release -p checkers --example list_append_history
 bin=target/release
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
@@ -21,7 +22,7 @@ for n in "${sizes[@]}"; do
   /usr/bin/time -f '%e %M' -o "$dir/time" "$bin/faultline" -q check "$dir/h.jsonl" > "$dir/out"
   code=$?
   set -e
-  read -r secs kb < "$dir/time"
+  read -r secs kb < <(tail -1 "$dir/time")
   printf '%-10s %-12s %-10s %-10s %s\n' "$n" "$ops" "$secs" "$((kb / 1024))" "$(grep '^verdict' "$dir/out") (exit $code)"
 done
 n=100000
@@ -30,5 +31,5 @@ set +e
 /usr/bin/time -f '%e %M' -o "$dir/time" "$bin/faultline" -q check "$dir/h.jsonl" > "$dir/out"
 code=$?
 set -e
-read -r secs kb < "$dir/time"
+read -r secs kb < <(tail -1 "$dir/time")
 printf '%-10s %-12s %-10s %-10s %s\n' "$n+stale" "$(wc -l < "$dir/h.jsonl")" "$secs" "$((kb / 1024))" "$(grep '^verdict' "$dir/out") (exit $code)"

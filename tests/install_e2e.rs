@@ -197,8 +197,9 @@ impl Drop for Down {
 
 /// README's first command, as a new user runs it: in a fresh clone, it finds the packages
 /// it needs (installing any that are missing), builds faultline in release mode and runs the
-/// default test (default flags; only the cluster's name and subnet are its own, so it can run
-/// beside the rest of the suite) to a verdict.
+/// default test to a verdict (default flags but the cluster's name and subnet, so it can run
+/// beside the rest of the suite, and 20 s instead of 60: the verdict is what is checked here,
+/// detection power is test_e2e's).
 #[test]
 fn the_readme_first_command_in_a_fresh_clone_gets_a_verdict() {
     if !common::ready_or_skip(

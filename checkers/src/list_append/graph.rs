@@ -3,7 +3,7 @@
 //! strongly connected components; and in each, the shortest cycle of the strongest class
 //! (G0, G1c, G-single, G2-item, then their process and real-time variants).
 
-use petgraph::algo::tarjan_scc;
+use petgraph::algo::kosaraju_scc;
 use petgraph::graph::{DiGraph, EdgeIndex, NodeIndex};
 use petgraph::visit::{EdgeFiltered, EdgeRef};
 
@@ -256,7 +256,7 @@ fn cycle_of(g: &Graph, edges: Vec<EdgeIndex<u32>>) -> Cycle {
 /// A shortest cycle through some component of the edges of `mask`, if any.
 fn any_cycle(g: &Graph, mask: u8) -> Option<Cycle> {
     let sub = EdgeFiltered::from_fn(g, |e| e.weight().bit() & mask != 0);
-    let best = tarjan_scc(&sub).into_iter().find(|c| c.len() > 1)?;
+    let best = kosaraju_scc(&sub).into_iter().find(|c| c.len() > 1)?;
     let mut shortest: Option<Vec<EdgeIndex<u32>>> = None;
     for &start in best.iter().take(64) {
         for e in g.edges(start).filter(|e| e.weight().bit() & mask != 0) {
@@ -339,9 +339,14 @@ pub fn classify(
     None
 }
 
-/// The components of `g` with a cycle (more than one txn).
+/// The components of `g` with a cycle (more than one txn). Kosaraju's, whose depth-first
+/// searches are iterative: Tarjan's in petgraph recurses, and real-time and process order
+/// make paths as long as the history (a million deep overflowed the stack).
 pub fn components(g: &Graph) -> Vec<Vec<NodeIndex<u32>>> {
-    tarjan_scc(g).into_iter().filter(|c| c.len() > 1).collect()
+    kosaraju_scc(g)
+        .into_iter()
+        .filter(|c| c.len() > 1)
+        .collect()
 }
 
 /// One sentence per edge of `c`.
