@@ -339,6 +339,68 @@ pub fn classify(
     None
 }
 
+/// Which session guarantee a cycle through process order breaks, if it is one of the two
+/// narrow patterns: `read-your-writes` (a process's txns lead to a read that misses the
+/// first one's append: process edges, then one rw back) or `monotonic-reads` (a read saw a
+/// write, a later read of the same process did not: wr, process edges, then rw back).
+pub fn session_pattern(c: &Cycle) -> Option<&'static str> {
+    let kinds: Vec<u8> = c.edges.iter().map(|e| e.2.bit()).collect();
+    let n = kinds.len();
+    // Rotations: the pattern may start anywhere in the cycle.
+    for start in 0..n {
+        let k: Vec<u8> = (0..n).map(|i| kinds[(start + i) % n]).collect();
+        let processes = k.iter().take_while(|b| **b == PROCESS).count();
+        if processes >= 1 && processes == n - 1 && k[n - 1] == RW {
+            return Some("read-your-writes");
+        }
+        if n >= 3 && k[0] == WR && k[n - 1] == RW && k[1..n - 1].iter().all(|b| *b == PROCESS) {
+            return Some("monotonic-reads");
+        }
+    }
+    None
+}
+
+/// The shortest cycle through a process-order edge of the component that `keep` accepts
+/// (at most `tries` process edges are tried), named by its anti-dependencies with the
+/// `-process` suffix.
+pub fn session_cycle(
+    g: &Graph,
+    comp: &[NodeIndex<u32>],
+    keep: &dyn Fn(&Cycle) -> bool,
+    tries: usize,
+) -> Option<(&'static str, Cycle)> {
+    let l = local(g, comp);
+    let mask = WW | WR | RW | PROCESS;
+    let mut best: Option<Cycle> = None;
+    for e in l
+        .edge_references()
+        .filter(|e| e.weight().bit() == PROCESS)
+        .take(tries)
+    {
+        if let Some(mut p) = path(&l, e.target(), e.source(), mask) {
+            p.insert(0, e.id());
+            let c = cycle_of(&l, p);
+            if keep(&c) && best.as_ref().is_none_or(|b| c.edges.len() < b.edges.len()) {
+                best = Some(c);
+            }
+        }
+    }
+    let c = best?;
+    Some((session_name(&c), c))
+}
+
+/// A process-order cycle's class, by its dependencies: G0-process (writes only),
+/// G1c-process (no anti-dependency), G-single-process (one), G2-item-process (more).
+pub fn session_name(c: &Cycle) -> &'static str {
+    let names = &super::kind::PROCESS;
+    match (c.count(RW), c.count(WR)) {
+        (0, 0) => names[0],
+        (0, _) => names[1],
+        (1, _) => names[2],
+        _ => names[3],
+    }
+}
+
 /// The components of `g` with a cycle (more than one txn). Kosaraju's, whose depth-first
 /// searches are iterative: Tarjan's in petgraph recurses, and real-time and process order
 /// make paths as long as the history (a million deep overflowed the stack).

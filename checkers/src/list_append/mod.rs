@@ -99,7 +99,33 @@ impl Consistency {
         }
     }
 
-    /// Whether the model proscribes cycle class `name` (`G-single`, `G1c-process`, ...).
+    /// A session model: it constrains what one process sees, nothing else.
+    pub fn is_session(self) -> bool {
+        matches!(
+            self,
+            Consistency::ReadYourWrites
+                | Consistency::MonotonicReads
+                | Consistency::ConsistentPrefix
+        )
+    }
+
+    /// Whether a session model forbids `cycle` (through process order, named `name`):
+    /// read-your-writes and monotonic-reads their own patterns, consistent-prefix any
+    /// process-order cycle with at most one anti-dependency (a read that saw a later write
+    /// and missed an earlier one).
+    fn forbids_session(self, name: &str, cycle: &graph::Cycle) -> bool {
+        match self {
+            Consistency::ReadYourWrites => {
+                graph::session_pattern(cycle) == Some("read-your-writes")
+            }
+            Consistency::MonotonicReads => graph::session_pattern(cycle) == Some("monotonic-reads"),
+            Consistency::ConsistentPrefix => name != "G2-item-process",
+            _ => true,
+        }
+    }
+
+    /// Whether the model proscribes a finding of class `name` (`G-single`, `G1c-process`,
+    /// `G1a`, ...); the session models' cycles are judged by [`Consistency::forbids_session`].
     pub fn proscribes(self, name: &str) -> bool {
         let base = name
             .trim_end_matches("-process")
@@ -111,22 +137,19 @@ impl Consistency {
         } else {
             0
         };
-        let strength = |m: Consistency| match m {
-            // Read committed: no G0, G1 (dirty writes, aborted, intermediate, circular reads).
-            Consistency::ReadCommitted => matches!(base, "G0" | "G1c"),
-            // Snapshot isolation also forbids lost updates (a single anti-dependency).
-            Consistency::SnapshotIsolation => matches!(base, "G0" | "G1c" | "G-single"),
-            _ => true,
-        };
         match self {
             Consistency::StrictSerializable => true,
-            Consistency::Serializable
-            | Consistency::SnapshotIsolation
-            | Consistency::ReadCommitted => order == 0 && strength(self),
-            // The session guarantees are the cycles a process's own order closes: its read
-            // missing its own earlier write, a later read older than an earlier one, effects
-            // seen before their causes.
-            _ => order != REALTIME && base != "G2-item",
+            // Read committed: no G0, G1 (dirty writes, aborted, intermediate, circular reads).
+            Consistency::ReadCommitted => {
+                order == 0 && matches!(base, "G0" | "G1c" | "G1a" | "G1b")
+            }
+            // Snapshot isolation also forbids lost updates (a single anti-dependency).
+            Consistency::SnapshotIsolation => {
+                order == 0 && matches!(base, "G0" | "G1c" | "G1a" | "G1b" | "G-single")
+            }
+            Consistency::Serializable => order == 0,
+            // A session model says nothing of what other processes' txns see of each other.
+            _ => order == PROCESS,
         }
     }
 }
@@ -205,15 +228,7 @@ impl ListAppend {
                     | kind::INTERNAL
                     | crate::result::kind::UNEXPECTED
             );
-            if always
-                || self
-                    .consistency
-                    .proscribes(if p.kind == kind::G1A || p.kind == kind::G1B {
-                        "G1c"
-                    } else {
-                        p.kind
-                    })
-            {
+            if always || self.consistency.proscribes(p.kind) {
                 r.push(
                     Anomaly {
                         kind: p.kind,
@@ -242,11 +257,21 @@ impl ListAppend {
         .into_iter()
         .filter(|(extra, _)| extra & !self.consistency.order_edges() == 0)
         .collect();
+        let model = self.consistency;
         for comp in &comps {
-            let Some((name, cycle)) = graph::classify(&g, comp, &tiers, self.rw_tries) else {
+            let found = if model.is_session() {
+                let keep = |c: &graph::Cycle| {
+                    let name = graph::session_name(c);
+                    model.forbids_session(name, c)
+                };
+                graph::session_cycle(&g, comp, &keep, self.rw_tries)
+            } else {
+                graph::classify(&g, comp, &tiers, self.rw_tries)
+            };
+            let Some((name, cycle)) = found else {
                 continue;
             };
-            if !self.consistency.proscribes(name) {
+            if !model.proscribes(name) {
                 continue;
             }
             let steps = graph::explain(&cycle, txns, names);

@@ -240,28 +240,58 @@ fn real_time_stale_read_and_lost_append() {
 }
 
 #[test]
-fn session_guarantees_are_process_order_cycles() {
-    // Read your writes: process 0 appends, then reads without it; someone else sees it.
-    let ryw = ["+0 a x 1", "-0 ok", "+0 r x", "+1 r x 1", "-0 ok", "-1 ok"];
-    for c in [ReadYourWrites, StrictSerializable] {
-        let (v, kinds, text) = check(c, &ryw);
+fn session_guarantees_are_process_order_cycles_each_its_own() {
+    let invalid = |c, h: &[&str]| {
+        let (v, kinds, text) = check(c, h);
         assert_eq!(
             (v, kinds),
             (Validity::Invalid, vec!["G-single-process"]),
             "{c:?}: {text}"
         );
         assert!(text.contains("(process)"), "{text}");
+    };
+    let valid = |c, h: &[&str]| assert_eq!(check(c, h).0, Validity::Valid, "{c:?}");
+    // Read your writes: process 0 appends, then reads without it; someone else sees it.
+    let ryw = ["+0 a x 1", "-0 ok", "+0 r x", "+1 r x 1", "-0 ok", "-1 ok"];
+    for c in [ReadYourWrites, ConsistentPrefix, StrictSerializable] {
+        invalid(c, &ryw);
     }
-    assert_eq!(check(Serializable, &ryw).0, Validity::Valid);
+    valid(MonotonicReads, &ryw);
+    valid(Serializable, &ryw);
     // Monotonic reads: process 1 sees 1, then a later read of its own does not.
     let mono = ["+0 a x 1", "+1 r x 1", "-1 ok", "+1 r x", "-1 ok", "-0 ok"];
-    let (v, kinds, text) = check(MonotonicReads, &mono);
-    assert_eq!(
-        (v, kinds),
-        (Validity::Invalid, vec!["G-single-process"]),
-        "{text}"
-    );
-    assert_eq!(check(Serializable, &mono).0, Validity::Valid);
+    for c in [MonotonicReads, ConsistentPrefix] {
+        invalid(c, &mono);
+    }
+    valid(ReadYourWrites, &mono);
+    valid(Serializable, &mono);
+    // Consistent prefix: process 0 appends to x, then to y; process 1 sees y's, not x's.
+    let prefix = [
+        "+0 a x 1",
+        "-0 ok",
+        "+0 a y 1",
+        "-0 ok",
+        "+1 r y 1;r x",
+        "-1 ok",
+        "+2 r x 1",
+        "-2 ok",
+    ];
+    invalid(ConsistentPrefix, &prefix);
+    valid(ReadYourWrites, &prefix);
+    valid(MonotonicReads, &prefix);
+    // Read skew between processes is no session anomaly.
+    let skew = [
+        "+0 r x;r y 1",
+        "+1 a x 1;a y 1",
+        "-1 ok",
+        "-0 ok",
+        "+2 r x 1",
+        "-2 ok",
+    ];
+    for c in [ReadYourWrites, MonotonicReads, ConsistentPrefix] {
+        valid(c, &skew);
+    }
+    assert_eq!(check(SnapshotIsolation, &skew).0, Validity::Invalid);
 }
 
 /// Streamed op by op (as `faultline check` reads a file), a history gets the verdict and
