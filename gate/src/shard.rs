@@ -62,10 +62,36 @@ pub struct StoredRun {
     pub duration_s: f64,
 }
 
+/// A fingerprint of a whole gate: every run's name, seed and arguments, in order (FNV-1a,
+/// hex). Shards of one gate share it; shards of gates whose configs differ do not, even with
+/// as many runs.
+pub fn fingerprint(specs: &[RunSpec]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        // A separator no argument holds, so ["ab","c"] and ["a","bc"] differ.
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    };
+    for s in specs {
+        eat(s.name.as_bytes());
+        eat(&s.seed.to_le_bytes());
+        for a in &s.args {
+            eat(a.as_bytes());
+        }
+    }
+    format!("{h:016x}")
+}
+
 /// What one shard (or an unsplit gate) ran and found.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ShardFile {
     pub version: u32,
+    /// [`fingerprint`] of the whole gate the shard belongs to.
+    pub gate: String,
     /// None for an unsplit gate.
     pub shard: Option<Shard>,
     /// Runs of the whole gate (all shards).
@@ -76,6 +102,7 @@ pub struct ShardFile {
 
 impl ShardFile {
     pub fn new(
+        gate: String,
         shard: Option<Shard>,
         total: usize,
         max_regression_pct: f64,
@@ -83,6 +110,7 @@ impl ShardFile {
     ) -> ShardFile {
         ShardFile {
             version: 1,
+            gate,
             shard,
             total,
             max_regression_pct,
@@ -117,11 +145,11 @@ pub fn merge(files: &[(String, ShardFile)]) -> Result<(Vec<RunOutcome>, f64), St
             return Err(format!("{name}: version {} is not 1", f.version));
         }
         let s = f.shard.unwrap_or(Shard { k: 1, n: 1 });
-        if s.n != n || f.total != first.total {
+        if s.n != n || f.total != first.total || f.gate != first.gate {
             return Err(format!(
-                "{name} is shard {}/{} of a gate of {} runs, {first_name} of one split {n} ways \
-                 with {} runs: merge the shards of one gate",
-                s.k, s.n, f.total, first.total
+                "{name} is shard {}/{} of gate {} ({} runs), {first_name} of gate {} split {n} \
+                 ways ({} runs): merge the shards of one gate (same config, same seeds)",
+                s.k, s.n, f.gate, f.total, first.gate, first.total
             ));
         }
         if std::mem::replace(&mut seen[s.k as usize - 1], true) {
@@ -250,7 +278,7 @@ mod tests {
                 .collect();
             (
                 format!("s{k}"),
-                ShardFile::new(Some(Shard { k, n: 2 }), 5, 25.0, &runs),
+                ShardFile::new("g1".into(), Some(Shard { k, n: 2 }), 5, 25.0, &runs),
             )
         };
         // Through JSON, as the files travel.
@@ -298,6 +326,23 @@ mod tests {
                 .unwrap_err()
                 .contains("merge the shards of one gate")
         );
+        let mut other = file(2);
+        other.1.gate = "g2".into();
+        assert!(
+            merge(&[file(1), other])
+                .unwrap_err()
+                .contains("merge the shards of one gate")
+        );
+        // The fingerprint sees seeds and arguments, and where one argument ends.
+        let spec = |args: &[&str], seed| RunSpec {
+            name: "c/seed-1".into(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            seed,
+        };
+        let fp = |s: RunSpec| fingerprint(&[s]);
+        assert_eq!(fp(spec(&["--a"], 1)), fp(spec(&["--a"], 1)));
+        assert_ne!(fp(spec(&["--a"], 1)), fp(spec(&["--a"], 2)));
+        assert_ne!(fp(spec(&["ab", "c"], 1)), fp(spec(&["a", "bc"], 1)));
         assert!(merge(&[]).is_err());
     }
 }

@@ -124,6 +124,7 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
 
     let specs = cfg.expand();
     let total = specs.len();
+    let fingerprint = shard::fingerprint(&specs);
     let mine: Vec<(usize, gate::config::RunSpec)> = match args.shard {
         Some(sh) => sh.select(specs),
         None => specs.into_iter().enumerate().collect(),
@@ -157,7 +158,13 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
         );
         outcomes.push((*index, o));
     }
-    let file = ShardFile::new(args.shard, total, cfg.gate.max_regression_pct, &outcomes);
+    let file = ShardFile::new(
+        fingerprint,
+        args.shard,
+        total,
+        cfg.gate.max_regression_pct,
+        &outcomes,
+    );
     let outcomes: Vec<RunOutcome> = outcomes.into_iter().map(|(_, o)| o).collect();
     finish(
         &outcomes,
@@ -192,6 +199,7 @@ fn merge(args: MergeArgs) -> anyhow::Result<u8> {
         files.push((p.display().to_string(), f));
     }
     let (outcomes, pct) = shard::merge(&files).map_err(user_error)?;
+    let gate_id = files[0].1.gate.clone();
     let base = args
         .baseline
         .as_deref()
@@ -199,7 +207,7 @@ fn merge(args: MergeArgs) -> anyhow::Result<u8> {
         .transpose()
         .map_err(user_error)?;
     let indexed: Vec<(usize, RunOutcome)> = outcomes.iter().cloned().enumerate().collect();
-    let file = ShardFile::new(None, outcomes.len(), pct, &indexed);
+    let file = ShardFile::new(gate_id, None, outcomes.len(), pct, &indexed);
     finish(
         &outcomes,
         pct,
