@@ -221,10 +221,19 @@ pub async fn test_targets(
             .map_err(control_err)?
         }
     };
+    local_targets(&cluster, ssh, state_override).await
+}
+
+/// The nodes of a local cluster, through its namespaces or, with `--ssh`, its sshds.
+async fn local_targets(
+    cluster: &LocalCluster,
+    ssh: &SshArgs,
+    state_override: Option<PathBuf>,
+) -> anyhow::Result<Targets> {
     let nodes = cluster.nodes();
     let state_path = state_override.unwrap_or_else(|| cluster.dir().join("nemesis-state.json"));
     let (remotes, via) = if ssh.ssh {
-        let opts = ssh.cluster_options(&cluster)?;
+        let opts = ssh.cluster_options(cluster)?;
         (connect_all(&nodes, &opts).await?, "ssh")
     } else {
         (cluster.remotes(), "netns")
@@ -339,21 +348,7 @@ pub async fn existing_targets(
     let Some(cluster) = LocalCluster::load(state_dir, prefix).map_err(control_err)? else {
         return Ok(None);
     };
-    let state_path = state_override.unwrap_or_else(|| cluster.dir().join("nemesis-state.json"));
-    let (remotes, via) = if ssh.ssh {
-        let opts = ssh.cluster_options(&cluster)?;
-        (connect_all(&cluster.nodes(), &opts).await?, "ssh")
-    } else {
-        (cluster.remotes(), "netns")
-    };
-    Ok(Some(Targets {
-        nodes: cluster.nodes(),
-        remotes,
-        state_path,
-        via,
-        local: true,
-        shared_dir: None,
-    }))
+    local_targets(&cluster, ssh, state_override).await.map(Some)
 }
 
 /// Copies a program of the controller's to `remote_path` on every node, executable.

@@ -111,14 +111,9 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<u8> {
                 LocalCluster::down_prefix(&args.state_dir, &args.prefix).map_err(control_err)?;
             // The nodes' directories a test left (`--leave-running`, a killed run): the
             // namespaces share this file system, and nothing runs there any more.
-            // Only a prefix a cluster can have (a-z, 0-9, `-`): never `..` or `/`.
-            let plain = !args.prefix.is_empty()
-                && args
-                    .prefix
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            // Only a prefix a cluster can have: never `..` or `/`.
             let dirs = crate::nodes::base_dir(&args.prefix);
-            if plain && std::path::Path::new(&dirs).exists() {
+            if cluster::valid_prefix(&args.prefix) && std::path::Path::new(&dirs).exists() {
                 std::fs::remove_dir_all(&dirs)
                     .with_context(|| format!("failed to remove {dirs}"))?;
             }

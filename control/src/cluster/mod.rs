@@ -20,6 +20,7 @@
 mod build;
 mod host;
 pub(crate) mod plan;
+pub use plan::valid_prefix;
 mod teardown;
 
 use std::path::{Path, PathBuf};

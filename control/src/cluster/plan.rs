@@ -7,6 +7,15 @@ use crate::remote::Node;
 
 use super::*;
 
+/// Whether a cluster may have `prefix`: 1 to 8 characters among a-z, 0-9 and `-` (it goes
+/// into interface names, and into paths: never `/` or `..`).
+pub fn valid_prefix(prefix: &str) -> bool {
+    (1..=8).contains(&prefix.len())
+        && prefix
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
 /// The validated plan of a cluster.
 pub(crate) struct Plan {
     pub(crate) state: ClusterState,
@@ -19,13 +28,7 @@ impl Plan {
             action: "bring the local cluster up".into(),
             cause,
         };
-        if opts.prefix.is_empty()
-            || opts.prefix.len() > 8
-            || !opts
-                .prefix
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        {
+        if !valid_prefix(&opts.prefix) {
             return Err(bad(format!(
                 "bad prefix `{}`: use 1 to 8 characters among a-z, 0-9 and `-`",
                 opts.prefix
