@@ -196,11 +196,14 @@ impl crate::Checker for ListAppend {
     }
 
     fn check(&self, history: &History) -> CheckResult {
-        let mut names = Interner::default();
-        match txns::parse(history, &mut names) {
-            Ok(t) => self.check_txns(&t, &names),
-            Err(e) => CheckResult::unknown("list-append", e.0),
+        let mut s = txns::Stream::default();
+        for op in history.ops() {
+            // A history is paired already: its ops pair again.
+            if let Err(e) = s.observe(op) {
+                return CheckResult::unknown("list-append", e.to_string());
+            }
         }
+        self.finish(s)
     }
 }
 

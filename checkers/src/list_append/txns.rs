@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use history::{History, OpType, Process, Value, vocab};
+use history::{OpType, Process, Value, vocab};
 
 /// A key or an element, interned.
 pub type Id = u32;
@@ -69,28 +69,16 @@ impl Interner {
 #[derive(Debug)]
 pub struct NotListAppend(pub String);
 
-/// The client txns of `history`, in invocation order. Each `txn` op's value is a list of
-/// `[f key value]` micro-ops with `f` `append` or `r` (Elle's shape, in EDN or JSON).
-pub fn parse(history: &History, names: &mut Interner) -> Result<Vec<Txn>, NotListAppend> {
-    let mut txns = Vec::new();
-    for (_, inv, done) in history.client_pairs() {
-        if &*inv.f != vocab::TXN {
-            continue;
-        }
-        let Process::Client(process) = inv.process else {
-            continue;
-        };
-        let done = done.map(|d| (d.index, d.kind, &d.value));
-        txns.push(txn(inv.index, process, &inv.value, done, names)?);
-    }
-    Ok(txns)
-}
+/// Kept from each client `txn` invocation: its index, process and value.
+type Kept = (u64, u64, Value);
 
 /// The txns of a history fed one op at a time (`faultline check` streams a file through it,
-/// never holding the history).
+/// never holding the history; a whole history is fed the same way). Each `txn` op's value is
+/// a list of `[f key value]` micro-ops with `f` `append` or `r` (Elle's shape, in EDN or
+/// JSON).
 #[derive(Default)]
 pub struct Stream {
-    pairer: history::pairing::Pairer<Option<(u64, Value)>>,
+    pairer: history::pairing::Pairer<Option<Kept>>,
     pub names: Interner,
     txns: Vec<Txn>,
     /// Set at the first op that is not list-append (the rest is then ignored).
@@ -99,18 +87,18 @@ pub struct Stream {
 
 impl Stream {
     pub fn observe(&mut self, op: &history::Op) -> Result<(), history::PairError> {
-        let keep = |o: &history::Op| (&*o.f == vocab::TXN).then(|| (o.index, o.value.clone()));
+        let keep = |o: &history::Op| match o.process {
+            Process::Client(p) if &*o.f == vocab::TXN => Some((o.index, p, o.value.clone())),
+            _ => None,
+        };
         let event = self.pairer.push(op, keep)?;
         if self.error.is_some() {
             return Ok(());
         }
-        if let (
-            history::pairing::Event::Completed {
-                payload: Some((index, value)),
-                ..
-            },
-            Process::Client(process),
-        ) = (event, op.process)
+        if let history::pairing::Event::Completed {
+            payload: Some((index, process, value)),
+            ..
+        } = event
         {
             let done = Some((op.index, op.kind, &op.value));
             match txn(index, process, &value, done, &mut self.names) {
@@ -129,14 +117,9 @@ impl Stream {
         if let Some(e) = self.error {
             return Err(e);
         }
-        let open: Vec<(u64, Option<(u64, Value)>)> = self.pairer.into_open().collect();
-        for (_, kept) in open {
-            if let Some((index, value)) = kept {
-                // The process of an open invocation is not kept; its order is all that
-                // matters, and a never-completed txn has no successor in its process.
-                let t = txn(index, u64::MAX - index, &value, None, &mut self.names)?;
-                self.txns.push(t);
-            }
+        for (index, process, value) in self.pairer.into_open().filter_map(|(_, kept)| kept) {
+            let t = txn(index, process, &value, None, &mut self.names)?;
+            self.txns.push(t);
         }
         self.txns.sort_unstable_by_key(|t| t.invoke);
         Ok((self.txns, self.names))
