@@ -7,20 +7,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-use common::{BIN, faultline, text};
-
-/// Brings the cluster of `prefix` down when dropped, also when the test fails.
-struct Down(&'static str);
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        let _ = Command::new(BIN)
-            .args(["cluster", "down", "--prefix", self.0])
-            .output();
-    }
-}
+use common::{Down, faultline, text};
 
 /// Default flags (5 nodes, 10 clients, the default nemesis) but the cluster's name and a
 /// 20 s time limit: the gate a user would write.

@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{artifacts, text};
+use common::{Down, artifacts, text};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -183,16 +183,6 @@ fn an_installed_faultline_finds_leaderkv_beside_itself() {
     assert!(text(&o).contains("verdict: VALID"), "{}", text(&o));
     // Stored where it ran, as the README says.
     assert!(work.join("store/latest/results.json").is_file());
-}
-
-struct Down(&'static str);
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        let _ = Command::new(common::BIN)
-            .args(["cluster", "down", "--prefix", self.0])
-            .output();
-    }
 }
 
 /// README's first command, as a new user runs it: in a fresh clone, it finds the packages

@@ -168,6 +168,17 @@ impl Drop for Cluster {
     }
 }
 
+/// Brings the local cluster of a prefix down when dropped, also when the test fails.
+pub struct Down(pub &'static str);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        let _ = Command::new(BIN)
+            .args(["cluster", "down", "--prefix", self.0])
+            .output();
+    }
+}
+
 /// The anomaly classes a run's results.json names.
 pub fn anomaly_types(results: &serde_json::Value) -> Vec<String> {
     results["anomaly_types"]
