@@ -300,10 +300,8 @@ async fn run_logged(
     // played into schedule.json as it goes.
     let warmup = args.warmup.min(args.time_limit);
     let faults = match &plan.schedule {
-        Some(s) => {
-            s.validate(&names).map_err(|e| user_error(e.to_string()))?;
-            runner::Faults::Schedule(s.clone())
-        }
+        // Checked in `plan` against these names (n1..nN, or the nodes file's).
+        Some(s) => runner::Faults::Schedule(s.clone()),
         None if args.nemesis_mode == "interval" => runner::Faults::Schedule(Schedule::generate(
             seed,
             &GenerateOptions::new(
