@@ -57,6 +57,9 @@ pub mod kind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Consistency {
     StrictSerializable,
+    /// Serializable, and each process sees its own earlier txns (Elle's
+    /// strong-session-serializable): what follower reads with sessions promise.
+    StrongSessionSerializable,
     Serializable,
     SnapshotIsolation,
     ReadCommitted,
@@ -66,8 +69,9 @@ pub enum Consistency {
 }
 
 impl Consistency {
-    pub const ALL: [Consistency; 7] = [
+    pub const ALL: [Consistency; 8] = [
         Consistency::StrictSerializable,
+        Consistency::StrongSessionSerializable,
         Consistency::Serializable,
         Consistency::SnapshotIsolation,
         Consistency::ReadCommitted,
@@ -79,6 +83,7 @@ impl Consistency {
     pub fn name(self) -> &'static str {
         match self {
             Consistency::StrictSerializable => "strict-serializable",
+            Consistency::StrongSessionSerializable => "strong-session-serializable",
             Consistency::Serializable => "serializable",
             Consistency::SnapshotIsolation => "snapshot-isolation",
             Consistency::ReadCommitted => "read-committed",
@@ -92,7 +97,8 @@ impl Consistency {
     fn order_edges(self) -> u8 {
         match self {
             Consistency::StrictSerializable => PROCESS | REALTIME,
-            Consistency::ReadYourWrites
+            Consistency::StrongSessionSerializable
+            | Consistency::ReadYourWrites
             | Consistency::MonotonicReads
             | Consistency::ConsistentPrefix => PROCESS,
             _ => 0,
@@ -148,6 +154,7 @@ impl Consistency {
                 order == 0 && matches!(base, "G0" | "G1c" | "G1a" | "G1b" | "G-single")
             }
             Consistency::Serializable => order == 0,
+            Consistency::StrongSessionSerializable => order & REALTIME == 0,
             // A session model says nothing of what other processes' txns see of each other.
             _ => order == PROCESS,
         }
@@ -278,6 +285,11 @@ impl ListAppend {
                 continue;
             }
             let steps = graph::explain(&cycle, txns, names);
+            // A process-order cycle of a session guarantee's shape says which one it breaks.
+            let guarantee = match graph::session_pattern(&cycle) {
+                Some(p) if name.ends_with("-process") => format!(" (a {p} violation)"),
+                _ => String::new(),
+            };
             let mut ops: Vec<u64> = cycle.edges.iter().map(|e| txns[e.0].invoke).collect();
             ops.sort_unstable();
             ops.dedup();
@@ -286,7 +298,7 @@ impl ListAppend {
                     kind: name,
                     ops,
                     explanation: format!(
-                        "a cycle of {} txns that no order of them can satisfy under {}: {}.",
+                        "a cycle of {} txns{guarantee} that no order of them can satisfy under {}: {}.",
                         cycle.edges.len(),
                         self.consistency.name(),
                         steps.join("; ")
@@ -296,6 +308,7 @@ impl ListAppend {
                             "from": txns[*a].invoke, "to": txns[*b].invoke, "edge": d.name(),
                         })).collect::<Vec<_>>(),
                         "component_txns": comp.len(),
+                        "guarantee": graph::session_pattern(&cycle),
                     }),
                 },
                 self.limit,

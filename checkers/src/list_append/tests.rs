@@ -294,6 +294,46 @@ fn session_guarantees_are_process_order_cycles_each_its_own() {
     assert_eq!(check(SnapshotIsolation, &skew).0, Validity::Invalid);
 }
 
+/// Strong session serializable: serializable plus each process's own order (what reads from
+/// followers with sessions promise), but no real-time order between processes.
+#[test]
+fn strong_session_serializable_keeps_process_order_not_real_time() {
+    let (v, kinds, text) = check(
+        StrongSessionSerializable,
+        &["+0 a x 1", "-0 ok", "+0 r x", "+1 r x 1", "-0 ok", "-1 ok"],
+    );
+    assert_eq!((v, kinds), (Validity::Invalid, vec!["G-single-process"]));
+    assert!(text.contains("a read-your-writes violation"), "{text}");
+    let (v, _, text) = check(
+        StrongSessionSerializable,
+        &["+0 a x 1", "+1 r x 1", "-1 ok", "+1 r x", "-1 ok", "-0 ok"],
+    );
+    assert_eq!(v, Validity::Invalid);
+    assert!(text.contains("a monotonic-reads violation"), "{text}");
+    // A stale read by another process after the append completed: real time only.
+    let stale = ["+0 a x 1", "-0 ok", "+1 r x", "-1 ok", "+2 r x 1", "-2 ok"];
+    assert_eq!(check(StrongSessionSerializable, &stale).0, Validity::Valid);
+    assert_eq!(check(StrictSerializable, &stale).0, Validity::Invalid);
+    // Still serializable: write skew is not allowed.
+    let skew = [
+        "+0 r x;r y;a x 1",
+        "+1 r x;r y;a y 1",
+        "-0 ok",
+        "-1 ok",
+        "+2 r x 1;r y 1",
+        "-2 ok",
+    ];
+    assert_eq!(
+        check(StrongSessionSerializable, &skew).1,
+        vec!["G2-item"],
+        "write skew"
+    );
+    assert_eq!(
+        "strong-session-serializable".parse::<Consistency>(),
+        Ok(StrongSessionSerializable)
+    );
+}
+
 /// Streamed op by op (as `faultline check` reads a file), a history gets the verdict and
 /// classes it gets whole; a txn never completed counts as `info`.
 #[test]

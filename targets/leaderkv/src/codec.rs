@@ -13,6 +13,8 @@ pub enum Record {
     Set { key: Bytes, value: Bytes },
     /// A member added to the set at key.
     SAdd { key: Bytes, member: Bytes },
+    /// An element appended to the list at key (RPUSH).
+    RPush { key: Bytes, value: Bytes },
 }
 
 /// A log entry: a record with its position (LSN) and the term of the leader that wrote it.
@@ -102,6 +104,11 @@ impl Enc<'_> {
                 self.u8(2);
                 self.bytes(key);
                 self.bytes(member);
+            }
+            Record::RPush { key, value } => {
+                self.u8(3);
+                self.bytes(key);
+                self.bytes(value);
             }
         }
     }
@@ -238,6 +245,10 @@ impl Dec {
             2 => Record::SAdd {
                 key: self.bytes()?,
                 member: self.bytes()?,
+            },
+            3 => Record::RPush {
+                key: self.bytes()?,
+                value: self.bytes()?,
             },
             t => return Err(Error::Corrupt(format!("unknown record tag {t}"))),
         })

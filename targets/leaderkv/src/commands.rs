@@ -18,9 +18,15 @@ pub enum Outcome {
     /// Answer `reply` once LSN `lsn` (appended in `term`) is committed; `-UNCERTAIN` if that
     /// cannot be confirmed.
     Wait { lsn: u64, term: u64, reply: Reply },
-    /// A leader read that must wait until leadership is confirmed; retry later.
-    Retry,
+    /// A read that must wait (for leadership to be confirmed, or for a session position to
+    /// be applied); retry later. The reason is the error if it never can be answered.
+    Retry(&'static str),
 }
+
+/// Why a leader read waits.
+pub const NOT_CONFIRMED: &str = "TRYAGAIN leadership not confirmed";
+/// Why a read with a session position waits.
+pub const BEHIND_SESSION: &str = "TRYAGAIN session position not applied here yet";
 
 /// Command classes, for pipelining: writes are appended at once, reads wait for earlier writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,8 +42,10 @@ fn upper(b: &[u8]) -> String {
 
 pub fn classify(args: &[Bytes]) -> Class {
     match args.first().map(|a| upper(a)).as_deref() {
-        Some("SET" | "CAS" | "SADD" | "INCR") => Class::Write,
-        Some("GET" | "SMEMBERS") => Class::Read,
+        Some("SET" | "CAS" | "SADD" | "INCR" | "RPUSH") => Class::Write,
+        Some("GET" | "SMEMBERS" | "LRANGE") => Class::Read,
+        // `SESSION <lsn> CMD ...` is CMD's kind.
+        Some("SESSION") if args.len() > 2 => classify(&args[2..]),
         _ => Class::Other,
     }
 }
@@ -92,8 +100,10 @@ impl Core {
             "COMMAND" => Outcome::Now(Reply::Array(vec![])),
             "SELECT" | "CLIENT" | "QUIT" => Outcome::Now(Reply::ok()),
             "GET" | "SMEMBERS" if a.len() != 1 => wrong_args(&cmd),
-            "GET" | "SMEMBERS" => self.read(&cmd, &a[0]),
-            "SET" | "CAS" | "SADD" | "INCR" => self.write(&cmd, a),
+            "LRANGE" if a.len() != 3 => wrong_args(&cmd),
+            "GET" | "SMEMBERS" | "LRANGE" => self.read(&cmd, a),
+            "SET" | "CAS" | "SADD" | "INCR" | "RPUSH" => self.write(&cmd, a),
+            "SESSION" => self.session(a),
             _ => Outcome::Now(Reply::err(format!(
                 "ERR unknown command '{}'",
                 String::from_utf8_lossy(name)
@@ -101,12 +111,80 @@ impl Core {
         }
     }
 
-    fn read(&mut self, cmd: &str, key: &Bytes) -> Outcome {
+    /// `SESSION <lsn> CMD ...`: CMD, answered once this node has applied `lsn` (the position
+    /// of the client's last write or read), as `[position, CMD's reply]`; the position is this
+    /// node's applied LSN for a read, the write's LSN for a write. Errors are CMD's, unwrapped.
+    fn session(&mut self, a: &[Bytes]) -> Outcome {
+        let Some(pos) = a
+            .first()
+            .and_then(|p| std::str::from_utf8(p).ok())
+            .and_then(|p| p.parse::<u64>().ok())
+        else {
+            return Outcome::Now(Reply::err(
+                "ERR SESSION takes a log position (an integer) and a command",
+            ));
+        };
+        let inner = &a[1..];
+        match classify(inner) {
+            Class::Read => {
+                let ignore = self.role != Role::Leader && self.bug(Bug::IgnoreSession);
+                if self.applied < pos && !ignore {
+                    return Outcome::Retry(BEHIND_SESSION);
+                }
+                match self.execute(inner) {
+                    Outcome::Now(r @ Reply::Error(_)) => Outcome::Now(r),
+                    Outcome::Now(r) => Outcome::Now(positioned(self.applied, r)),
+                    other => other,
+                }
+            }
+            Class::Write => match self.execute(inner) {
+                Outcome::Now(r @ Reply::Error(_)) => Outcome::Now(r),
+                Outcome::Now(r) => Outcome::Now(positioned(self.log.last_lsn(), r)),
+                Outcome::Wait { lsn, term, reply } => Outcome::Wait {
+                    lsn,
+                    term,
+                    reply: positioned(lsn, reply),
+                },
+                retry => retry,
+            },
+            Class::Other => Outcome::Now(Reply::err("ERR SESSION wraps a read or a write command")),
+        }
+    }
+
+    fn read(&mut self, cmd: &str, a: &[Bytes]) -> Outcome {
         if self.role == Role::Leader && !self.can_read() {
-            return Outcome::Retry;
+            return Outcome::Retry(NOT_CONFIRMED);
         }
         if self.role != Role::Leader && self.cfg.follower_reads == FollowerReads::Redirect {
             return Outcome::Now(self.redirect());
+        }
+        let key = &a[0];
+        if cmd == "LRANGE" {
+            let (Some(start), Some(stop)) = (int_arg(&a[1]), int_arg(&a[2])) else {
+                return Outcome::Now(Reply::err("ERR value is not an integer or out of range"));
+            };
+            let list = if self.role != Role::Leader && self.bug(Bug::ReadUncommitted) {
+                // Seeded bug: the received log's tail, committed or not, is served too.
+                let view = View {
+                    store: &self.store,
+                    overlay: &self.overlay,
+                };
+                view.list(key)
+            } else {
+                match self.store.get(key) {
+                    None => Ok(Vec::new()),
+                    Some(Value::List(l)) => Ok(l.clone()),
+                    Some(_) => Err(WrongType),
+                }
+            };
+            return Outcome::Now(match list {
+                Ok(l) => Reply::Array(
+                    range(l.len(), start, stop)
+                        .map(|i| Reply::Bulk(Some(l[i].clone())))
+                        .collect(),
+                ),
+                Err(WrongType) => wrongtype(),
+            });
         }
         let v = self.store.get(key);
         Outcome::Now(match (cmd, v) {
@@ -130,7 +208,7 @@ impl Core {
         let arity = match cmd {
             "SET" => a.len() == 2,
             "CAS" => a.len() == 3,
-            "SADD" => a.len() >= 2,
+            "SADD" | "RPUSH" => a.len() >= 2,
             _ => a.len() == 1,
         };
         if !arity {
@@ -183,6 +261,20 @@ impl Core {
                 }
                 let n = recs.len() as i64;
                 (recs, Reply::Int(n))
+            }
+            "RPUSH" => {
+                let len = match view.list(&key) {
+                    Err(WrongType) => return Outcome::Now(wrongtype()),
+                    Ok(l) => l.len() + a.len() - 1,
+                };
+                let recs = a[1..]
+                    .iter()
+                    .map(|v| Record::RPush {
+                        key: key.clone(),
+                        value: v.clone(),
+                    })
+                    .collect();
+                (recs, Reply::Int(len as i64))
             }
             _ => {
                 let cur = match view.string(&key) {
@@ -318,5 +410,44 @@ impl Core {
             }
         }
         s
+    }
+}
+
+/// `[position, reply]`: a reply with the session position it leaves the client at.
+fn positioned(lsn: u64, reply: Reply) -> Reply {
+    Reply::Array(vec![Reply::Int(lsn as i64), reply])
+}
+
+fn int_arg(b: &[u8]) -> Option<i64> {
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
+/// The indices LRANGE `start stop` selects from a list of `len`, as Redis reads them
+/// (negative from the end, clamped, empty when start is past stop).
+fn range(len: usize, start: i64, stop: i64) -> std::ops::Range<usize> {
+    let len = len as i64;
+    let norm = |i: i64| if i < 0 { (len + i).max(0) } else { i };
+    let (start, stop) = (norm(start), norm(stop).min(len - 1));
+    if start > stop || start >= len {
+        0..0
+    } else {
+        start as usize..stop as usize + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::range;
+
+    #[test]
+    fn lrange_indices_as_redis() {
+        assert_eq!(range(5, 0, -1), 0..5);
+        assert_eq!(range(5, 1, 2), 1..3);
+        assert_eq!(range(5, -2, -1), 3..5);
+        assert_eq!(range(5, 3, 100), 3..5);
+        assert_eq!(range(5, 4, 2), 0..0);
+        assert_eq!(range(5, 7, 9), 0..0);
+        assert_eq!(range(0, 0, -1), 0..0);
+        assert_eq!(range(5, -100, 0), 0..1);
     }
 }

@@ -46,6 +46,13 @@ pub enum Bug {
     ElectStale,
     /// A leader never steps down: neither on lease expiry nor on seeing a higher term.
     NoStepDown,
+    /// Followers ignore a read's session position (`SESSION <lsn> ...`) and answer from
+    /// whatever they have applied: a client may not see its own writes.
+    IgnoreSession,
+    /// Followers answer reads from every record they have received, committed or not (and
+    /// truncated again if a new leader's log lacks them), while reporting their applied,
+    /// committed position.
+    ReadUncommitted,
 }
 
 impl Bug {
@@ -56,6 +63,8 @@ impl Bug {
             Bug::LocalCounter => "local-counter",
             Bug::ElectStale => "elect-stale",
             Bug::NoStepDown => "no-step-down",
+            Bug::IgnoreSession => "ignore-session",
+            Bug::ReadUncommitted => "read-uncommitted",
         }
     }
 }

@@ -61,7 +61,7 @@ pub async fn serve(shared: Arc<Shared>, mut sock: TcpStream, mut buf: BytesMut) 
                         reply,
                         deadline: Instant::now() + shared.cfg.write_timeout,
                     },
-                    Outcome::Retry => Slot::Ready(Reply::err("TRYAGAIN leadership not confirmed")),
+                    Outcome::Retry(why) => Slot::Ready(Reply::err(why)),
                 },
             };
             slots.push(slot);
@@ -85,17 +85,18 @@ pub async fn serve(shared: Arc<Shared>, mut sock: TcpStream, mut buf: BytesMut) 
     }
 }
 
-/// A read: on the leader, wait (bounded) until leadership is confirmed.
+/// A read: on the leader, wait (bounded) until leadership is confirmed; with a session
+/// position, until this node has applied it.
 async fn read(shared: &Arc<Shared>, args: &[bytes::Bytes]) -> Reply {
     let deadline = Instant::now() + shared.cfg.write_timeout;
     loop {
-        match shared.core().execute(args) {
+        let why = match shared.core().execute(args) {
             Outcome::Now(r) => return r,
             Outcome::Wait { reply, .. } => return reply,
-            Outcome::Retry => {}
-        }
+            Outcome::Retry(why) => why,
+        };
         if Instant::now() >= deadline {
-            return Reply::err("TRYAGAIN leadership not confirmed");
+            return Reply::err(why);
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

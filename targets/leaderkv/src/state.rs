@@ -1,4 +1,4 @@
-//! The state machine: strings and sets, plus an overlay of records appended but not yet applied
+//! The state machine: strings, sets and lists, plus an overlay of records appended but not yet applied
 //! (so the leader evaluates CAS/INCR/SADD against the newest state while serving reads from the
 //! applied, i.e. committed, state).
 
@@ -13,6 +13,7 @@ use crate::codec::{Dec, Enc, Entry, Record};
 pub enum Value {
     Str(Bytes),
     Set(HashSet<Bytes>),
+    List(Vec<Bytes>),
 }
 
 /// Applied state.
@@ -39,6 +40,13 @@ impl Store {
                 _ => {
                     self.map
                         .insert(key.clone(), Value::Set(HashSet::from([member.clone()])));
+                }
+            },
+            Record::RPush { key, value } => match self.map.get_mut(key) {
+                Some(Value::List(l)) => l.push(value.clone()),
+                _ => {
+                    self.map
+                        .insert(key.clone(), Value::List(vec![value.clone()]));
                 }
             },
         }
@@ -78,6 +86,13 @@ impl Store {
                         e.bytes(m);
                     }
                 }
+                Value::List(l) => {
+                    e.u8(2);
+                    e.u64(l.len() as u64);
+                    for x in l {
+                        e.bytes(x);
+                    }
+                }
             }
         }
         v
@@ -99,6 +114,14 @@ impl Store {
                     }
                     Value::Set(s)
                 }
+                2 => {
+                    let m = d.u64()?;
+                    let mut l = Vec::with_capacity(m.min(1 << 20) as usize);
+                    for _ in 0..m {
+                        l.push(d.bytes()?);
+                    }
+                    Value::List(l)
+                }
                 t => return Err(Error::Corrupt(format!("unknown value tag {t}"))),
             };
             map.insert(k, v);
@@ -111,6 +134,8 @@ impl Store {
 enum Pending {
     Str(Bytes),
     Adds(HashSet<Bytes>),
+    /// Appends on top of the store's list (or of nothing), with their LSNs, oldest first.
+    Pushes(Vec<(u64, Bytes)>),
 }
 
 /// Effects of log entries after the applied LSN, newest per key.
@@ -139,6 +164,18 @@ impl Overlay {
                     );
                 }
             },
+            Record::RPush { key, value } => match self.map.get_mut(key) {
+                Some((lsn, Pending::Pushes(l))) => {
+                    *lsn = e.lsn;
+                    l.push((e.lsn, value.clone()));
+                }
+                _ => {
+                    self.map.insert(
+                        key.clone(),
+                        (e.lsn, Pending::Pushes(vec![(e.lsn, value.clone())])),
+                    );
+                }
+            },
         }
     }
 
@@ -146,12 +183,15 @@ impl Overlay {
     pub fn applied(&mut self, e: &Entry) {
         let key = match &e.rec {
             Record::Noop => return,
-            Record::Set { key, .. } | Record::SAdd { key, .. } => key,
+            Record::Set { key, .. } | Record::SAdd { key, .. } | Record::RPush { key, .. } => key,
         };
-        if let Some((lsn, _)) = self.map.get(key)
-            && *lsn <= e.lsn
-        {
-            self.map.remove(key);
+        match self.map.get_mut(key) {
+            Some((lsn, _)) if *lsn <= e.lsn => {
+                self.map.remove(key);
+            }
+            // Appends are not idempotent: the applied ones leave the overlay one by one.
+            Some((_, Pending::Pushes(l))) => l.retain(|(at, _)| *at > e.lsn),
+            _ => {}
         }
     }
 
@@ -171,20 +211,35 @@ impl View<'_> {
     pub fn string(&self, key: &[u8]) -> Result<Option<Bytes>, WrongType> {
         match self.overlay.map.get(key) {
             Some((_, Pending::Str(s))) => return Ok(Some(s.clone())),
-            Some((_, Pending::Adds(_))) => return Err(WrongType),
+            Some((_, Pending::Adds(_) | Pending::Pushes(_))) => return Err(WrongType),
             None => {}
         }
         match self.store.get(key) {
             Some(Value::Str(s)) => Ok(Some(s.clone())),
-            Some(Value::Set(_)) => Err(WrongType),
+            Some(Value::Set(_) | Value::List(_)) => Err(WrongType),
             None => Ok(None),
         }
+    }
+
+    /// The list at key, appends not yet applied included (empty if absent).
+    pub fn list(&self, key: &[u8]) -> Result<Vec<Bytes>, WrongType> {
+        let mut out = match self.store.get(key) {
+            Some(Value::List(l)) => l.clone(),
+            Some(_) => return Err(WrongType),
+            None => Vec::new(),
+        };
+        match self.overlay.map.get(key) {
+            Some((_, Pending::Pushes(l))) => out.extend(l.iter().map(|(_, v)| v.clone())),
+            Some(_) => return Err(WrongType),
+            None => {}
+        }
+        Ok(out)
     }
 
     /// Whether member is in the set at key.
     pub fn is_member(&self, key: &[u8], member: &[u8]) -> Result<bool, WrongType> {
         match self.overlay.map.get(key) {
-            Some((_, Pending::Str(_))) => return Err(WrongType),
+            Some((_, Pending::Str(_) | Pending::Pushes(_))) => return Err(WrongType),
             Some((_, Pending::Adds(s))) if s.contains(member) => return Ok(true),
             Some((_, Pending::Adds(_))) => {
                 // Adds on top of the store's set (or of nothing).
@@ -197,7 +252,7 @@ impl View<'_> {
         }
         match self.store.get(key) {
             Some(Value::Set(s)) => Ok(s.contains(member)),
-            Some(Value::Str(_)) => Err(WrongType),
+            Some(Value::Str(_) | Value::List(_)) => Err(WrongType),
             None => Ok(false),
         }
     }
@@ -239,5 +294,48 @@ mod tests {
         assert_eq!(v.string(b"s"), Err(WrongType));
         o.applied(&e);
         assert!(o.map.is_empty());
+    }
+
+    #[test]
+    fn list_appends_leave_the_overlay_one_by_one() {
+        let push = |lsn, v: &str| Entry {
+            lsn,
+            term: 1,
+            rec: Record::RPush {
+                key: "l".into(),
+                value: Bytes::from(v.to_owned()),
+            },
+        };
+        let mut s = Store::default();
+        let mut o = Overlay::default();
+        let es = [push(1, "a"), push(2, "b"), push(3, "c")];
+        for e in &es {
+            o.add(e);
+        }
+        let list = |s: &Store, o: &Overlay| {
+            View {
+                store: s,
+                overlay: o,
+            }
+            .list(b"l")
+            .unwrap()
+        };
+        assert_eq!(list(&s, &o), ["a", "b", "c"]);
+        s.apply(&es[0].rec);
+        o.applied(&es[0]);
+        assert_eq!(list(&s, &o), ["a", "b", "c"], "nothing twice, nothing lost");
+        s.apply(&es[1].rec);
+        o.applied(&es[1]);
+        s.apply(&es[2].rec);
+        o.applied(&es[2]);
+        assert!(o.map.is_empty());
+        assert_eq!(list(&s, &o), ["a", "b", "c"]);
+        let back = Store::decode(Bytes::from(s.encode())).unwrap();
+        assert_eq!(back.get(b"l"), s.get(b"l"));
+        let v = View {
+            store: &s,
+            overlay: &o,
+        };
+        assert_eq!(v.string(b"l"), Err(WrongType));
     }
 }
