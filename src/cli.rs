@@ -54,7 +54,7 @@ pub mod values {
         format!(
             "A seeded bug, passed through (repeatable). leaderkv's: {}; a system file's \
              `{{bug_flags}}` passes any",
-            join(systems::registry::LEADERKV_BUGS.map(|(b, _)| b))
+            join(systems::registry::LEADERKV_BUGS.map(|b| b.name))
         )
     }
 
@@ -139,8 +139,8 @@ mod tests {
         for k in nemesis::FaultKind::ALL {
             assert!(test.contains(k.name()), "--nemesis misses {}", k.name());
         }
-        for (bug, _) in systems::registry::LEADERKV_BUGS {
-            assert!(test.contains(bug), "--bug misses {bug}");
+        for bug in systems::registry::LEADERKV_BUGS {
+            assert!(test.contains(bug.name), "--bug misses {}", bug.name);
         }
         let check = help("check");
         for f in history::Format::ALL {
@@ -157,7 +157,7 @@ mod tests {
     fn leaderkv_bugs_are_the_binarys_bugs() {
         let ours: Vec<&str> = systems::registry::LEADERKV_BUGS
             .iter()
-            .map(|(b, _)| *b)
+            .map(|b| b.name)
             .collect();
         let theirs: Vec<&str> = leaderkv::config::Bug::value_variants()
             .iter()

@@ -36,6 +36,12 @@ pub struct TestArgs {
     pub workload: String,
     #[arg(long, default_value = "partition,pause,kill", help = crate::cli::values::nemeses())]
     pub nemesis: String,
+    /// Where client reads go: `leader` (like writes), `followers` (in turn, every node but the
+    /// one that leads) or `any` (every node in turn). Reads from followers are checked
+    /// against strong-session-serializable (a process sees its own order, other processes'
+    /// writes may arrive late) instead of strict-serializable.
+    #[arg(long, default_value = "leader", value_parser = ["leader", "followers", "any"])]
+    pub read_from: String,
     /// How long the workload runs (faults included).
     #[arg(long, default_value = "60s", value_parser = nemesis::parse_duration)]
     #[serde(with = "nemesis::duration::text")]

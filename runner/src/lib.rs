@@ -72,6 +72,9 @@ pub struct Config {
     /// Keep the system running after the final reads (faults healed, logs collected), for
     /// the user to look at; `cluster down` removes it.
     pub leave_running: bool,
+    /// Where client reads go (`--read-from`); anything but the leader is checked against a
+    /// model that allows stale reads across processes.
+    pub read_from: workloads::ReadFrom,
 }
 
 /// What the nemesis plays.
@@ -244,7 +247,7 @@ pub async fn run(
     log.line(&format!("checking {ops_written} ops"));
     let (history, _) = history::load(&hist_path, Some(history::Format::Jsonl))
         .with_context(|| format!("failed to read back {}", hist_path.display()))?;
-    let results = checks::check(&history, &cfg.workloads, cfg.check_budget);
+    let results = checks::check(&history, &cfg.workloads, cfg.read_from, cfg.check_budget);
     let detection = checkers::result::detection(&history, &results);
     let mut verdict = checkers::result::merge_validity(&results);
     if interrupted && verdict == Validity::Valid {

@@ -202,7 +202,7 @@ pub async fn final_reads(
 ) -> usize {
     let mut ok = 0;
     for op in workloads::generator::final_reads(system.nodes().iter().map(String::as_str)) {
-        let mut client = system.client(timeout);
+        let mut client = system.client(workloads::ClientOptions::new(timeout));
         for attempt in 0..5 {
             let process = processes.next();
             let c = perform(rec, client.as_mut(), process, &op).await;

@@ -88,7 +88,7 @@ impl Running {
             .map(|(i, n)| {
                 tokio::spawn(workers::probe(
                     rec.clone(),
-                    system.client(Duration::from_millis(1000)),
+                    system.client(workloads::ClientOptions::new(Duration::from_millis(1000))),
                     n.clone(),
                     (concurrency + i) as u64,
                     cfg.probe_interval,
@@ -115,7 +115,10 @@ impl Running {
                     Generator::new(cfg.seed, w as u64, concurrency as u64, &cfg.workloads);
                 tokio::spawn(workers::worker(
                     shared.clone(),
-                    system.client(cfg.op_timeout),
+                    system.client(workloads::ClientOptions {
+                        timeout: cfg.op_timeout,
+                        read_from: cfg.read_from,
+                    }),
                     generator,
                     w as u64,
                     leader.to_owned(),

@@ -127,9 +127,11 @@ impl Row {
     }
 }
 
-fn builds(arg: Option<&str>) -> anyhow::Result<Vec<(String, Option<&'static str>)>> {
-    let all: Vec<(String, Option<&'static str>)> = std::iter::once((CORRECT.to_owned(), None))
-        .chain(BUGS.iter().map(|(b, c)| ((*b).to_owned(), Some(*c))))
+type Build = (String, Option<&'static systems::registry::SeededBug>);
+
+fn builds(arg: Option<&str>) -> anyhow::Result<Vec<Build>> {
+    let all: Vec<Build> = std::iter::once((CORRECT.to_owned(), None))
+        .chain(BUGS.iter().map(|b| (b.name.to_owned(), Some(b))))
         .collect();
     let Some(list) = arg else { return Ok(all) };
     list.split(',')
@@ -176,15 +178,19 @@ pub fn run(args: PowerArgs) -> anyhow::Result<u8> {
     let mut rows = Vec::new();
     let total = builds.len() as u64 * args.runs;
     let mut done = 0;
-    for (build, expects) in builds {
+    for (build, bug) in builds {
         let mut row = Row {
             build: build.clone(),
-            expects,
+            expects: bug.map(|b| b.class),
             ..Row::default()
         };
         let mut test_args = args.test_args.clone();
-        if expects.is_some() {
+        if let Some(bug) = bug {
             test_args.extend(["--bug".to_owned(), build.clone()]);
+            // The workload the bug lives in, unless the arguments name one.
+            if !test_args.iter().any(|a| a.starts_with("--workload")) {
+                test_args.extend(bug.args.iter().map(|a| (*a).to_owned()));
+            }
         }
         test_args.extend(["--name".to_owned(), format!("power-{build}")]);
         for seed in args.seed_base..args.seed_base + args.runs {

@@ -351,6 +351,7 @@ async fn run_logged(
         "seed": seed,
         "nodes": nodes.iter().map(|n| json!({"name": n.name, "addr": n.addr})).collect::<Vec<_>>(),
         "workloads": workload_names,
+        "read_from": args.read_from,
         "nemesis": plan.kinds.iter().map(|k| k.name()).collect::<Vec<_>>(),
         "time_limit_s": args.time_limit.as_secs_f64(),
         "concurrency": args.concurrency,
@@ -402,6 +403,7 @@ async fn run_logged(
         probe_interval: Duration::from_millis(100),
         check_budget: args.check_budget,
         leave_running: args.leave_running,
+        read_from: args.read_from.parse().map_err(user_error)?,
     };
     let env = runner::Env {
         remotes: targets.remotes.clone(),

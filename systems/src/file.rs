@@ -669,7 +669,8 @@ impl System for FileSystem {
             .with_context(|| format!("bad leader reply from {node}: {r:?}"))
     }
 
-    fn client(&self, timeout: Duration) -> Box<dyn Client> {
+    fn client(&self, opts: workloads::ClientOptions) -> Box<dyn Client> {
+        let timeout = opts.timeout;
         let port = self.loaded.client_port();
         let addrs = self
             .nodes
@@ -688,13 +689,18 @@ impl System for FileSystem {
             Box::new(
                 RoutingClient::with_dialect(addrs, timeout, dialect)
                     .route(route)
+                    .reads(opts.read_from, self.control.leader.clone())
                     .access(self.access.clone()),
             )
         } else {
             let dialect = Arc::new(
                 WireDialect::new(&self.loaded, self.role.clone()).with_access(self.access.clone()),
             );
-            Box::new(WireClient::new(dialect, addrs, timeout).route(route))
+            Box::new(
+                WireClient::new(dialect, addrs, timeout)
+                    .route(route)
+                    .reads(opts.read_from, self.control.leader.clone()),
+            )
         };
         match self.leader_command() {
             Ok(probe) if self.loaded.spec.leader.command.is_some() => Box::new(CommandLeader {

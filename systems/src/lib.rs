@@ -87,8 +87,8 @@ pub trait System: Send + Sync {
     fn control(&self) -> Arc<dyn SystemControl>;
     /// Asks one node who leads (the leader probe), within `timeout`.
     async fn role(&self, node: &str, timeout: Duration) -> crate::Result<RoleInfo>;
-    /// A new client of the system.
-    fn client(&self, timeout: Duration) -> Box<dyn workloads::Client>;
+    /// A new client of the system: its op timeout, where its reads go.
+    fn client(&self, opts: workloads::ClientOptions) -> Box<dyn workloads::Client>;
     /// The nodes clients, the leader probe and the final reads address, in order.
     fn nodes(&self) -> Vec<String>;
 

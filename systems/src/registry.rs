@@ -14,14 +14,56 @@ pub enum Builtin {
     PostgresPatroni,
 }
 
-/// leaderkv's seeded bugs (its `--bug` values) and the anomaly class each must produce
-/// when faultline's default test finds it (targets/leaderkv/README.md).
-pub const LEADERKV_BUGS: [(&str, &str); 5] = [
-    ("ack-before-replicate", "lost-write"),
-    ("no-fencing", "dual-leader"),
-    ("local-counter", "reused-key"),
-    ("elect-stale", "lost-write"),
-    ("no-step-down", "dual-leader"),
+/// A seeded bug of leaderkv: its `--bug` value, the anomaly class faultline's test must
+/// find, and the `faultline test` arguments of the workload the bug lives in (none: the
+/// default workloads find it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeededBug {
+    pub name: &'static str,
+    pub class: &'static str,
+    pub args: &'static [&'static str],
+}
+
+/// The workload follower reads are tested with: list-append, reads from followers.
+pub const FOLLOWER_READS: &[&str] = &["--workload", "list-append", "--read-from", "followers"];
+
+/// leaderkv's seeded bugs, in the order of its `Bug` enum (targets/leaderkv/README.md).
+pub const LEADERKV_BUGS: [SeededBug; 7] = [
+    SeededBug {
+        name: "ack-before-replicate",
+        class: "lost-write",
+        args: &[],
+    },
+    SeededBug {
+        name: "no-fencing",
+        class: "dual-leader",
+        args: &[],
+    },
+    SeededBug {
+        name: "local-counter",
+        class: "reused-key",
+        args: &[],
+    },
+    SeededBug {
+        name: "elect-stale",
+        class: "lost-write",
+        args: &[],
+    },
+    SeededBug {
+        name: "no-step-down",
+        class: "dual-leader",
+        args: &[],
+    },
+    SeededBug {
+        name: "ignore-session",
+        class: "G-single-process",
+        args: FOLLOWER_READS,
+    },
+    SeededBug {
+        name: "read-uncommitted",
+        class: "G-single-process",
+        args: FOLLOWER_READS,
+    },
 ];
 
 /// An option of `faultline test` that only some systems honour.
@@ -326,11 +368,19 @@ mod tests {
         );
     }
 
+    /// Every workload on every built-in system, but list-append on etcd (its lists would
+    /// need keys composed of two placeholders, which base64 placeholders cannot join).
     #[test]
-    fn every_builtin_runs_the_default_and_register_workloads() {
+    fn every_builtin_runs_every_workload_but_etcd_lists() {
         let all = Workload::ALL;
         for b in Builtin::ALL {
-            assert_eq!(file_of(b).supported(&all), (all.to_vec(), vec![]), "{b}");
+            let lacking = if b == Builtin::Etcd {
+                vec![Workload::ListAppend]
+            } else {
+                vec![]
+            };
+            let runs: Vec<Workload> = all.into_iter().filter(|w| !lacking.contains(w)).collect();
+            assert_eq!(file_of(b).supported(&all), (runs, lacking), "{b}");
         }
     }
 

@@ -37,9 +37,22 @@ impl Invocation {
         self
     }
 
-    /// True for ops without side effects (a read that times out can be recorded `fail`).
+    /// True for ops without side effects (a read that times out can be recorded `fail`): reads,
+    /// and transactions of reads only.
     pub fn is_read(&self) -> bool {
-        vocab::is_read(self.f)
+        vocab::is_read(self.f) || (self.f == vocab::TXN && self.mops().all(|m| m.0 == "r"))
+    }
+
+    /// A `txn`'s micro-ops as `(f, key, value)`; none for other ops or malformed ones.
+    pub fn mops(&self) -> impl Iterator<Item = (&str, &Value, &Value)> {
+        let items = match (&self.value, self.f) {
+            (Value::List(items), vocab::TXN) => items.as_slice(),
+            _ => &[],
+        };
+        items.iter().filter_map(|m| match m.as_list()? {
+            [f, k, v] => Some((f.as_str()?, k, v)),
+            _ => None,
+        })
     }
 }
 
@@ -101,6 +114,57 @@ impl Completion {
             value,
             error: Some(error.into()),
             node: Some(node.to_owned()),
+        }
+    }
+}
+
+/// Where a client sends reads (ops without side effects) that name no node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ReadFrom {
+    /// Where writes go: the leader.
+    #[default]
+    Leader,
+    /// The nodes that do not lead, in turn.
+    Followers,
+    /// Every node in turn, the leader too.
+    Any,
+}
+
+impl ReadFrom {
+    pub const ALL: [ReadFrom; 3] = [ReadFrom::Leader, ReadFrom::Followers, ReadFrom::Any];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ReadFrom::Leader => "leader",
+            ReadFrom::Followers => "followers",
+            ReadFrom::Any => "any",
+        }
+    }
+}
+
+impl std::str::FromStr for ReadFrom {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        ReadFrom::ALL
+            .into_iter()
+            .find(|r| r.name() == s)
+            .ok_or_else(|| format!("unknown read route {s:?} (one of leader, followers, any)"))
+    }
+}
+
+/// How a client is made: its op timeout and where its reads go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientOptions {
+    pub timeout: std::time::Duration,
+    pub read_from: ReadFrom,
+}
+
+impl ClientOptions {
+    /// Reads from the leader, like writes.
+    pub fn new(timeout: std::time::Duration) -> Self {
+        ClientOptions {
+            timeout,
+            read_from: ReadFrom::Leader,
         }
     }
 }

@@ -5,6 +5,10 @@
 //!   faults are healed, one final `read` of the whole set on every node ([`final_reads`]).
 //! - `unique-ids`: `incr` (an auto-increment insert returning the id).
 //! - `register`: `read` / `write` / `cas [old new]` on a few keys (`r0`..), small values.
+//! - `list-append`: `txn` ops of one micro-op, `[append k v]` of a unique value or `[r k nil]`
+//!   (a read of the whole list), Elle's list-append over integer keys. A few keys are
+//!   active at a time; each worker moves to the next few after its share of appends, so
+//!   lists stay short and every key is read while it grows.
 
 use history::Value;
 use history::vocab;
@@ -19,17 +23,24 @@ pub enum Workload {
     Set,
     UniqueIds,
     Register,
+    ListAppend,
 }
 
 impl Workload {
     /// Every workload.
-    pub const ALL: [Workload; 3] = [Workload::Set, Workload::UniqueIds, Workload::Register];
+    pub const ALL: [Workload; 4] = [
+        Workload::Set,
+        Workload::UniqueIds,
+        Workload::Register,
+        Workload::ListAppend,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Workload::Set => "set",
             Workload::UniqueIds => "unique-ids",
             Workload::Register => "register",
+            Workload::ListAppend => "list-append",
         }
     }
 }
@@ -41,8 +52,9 @@ impl std::str::FromStr for Workload {
             "set" => Ok(Workload::Set),
             "unique-ids" | "unique_ids" | "ids" => Ok(Workload::UniqueIds),
             "register" | "cas-register" => Ok(Workload::Register),
+            "list-append" | "append" => Ok(Workload::ListAppend),
             other => Err(format!(
-                "unknown workload {other:?} (known: set, unique-ids, register; the leader probe always runs)"
+                "unknown workload {other:?} (known: set, unique-ids, register, list-append; the leader probe always runs)"
             )),
         }
     }
@@ -62,7 +74,7 @@ pub fn parse_workloads(s: &str) -> Result<Vec<Workload>, String> {
     }
     if out.is_empty() {
         return Err(format!(
-            "no workload in {s:?} (known: set, unique-ids, register)"
+            "no workload in {s:?} (known: set, unique-ids, register, list-append)"
         ));
     }
     Ok(out)
@@ -72,6 +84,12 @@ pub fn parse_workloads(s: &str) -> Result<Vec<Workload>, String> {
 pub const REGISTER_KEYS: u64 = 5;
 /// Register values are drawn from `0..REGISTER_VALUES`.
 pub const REGISTER_VALUES: i64 = 5;
+
+/// Keys of the list-append workload written at a time.
+pub const LIST_KEYS: i64 = 3;
+/// About how many appends each list-append key gets (from all workers) before the workers
+/// move on to fresh keys: short lists keep reads cheap and the version orders many.
+pub const APPENDS_PER_KEY: i64 = 64;
 
 /// Mixed into the run's seed so workload draws differ from the nemesis schedule's.
 const WORKLOAD_SALT: u64 = 0x776f_726b_6c6f_6164;
@@ -83,6 +101,8 @@ pub struct Generator {
     workloads: Vec<Workload>,
     next_add: i64,
     stride: i64,
+    /// List-append: appends this worker made (its key window is a function of it).
+    appends: i64,
 }
 
 impl Generator {
@@ -94,6 +114,7 @@ impl Generator {
             workloads: workloads.to_vec(),
             next_add: worker as i64,
             stride: concurrency.max(1) as i64,
+            appends: 0,
         }
     }
 
@@ -128,6 +149,22 @@ impl Generator {
                             .key(Value::str(&key))
                     }
                 }
+            }
+            Workload::ListAppend => {
+                // This worker's share of a window's appends: the windows of all workers
+                // advance together when they run at about the same rate.
+                let share = (APPENDS_PER_KEY * LIST_KEYS / self.stride).max(1);
+                let window = self.appends / share;
+                let key = Value::Int(window * LIST_KEYS + self.rng.random_range(0..LIST_KEYS));
+                let mop = if self.rng.random_bool(0.5) {
+                    self.appends += 1;
+                    let v = self.next_add;
+                    self.next_add += self.stride;
+                    vec![Value::str(vocab::APPEND), key, Value::Int(v)]
+                } else {
+                    vec![Value::str("r"), key, Value::Nil]
+                };
+                Invocation::new(vocab::TXN, Value::List(vec![Value::List(mop)]))
             }
         }
     }
@@ -187,6 +224,48 @@ mod tests {
                 f => panic!("unexpected f {f}"),
             }
         }
+    }
+
+    #[test]
+    fn list_append_txns_append_unique_values_to_few_keys_at_a_time() {
+        let mut values = std::collections::HashSet::new();
+        let mut keys = std::collections::BTreeSet::new();
+        let (mut reads, mut appends) = (0, 0);
+        for w in 0..4 {
+            let mut g = Generator::new(3, w, 4, &[Workload::ListAppend]);
+            for _ in 0..2_000 {
+                let op = g.next_op();
+                assert_eq!(op.f, "txn");
+                let mops = op.value.as_list().unwrap();
+                assert_eq!(mops.len(), 1);
+                let m = mops[0].as_list().unwrap();
+                keys.insert(m[1].as_int().unwrap());
+                match m[0].as_str().unwrap() {
+                    "append" => {
+                        appends += 1;
+                        assert!(values.insert(m[2].as_int().unwrap()), "unique values");
+                        assert!(!op.is_read());
+                    }
+                    "r" => {
+                        reads += 1;
+                        assert!(m[2].is_nil());
+                        assert!(op.is_read(), "a read-only txn reads");
+                    }
+                    f => panic!("unexpected micro-op {f}"),
+                }
+            }
+        }
+        assert!(
+            reads > 3_000 && appends > 3_000,
+            "{reads} reads, {appends} appends"
+        );
+        // ~8,000 appends over windows of LIST_KEYS keys with ~APPENDS_PER_KEY each.
+        let expected = appends / APPENDS_PER_KEY;
+        assert!(
+            (keys.len() as i64 - expected).abs() <= LIST_KEYS * 2,
+            "{} keys for {appends} appends",
+            keys.len()
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! - [`client`]: the [`Client`] trait systems implement (`open` on a node, `invoke` an
 //!   [`Invocation`], `close`), and [`Completion`] with its [`Outcome`] (ok / fail / info).
-//! - [`generator`]: [`Workload`] (set, unique-ids, register) and [`Generator`], a pure,
+//!   [`ClientOptions`] say where reads go ([`ReadFrom`]).
+//! - [`generator`]: [`Workload`] (set, unique-ids, register, list-append) and [`Generator`], a pure,
 //!   seeded stream of invocations per client, plus the final reads of the set workload.
 //!
 //! The rule every client follows: anything that may have taken effect completes as `info`,
@@ -11,5 +12,5 @@
 pub mod client;
 pub mod generator;
 
-pub use client::{Client, Completion, Invocation, Outcome};
+pub use client::{Client, ClientOptions, Completion, Invocation, Outcome, ReadFrom};
 pub use generator::{Generator, Workload, parse_workloads};

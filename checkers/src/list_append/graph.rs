@@ -404,11 +404,15 @@ pub fn session_name(c: &Cycle) -> &'static str {
 /// The components of `g` with a cycle (more than one txn). Kosaraju's, whose depth-first
 /// searches are iterative: Tarjan's in petgraph recurses, and real-time and process order
 /// make paths as long as the history (a million deep overflowed the stack).
+/// The cyclic components, earliest first (by their first txn), so that anomalies listed up
+/// to a limit are the first ones the history shows.
 pub fn components(g: &Graph) -> Vec<Vec<NodeIndex<u32>>> {
-    kosaraju_scc(g)
+    let mut comps: Vec<Vec<NodeIndex<u32>>> = kosaraju_scc(g)
         .into_iter()
         .filter(|c| c.len() > 1)
-        .collect()
+        .collect();
+    comps.sort_by_key(|c| c.iter().min().copied());
+    comps
 }
 
 /// One sentence per edge of `c`.

@@ -120,6 +120,7 @@ impl RoleParser {
 /// The dialect of a system file's `resp` client.
 pub struct FileDialect {
     ops: BTreeMap<&'static str, Vec<String>>,
+    session: Option<Vec<String>>,
     leader_call: Vec<String>,
     rules: Vec<Rule>,
     sets: BTreeMap<String, String>,
@@ -136,6 +137,7 @@ impl FileDialect {
         }
         FileDialect {
             ops,
+            session: loaded.spec.client.session.as_ref().map(|s| s.wrap.clone()),
             leader_call: loaded.spec.leader.resp.clone(),
             rules: loaded.spec.client.outcome.clone(),
             sets: loaded.sets.clone(),
@@ -153,6 +155,11 @@ impl FileDialect {
             ("write", _) => "write",
             ("cas", _) => "cas",
             ("leader", _) => "leader",
+            ("txn", _) => match txn_mop(op) {
+                Some(("append", _, _)) => "append",
+                Some(("r", _, _)) => "read_list",
+                _ => "",
+            },
             _ => "",
         }
     }
@@ -175,7 +182,13 @@ impl<'a> OpVars<'a> {
         if let Some(k) = &op.key {
             vars.insert("key", text(k));
         }
-        if name == "cas" {
+        if op.f == history::vocab::TXN {
+            let (_, k, v) = txn_mop(op).ok_or(
+                "this client runs transactions of one micro-op (an append or a read) only",
+            )?;
+            vars.insert("key", text(k));
+            vars.insert("value", text(v));
+        } else if name == "cas" {
             let pair = op.value.as_list().filter(|l| l.len() == 2);
             let pair = pair.ok_or("cas needs [old new]")?;
             vars.insert("old", text(&pair[0]));
@@ -206,6 +219,13 @@ impl<'a> OpVars<'a> {
     }
 }
 
+/// The one micro-op of a single-op `txn` (clients of system files run no longer ones).
+pub fn txn_mop(op: &Invocation) -> Option<(&str, &Value, &Value)> {
+    let mut mops = op.mops();
+    let first = mops.next()?;
+    mops.next().is_none().then_some(first)
+}
+
 pub fn text(v: &Value) -> String {
     match v {
         Value::Str(s) => s.to_string(),
@@ -216,6 +236,11 @@ pub fn text(v: &Value) -> String {
 impl RespDialect for FileDialect {
     fn command(&self, op: &Invocation) -> Result<Vec<Vec<u8>>, String> {
         let name = Self::op_name(op);
+        if name.is_empty() && op.f == history::vocab::TXN {
+            return Err(
+                "this client runs transactions of one micro-op (an append or a read) only".into(),
+            );
+        }
         let argv = if name == "leader" {
             &self.leader_call
         } else {
@@ -235,6 +260,10 @@ impl RespDialect for FileDialect {
 
     fn on_error(&self, op: &Invocation, err: &str) -> (Outcome, Redirect) {
         classify(&self.rules, Self::op_name(op), err, None)
+    }
+
+    fn session_wrap(&self) -> Option<&[String]> {
+        self.session.as_deref()
     }
 }
 

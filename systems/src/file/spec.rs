@@ -276,11 +276,25 @@ pub struct ClientSpec {
     /// whose followers answer stale reads) or `followers` (any node but the leader).
     #[serde(default)]
     pub route: Option<String>,
+    /// resp: sessions, for reads from followers that see the client's own writes (DDIA's
+    /// read-after-write by log position): `wrap` is put before every op's command with
+    /// `{session}` the client's position (the highest it has seen, 0 at first), and the
+    /// answer is `[position, reply]`.
+    #[serde(default)]
+    pub session: Option<SessionSpec>,
     #[serde(default)]
     pub ops: Ops,
     /// Outcome rules for error replies, first match wins; an unmatched error is `info`.
     #[serde(default)]
     pub outcome: Vec<Rule>,
+}
+
+/// `[client.session]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSpec {
+    /// The words before each op's command, e.g. `["SESSION", "{session}"]`.
+    pub wrap: Vec<String>,
 }
 
 /// The template of each workload op, in the protocol's form ([`OpTemplate`]).
@@ -299,6 +313,10 @@ pub struct Ops {
     pub write: Option<toml::Value>,
     /// register workload: `{key}` from `{old}` to `{new}`.
     pub cas: Option<toml::Value>,
+    /// list-append workload: append `{value}` to the list at `{key}`.
+    pub append: Option<toml::Value>,
+    /// list-append workload: the whole list at `{key}` (integers, oldest first).
+    pub read_list: Option<toml::Value>,
 }
 
 /// What an error means. A rule matches when every condition it gives holds.
@@ -339,6 +357,12 @@ pub const OPS: &[(&str, &str, &[&str])] = &[
         "register",
         &["key", "key_b64", "old", "old_b64", "new", "new_b64"],
     ),
+    (
+        "append",
+        "list-append",
+        &["key", "key_b64", "value", "value_b64"],
+    ),
+    ("read_list", "list-append", &["key", "key_b64"]),
 ];
 
 /// What the command line gives the file: `--bug` flags and `--set KEY=VALUE` pairs.

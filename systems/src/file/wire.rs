@@ -351,6 +351,24 @@ fn rows_value(
             .map(Value::Int)
             .ok_or(None),
         "read" => Ok(first().map(scalar).unwrap_or(Value::Nil)),
+        "append" => Ok(op.value.clone()),
+        // One row holding an array (`{1,2,3}`), or a row per element, in list order.
+        "read_list" => {
+            let ints = |cells: &mut dyn Iterator<Item = Option<&str>>| {
+                cells
+                    .map(|c| c.and_then(|c| c.trim().parse().ok()).map(Value::Int))
+                    .collect::<Option<Vec<_>>>()
+            };
+            let list = match first() {
+                Some(a) if rows.len() == 1 && a.starts_with('{') => {
+                    let inner = a.trim_start_matches('{').trim_end_matches('}');
+                    ints(&mut inner.split(',').filter(|c| !c.is_empty()).map(Some))
+                }
+                _ => ints(&mut rows.iter().map(|r| r.first().and_then(|c| c.as_deref()))),
+            };
+            list.and_then(|l| crate::proto::router::txn_read(op, l))
+                .ok_or(None)
+        }
         _ => Err(None),
     }
 }
@@ -381,7 +399,17 @@ fn json_value(
         }
     };
     match name {
-        "add" | "write" | "cas" => Ok(op.value.clone()),
+        "add" | "write" | "cas" | "append" => Ok(op.value.clone()),
+        "read_list" => {
+            let mut out = Vec::new();
+            for v in found {
+                match leaf(v) {
+                    Some(Value::Int(i)) => out.push(Value::Int(i)),
+                    _ => return Err(None),
+                }
+            }
+            crate::proto::router::txn_read(op, out).ok_or(None)
+        }
         "read_set" => {
             let mut out = Vec::new();
             for v in found {
@@ -431,6 +459,12 @@ impl WireClient {
         self.router.route(route);
         self
     }
+
+    /// Sends reads that name no node as `reads` says.
+    pub fn reads(mut self, reads: workloads::ReadFrom, view: nemesis::LeaderView) -> Self {
+        self.router.reads(reads, view);
+        self
+    }
 }
 
 impl WireClient {
@@ -460,7 +494,8 @@ impl Client for WireClient {
     }
 
     async fn invoke(&mut self, op: &Invocation) -> Completion {
-        let routed = op.node.is_none();
+        // A read sent where reads go does not move where writes go.
+        let routed = op.node.is_none() && !self.router.routes_read(op);
         let Some(target) = self.router.target(op) else {
             return Completion::unsent(op.value.clone(), NO_LEADER);
         };

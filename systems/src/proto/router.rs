@@ -18,7 +18,7 @@ use crate::proto::resp::{Conn, Reply};
 use crate::proto::tls::Access;
 use async_trait::async_trait;
 use history::Value;
-use workloads::{Client, Completion, Invocation, Outcome};
+use workloads::{Client, Completion, Invocation, Outcome, ReadFrom};
 
 use crate::{RoleInfo, unknown_unless_read};
 
@@ -42,6 +42,12 @@ pub trait RespDialect: Send + Sync {
     fn ok_value(&self, op: &Invocation, r: &Reply) -> Option<Value>;
     /// The outcome of an error reply (`err` without its leading `-`) and where to go next.
     fn on_error(&self, op: &Invocation, err: &str) -> (Outcome, Redirect);
+    /// The words put before every op's command to carry the client's session position
+    /// (`{session}` in them), when the system has sessions; its replies are then
+    /// `[position, reply]`.
+    fn session_wrap(&self) -> Option<&[String]> {
+        None
+    }
 }
 
 /// The value of an `ok` completion for the workloads' ops, as Redis-like stores answer them:
@@ -72,9 +78,27 @@ pub fn ok_value(
             )
         }
         (vocab::WRITE | vocab::CAS, _, Reply::Simple(s)) if s == "OK" => Some(op.value.clone()),
+        (vocab::TXN, _, Reply::Int(_)) if !op.is_read() => Some(op.value.clone()),
+        (vocab::TXN, _, Reply::Array(items)) if op.is_read() => {
+            let mut out = Vec::new();
+            for it in items.as_deref().unwrap_or_default() {
+                out.push(Value::Int(it.as_int()?));
+            }
+            txn_read(op, out)
+        }
         (vocab::LEADER, _, r) => Some(role_value(&role(r)?)),
         _ => None,
     }
+}
+
+/// The completion value of a single-read `txn` that read `list`: `[[r k list]]`.
+pub fn txn_read(op: &Invocation, list: Vec<Value>) -> Option<Value> {
+    let (f, k, _) = crate::file::client::txn_mop(op)?;
+    Some(Value::List(vec![Value::List(vec![
+        Value::str(f),
+        k.clone(),
+        Value::List(list),
+    ])]))
 }
 
 /// The value of a `leader` probe's `ok` completion.
@@ -123,6 +147,11 @@ pub struct Router {
     addrs: HashMap<String, String>,
     current: usize,
     route: Route,
+    /// Where reads that name no node go, and the leader they avoid (`followers`).
+    reads: ReadFrom,
+    read_view: nemesis::LeaderView,
+    /// The node after the last read's, in `order`: reads go round the nodes.
+    read_next: usize,
 }
 
 impl Router {
@@ -134,7 +163,38 @@ impl Router {
             addrs: addrs.into_iter().collect(),
             current: 0,
             route: Route::Redirects,
+            reads: ReadFrom::Leader,
+            read_view: nemesis::LeaderView::default(),
+            read_next: 0,
         }
+    }
+
+    /// Sends reads that name no node as `reads` says (`view`: who leads, for `followers`).
+    pub fn reads(&mut self, reads: ReadFrom, view: nemesis::LeaderView) {
+        self.reads = reads;
+        self.read_view = view;
+    }
+
+    /// Whether `op` goes where reads go rather than where writes go.
+    pub fn routes_read(&self, op: &Invocation) -> bool {
+        op.node.is_none() && self.reads != ReadFrom::Leader && op.is_read()
+    }
+
+    /// The next node a read goes to, round the nodes (`followers`: skipping the one the
+    /// probe sees lead; none when it is the only node).
+    fn read_target(&mut self) -> Option<String> {
+        let n = self.order.len();
+        let leader = self.read_view.leader();
+        for i in 0..n {
+            let at = (self.read_next + i) % n;
+            let node = &self.order[at];
+            if self.reads == ReadFrom::Followers && Some(node) == leader.as_ref() {
+                continue;
+            }
+            self.read_next = at + 1;
+            return Some(node.clone());
+        }
+        None
     }
 
     /// Routes ops that name no node as `route` says.
@@ -172,6 +232,9 @@ impl Router {
     pub fn target(&mut self, op: &Invocation) -> Option<String> {
         if let Some(n) = &op.node {
             return Some(n.clone());
+        }
+        if self.routes_read(op) {
+            return self.read_target();
         }
         match &self.route {
             Route::Redirects => self.order.get(self.current).cloned(),
@@ -217,6 +280,8 @@ pub struct RoutingClient<D> {
     timeout: Duration,
     dialect: D,
     access: Arc<Access>,
+    /// The highest session position the system answered (with a `session_wrap`).
+    position: i64,
 }
 
 impl<D: RespDialect> RoutingClient<D> {
@@ -228,6 +293,33 @@ impl<D: RespDialect> RoutingClient<D> {
             timeout,
             dialect,
             access: Arc::new(Access::plain()),
+            position: 0,
+        }
+    }
+
+    /// Sends reads that name no node as `reads` says.
+    pub fn reads(mut self, reads: ReadFrom, view: nemesis::LeaderView) -> Self {
+        self.router.reads(reads, view);
+        self
+    }
+
+    /// The command of `op`, wrapped with the session position when the system has sessions.
+    fn command(&self, op: &Invocation) -> Result<(Vec<Vec<u8>>, bool), String> {
+        let mut args = self.dialect.command(op)?;
+        match self.dialect.session_wrap() {
+            Some(wrap) if op.f != vocab::LEADER => {
+                let pos = self.position.to_string();
+                let mut out: Vec<Vec<u8>> = wrap
+                    .iter()
+                    .map(|w| {
+                        crate::file::spec::expand(w, &|n| (n == "session").then(|| pos.clone()))
+                            .map(String::into_bytes)
+                    })
+                    .collect::<Result<_, _>>()?;
+                out.append(&mut args);
+                Ok((out, true))
+            }
+            _ => Ok((args, false)),
         }
     }
 
@@ -254,7 +346,7 @@ impl<D: RespDialect> Client for RoutingClient<D> {
         let Some(target) = self.router.target(op) else {
             return Completion::unsent(op.value.clone(), NO_LEADER);
         };
-        let args = match self.dialect.command(op) {
+        let (args, wrapped) = match self.command(op) {
             Ok(a) => a,
             Err(e) => return Completion::fail(op.value.clone(), &target, e),
         };
@@ -277,7 +369,20 @@ impl<D: RespDialect> Client for RoutingClient<D> {
         let conn = self.conns.get_mut(&target).expect("just inserted");
         let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
         let reply = conn.call(&argv, self.timeout).await;
-        let routed = op.node.is_none();
+        // A read sent where reads go does not move where writes go.
+        let routed = op.node.is_none() && !self.router.routes_read(op);
+        let reply = match reply {
+            Ok(Reply::Array(Some(mut pair))) if wrapped && pair.len() == 2 => {
+                match pair[0].as_int() {
+                    Some(p) => {
+                        self.position = self.position.max(p);
+                        Ok(pair.pop().expect("two items"))
+                    }
+                    None => Ok(Reply::Array(Some(pair))),
+                }
+            }
+            other => other,
+        };
         match reply {
             Err(e) => {
                 self.conns.remove(&target);

@@ -121,6 +121,8 @@ impl Loaded {
             ("read", &o.read),
             ("write", &o.write),
             ("cas", &o.cas),
+            ("append", &o.append),
+            ("read_list", &o.read_list),
         ] {
             if let Some(v) = v {
                 let t = OpTemplate::from_toml(self.protocol, &format!("client.ops.{name}"), v)?;
@@ -261,6 +263,24 @@ impl Loaded {
         if cl.port == Some(0) {
             return Err("client.port: must be above 0".into());
         }
+        if let Some(sess) = &cl.session {
+            if self.protocol != Protocol::Resp {
+                return Err("client.session: only for the resp protocol".into());
+            }
+            if sess.wrap.is_empty() {
+                return Err(
+                    "client.session.wrap: empty (the words before each command, e.g. [\"SESSION\", \"{session}\"])"
+                        .into(),
+                );
+            }
+            for (i, w) in sess.wrap.iter().enumerate() {
+                super::expand(w, &|n| (n == "session").then(String::new)).map_err(|e| {
+                    format!(
+                        "client.session.wrap[{i}]: {e} (the one placeholder here is {{session}})"
+                    )
+                })?;
+            }
+        }
         if self.protocol != Protocol::Postgres {
             for (k, v) in [("user", &cl.user), ("database", &cl.database)] {
                 if v.is_some() {
@@ -270,7 +290,7 @@ impl Loaded {
         }
         for (op, _, vars) in OPS {
             if let Some(OpTemplate::Http(h)) = self.ops.get(op) {
-                if matches!(*op, "read_set" | "incr" | "read") && h.result.is_none() {
+                if matches!(*op, "read_set" | "incr" | "read" | "read_list") && h.result.is_none() {
                     return Err(format!(
                         "client.ops.{op}: missing key `result` (the JSON pointer of the value \
                          in the answer, e.g. \"/kvs/0/value\")"
