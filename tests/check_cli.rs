@@ -330,3 +330,53 @@ fn check_and_report_run_the_suite_a_run_ran() {
         assert!(html.contains(class.as_str()), "report lacks {class}");
     }
 }
+
+/// A stored run that read from followers is checked, by default, against the model its run
+/// was (strong-session-serializable): a stale read by another process is allowed there, a
+/// process missing its own append is not; `--consistency` still decides when given.
+#[test]
+fn a_follower_read_run_is_rechecked_against_its_own_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path();
+    let op = |i: u64, p: u64, t: &str, v: &str| {
+        format!(
+            r#"{{"index":{i},"time":{},"process":{p},"type":"{t}","f":"txn","value":{v}}}"#,
+            i * 1000
+        )
+    };
+    // Process 0 appends 1 and completes; process 1 then reads the list without it.
+    let stale = [
+        op(0, 0, "invoke", r#"[["append",0,1]]"#),
+        op(1, 0, "ok", r#"[["append",0,1]]"#),
+        op(2, 1, "invoke", r#"[["r",0,null]]"#),
+        op(3, 1, "ok", r#"[["r",0,[]]]"#),
+        op(4, 2, "invoke", r#"[["r",0,null]]"#),
+        op(5, 2, "ok", r#"[["r",0,[1]]]"#),
+    ];
+    write(run, "history.jsonl", &(stale.join("\n") + "\n"));
+    write(run, "test.json", r#"{"read_from": "followers"}"#);
+    let p = run.to_str().unwrap();
+    let out = faultline(&["check", p]);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stdout));
+    let out = faultline(&["check", p, "--consistency", "strict-serializable"]);
+    assert_eq!(code(&out), 1);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("G-single-realtime"));
+    // A run that read from the leader: strict-serializable, the stale read is an anomaly.
+    write(run, "test.json", r#"{"read_from": "leader"}"#);
+    assert_eq!(code(&faultline(&["check", p])), 1);
+    // Its own append missed by the same process: invalid under the session model too.
+    let own = [
+        op(0, 0, "invoke", r#"[["append",0,1]]"#),
+        op(1, 0, "ok", r#"[["append",0,1]]"#),
+        op(2, 0, "invoke", r#"[["r",0,null]]"#),
+        op(3, 0, "ok", r#"[["r",0,[]]]"#),
+        op(4, 2, "invoke", r#"[["r",0,null]]"#),
+        op(5, 2, "ok", r#"[["r",0,[1]]]"#),
+    ];
+    write(run, "history.jsonl", &(own.join("\n") + "\n"));
+    write(run, "test.json", r#"{"read_from": "followers"}"#);
+    let out = faultline(&["check", p]);
+    assert_eq!(code(&out), 1);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("G-single-process"), "{text}");
+}

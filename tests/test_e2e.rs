@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{BIN, Cluster, anomaly_types, faultline, text};
+use common::{BIN, Cluster, bug_matrix, faultline, text};
 
 #[test]
 fn correct_leaderkv_is_valid_under_every_fault() {
@@ -47,40 +47,6 @@ fn correct_leaderkv_is_valid_under_every_fault() {
     }
 }
 
-/// The test `test` (skipped without root): runs leaderkv with `bug` on a 5-node cluster
-/// `prefix` with default flags but a 30 s time limit, for up to 5 seeds, and asserts
-/// `class` in at least 4 of them. No schedule file: the default nemesis must find it.
-fn bug_matrix(test: &str, prefix: &'static str, subnet: &'static str, bug: &str, class: &str) {
-    if !control::prereq::privileged_or_skip(test, false) {
-        return;
-    }
-    let c = Cluster::with_defaults(prefix, subnet);
-    let (mut hits, mut misses) = (0, Vec::new());
-    for seed in 1..=5u64 {
-        let seed_s = seed.to_string();
-        let (code, out, results) = c.run(&["--seed", &seed_s, "--bug", bug, "--time-limit", "30s"]);
-        let found = anomaly_types(&results);
-        if code == 1 && found.iter().any(|t| t == class) {
-            hits += 1;
-        } else {
-            eprintln!("{bug} seed {seed}: no {class} (exit {code}, found {found:?})");
-            misses.push((seed, code, found, out));
-        }
-        if hits >= 4 || misses.len() > 1 {
-            break;
-        }
-    }
-    eprintln!("{bug}: {class} in {hits} seeds, missed {}", misses.len());
-    assert!(
-        hits >= 4,
-        "{bug}: {class} found in only {hits} seeds; misses: {:#?}",
-        misses
-            .iter()
-            .map(|(s, c, f, o)| format!("seed {s}: exit {c}, {f:?}\n{o}"))
-            .collect::<Vec<_>>()
-    );
-}
-
 #[test]
 fn bug_ack_before_replicate_loses_writes() {
     bug_matrix(
@@ -89,6 +55,7 @@ fn bug_ack_before_replicate_loses_writes() {
         "10.77.62.0/24",
         "ack-before-replicate",
         "lost-write",
+        &[],
     );
 }
 
@@ -100,6 +67,7 @@ fn bug_elect_stale_loses_writes() {
         "10.77.63.0/24",
         "elect-stale",
         "lost-write",
+        &[],
     );
 }
 
@@ -111,6 +79,7 @@ fn bug_local_counter_reuses_keys() {
         "10.77.64.0/24",
         "local-counter",
         "reused-key",
+        &[],
     );
 }
 
@@ -122,6 +91,7 @@ fn bug_no_fencing_has_dual_leaders() {
         "10.77.65.0/24",
         "no-fencing",
         "dual-leader",
+        &[],
     );
 }
 
@@ -133,6 +103,7 @@ fn bug_no_step_down_has_dual_leaders() {
         "10.77.66.0/24",
         "no-step-down",
         "dual-leader",
+        &[],
     );
 }
 

@@ -66,6 +66,9 @@ pub(crate) fn one_anomaly(out: &mut String, name: &str, a: &Json, cited: &mut BT
         escape(name),
         escape(expl)
     );
+    if let Some(svg) = a.get("details").and_then(crate::cycle::svg) {
+        out.push_str(&svg);
+    }
     if !ops.is_empty() {
         out.push_str("<p class=\"muted\">ops: ");
         for (i, op) in ops.iter().enumerate().take(60) {

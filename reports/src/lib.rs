@@ -6,6 +6,7 @@
 //! - [`plot`]: the inline SVG plots (timeline with fault windows, node roles and dual-leader
 //!   windows; latency; throughput), sharing one time axis.
 //! - `anomalies`: time to detection and each anomaly class with the ops it cites.
+//! - `cycle`: a list-append anomaly's dependency cycle drawn as SVG.
 //! - [`sample`]: a synthetic run with a lost write, a reused id and a dual-leader window,
 //!   for demonstrations, tests and benchmarks.
 //! - [`escape`]: the one HTML escaper; every value from the history, the results or the
@@ -30,6 +31,7 @@ use history::{History, Op, OpType};
 use plot::{Axis, OUTCOMES, Outcome, Point};
 
 mod anomalies;
+mod cycle;
 use anomalies::*;
 
 /// Most latency points drawn; beyond, every k-th op is drawn.

@@ -40,8 +40,10 @@ pub struct CheckArgs {
     /// Time budget for the linearizability search, e.g. 30s, 500ms; past it: unknown.
     #[arg(long, default_value = "60s", value_parser = nemesis::parse_duration)]
     pub budget: Duration,
-    #[arg(long, default_value = "strict-serializable", help = crate::cli::values::consistency())]
-    pub consistency: checkers::list_append::Consistency,
+    /// Default: strict-serializable; for a faultline run that read from followers, the
+    /// model the run was checked against (strong-session-serializable).
+    #[arg(long, help = crate::cli::values::consistency())]
+    pub consistency: Option<checkers::list_append::Consistency>,
     /// Print the results object as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -210,6 +212,17 @@ fn spooled(file: PathBuf) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)
     Ok((copy, Some(dir)))
 }
 
+/// The list-append model a stored faultline run was checked against (by where its reads
+/// went, `test.json`'s `read_from`); strict-serializable for anything else.
+fn run_consistency(path: &Path) -> checkers::list_append::Consistency {
+    let read_from = std::fs::read_to_string(path.join("test.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|j| j["read_from"].as_str()?.parse::<workloads::ReadFrom>().ok())
+        .unwrap_or_default();
+    runner::checks::consistency(read_from)
+}
+
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let (file, _spool) = spooled(history_file(&args.path)?)?;
     let format = match args.format {
@@ -217,10 +230,13 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         None => sniff(&file)?,
     };
     let initial = args.initial.as_deref().map(parse_initial).transpose()?;
+    let consistency = args
+        .consistency
+        .unwrap_or_else(|| run_consistency(&args.path));
     let set = Set::default();
     let ids = UniqueIds::default();
     let la = ListAppend {
-        consistency: args.consistency,
+        consistency,
         ..ListAppend::default()
     };
     let wants_la = matches!(args.model, None | Some(Model::ListAppend));
@@ -250,7 +266,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         // Jepsen/Knossos record reads as nil when the value is unknown; faultline records
         // nil only for a key that holds nothing.
         nil_read_is_unknown: format == Format::JepsenEdn,
-        consistency: args.consistency,
+        consistency,
     };
     if suite.models.is_empty() && !suite.leader {
         return Err(user_error(format!(

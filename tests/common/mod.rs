@@ -154,6 +154,11 @@ impl Cluster {
         (o.status.code().unwrap_or(-1), text(&o), results)
     }
 
+    /// The directory of the last run.
+    pub fn latest(&self) -> PathBuf {
+        self.store.path().join("latest")
+    }
+
     /// Brings the cluster down (its namespaces and what runs in them).
     pub fn down(&self) {
         let _ = Command::new(BIN)
@@ -177,6 +182,59 @@ impl Drop for Down {
             .args(["cluster", "down", "--prefix", self.0])
             .output();
     }
+}
+
+/// The test `test` (skipped without root): runs leaderkv with `bug` on a 5-node cluster
+/// `prefix` with default flags but a 30 s time limit (and `extra`: the workload the bug lives
+/// in), for up to 5 seeds, and asserts `class` in at least 4 of them, stopping once that is
+/// decided. No schedule file: the default nemesis must find it. Returns the results and the
+/// report of each run that found it.
+pub fn bug_matrix(
+    test: &str,
+    prefix: &'static str,
+    subnet: &'static str,
+    bug: &str,
+    class: &str,
+    extra: &[&str],
+) -> Vec<(serde_json::Value, String)> {
+    if !control::prereq::privileged_or_skip(test, false) {
+        return Vec::new();
+    }
+    let c = Cluster::with_defaults(prefix, subnet);
+    let (mut hits, mut misses) = (Vec::new(), Vec::new());
+    for seed in 1..=5u64 {
+        let seed_s = seed.to_string();
+        let mut args = vec!["--seed", &seed_s, "--bug", bug, "--time-limit", "30s"];
+        args.extend_from_slice(extra);
+        let (code, out, results) = c.run(&args);
+        let found = anomaly_types(&results);
+        if code == 1 && found.iter().any(|t| t == class) {
+            let report =
+                std::fs::read_to_string(c.latest().join("report.html")).unwrap_or_default();
+            hits.push((results, report));
+        } else {
+            eprintln!("{bug} seed {seed}: no {class} (exit {code}, found {found:?})");
+            misses.push((seed, code, found, out));
+        }
+        if hits.len() >= 4 || misses.len() > 1 {
+            break;
+        }
+    }
+    eprintln!(
+        "{bug}: {class} in {} seeds, missed {}",
+        hits.len(),
+        misses.len()
+    );
+    assert!(
+        hits.len() >= 4,
+        "{bug}: {class} found in only {} seeds; misses: {:#?}",
+        hits.len(),
+        misses
+            .iter()
+            .map(|(s, c, f, o)| format!("seed {s}: exit {c}, {f:?}\n{o}"))
+            .collect::<Vec<_>>()
+    );
+    hits
 }
 
 /// The anomaly classes a run's results.json names.

@@ -306,6 +306,7 @@ impl ListAppend {
                     details: json!({
                         "cycle": cycle.edges.iter().map(|(a, b, d)| json!({
                             "from": txns[*a].invoke, "to": txns[*b].invoke, "edge": d.name(),
+                            "process": txns[*a].process,
                         })).collect::<Vec<_>>(),
                         "component_txns": comp.len(),
                         "guarantee": graph::session_pattern(&cycle),
