@@ -314,7 +314,9 @@ pub struct AckedWrite {
 pub fn acked_writes(history: &History, write_fs: &[String]) -> Vec<AckedWrite> {
     let mut out: Vec<AckedWrite> = history
         .client_pairs()
-        .filter(|(_, inv, _)| write_fs.iter().any(|f| **f == *inv.f))
+        .filter(|(_, inv, _)| {
+            write_fs.iter().any(|f| **f == *inv.f) || (&*inv.f == vocab::TXN && writes(&inv.value))
+        })
         .filter_map(|(_, inv, done)| {
             let done = done.filter(|d| d.kind == OpType::Ok)?;
             Some(AckedWrite {
@@ -330,6 +332,18 @@ pub fn acked_writes(history: &History, write_fs: &[String]) -> Vec<AckedWrite> {
         .collect();
     out.sort_by_key(|w| (w.end, w.complete));
     out
+}
+
+/// Whether a transaction's micro-ops write (`append`, Elle's `w`, `write`).
+fn writes(txn: &Value) -> bool {
+    txn.as_list().is_some_and(|mops| {
+        mops.iter().any(|m| {
+            m.as_list()
+                .and_then(|m| m.first())
+                .and_then(Value::as_str)
+                .is_some_and(|f| matches!(f, vocab::APPEND | vocab::WRITE | "w"))
+        })
+    })
 }
 
 /// Seconds, for messages.

@@ -189,6 +189,19 @@ fn writes_acked_by_both_leaders_are_split_brain() {
     assert_eq!(kinds(&check(&t)), [kind::DUAL_LEADER]);
 }
 
+/// List-append transactions that append are writes too; reads are not.
+#[test]
+fn appending_txns_acked_by_both_leaders_are_split_brain() {
+    let mut t = Timed::default();
+    n1_leads(&mut t);
+    t.probe(2, "n2", 150.0, 160.0, "leader", 2);
+    t.probe(2, "n2", 250.0, 260.0, "leader", 2);
+    t.append(10, "n1", 170.0, 180.0, 4121);
+    t.append(11, "n2", 200.0, 220.0, 77);
+    let r = check(&t);
+    assert_eq!(kinds(&r), [kind::DUAL_LEADER, kind::SPLIT_BRAIN_WRITES]);
+}
+
 #[test]
 fn odd_input_is_counted_not_trusted() {
     let mut t = Timed::default();

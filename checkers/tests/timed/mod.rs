@@ -123,6 +123,19 @@ impl Timed {
         self
     }
 
+    /// A list-append transaction of one micro-op (`["append", 0, value]`) answered by `node`.
+    pub fn append(&mut self, p: u64, node: &str, t0: f64, t1: f64, value: i64) -> &mut Self {
+        let c = Process::Client(p);
+        let mop = v(serde_json::json!([["append", 0, value]]));
+        let mut i = op(t0, c, OpType::Invoke, "txn", mop.clone());
+        i.node = Some(node.into());
+        let mut d = op(t1, c, OpType::Ok, "txn", mop);
+        d.node = Some(node.into());
+        self.ops.push(i);
+        self.ops.push(d);
+        self
+    }
+
     /// A final read of the whole set from `node`.
     pub fn read(&mut self, p: u64, node: &str, t0: f64, t1: f64, values: &[i64]) -> &mut Self {
         let c = Process::Client(p);
