@@ -158,17 +158,26 @@ impl Core {
         if self.role != Role::Leader && self.cfg.follower_reads == FollowerReads::Redirect {
             return Outcome::Now(self.redirect());
         }
+        // Seeded bug: a follower serves the received log's tail, committed or not.
+        let newest = self.role != Role::Leader && self.bug(Bug::ReadUncommitted);
+        Outcome::Now(self.read_value(cmd, a, newest))
+    }
+
+    /// The answer to a read (arguments checked) from the applied state, or with `newest` from
+    /// every record appended (the applied state plus the overlay): what a transaction on the
+    /// leader sees, and what the `read-uncommitted` bug serves on followers. Sets are always
+    /// read applied (no transaction reads them).
+    pub(crate) fn read_value(&self, cmd: &str, a: &[Bytes], newest: bool) -> Reply {
         let key = &a[0];
+        let view = View {
+            store: &self.store,
+            overlay: &self.overlay,
+        };
         if cmd == "LRANGE" {
             let (Some(start), Some(stop)) = (int_arg(&a[1]), int_arg(&a[2])) else {
-                return Outcome::Now(Reply::err("ERR value is not an integer or out of range"));
+                return Reply::err("ERR value is not an integer or out of range");
             };
-            let list = if self.role != Role::Leader && self.bug(Bug::ReadUncommitted) {
-                // Seeded bug: the received log's tail, committed or not, is served too.
-                let view = View {
-                    store: &self.store,
-                    overlay: &self.overlay,
-                };
+            let list = if newest {
                 view.list(key)
             } else {
                 match self.store.get(key) {
@@ -177,17 +186,23 @@ impl Core {
                     Some(_) => Err(WrongType),
                 }
             };
-            return Outcome::Now(match list {
+            return match list {
                 Ok(l) => Reply::Array(
                     range(l.len(), start, stop)
                         .map(|i| Reply::Bulk(Some(l[i].clone())))
                         .collect(),
                 ),
                 Err(WrongType) => wrongtype(),
-            });
+            };
+        }
+        if cmd == "GET" && newest {
+            return match view.string(key) {
+                Ok(v) => Reply::Bulk(v),
+                Err(WrongType) => wrongtype(),
+            };
         }
         let v = self.store.get(key);
-        Outcome::Now(match (cmd, v) {
+        match (cmd, v) {
             ("GET", None) => Reply::Bulk(None),
             ("GET", Some(Value::Str(s))) => Reply::Bulk(Some(s.clone())),
             ("SMEMBERS", None) => Reply::Array(vec![]),
@@ -201,7 +216,7 @@ impl Core {
                 )
             }
             _ => wrongtype(),
-        })
+        }
     }
 
     fn write(&mut self, cmd: &str, a: &[Bytes]) -> Outcome {

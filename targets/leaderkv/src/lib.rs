@@ -11,6 +11,7 @@
 //! - [`election`]: failure detection, pre-vote, votes, terms, leader lease, semi-sync choice.
 //! - [`replication`]: log shipping, snapshots for new/behind followers, commit by mode.
 //! - [`commands`]: client commands, `ROLE` and `INFO`.
+//! - [`txn`]: `MULTI`/`EXEC` transactions of reads and writes, run at once.
 //! - [`net`]: the peer transport (same port as clients, distinguished by magic bytes).
 //! - [`server`]: client connections with pipelining and write acknowledgement.
 //! - [`node`]: a running node and its test hooks (partition, campaign, kill).
@@ -29,6 +30,7 @@ pub mod resp;
 pub mod server;
 pub mod state;
 pub mod storage;
+pub mod txn;
 
 pub use config::{Args, Bug, Config, Mode};
 pub use node::{Node, Status};

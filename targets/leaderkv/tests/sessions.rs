@@ -184,3 +184,79 @@ async fn a_follower_serves_uncommitted_records_only_with_the_bug() {
     assert!(read_uncommitted_tail(false).await.is_empty());
     assert_eq!(read_uncommitted_tail(true).await, ["tail"]);
 }
+
+fn cmd<'a>(words: &[&'a str]) -> Vec<&'a [u8]> {
+    words.iter().map(|w| w.as_bytes()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_run_at_once_and_read_their_own_writes() {
+    let c = Cluster::start3(Mode::Sync, &[]).await;
+    let l = c.wait_leader().await;
+    let mut k = leaderkv::client::Client::connect(c.addrs[l]).await.unwrap();
+    let replies = k
+        .pipeline(&[
+            cmd(&["MULTI"]),
+            cmd(&["RPUSH", "t", "1"]),
+            cmd(&["LRANGE", "t", "0", "-1"]),
+            cmd(&["RPUSH", "u", "2"]),
+            cmd(&["EXEC"]),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(replies[0], Reply::ok());
+    assert_eq!(replies[1], Reply::Simple("QUEUED".into()));
+    let Reply::Array(exec) = &replies[4] else {
+        panic!("EXEC answers an array: {replies:?}")
+    };
+    assert_eq!(exec[0], Reply::Int(1));
+    assert_eq!(list(&exec[1]), ["1"], "a transaction reads its own append");
+    assert_eq!(exec[2], Reply::Int(1));
+    // Wrapped in a session: [position, replies]; a follower runs read-only transactions.
+    let r = k
+        .pipeline(&[
+            cmd(&["MULTI"]),
+            cmd(&["RPUSH", "t", "3"]),
+            cmd(&["SESSION", "0", "EXEC"]),
+        ])
+        .await
+        .unwrap();
+    let (pos, inner) = positioned(&r[2]);
+    assert_eq!(inner, &Reply::Array(vec![Reply::Int(2)]));
+    let f = others(l, 3)[0];
+    let mut fk = leaderkv::client::Client::connect(c.addrs[f]).await.unwrap();
+    let p = pos.to_string();
+    let r = fk
+        .pipeline(&[
+            cmd(&["MULTI"]),
+            cmd(&["LRANGE", "t", "0", "-1"]),
+            cmd(&["LRANGE", "u", "0", "-1"]),
+            cmd(&["SESSION", &p, "EXEC"]),
+        ])
+        .await
+        .unwrap();
+    let (at, inner) = positioned(&r[3]);
+    assert!(at >= pos);
+    let Reply::Array(reads) = inner else {
+        panic!("{inner:?}")
+    };
+    assert_eq!(
+        (list(&reads[0]), list(&reads[1])),
+        (vec!["1".to_owned(), "3".into()], vec!["2".to_owned()])
+    );
+    // A follower refuses a transaction that writes; a refused command aborts EXEC.
+    let r = fk
+        .pipeline(&[cmd(&["MULTI"]), cmd(&["RPUSH", "t", "4"]), cmd(&["EXEC"])])
+        .await
+        .unwrap();
+    assert!(is_err_prefix(&r[2], "MOVED"), "{r:?}");
+    let r = k
+        .pipeline(&[cmd(&["MULTI"]), cmd(&["PING"]), cmd(&["EXEC"])])
+        .await
+        .unwrap();
+    assert!(is_err_prefix(&r[1], "ERR"), "{r:?}");
+    assert!(is_err_prefix(&r[2], "EXECABORT"), "{r:?}");
+    let r = k.pipeline(&[cmd(&["EXEC"])]).await.unwrap();
+    assert!(is_err_prefix(&r[0], "ERR EXEC without MULTI"), "{r:?}");
+    c.shutdown().await;
+}
