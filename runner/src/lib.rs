@@ -75,6 +75,8 @@ pub struct Config {
     /// Where client reads go (`--read-from`); anything but the leader is checked against a
     /// model that allows stale reads across processes.
     pub read_from: workloads::ReadFrom,
+    /// Most micro-ops of a list-append transaction: 1 unless the system has transactions.
+    pub max_txn_len: usize,
 }
 
 /// What the nemesis plays.

@@ -112,7 +112,8 @@ impl Running {
         let workers = (0..concurrency)
             .map(|w| {
                 let generator =
-                    Generator::new(cfg.seed, w as u64, concurrency as u64, &cfg.workloads);
+                    Generator::new(cfg.seed, w as u64, concurrency as u64, &cfg.workloads)
+                        .max_txn_len(cfg.max_txn_len);
                 tokio::spawn(workers::worker(
                     shared.clone(),
                     system.client(workloads::ClientOptions {

@@ -67,9 +67,11 @@ pub(crate) fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
         Some(_) => None,
         None => Some(args.system.parse::<Builtin>().map_err(user_error)?),
     };
+    let read_from: workloads::ReadFrom = args.read_from.parse().map_err(user_error)?;
     let inputs = |sets| file::spec::Inputs {
         bugs: args.bugs.clone(),
         sets,
+        read_from,
     };
     let loaded = match (&args.system_file, builtin) {
         (Some(path), _) => {
@@ -404,6 +406,12 @@ async fn run_logged(
         check_budget: args.check_budget,
         leave_running: args.leave_running,
         read_from: args.read_from.parse().map_err(user_error)?,
+        // Elle's default transaction length, for systems whose file says how to run them.
+        max_txn_len: if plan.file.spec.client.transactions.is_some() {
+            4
+        } else {
+            1
+        },
     };
     let env = runner::Env {
         remotes: targets.remotes.clone(),

@@ -147,6 +147,7 @@ fn system(args: &ValidateArgs) -> anyhow::Result<Report> {
     let inputs = file::spec::Inputs {
         bugs: args.bugs.clone(),
         sets,
+        ..Default::default()
     };
     let mut loaded = file::spec::load(&args.file, &inputs).map_err(user_error)?;
     loaded.resolve_files()?;

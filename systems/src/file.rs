@@ -229,6 +229,7 @@ impl FileSystem {
             ("data_dir", format!("{dir}/data")),
             ("dir", dir),
             ("bug_flags", self.loaded.bug_flags()),
+            ("read_from", self.loaded.read_from.name().to_owned()),
             ("first_node", first.name.clone()),
             ("first_ip", first.addr.clone()),
             ("quorum", (self.nodes.len() / 2 + 1).to_string()),

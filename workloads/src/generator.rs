@@ -5,8 +5,9 @@
 //!   faults are healed, one final `read` of the whole set on every node ([`final_reads`]).
 //! - `unique-ids`: `incr` (an auto-increment insert returning the id).
 //! - `register`: `read` / `write` / `cas [old new]` on a few keys (`r0`..), small values.
-//! - `list-append`: `txn` ops of one micro-op, `[append k v]` of a unique value or `[r k nil]`
-//!   (a read of the whole list), Elle's list-append over integer keys. A few keys are
+//! - `list-append`: `txn` ops of micro-ops, `[append k v]` of a unique value or `[r k nil]`
+//!   (a read of the whole list), Elle's list-append over integer keys: one micro-op each,
+//!   or up to [`Generator::max_txn_len`] for systems with transactions. A few keys are
 //!   active at a time; each worker moves to the next few after its share of appends, so
 //!   lists stay short and every key is read while it grows.
 
@@ -103,6 +104,8 @@ pub struct Generator {
     stride: i64,
     /// List-append: appends this worker made (its key window is a function of it).
     appends: i64,
+    /// List-append: most micro-ops per transaction.
+    max_txn_len: usize,
 }
 
 impl Generator {
@@ -115,7 +118,15 @@ impl Generator {
             next_add: worker as i64,
             stride: concurrency.max(1) as i64,
             appends: 0,
+            max_txn_len: 1,
         }
+    }
+
+    /// List-append transactions of 1 to `n` micro-ops (Elle's default is 4); 1 for systems
+    /// without transactions.
+    pub fn max_txn_len(mut self, n: usize) -> Self {
+        self.max_txn_len = n.max(1);
+        self
     }
 
     /// The next invocation.
@@ -151,21 +162,34 @@ impl Generator {
                 }
             }
             Workload::ListAppend => {
-                // This worker's share of a window's appends: the windows of all workers
-                // advance together when they run at about the same rate.
-                let share = (APPENDS_PER_KEY * LIST_KEYS / self.stride).max(1);
-                let window = self.appends / share;
-                let key = Value::Int(window * LIST_KEYS + self.rng.random_range(0..LIST_KEYS));
-                let mop = if self.rng.random_bool(0.5) {
-                    self.appends += 1;
-                    let v = self.next_add;
-                    self.next_add += self.stride;
-                    vec![Value::str(vocab::APPEND), key, Value::Int(v)]
+                let len = if self.max_txn_len > 1 {
+                    self.rng.random_range(1..=self.max_txn_len)
                 } else {
-                    vec![Value::str("r"), key, Value::Nil]
+                    1
                 };
-                Invocation::new(vocab::TXN, Value::List(vec![Value::List(mop)]))
+                let mops = (0..len).map(|_| Value::List(self.micro_op())).collect();
+                Invocation::new(vocab::TXN, Value::List(mops))
             }
+        }
+    }
+}
+
+impl Generator {
+    /// One list-append micro-op: an append of a unique value or a read, on a key of this
+    /// worker's window.
+    fn micro_op(&mut self) -> Vec<Value> {
+        // This worker's share of a window's appends: the windows of all workers advance
+        // together when they run at about the same rate.
+        let share = (APPENDS_PER_KEY * LIST_KEYS / self.stride).max(1);
+        let window = self.appends / share;
+        let key = Value::Int(window * LIST_KEYS + self.rng.random_range(0..LIST_KEYS));
+        if self.rng.random_bool(0.5) {
+            self.appends += 1;
+            let v = self.next_add;
+            self.next_add += self.stride;
+            vec![Value::str(vocab::APPEND), key, Value::Int(v)]
+        } else {
+            vec![Value::str("r"), key, Value::Nil]
         }
     }
 }
@@ -265,6 +289,26 @@ mod tests {
             (keys.len() as i64 - expected).abs() <= LIST_KEYS * 2,
             "{} keys for {appends} appends",
             keys.len()
+        );
+    }
+
+    #[test]
+    fn list_append_txns_are_up_to_max_long_with_systems_that_have_transactions() {
+        let mut g = Generator::new(5, 0, 2, &[Workload::ListAppend]).max_txn_len(4);
+        let lens: Vec<usize> = (0..1_000)
+            .map(|_| g.next_op().value.as_list().unwrap().len())
+            .collect();
+        assert!(lens.iter().all(|l| (1..=4).contains(l)));
+        for l in 1..=4 {
+            assert!(lens.contains(&l), "a txn of {l} micro-ops");
+        }
+        // Reads-only txns (routed like reads) and mixed ones both occur.
+        let mut g = Generator::new(5, 0, 2, &[Workload::ListAppend]).max_txn_len(4);
+        let ops: Vec<Invocation> = (0..1_000).map(|_| g.next_op()).collect();
+        assert!(ops.iter().any(|o| o.is_read() && o.mops().count() > 1));
+        assert!(
+            ops.iter()
+                .any(|o| !o.is_read() && o.mops().any(|m| m.0 == "r"))
         );
     }
 

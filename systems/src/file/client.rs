@@ -121,6 +121,7 @@ impl RoleParser {
 pub struct FileDialect {
     ops: BTreeMap<&'static str, Vec<String>>,
     session: Option<Vec<String>>,
+    transaction: Option<(Vec<String>, Vec<String>)>,
     leader_call: Vec<String>,
     rules: Vec<Rule>,
     sets: BTreeMap<String, String>,
@@ -138,6 +139,8 @@ impl FileDialect {
         FileDialect {
             ops,
             session: loaded.spec.client.session.as_ref().map(|s| s.wrap.clone()),
+            transaction: (loaded.spec.client.transactions.as_ref())
+                .map(|t| (t.begin.clone(), t.commit.clone())),
             leader_call: loaded.spec.leader.resp.clone(),
             rules: loaded.spec.client.outcome.clone(),
             sets: loaded.sets.clone(),
@@ -264,6 +267,12 @@ impl RespDialect for FileDialect {
 
     fn session_wrap(&self) -> Option<&[String]> {
         self.session.as_deref()
+    }
+
+    fn transaction(&self) -> Option<(&[String], &[String])> {
+        self.transaction
+            .as_ref()
+            .map(|(b, c)| (b.as_slice(), c.as_slice()))
     }
 }
 

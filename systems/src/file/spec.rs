@@ -282,6 +282,12 @@ pub struct ClientSpec {
     /// answer is `[position, reply]`.
     #[serde(default)]
     pub session: Option<SessionSpec>,
+    /// resp: transactions of several micro-ops (list-append): `begin`, then each micro-op's
+    /// command (`append`, `read_list`), then `commit`, whose answer is an array of their
+    /// replies (Redis's and leaderkv's `MULTI` ... `EXEC`). Without it, transactions are
+    /// single micro-ops.
+    #[serde(default)]
+    pub transactions: Option<TransactionSpec>,
     #[serde(default)]
     pub ops: Ops,
     /// Outcome rules for error replies, first match wins; an unmatched error is `info`.
@@ -295,6 +301,16 @@ pub struct ClientSpec {
 pub struct SessionSpec {
     /// The words before each op's command, e.g. `["SESSION", "{session}"]`.
     pub wrap: Vec<String>,
+}
+
+/// `[client.transactions]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransactionSpec {
+    /// The command that opens a transaction, e.g. `["MULTI"]`.
+    pub begin: Vec<String>,
+    /// The command that runs it, e.g. `["EXEC"]`.
+    pub commit: Vec<String>,
 }
 
 /// The template of each workload op, in the protocol's form ([`OpTemplate`]).
@@ -370,6 +386,8 @@ pub const OPS: &[(&str, &str, &[&str])] = &[
 pub struct Inputs {
     pub bugs: Vec<String>,
     pub sets: BTreeMap<String, String>,
+    /// `--read-from`: the `{read_from}` placeholder.
+    pub read_from: workloads::ReadFrom,
 }
 
 /// Parses `--set KEY=VALUE` arguments.
@@ -396,6 +414,9 @@ pub struct Loaded {
     /// `{set.KEY}` values: the file's defaults overridden by `--set`.
     pub sets: BTreeMap<String, String>,
     pub bugs: Vec<String>,
+    /// Where the test's clients read (`{read_from}`: a system may serve follower reads only
+    /// when asked to).
+    pub read_from: workloads::ReadFrom,
     /// `[files]` resolved: local file -> remote path template ([`Loaded::resolve_files`]).
     pub local_files: Vec<(PathBuf, String)>,
     pub protocol: Protocol,
@@ -434,6 +455,7 @@ pub fn parse(path: &Path, text: &str, inputs: &Inputs) -> Result<Loaded, String>
         path: path.to_path_buf(),
         sets,
         bugs: inputs.bugs.clone(),
+        read_from: inputs.read_from,
         local_files: Vec::new(),
         protocol: Protocol::Resp,
         ops: BTreeMap::new(),

@@ -115,6 +115,7 @@ fn set_values_come_from_defaults_or_the_command_line() {
     let inputs = Inputs {
         bugs: vec!["local-counter".into(), "no-fencing".into()],
         sets: spec::parse_sets(&["mode=async".to_string()]).unwrap(),
+        ..Inputs::default()
     };
     let l = load_text(&leaderkv_text(), &inputs).unwrap();
     assert_eq!(l.sets["mode"], "async");
@@ -387,6 +388,7 @@ fn unused_set_keys_are_refused() {
     let inputs = Inputs {
         bugs: Vec::new(),
         sets: spec::parse_sets(&["mdoe=async".to_string()]).unwrap(),
+        ..Inputs::default()
     };
     let e = load_text(&leaderkv_text(), &inputs).unwrap_err();
     assert_eq!(
@@ -400,6 +402,7 @@ fn bugs_need_bug_flags() {
     let inputs = Inputs {
         bugs: vec!["local-counter".into()],
         sets: BTreeMap::new(),
+        ..Inputs::default()
     };
     load_text(&leaderkv_text(), &inputs).unwrap();
     let t = leaderkv_text().replace(" {bug_flags}\"", "\"");

@@ -141,7 +141,22 @@ impl Conn {
     /// Sends one command and reads its reply, within `timeout`. After an error the
     /// connection must be dropped (the stream may be out of step).
     pub async fn call(&mut self, args: &[&[u8]], timeout: Duration) -> Result<Reply, WireError> {
-        encode(&mut self.buf, args);
+        let mut replies = self.pipeline(&[args], timeout).await?;
+        Ok(replies.pop().expect("one reply per command"))
+    }
+
+    /// Sends the commands in one write and reads their replies, in order, within `timeout`
+    /// (a transaction's `MULTI` ... `EXEC` in one round trip). After an error the connection
+    /// must be dropped.
+    pub async fn pipeline(
+        &mut self,
+        cmds: &[&[&[u8]]],
+        timeout: Duration,
+    ) -> Result<Vec<Reply>, WireError> {
+        self.buf.clear();
+        for args in cmds {
+            encode_more(&mut self.buf, args);
+        }
         let addr = self.addr.clone();
         let fut = async {
             let wr = self.rd.get_mut();
@@ -152,7 +167,11 @@ impl Conn {
             wr.flush()
                 .await
                 .map_err(|source| io_failed(&addr, source))?;
-            read_reply(&mut self.rd, &addr, 0).await
+            let mut replies = Vec::with_capacity(cmds.len());
+            for _ in cmds {
+                replies.push(read_reply(&mut self.rd, &addr, 0).await?);
+            }
+            Ok(replies)
         };
         match tokio::time::timeout(timeout, fut).await {
             Ok(r) => r,
@@ -161,10 +180,15 @@ impl Conn {
     }
 }
 
-/// Appends `args` as a RESP array of bulk strings.
+/// Writes `args` as a RESP array of bulk strings into `buf` (cleared first).
 pub fn encode(buf: &mut Vec<u8>, args: &[&[u8]]) {
-    use std::io::Write;
     buf.clear();
+    encode_more(buf, args);
+}
+
+/// Appends `args` as a RESP array of bulk strings to `buf`.
+fn encode_more(buf: &mut Vec<u8>, args: &[&[u8]]) {
+    use std::io::Write;
     let _ = write!(buf, "*{}\r\n", args.len());
     for a in args {
         let _ = write!(buf, "${}\r\n", a.len());

@@ -48,6 +48,11 @@ pub trait RespDialect: Send + Sync {
     fn session_wrap(&self) -> Option<&[String]> {
         None
     }
+    /// The commands that open and run a transaction of several micro-ops (`MULTI`, `EXEC`),
+    /// when the system has them; `commit`'s answer is an array of the micro-ops' replies.
+    fn transaction(&self) -> Option<(&[String], &[String])> {
+        None
+    }
 }
 
 /// The value of an `ok` completion for the workloads' ops, as Redis-like stores answer them:
@@ -78,6 +83,9 @@ pub fn ok_value(
             )
         }
         (vocab::WRITE | vocab::CAS, _, Reply::Simple(s)) if s == "OK" => Some(op.value.clone()),
+        (vocab::TXN, _, Reply::Array(Some(items))) if op.mops().count() > 1 => {
+            txn_replies(op, items)
+        }
         (vocab::TXN, _, Reply::Int(_)) if !op.is_read() => Some(op.value.clone()),
         (vocab::TXN, _, Reply::Array(items)) if op.is_read() => {
             let mut out = Vec::new();
@@ -89,6 +97,31 @@ pub fn ok_value(
         (vocab::LEADER, _, r) => Some(role_value(&role(r)?)),
         _ => None,
     }
+}
+
+/// The completion value of a transaction of several micro-ops from its commit's replies, one
+/// per micro-op: an append's any integer, a read's array of integers. `None` when they do not
+/// match (an error among them: the transaction may have partly happened).
+fn txn_replies(op: &Invocation, items: &[Reply]) -> Option<Value> {
+    if items.len() != op.mops().count() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for ((f, k, v), r) in op.mops().zip(items) {
+        let v = match (f, r) {
+            (vocab::APPEND, Reply::Int(_)) => v.clone(),
+            ("r", Reply::Array(list)) => {
+                let mut l = Vec::new();
+                for it in list.as_deref().unwrap_or_default() {
+                    l.push(Value::Int(it.as_int()?));
+                }
+                Value::List(l)
+            }
+            _ => return None,
+        };
+        out.push(Value::List(vec![Value::str(f), k.clone(), v]));
+    }
+    Some(Value::List(out))
 }
 
 /// The completion value of a single-read `txn` that read `list`: `[[r k list]]`.
@@ -147,9 +180,10 @@ pub struct Router {
     addrs: HashMap<String, String>,
     current: usize,
     route: Route,
-    /// Where reads that name no node go, and the leader they avoid (`followers`).
+    /// Where reads that name no node go, and who leads (`leader`: where they go;
+    /// `followers`: whom they avoid); without a view, reads go where writes go.
     reads: ReadFrom,
-    read_view: nemesis::LeaderView,
+    read_view: Option<nemesis::LeaderView>,
     /// The node after the last read's, in `order`: reads go round the nodes.
     read_next: usize,
 }
@@ -164,27 +198,33 @@ impl Router {
             current: 0,
             route: Route::Redirects,
             reads: ReadFrom::Leader,
-            read_view: nemesis::LeaderView::default(),
+            read_view: None,
             read_next: 0,
         }
     }
 
-    /// Sends reads that name no node as `reads` says (`view`: who leads, for `followers`).
+    /// Sends reads that name no node as `reads` says, `view` saying who leads. `leader`: only
+    /// to the node the probe sees lead, whatever the route of writes (a node that settled a
+    /// client after a failover may be a follower answering stale reads; none known: the read
+    /// is not sent); `followers`: round the others; `any`: round every node.
     pub fn reads(&mut self, reads: ReadFrom, view: nemesis::LeaderView) {
         self.reads = reads;
-        self.read_view = view;
+        self.read_view = Some(view);
     }
 
     /// Whether `op` goes where reads go rather than where writes go.
     pub fn routes_read(&self, op: &Invocation) -> bool {
-        op.node.is_none() && self.reads != ReadFrom::Leader && op.is_read()
+        op.node.is_none() && self.read_view.is_some() && op.is_read()
     }
 
-    /// The next node a read goes to, round the nodes (`followers`: skipping the one the
-    /// probe sees lead; none when it is the only node).
+    /// The node a read goes to.
     fn read_target(&mut self) -> Option<String> {
+        let view = self.read_view.as_ref()?;
+        let leader = view.leader();
+        if self.reads == ReadFrom::Leader {
+            return leader.filter(|l| self.addrs.contains_key(l));
+        }
         let n = self.order.len();
-        let leader = self.read_view.leader();
         for i in 0..n {
             let at = (self.read_next + i) % n;
             let node = &self.order[at];
@@ -303,13 +343,38 @@ impl<D: RespDialect> RoutingClient<D> {
         self
     }
 
-    /// The command of `op`, wrapped with the session position when the system has sessions.
-    fn command(&self, op: &Invocation) -> Result<(Vec<Vec<u8>>, bool), String> {
-        let mut args = self.dialect.command(op)?;
+    /// The commands of `op`, the last one's answer being the op's: one command, or for a
+    /// transaction of several micro-ops the system's `begin`, each micro-op's command and
+    /// `commit`. The last is wrapped with the session position when the system has sessions
+    /// (then true).
+    fn commands(&self, op: &Invocation) -> Result<(Vec<Vec<Vec<u8>>>, bool), String> {
+        if op.f != vocab::TXN || op.mops().count() < 2 {
+            let (c, wrapped) = self.wrapped(self.dialect.command(op)?, op.f != vocab::LEADER)?;
+            return Ok((vec![c], wrapped));
+        }
+        let Some((begin, commit)) = self.dialect.transaction() else {
+            return Err("this system runs transactions of one micro-op only (its file has no [client.transactions])".into());
+        };
+        let words = |w: &[String]| w.iter().map(|a| a.clone().into_bytes()).collect();
+        let mut cmds = vec![words(begin)];
+        for (f, k, v) in op.mops() {
+            let one = Invocation::new(
+                vocab::TXN,
+                Value::List(vec![Value::List(vec![Value::str(f), k.clone(), v.clone()])]),
+            );
+            cmds.push(self.dialect.command(&one)?);
+        }
+        let (c, wrapped) = self.wrapped(words(commit), true)?;
+        cmds.push(c);
+        Ok((cmds, wrapped))
+    }
+
+    /// `args` after the session wrap, when the system has sessions and `wrap` holds.
+    fn wrapped(&self, mut args: Vec<Vec<u8>>, wrap: bool) -> Result<(Vec<Vec<u8>>, bool), String> {
         match self.dialect.session_wrap() {
-            Some(wrap) if op.f != vocab::LEADER => {
+            Some(words) if wrap => {
                 let pos = self.position.to_string();
-                let mut out: Vec<Vec<u8>> = wrap
+                let mut out: Vec<Vec<u8>> = words
                     .iter()
                     .map(|w| {
                         crate::file::spec::expand(w, &|n| (n == "session").then(|| pos.clone()))
@@ -346,20 +411,22 @@ impl<D: RespDialect> Client for RoutingClient<D> {
         let Some(target) = self.router.target(op) else {
             return Completion::unsent(op.value.clone(), NO_LEADER);
         };
-        let (args, wrapped) = match self.command(op) {
+        let (cmds, wrapped) = match self.commands(op) {
             Ok(a) => a,
             Err(e) => return Completion::fail(op.value.clone(), &target, e),
         };
         let Some(addr) = self.router.addr(&target) else {
             return Completion::fail(op.value.clone(), &target, "unknown node");
         };
+        // A read sent where reads go does not move where writes go.
+        let routed = op.node.is_none() && !self.router.routes_read(op);
         if !self.conns.contains_key(&target) {
             match Conn::connect_with(&addr, &self.access, self.timeout).await {
                 Ok(c) => {
                     self.conns.insert(target.clone(), c);
                 }
                 Err(e) => {
-                    if op.node.is_none() {
+                    if routed {
                         self.router.rotate();
                     }
                     return Completion::fail(op.value.clone(), &target, e.msg);
@@ -367,10 +434,30 @@ impl<D: RespDialect> Client for RoutingClient<D> {
             }
         }
         let conn = self.conns.get_mut(&target).expect("just inserted");
-        let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-        let reply = conn.call(&argv, self.timeout).await;
-        // A read sent where reads go does not move where writes go.
-        let routed = op.node.is_none() && !self.router.routes_read(op);
+        let argvs: Vec<Vec<&[u8]>> = cmds
+            .iter()
+            .map(|c| c.iter().map(Vec::as_slice).collect())
+            .collect();
+        let argvs: Vec<&[&[u8]]> = argvs.iter().map(Vec::as_slice).collect();
+        let reply = conn
+            .pipeline(&argvs, self.timeout)
+            .await
+            .map(|mut replies| {
+                let last = replies.pop().expect("one reply per command");
+                // A transaction's command refused before it ran: the commit says so too
+                // (Redis's EXECABORT), naming the first refusal.
+                match (
+                    last,
+                    replies.into_iter().find_map(|r| match r {
+                        Reply::Error(e) => Some(e),
+                        _ => None,
+                    }),
+                ) {
+                    (Reply::Error(e), Some(first)) => Reply::Error(format!("{e} ({first})")),
+                    (_, Some(first)) => Reply::Error(first),
+                    (last, None) => last,
+                }
+            });
         let reply = match reply {
             Ok(Reply::Array(Some(mut pair))) if wrapped && pair.len() == 2 => {
                 match pair[0].as_int() {
@@ -491,5 +578,52 @@ mod tests {
             Some("n2"),
             "n1 leads: skipped"
         );
+    }
+
+    #[test]
+    fn reads_go_where_read_from_says_and_never_move_writes() {
+        let view = nemesis::LeaderView::default();
+        view.assume("n2");
+        let read = Invocation::new(
+            "txn",
+            Value::List(vec![Value::List(vec![
+                Value::str("r"),
+                Value::Int(0),
+                Value::Nil,
+            ])]),
+        );
+        let write = Invocation::new(
+            "txn",
+            Value::List(vec![Value::List(vec![
+                Value::str("append"),
+                Value::Int(0),
+                Value::Int(1),
+            ])]),
+        );
+        // Leader: reads only to the probe's leader, writes where the client settled.
+        let mut r = router();
+        r.reads(ReadFrom::Leader, view.clone());
+        assert!(r.routes_read(&read) && !r.routes_read(&write));
+        assert_eq!(r.target(&read).as_deref(), Some("n2"));
+        assert_eq!(r.target(&write).as_deref(), Some("n1"));
+        // Followers: round the others, in turn.
+        let mut r = router();
+        r.reads(ReadFrom::Followers, view.clone());
+        let seen: Vec<String> = (0..4).map(|_| r.target(&read).unwrap()).collect();
+        assert_eq!(seen, ["n1", "n3", "n1", "n3"]);
+        assert_eq!(r.target(&write).as_deref(), Some("n1"));
+        // Any: every node in turn.
+        let mut r = router();
+        r.reads(ReadFrom::Any, view.clone());
+        let seen: Vec<String> = (0..3).map(|_| r.target(&read).unwrap()).collect();
+        assert_eq!(seen, ["n1", "n2", "n3"]);
+        // No view given: reads go where writes go.
+        let mut r = router();
+        assert!(!r.routes_read(&read));
+        assert_eq!(r.target(&read).as_deref(), Some("n1"));
+        // An aimed read goes to its node.
+        let mut r = router();
+        r.reads(ReadFrom::Leader, view);
+        assert_eq!(r.target(&read.clone().on("n3")).as_deref(), Some("n3"));
     }
 }

@@ -13,6 +13,7 @@ pub const NODE_VARS: &[&str] = &[
     "dir",
     "data_dir",
     "bug_flags",
+    "read_from",
     "first_node",
     "first_ip",
     "quorum",

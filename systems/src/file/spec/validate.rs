@@ -263,6 +263,25 @@ impl Loaded {
         if cl.port == Some(0) {
             return Err("client.port: must be above 0".into());
         }
+        if let Some(t) = &cl.transactions {
+            if self.protocol != Protocol::Resp {
+                return Err("client.transactions: only for the resp protocol".into());
+            }
+            for (k, v) in [("begin", &t.begin), ("commit", &t.commit)] {
+                if v.is_empty() {
+                    return Err(format!(
+                        "client.transactions.{k}: empty (e.g. begin = [\"MULTI\"], commit = [\"EXEC\"])"
+                    ));
+                }
+            }
+            for op in ["append", "read_list"] {
+                if !self.ops.contains_key(op) {
+                    return Err(format!(
+                        "client.transactions: the file defines no client.ops.{op}, which transactions are made of"
+                    ));
+                }
+            }
+        }
         if let Some(sess) = &cl.session {
             if self.protocol != Protocol::Resp {
                 return Err("client.session: only for the resp protocol".into());
