@@ -22,6 +22,9 @@ use workloads::{Client, Completion, Invocation, Outcome, ReadFrom};
 
 use crate::{RoleInfo, unknown_unless_read};
 
+/// One command's words.
+type Argv = Vec<Vec<u8>>;
+
 /// Where a routed op (one without a fixed node) goes after an error reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Redirect {
@@ -347,7 +350,7 @@ impl<D: RespDialect> RoutingClient<D> {
     /// transaction of several micro-ops the system's `begin`, each micro-op's command and
     /// `commit`. The last is wrapped with the session position when the system has sessions
     /// (then true).
-    fn commands(&self, op: &Invocation) -> Result<(Vec<Vec<Vec<u8>>>, bool), String> {
+    fn commands(&self, op: &Invocation) -> Result<(Vec<Argv>, bool), String> {
         if op.f != vocab::TXN || op.mops().count() < 2 {
             let (c, wrapped) = self.wrapped(self.dialect.command(op)?, op.f != vocab::LEADER)?;
             return Ok((vec![c], wrapped));
@@ -370,7 +373,7 @@ impl<D: RespDialect> RoutingClient<D> {
     }
 
     /// `args` after the session wrap, when the system has sessions and `wrap` holds.
-    fn wrapped(&self, mut args: Vec<Vec<u8>>, wrap: bool) -> Result<(Vec<Vec<u8>>, bool), String> {
+    fn wrapped(&self, mut args: Argv, wrap: bool) -> Result<(Argv, bool), String> {
         match self.dialect.session_wrap() {
             Some(words) if wrap => {
                 let pos = self.position.to_string();
