@@ -111,9 +111,14 @@ impl Running {
         };
         let workers = (0..concurrency)
             .map(|w| {
-                let generator =
+                let mut generator =
                     Generator::new(cfg.seed, w as u64, concurrency as u64, &cfg.workloads)
                         .max_txn_len(cfg.max_txn_len);
+                // Reads served elsewhere than writes are what such a test is about: half
+                // the transactions go there.
+                if cfg.read_from != workloads::ReadFrom::Leader {
+                    generator = generator.read_only_share(0.5);
+                }
                 tokio::spawn(workers::worker(
                     shared.clone(),
                     system.client(workloads::ClientOptions {

@@ -106,6 +106,9 @@ pub struct Generator {
     appends: i64,
     /// List-append: most micro-ops per transaction.
     max_txn_len: usize,
+    /// List-append: the share of transactions that only read (none: each micro-op is a read
+    /// or an append at even odds).
+    read_only: Option<f64>,
 }
 
 impl Generator {
@@ -119,7 +122,17 @@ impl Generator {
             stride: concurrency.max(1) as i64,
             appends: 0,
             max_txn_len: 1,
+            read_only: None,
         }
+    }
+
+    /// Makes `share` of the list-append transactions read-only, the others write at least
+    /// once. A test of reads served elsewhere than writes (`--read-from followers`) sends
+    /// half its transactions there so; with even odds per micro-op, transactions of four
+    /// micro-ops are read-only only once in sixteen.
+    pub fn read_only_share(mut self, share: f64) -> Self {
+        self.read_only = Some(share.clamp(0.0, 1.0));
+        self
     }
 
     /// List-append transactions of 1 to `n` micro-ops (Elle's default is 4); 1 for systems
@@ -167,7 +180,22 @@ impl Generator {
                 } else {
                     1
                 };
-                let mops = (0..len).map(|_| Value::List(self.micro_op())).collect();
+                // None: each micro-op at even odds; Some: all reads, or at least one append.
+                let reads = self.read_only.map(|p| self.rng.random_bool(p));
+                let writer = match reads {
+                    Some(false) => Some(self.rng.random_range(0..len)),
+                    _ => None,
+                };
+                let mops = (0..len)
+                    .map(|i| {
+                        let append = match reads {
+                            None => self.rng.random_bool(0.5),
+                            Some(true) => false,
+                            Some(false) => writer == Some(i) || self.rng.random_bool(0.5),
+                        };
+                        Value::List(self.micro_op(append))
+                    })
+                    .collect();
                 Invocation::new(vocab::TXN, Value::List(mops))
             }
         }
@@ -177,13 +205,13 @@ impl Generator {
 impl Generator {
     /// One list-append micro-op: an append of a unique value or a read, on a key of this
     /// worker's window.
-    fn micro_op(&mut self) -> Vec<Value> {
+    fn micro_op(&mut self, append: bool) -> Vec<Value> {
         // This worker's share of a window's appends: the windows of all workers advance
         // together when they run at about the same rate.
         let share = (APPENDS_PER_KEY * LIST_KEYS / self.stride).max(1);
         let window = self.appends / share;
         let key = Value::Int(window * LIST_KEYS + self.rng.random_range(0..LIST_KEYS));
-        if self.rng.random_bool(0.5) {
+        if append {
             self.appends += 1;
             let v = self.next_add;
             self.next_add += self.stride;
