@@ -5,7 +5,9 @@
 //!
 //! - [`error`]: [`error::WireError`], the one error of every client, and its [`error::Delivery`].
 //! - [`resp`]: a small async RESP (Redis protocol) connection.
-//! - [`router`]: the leader-following RESP client (redirects, the probe's hint).
+//! - [`router`]: where a client's op goes (redirects, the probe's leader, read routes).
+//! - [`resp_client`]: the leader-following RESP client (sessions, transactions).
+//! - [`values`]: completion values from RESP replies.
 //! - [`http`]: HTTP/1.1 requests and base64 (etcd's v3 JSON gateway, Patroni's REST API).
 //! - [`pgwire`]: the PostgreSQL simple-query protocol.
 //! - [`tls`]: TLS configurations, secrets and credentials, shared by every client.
@@ -14,5 +16,7 @@ pub mod error;
 pub mod http;
 pub mod pgwire;
 pub mod resp;
+pub mod resp_client;
 pub mod router;
 pub mod tls;
+pub mod values;
