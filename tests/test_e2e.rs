@@ -54,7 +54,7 @@ fn bug_ack_before_replicate_loses_writes() {
         "fle2-",
         "10.77.62.0/24",
         "ack-before-replicate",
-        "lost-write",
+        &["lost-write"],
         &[],
     );
 }
@@ -66,7 +66,7 @@ fn bug_elect_stale_loses_writes() {
         "fle3-",
         "10.77.63.0/24",
         "elect-stale",
-        "lost-write",
+        &["lost-write"],
         &[],
     );
 }
@@ -78,7 +78,7 @@ fn bug_local_counter_reuses_keys() {
         "fle4-",
         "10.77.64.0/24",
         "local-counter",
-        "reused-key",
+        &["reused-key"],
         &[],
     );
 }
@@ -90,7 +90,7 @@ fn bug_no_fencing_has_dual_leaders() {
         "fle5-",
         "10.77.65.0/24",
         "no-fencing",
-        "dual-leader",
+        &["dual-leader"],
         &[],
     );
 }
@@ -102,7 +102,7 @@ fn bug_no_step_down_has_dual_leaders() {
         "fle6-",
         "10.77.66.0/24",
         "no-step-down",
-        "dual-leader",
+        &["dual-leader"],
         &[],
     );
 }

@@ -186,7 +186,7 @@ impl Drop for Down {
 
 /// The test `test` (skipped without root): runs leaderkv with `bug` on a 5-node cluster
 /// `prefix` with default flags but a 30 s time limit (and `extra`: the workload the bug lives
-/// in), for up to 5 seeds, and asserts `class` in at least 4 of them, stopping once that is
+/// in), for up to 5 seeds, and asserts one of `classes` in at least 4 of them, stopping once that is
 /// decided. No schedule file: the default nemesis must find it. Returns the results and the
 /// report of each run that found it.
 pub fn bug_matrix(
@@ -194,9 +194,10 @@ pub fn bug_matrix(
     prefix: &'static str,
     subnet: &'static str,
     bug: &str,
-    class: &str,
+    classes: &[&str],
     extra: &[&str],
 ) -> Vec<(serde_json::Value, String)> {
+    let class = classes.join(" or ");
     if !control::prereq::privileged_or_skip(test, false) {
         return Vec::new();
     }
@@ -208,7 +209,7 @@ pub fn bug_matrix(
         args.extend_from_slice(extra);
         let (code, out, results) = c.run(&args);
         let found = anomaly_types(&results);
-        if code == 1 && found.iter().any(|t| t == class) {
+        if code == 1 && found.iter().any(|t| classes.contains(&t.as_str())) {
             let report =
                 std::fs::read_to_string(c.latest().join("report.html")).unwrap_or_default();
             hits.push((results, report));
