@@ -29,7 +29,7 @@ pub fn write_report(dir: &Path) -> anyhow::Result<PathBuf> {
                 dir.join("results.json").display()
             )));
         }
-        None => rerun_checkers(&history),
+        None => rerun_checkers(&history, run_consistency(dir)),
     };
     let test = read_json(&dir.join("test.json"))?;
     let run = reports::RunData {
@@ -57,10 +57,25 @@ fn read_json(path: &Path) -> anyhow::Result<Option<Json>> {
 }
 
 /// The checkers the history's own ops call for (the suite `check` infers, with stats), with
-/// fault context added to their anomalies.
-pub fn rerun_checkers(history: &history::History) -> Json {
-    let suite = checkers::suite::Suite::inferred(&checkers::suite::Census::of(history));
+/// fault context added to their anomalies; list-append against `consistency`.
+pub fn rerun_checkers(
+    history: &history::History,
+    consistency: checkers::list_append::Consistency,
+) -> Json {
+    let mut suite = checkers::suite::Suite::inferred(&checkers::suite::Census::of(history));
+    suite.consistency = consistency;
     checkers::result::results_json(&suite.run(history))
+}
+
+/// The list-append model a stored faultline run was checked against (by where its reads
+/// went, `test.json`'s `read_from`); strict-serializable for anything else.
+pub fn run_consistency(path: &Path) -> checkers::list_append::Consistency {
+    let read_from = std::fs::read_to_string(path.join("test.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|j| j["read_from"].as_str()?.parse::<workloads::ReadFrom>().ok())
+        .unwrap_or_default();
+    runner::checks::consistency(read_from)
 }
 
 /// `<test-name>/<timestamp>` when the run sits in a store, else the directory's name.

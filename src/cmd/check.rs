@@ -212,17 +212,6 @@ fn spooled(file: PathBuf) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)
     Ok((copy, Some(dir)))
 }
 
-/// The list-append model a stored faultline run was checked against (by where its reads
-/// went, `test.json`'s `read_from`); strict-serializable for anything else.
-fn run_consistency(path: &Path) -> checkers::list_append::Consistency {
-    let read_from = std::fs::read_to_string(path.join("test.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|j| j["read_from"].as_str()?.parse::<workloads::ReadFrom>().ok())
-        .unwrap_or_default();
-    runner::checks::consistency(read_from)
-}
-
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let (file, _spool) = spooled(history_file(&args.path)?)?;
     let format = match args.format {
@@ -232,7 +221,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let initial = args.initial.as_deref().map(parse_initial).transpose()?;
     let consistency = args
         .consistency
-        .unwrap_or_else(|| run_consistency(&args.path));
+        .unwrap_or_else(|| crate::run_report::run_consistency(&args.path));
     let set = Set::default();
     let ids = UniqueIds::default();
     let la = ListAppend {
