@@ -36,7 +36,7 @@ pub enum Class {
     Other,
 }
 
-fn upper(b: &[u8]) -> String {
+pub(crate) fn upper(b: &[u8]) -> String {
     String::from_utf8_lossy(b).to_ascii_uppercase()
 }
 
@@ -115,11 +115,7 @@ impl Core {
     /// of the client's last write or read), as `[position, CMD's reply]`; the position is this
     /// node's applied LSN for a read, the write's LSN for a write. Errors are CMD's, unwrapped.
     fn session(&mut self, a: &[Bytes]) -> Outcome {
-        let Some(pos) = a
-            .first()
-            .and_then(|p| std::str::from_utf8(p).ok())
-            .and_then(|p| p.parse::<u64>().ok())
-        else {
+        let Some(pos) = a.first().and_then(|p| position(p)) else {
             return Outcome::Now(Reply::err(
                 "ERR SESSION takes a log position (an integer) and a command",
             ));
@@ -127,8 +123,7 @@ impl Core {
         let inner = &a[1..];
         match classify(inner) {
             Class::Read => {
-                let ignore = self.role != Role::Leader && self.bug(Bug::IgnoreSession);
-                if self.applied < pos && !ignore {
+                if self.behind(pos) {
                     return Outcome::Retry(BEHIND_SESSION);
                 }
                 match self.execute(inner) {
@@ -148,6 +143,28 @@ impl Core {
                 retry => retry,
             },
             Class::Other => Outcome::Now(Reply::err("ERR SESSION wraps a read or a write command")),
+        }
+    }
+
+    /// Whether a read with session position `pos` must wait: this node has not applied it
+    /// (a follower with the `ignore-session` bug never waits).
+    pub(crate) fn behind(&self, pos: u64) -> bool {
+        let ignore = self.role != Role::Leader && self.bug(Bug::IgnoreSession);
+        self.applied < pos && !ignore
+    }
+
+    /// `reply` for records up to `lsn`: now when they are committed, or when they include
+    /// writes and writes are acknowledged unconfirmed (async mode, `ack-before-replicate`);
+    /// else once they commit.
+    pub(crate) fn when_committed(&self, lsn: u64, reply: Reply, writes: bool) -> Outcome {
+        let unconfirmed = self.cfg.mode == Mode::Async || self.bug(Bug::AckBeforeReplicate);
+        if lsn <= self.commit || (writes && unconfirmed) {
+            return Outcome::Now(reply);
+        }
+        Outcome::Wait {
+            lsn,
+            term: self.term,
+            reply,
         }
     }
 
@@ -331,17 +348,7 @@ impl Core {
         for r in rec {
             lsn = self.append(r);
         }
-        if self.cfg.mode == Mode::Async || self.bug(Bug::AckBeforeReplicate) {
-            return Outcome::Now(reply);
-        }
-        if lsn <= self.commit {
-            return Outcome::Now(reply);
-        }
-        Outcome::Wait {
-            lsn,
-            term: self.term,
-            reply,
-        }
+        self.when_committed(lsn, reply, true)
     }
 
     /// `ROLE`: [role, term, leader_id, leader_addr, last_lsn, applied_lsn, commit_lsn, node_id].
@@ -428,8 +435,13 @@ impl Core {
     }
 }
 
+/// A session position (`SESSION <lsn> ...`).
+pub(crate) fn position(b: &[u8]) -> Option<u64> {
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
 /// `[position, reply]`: a reply with the session position it leaves the client at.
-fn positioned(lsn: u64, reply: Reply) -> Reply {
+pub(crate) fn positioned(lsn: u64, reply: Reply) -> Reply {
     Reply::Array(vec![Reply::Int(lsn as i64), reply])
 }
 

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use bytes::Bytes;
 
-use crate::commands::{Class, Outcome, classify};
+use crate::commands::{Class, Outcome, classify, position};
 use crate::core::{Core, Progress};
 use crate::node::Shared;
 use crate::resp::{Reply, parse_command};
@@ -109,15 +109,10 @@ async fn transaction(
 ) -> Option<Slot> {
     let word = |i: usize| args.get(i).map(|a| a.to_ascii_uppercase());
     let session = match (word(0).as_deref(), args.len()) {
-        (Some(b"SESSION"), 3) if word(2).as_deref() == Some(b"EXEC") => {
-            match std::str::from_utf8(&args[1])
-                .ok()
-                .and_then(|p| p.parse().ok())
-            {
-                Some(p) => Some(p),
-                None => return Some(Slot::Ready(Reply::err("ERR SESSION takes a log position"))),
-            }
-        }
+        (Some(b"SESSION"), 3) if word(2).as_deref() == Some(b"EXEC") => match position(&args[1]) {
+            Some(p) => Some(p),
+            None => return Some(Slot::Ready(Reply::err("ERR SESSION takes a log position"))),
+        },
         _ => None,
     };
     let exec = session.is_some() || word(0).as_deref() == Some(b"EXEC");

@@ -8,8 +8,8 @@
 
 use bytes::Bytes;
 
-use crate::commands::{BEHIND_SESSION, Class, NOT_CONFIRMED, Outcome, classify};
-use crate::config::{Bug, FollowerReads, Mode};
+use crate::commands::{BEHIND_SESSION, Class, NOT_CONFIRMED, Outcome, classify, positioned, upper};
+use crate::config::{Bug, FollowerReads};
 use crate::core::{Core, Role};
 use crate::resp::Reply;
 
@@ -55,26 +55,21 @@ impl Core {
             if writes || self.cfg.follower_reads == FollowerReads::Redirect {
                 return Outcome::Now(self.redirect());
             }
-            if let Some(pos) = session
-                && self.applied < pos
-                && !self.bug(Bug::IgnoreSession)
-            {
+            if session.is_some_and(|pos| self.behind(pos)) {
                 return Outcome::Retry(BEHIND_SESSION);
             }
             let newest = self.bug(Bug::ReadUncommitted);
             let replies = q
                 .cmds
                 .iter()
-                .map(|c| self.read_value(&name(c), &c[1..], newest))
+                .map(|c| self.read_value(&upper(&c[0]), &c[1..], newest))
                 .collect();
-            return Outcome::Now(positioned(session, self.applied, Reply::Array(replies)));
+            return Outcome::Now(at(session, self.applied, Reply::Array(replies)));
         }
         if !self.can_read() {
             return Outcome::Retry(NOT_CONFIRMED);
         }
-        if let Some(pos) = session
-            && self.applied < pos
-        {
+        if session.is_some_and(|pos| self.behind(pos)) {
             return Outcome::Retry(BEHIND_SESSION);
         }
         let mut replies = Vec::with_capacity(q.cmds.len());
@@ -84,31 +79,19 @@ impl Core {
                     Outcome::Now(r) | Outcome::Wait { reply: r, .. } => r,
                     Outcome::Retry(why) => Reply::err(why),
                 },
-                _ => self.read_value(&name(c), &c[1..], true),
+                _ => self.read_value(&upper(&c[0]), &c[1..], true),
             };
             replies.push(r);
         }
         let lsn = self.log.last_lsn();
-        let reply = positioned(session, lsn, Reply::Array(replies));
-        let unconfirmed = self.cfg.mode == Mode::Async || self.bug(Bug::AckBeforeReplicate);
-        if lsn <= self.commit || (writes && unconfirmed) {
-            return Outcome::Now(reply);
-        }
-        Outcome::Wait {
-            lsn,
-            term: self.term,
-            reply,
-        }
+        self.when_committed(lsn, at(session, lsn, Reply::Array(replies)), writes)
     }
 }
 
-fn name(c: &[Bytes]) -> String {
-    String::from_utf8_lossy(&c[0]).to_ascii_uppercase()
-}
-
-fn positioned(session: Option<u64>, lsn: u64, reply: Reply) -> Reply {
+/// The reply positioned at `lsn` when the transaction came with a session.
+fn at(session: Option<u64>, lsn: u64, reply: Reply) -> Reply {
     match session {
-        Some(_) => Reply::Array(vec![Reply::Int(lsn as i64), reply]),
+        Some(_) => positioned(lsn, reply),
         None => reply,
     }
 }
