@@ -43,6 +43,13 @@ impl Invocation {
         vocab::is_read(self.f) || (self.f == vocab::TXN && self.mops().all(|m| m.0 == "r"))
     }
 
+    /// The one micro-op of a `txn` of one micro-op.
+    pub fn single_mop(&self) -> Option<(&str, &Value, &Value)> {
+        let mut mops = self.mops();
+        let first = mops.next()?;
+        mops.next().is_none().then_some(first)
+    }
+
     /// A `txn`'s micro-ops as `(f, key, value)`; none for other ops or malformed ones.
     pub fn mops(&self) -> impl Iterator<Item = (&str, &Value, &Value)> {
         let items = match (&self.value, self.f) {

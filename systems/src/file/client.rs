@@ -158,7 +158,7 @@ impl FileDialect {
             ("write", _) => "write",
             ("cas", _) => "cas",
             ("leader", _) => "leader",
-            ("txn", _) => match txn_mop(op) {
+            ("txn", _) => match op.single_mop() {
                 Some(("append", _, _)) => "append",
                 Some(("r", _, _)) => "read_list",
                 _ => "",
@@ -186,9 +186,7 @@ impl<'a> OpVars<'a> {
             vars.insert("key", text(k));
         }
         if op.f == history::vocab::TXN {
-            let (_, k, v) = txn_mop(op).ok_or(
-                "this client runs transactions of one micro-op (an append or a read) only",
-            )?;
+            let (_, k, v) = op.single_mop().ok_or(SINGLE_MOP)?;
             vars.insert("key", text(k));
             vars.insert("value", text(v));
         } else if name == "cas" {
@@ -222,12 +220,9 @@ impl<'a> OpVars<'a> {
     }
 }
 
-/// The one micro-op of a single-op `txn` (clients of system files run no longer ones).
-pub fn txn_mop(op: &Invocation) -> Option<(&str, &Value, &Value)> {
-    let mut mops = op.mops();
-    let first = mops.next()?;
-    mops.next().is_none().then_some(first)
-}
+/// Why a transaction of several micro-ops cannot go as one op's command.
+pub const SINGLE_MOP: &str =
+    "this client runs transactions of one micro-op (an append or a read) only";
 
 pub fn text(v: &Value) -> String {
     match v {
@@ -240,9 +235,7 @@ impl RespDialect for FileDialect {
     fn command(&self, op: &Invocation) -> Result<Vec<Vec<u8>>, String> {
         let name = Self::op_name(op);
         if name.is_empty() && op.f == history::vocab::TXN {
-            return Err(
-                "this client runs transactions of one micro-op (an append or a read) only".into(),
-            );
+            return Err(SINGLE_MOP.into());
         }
         let argv = if name == "leader" {
             &self.leader_call

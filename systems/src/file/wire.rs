@@ -398,26 +398,21 @@ fn json_value(
             _ => None,
         }
     };
+    // Every value found, each an integer (else the answer makes no sense for the op).
+    let ints = || -> Result<Vec<Value>, Option<String>> {
+        found
+            .iter()
+            .map(|v| match leaf(v) {
+                Some(Value::Int(i)) => Ok(Value::Int(i)),
+                _ => Err(None),
+            })
+            .collect()
+    };
     match name {
         "add" | "write" | "cas" | "append" => Ok(op.value.clone()),
-        "read_list" => {
-            let mut out = Vec::new();
-            for v in found {
-                match leaf(v) {
-                    Some(Value::Int(i)) => out.push(Value::Int(i)),
-                    _ => return Err(None),
-                }
-            }
-            crate::proto::router::txn_read(op, out).ok_or(None)
-        }
+        "read_list" => crate::proto::router::txn_read(op, ints()?).ok_or(None),
         "read_set" => {
-            let mut out = Vec::new();
-            for v in found {
-                match leaf(v) {
-                    Some(Value::Int(i)) => out.push(Value::Int(i)),
-                    _ => return Err(None),
-                }
-            }
+            let mut out = ints()?;
             out.sort_by_key(|v| v.as_int());
             Ok(Value::List(out))
         }

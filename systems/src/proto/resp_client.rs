@@ -88,7 +88,10 @@ impl<D: RespDialect> RoutingClient<D> {
             return Ok((vec![c], wrapped));
         }
         let Some((begin, commit)) = self.dialect.transaction() else {
-            return Err("this system runs transactions of one micro-op only (its file has no [client.transactions])".into());
+            return Err(format!(
+                "{} (the system file has no [client.transactions])",
+                crate::file::client::SINGLE_MOP
+            ));
         };
         let words = |w: &[String]| w.iter().map(|a| a.clone().into_bytes()).collect();
         let mut cmds = vec![words(begin)];

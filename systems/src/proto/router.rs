@@ -82,13 +82,18 @@ impl Router {
         op.node.is_none() && self.read_view.is_some() && op.is_read()
     }
 
+    /// The node `view` sees lead, when it is one of this router's nodes.
+    fn leader_of(&self, view: &nemesis::LeaderView) -> Option<String> {
+        view.leader().filter(|l| self.addrs.contains_key(l))
+    }
+
     /// The node a read goes to.
     fn read_target(&mut self) -> Option<String> {
         let view = self.read_view.as_ref()?;
-        let leader = view.leader();
         if self.reads == ReadFrom::Leader {
-            return leader.filter(|l| self.addrs.contains_key(l));
+            return self.leader_of(view);
         }
+        let leader = view.leader();
         let n = self.order.len();
         for i in 0..n {
             let at = (self.read_next + i) % n;
@@ -143,7 +148,7 @@ impl Router {
         }
         match &self.route {
             Route::Redirects => self.order.get(self.current).cloned(),
-            Route::Leader(view) => view.leader().filter(|l| self.addrs.contains_key(l)),
+            Route::Leader(view) => self.leader_of(view),
             Route::Followers(view) => {
                 let leader = view.leader();
                 for _ in 0..self.order.len() {

@@ -18,13 +18,7 @@ pub fn ok_value(
 ) -> Option<Value> {
     match (op.f, op.key.is_some(), r) {
         (vocab::ADD, _, Reply::Int(_)) => Some(op.value.clone()),
-        (vocab::READ, false, Reply::Array(items)) => {
-            let mut out = Vec::new();
-            for it in items.as_deref().unwrap_or_default() {
-                out.push(Value::Int(it.as_int()?));
-            }
-            Some(Value::List(out))
-        }
+        (vocab::READ, false, Reply::Array(items)) => ints(items).map(Value::List),
         (vocab::INCR | vocab::GENERATE | vocab::INSERT, _, Reply::Int(i)) => Some(Value::Int(*i)),
         (vocab::READ, true, Reply::Bulk(None)) => Some(Value::Nil),
         (vocab::READ, true, Reply::Bulk(Some(b))) => {
@@ -36,17 +30,11 @@ pub fn ok_value(
             )
         }
         (vocab::WRITE | vocab::CAS, _, Reply::Simple(s)) if s == "OK" => Some(op.value.clone()),
+        // Several micro-ops: the commit's array of their replies; one: its own reply.
         (vocab::TXN, _, Reply::Array(Some(items))) if op.mops().count() > 1 => {
             txn_replies(op, items)
         }
-        (vocab::TXN, _, Reply::Int(_)) if !op.is_read() => Some(op.value.clone()),
-        (vocab::TXN, _, Reply::Array(items)) if op.is_read() => {
-            let mut out = Vec::new();
-            for it in items.as_deref().unwrap_or_default() {
-                out.push(Value::Int(it.as_int()?));
-            }
-            txn_read(op, out)
-        }
+        (vocab::TXN, _, r) => txn_replies(op, std::slice::from_ref(r)),
         (vocab::LEADER, _, r) => Some(role_value(&role(r)?)),
         _ => None,
     }
@@ -63,13 +51,7 @@ fn txn_replies(op: &Invocation, items: &[Reply]) -> Option<Value> {
     for ((f, k, v), r) in op.mops().zip(items) {
         let v = match (f, r) {
             (vocab::APPEND, Reply::Int(_)) => v.clone(),
-            ("r", Reply::Array(list)) => {
-                let mut l = Vec::new();
-                for it in list.as_deref().unwrap_or_default() {
-                    l.push(Value::Int(it.as_int()?));
-                }
-                Value::List(l)
-            }
+            ("r", Reply::Array(list)) => Value::List(ints(list)?),
             _ => return None,
         };
         out.push(Value::List(vec![Value::str(f), k.clone(), v]));
@@ -77,9 +59,19 @@ fn txn_replies(op: &Invocation, items: &[Reply]) -> Option<Value> {
     Some(Value::List(out))
 }
 
+/// The integers of an array reply (nil: none); `None` when an element is no integer.
+fn ints(items: &Option<Vec<Reply>>) -> Option<Vec<Value>> {
+    items
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|it| it.as_int().map(Value::Int))
+        .collect()
+}
+
 /// The completion value of a single-read `txn` that read `list`: `[[r k list]]`.
 pub fn txn_read(op: &Invocation, list: Vec<Value>) -> Option<Value> {
-    let (f, k, _) = crate::file::client::txn_mop(op)?;
+    let (f, k, _) = op.single_mop()?;
     Some(Value::List(vec![Value::List(vec![
         Value::str(f),
         k.clone(),
@@ -108,4 +100,79 @@ pub fn role_value(role: &RoleInfo) -> Value {
         }
     }
     Value::Map(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn txn(mops: &[(&str, i64, Option<i64>)]) -> Invocation {
+        Invocation::new(
+            vocab::TXN,
+            Value::List(
+                mops.iter()
+                    .map(|(f, k, v)| {
+                        Value::List(vec![
+                            Value::str(f),
+                            Value::Int(*k),
+                            v.map(Value::Int).unwrap_or(Value::Nil),
+                        ])
+                    })
+                    .collect(),
+            ),
+        )
+    }
+
+    fn bulks(xs: &[i64]) -> Reply {
+        Reply::Array(Some(
+            xs.iter()
+                .map(|x| Reply::Bulk(Some(x.to_string().into_bytes())))
+                .collect(),
+        ))
+    }
+
+    #[test]
+    fn txn_values_from_single_replies_and_a_commits_array() {
+        let no_role = |_: &Reply| None;
+        let append = txn(&[("append", 1, Some(5))]);
+        assert_eq!(
+            ok_value(&append, &Reply::Int(3), no_role),
+            Some(append.value.clone())
+        );
+        let read = txn(&[("r", 1, None)]);
+        let want = |xs: Vec<Value>| {
+            Value::List(vec![Value::List(vec![
+                Value::str("r"),
+                Value::Int(1),
+                Value::List(xs),
+            ])])
+        };
+        assert_eq!(
+            ok_value(&read, &bulks(&[4, 5]), no_role),
+            Some(want(vec![Value::Int(4), Value::Int(5)]))
+        );
+        assert_eq!(
+            ok_value(&read, &Reply::Array(None), no_role),
+            Some(want(vec![]))
+        );
+        // A reply of the wrong shape makes no sense for the op.
+        assert_eq!(ok_value(&read, &Reply::Int(1), no_role), None);
+        assert_eq!(ok_value(&append, &bulks(&[1]), no_role), None);
+        // Several micro-ops: one reply each, in order; an error among them: no value.
+        let both = txn(&[("append", 1, Some(6)), ("r", 1, None)]);
+        let r = Reply::Array(Some(vec![Reply::Int(1), bulks(&[6])]));
+        assert_eq!(
+            ok_value(&both, &r, no_role),
+            Some(Value::List(vec![
+                Value::List(vec![Value::str("append"), Value::Int(1), Value::Int(6)]),
+                Value::List(vec![
+                    Value::str("r"),
+                    Value::Int(1),
+                    Value::List(vec![Value::Int(6)]),
+                ]),
+            ]))
+        );
+        let r = Reply::Array(Some(vec![Reply::Error("WRONGTYPE".into()), bulks(&[6])]));
+        assert_eq!(ok_value(&both, &r, no_role), None);
+    }
 }
