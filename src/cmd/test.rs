@@ -405,7 +405,8 @@ async fn run_logged(
         probe_interval: Duration::from_millis(100),
         check_budget: args.check_budget,
         leave_running: args.leave_running,
-        read_from: args.read_from.parse().map_err(user_error)?,
+        // Parsed once, in `plan`, into the loaded file (its `{read_from}`).
+        read_from: plan.file.read_from,
         // Elle's default transaction length, for systems whose file says how to run them.
         max_txn_len: if plan.file.spec.client.transactions.is_some() {
             4
