@@ -489,8 +489,7 @@ impl Client for WireClient {
     }
 
     async fn invoke(&mut self, op: &Invocation) -> Completion {
-        // A read sent where reads go does not move where writes go.
-        let routed = op.node.is_none() && !self.router.routes_read(op);
+        let routed = self.router.moves_with(op);
         let Some(target) = self.router.target(op) else {
             return Completion::unsent(op.value.clone(), NO_LEADER);
         };

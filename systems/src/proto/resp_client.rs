@@ -156,8 +156,7 @@ impl<D: RespDialect> Client for RoutingClient<D> {
         let Some(addr) = self.router.addr(&target) else {
             return Completion::fail(op.value.clone(), &target, "unknown node");
         };
-        // A read sent where reads go does not move where writes go.
-        let routed = op.node.is_none() && !self.router.routes_read(op);
+        let routed = self.router.moves_with(op);
         if !self.conns.contains_key(&target) {
             match Conn::connect_with(&addr, &self.access, self.timeout).await {
                 Ok(c) => {

@@ -77,6 +77,12 @@ impl Router {
         self.read_view = Some(view);
     }
 
+    /// Whether errors and failed connections of `op` move where routed ops go: ops that name
+    /// no node, but not reads sent where reads go (they never move where writes go).
+    pub fn moves_with(&self, op: &Invocation) -> bool {
+        op.node.is_none() && !self.routes_read(op)
+    }
+
     /// Whether `op` goes where reads go rather than where writes go.
     pub fn routes_read(&self, op: &Invocation) -> bool {
         op.node.is_none() && self.read_view.is_some() && op.is_read()
