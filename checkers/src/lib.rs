@@ -14,6 +14,8 @@
 //!   changes no fault explains (unnecessary failovers).
 //! - [`convergence`]: after the last fault, a follower standing still behind the leader's
 //!   commit index (`stuck-follower`: it can never catch up).
+//! - [`divergence`]: the nodes' final reads compared (`divergence`: which elements a node
+//!   lacks or has in excess, since which op).
 //! - [`explain`]: fault windows from the nemesis ops, and the fault context ("while n1 was cut
 //!   off from n2..n5 ...") added to other checkers' explanations.
 //! - [`stats`]: outcome counts per function, latency quantiles, throughput.
@@ -23,6 +25,7 @@
 //! Every checker returns Unknown with a reason rather than panicking or guessing Valid.
 
 pub mod convergence;
+pub mod divergence;
 pub mod dual_leader;
 pub mod explain;
 pub mod failover;

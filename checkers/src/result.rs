@@ -31,6 +31,8 @@ pub mod kind {
     pub const UNNECESSARY_FAILOVER: &str = "unnecessary-failover";
     /// After the last fault, a follower stood still behind the leader's commit index.
     pub const STUCK_FOLLOWER: &str = "stuck-follower";
+    /// After the faults and the writes, nodes' final reads hold different data.
+    pub const DIVERGENCE: &str = "divergence";
 }
 
 /// One finding, with the ops that prove it.

@@ -219,6 +219,9 @@ impl Suite {
             results.push(crate::failover::Failover::default().check(history));
             results.push(crate::convergence::Convergence::default().check(history));
         }
+        if self.models.contains(&Model::Set) {
+            results.push(crate::divergence::Divergence::default().check(history));
+        }
         if self.stats {
             results.push(crate::stats::Stats.check(history));
         }

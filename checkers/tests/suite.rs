@@ -50,7 +50,14 @@ fn a_census_infers_the_models_and_the_leader_checkers() {
     let r = s.run(&h);
     assert_eq!(
         names(&r),
-        ["set", "dual-leader", "failover", "convergence", "stats"]
+        [
+            "set",
+            "dual-leader",
+            "failover",
+            "convergence",
+            "divergence",
+            "stats"
+        ]
     );
     assert_eq!(invalid(&r), ["set", "dual-leader"]);
     // The fault context is added to every anomaly.

@@ -35,7 +35,7 @@ pub(crate) fn detection(out: &mut String, results: &Json) {
 }
 
 /// The order anomaly classes are shown in: safety first.
-pub(crate) const PRIORITY: [&str; 9] = [
+pub(crate) const PRIORITY: [&str; 10] = [
     "same-term-leaders",
     "split-brain-writes",
     "dual-leader",
@@ -43,6 +43,7 @@ pub(crate) const PRIORITY: [&str; 9] = [
     "reused-key",
     "nonlinearizable",
     "unexpected",
+    "divergence",
     "stuck-follower",
     "unnecessary-failover",
 ];

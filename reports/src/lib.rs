@@ -7,6 +7,7 @@
 //!   windows; latency; throughput), sharing one time axis.
 //! - `anomalies`: time to detection and each anomaly class with the ops it cites.
 //! - `cycle`: a list-append anomaly's dependency cycle drawn as SVG.
+//! - `final_state`: each node's final read compared with the others (divergence per node).
 //! - [`sample`]: a synthetic run with a lost write, a reused id and a dual-leader window,
 //!   for demonstrations, tests and benchmarks.
 //! - [`escape`]: the one HTML escaper; every value from the history, the results or the
@@ -32,6 +33,7 @@ use plot::{Axis, OUTCOMES, Outcome, Point};
 
 mod anomalies;
 mod cycle;
+mod final_state;
 use anomalies::*;
 
 /// Most latency points drawn; beyond, every k-th op is drawn.
@@ -82,7 +84,7 @@ table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ddd;paddin
 pre,code{font-family:ui-monospace,monospace;font-size:12px}pre{background:#f6f6f6;padding:8px;overflow:auto;max-height:420px}
 .plot{display:block;border:1px solid #eee;margin:6px 0}.legend span{margin-right:14px}
 .sw{display:inline-block;width:12px;height:12px;vertical-align:middle;margin-right:4px}
-tr:target{background:#fff3b0}
+tr:target{background:#fff3b0}tr.diverged td{background:#fff0f0}
 "#;
 
 fn verdict_of(results: &Json) -> &'static str {
@@ -160,7 +162,8 @@ pub fn render(run: &RunData) -> String {
     }
     out.push_str("</p>");
     detection(&mut out, &run.results);
-    let cited = anomalies(&mut out, run);
+    let mut cited = anomalies(&mut out, run);
+    cited.extend(final_state::section(&mut out, &run.results));
     rerun(&mut out, run);
     plots(&mut out, h, t_max);
     details(&mut out, run);

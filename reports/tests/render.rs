@@ -174,3 +174,45 @@ fn page_shows_time_to_detection_per_class() {
     let h = History::new(sample::demo(0, false)).unwrap();
     assert_eq!(checkers::result::detection(&h, &[]), json!({}));
 }
+
+#[test]
+fn page_shows_each_nodes_final_state_and_marks_the_diverged() {
+    let h = History::new(sample::demo(200, false)).unwrap();
+    let mut res = results(&h);
+    res["divergence"] = json!({
+        "checker": "divergence", "valid": "invalid", "anomaly_count": 1, "anomalies": [],
+        "stats": {
+            "judged": true,
+            "reference_nodes": ["n1", "n2"],
+            "final_state": [
+                {"node": "n1", "elements": 10, "missing": 0, "extra": 0, "read_op": 3},
+                {"node": "n2", "elements": 10, "missing": 0, "extra": 0, "read_op": 5},
+                {"node": "n<3>", "elements": 7, "missing": 3, "extra": 0, "read_op": 7},
+            ],
+        },
+    });
+    let run = RunData {
+        name: "final".into(),
+        history: &h,
+        results: res,
+        test: None,
+        node_logs: vec![],
+    };
+    let page = render(&run);
+    let at = page
+        .find("id=\"final-state\"")
+        .expect("a final-state section");
+    let section = &page[at..at + page[at..].find("</table>").unwrap()];
+    assert_eq!(
+        section.matches("<tr class=\"diverged\">").count(),
+        1,
+        "{section}"
+    );
+    assert_eq!(section.matches("<tr class=\"same\">").count(), 2);
+    assert!(section.contains("n&lt;3&gt;"), "escaped: {section}");
+    assert!(section.contains("<b>diverged</b>"));
+    // Every read it links to is listed among the cited ops.
+    for op in [3, 5, 7] {
+        assert!(page.contains(&format!("id=\"op-{op}\"")), "op {op} listed");
+    }
+}

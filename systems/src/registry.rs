@@ -28,7 +28,7 @@ pub struct SeededBug {
 pub const FOLLOWER_READS: &[&str] = &["--workload", "list-append", "--read-from", "followers"];
 
 /// leaderkv's seeded bugs, in the order of its `Bug` enum (targets/leaderkv/README.md).
-pub const LEADERKV_BUGS: [SeededBug; 7] = [
+pub const LEADERKV_BUGS: [SeededBug; 9] = [
     SeededBug {
         name: "ack-before-replicate",
         class: "lost-write",
@@ -63,6 +63,16 @@ pub const LEADERKV_BUGS: [SeededBug; 7] = [
         name: "read-uncommitted",
         class: "G-single-process",
         args: FOLLOWER_READS,
+    },
+    SeededBug {
+        name: "resume-truncated",
+        class: "divergence",
+        args: &[],
+    },
+    SeededBug {
+        name: "snapshot-position",
+        class: "divergence",
+        args: &[],
     },
 ];
 

@@ -49,6 +49,9 @@ pub enum Msg {
         commit: u64,
         /// Leader-local send time, echoed back for the leader lease.
         echo: u64,
+        /// `prev_lsn` is where the leader's log starts and the follower is behind it: sent
+        /// only by the `resume-truncated` bug (a correct leader sends a snapshot instead).
+        resume: bool,
         entries: Vec<Entry>,
     },
     /// Answer to Append (or unsolicited progress after an fsync, with `echo == 0`).
@@ -145,12 +148,14 @@ impl Enc<'_> {
                 prev_term,
                 commit,
                 echo,
+                resume,
                 entries,
             } => {
                 self.u8(3);
                 for v in [*term, *prev_lsn, *prev_term, *commit, *echo] {
                     self.u64(v);
                 }
+                self.u8(*resume as u8);
                 self.u32(entries.len() as u32);
                 for e in entries {
                     self.entry(e);
@@ -282,6 +287,7 @@ impl Dec {
                     self.u64()?,
                     self.u64()?,
                 );
+                let resume = self.bool()?;
                 let n = self.u32()? as usize;
                 let mut entries = Vec::with_capacity(n.min(65_536));
                 for _ in 0..n {
@@ -293,6 +299,7 @@ impl Dec {
                     prev_term,
                     commit,
                     echo,
+                    resume,
                     entries,
                 }
             }
@@ -365,6 +372,7 @@ mod tests {
                 prev_term: 2,
                 commit: 5,
                 echo: 11,
+                resume: true,
                 entries: vec![e.clone()],
             },
             Msg::AppendResp {

@@ -53,6 +53,14 @@ pub enum Bug {
     /// truncated again if a new leader's log lacks them), while reporting their applied,
     /// committed position.
     ReadUncommitted,
+    /// A follower further behind than the leader's retained log resumes from where the log
+    /// now starts instead of installing a snapshot (a replica pointed at the oldest WAL
+    /// segment or binlog still there): the records in between never reach it.
+    ResumeTruncated,
+    /// A snapshot for a new or far-behind follower is labelled with the end of the leader's
+    /// log (taken after the state was copied) instead of the position of the state it holds:
+    /// the follower skips the records in between.
+    SnapshotPosition,
 }
 
 impl Bug {
@@ -65,6 +73,8 @@ impl Bug {
             Bug::NoStepDown => "no-step-down",
             Bug::IgnoreSession => "ignore-session",
             Bug::ReadUncommitted => "read-uncommitted",
+            Bug::ResumeTruncated => "resume-truncated",
+            Bug::SnapshotPosition => "snapshot-position",
         }
     }
 }
@@ -113,7 +123,9 @@ pub struct Args {
     #[arg(long, default_value_t = 300)]
     pub semi_sync_timeout_ms: u64,
     /// Records the log keeps beyond the latest snapshot; a follower further behind re-snapshots.
-    #[arg(long, default_value_t = 50_000)]
+    /// Small on purpose (PostgreSQL keeps no extra WAL by default): a follower away for a few
+    /// seconds under load needs a snapshot, so that path is exercised by every outage.
+    #[arg(long, default_value_t = 1_000)]
     pub retained_log: u64,
     /// Seeded bug to enable (repeatable).
     #[arg(long = "bug", value_enum)]

@@ -209,6 +209,7 @@ async fn install_snapshot(shared: &Arc<Shared>, from: usize, m: Msg) {
                     prev_term: 0,
                     commit: 0,
                     echo,
+                    resume: false,
                     entries: vec![],
                 },
             );

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::codec::{Entry, Msg};
 use crate::config::{Bug, Mode};
@@ -43,6 +43,13 @@ impl Core {
         let now = Instant::now();
         let base = self.log.base_lsn;
         let last = self.log.last_lsn();
+        // The seeded bug: a follower behind the log's start is sent the log from there on,
+        // as if nothing were missing in between.
+        let resume =
+            self.peers[i].next <= base && !self.peers[i].empty && self.bug(Bug::ResumeTruncated);
+        if resume {
+            self.peers[i].next = base + 1;
+        }
         let p = &self.peers[i];
         // A follower with no data at all joins from a snapshot once there is data (at cluster
         // formation, when the state is still empty, the log is streamed instead).
@@ -73,6 +80,7 @@ impl Core {
             prev_term: self.log.term_at(prev).unwrap_or(0),
             commit: self.commit,
             echo: self.now_echo(),
+            resume: resume && prev == base,
             entries,
         };
         if n > 0 {
@@ -84,7 +92,13 @@ impl Core {
     fn queue_snapshot(&mut self, i: usize, now: Instant) {
         let wait = (self.cfg.election_timeout * 2).max(Duration::from_secs(2));
         self.peers[i].snap_until = Some(now + wait);
-        let lsn = self.applied;
+        // The state is the applied one, so its position is the applied LSN; the seeded bug
+        // labels it with the log's end, taken a moment later.
+        let lsn = if self.bug(Bug::SnapshotPosition) {
+            self.log.last_lsn()
+        } else {
+            self.applied
+        };
         info!(follower = %self.cfg.peers[i].id, lsn, "sending snapshot");
         self.snap_jobs.push(SnapJob {
             peer: i,
@@ -150,6 +164,7 @@ impl Core {
             prev_term,
             commit,
             echo,
+            resume,
             mut entries,
         } = m;
         let Some(reply_term) = self.accept_leader(from, term, echo) else {
@@ -168,7 +183,9 @@ impl Core {
         } else {
             let last = self.log.last_lsn();
             let ok = prev_lsn <= last && self.log.term_at(prev_lsn) == Some(prev_term);
-            if !ok {
+            if !ok && resume && prev_lsn > last && self.bug(Bug::ResumeTruncated) {
+                self.skip_to(prev_lsn, prev_term);
+            } else if !ok {
                 let hint = if prev_lsn > last {
                     last
                 } else if prev_lsn == base && base > 0 {
@@ -206,6 +223,23 @@ impl Core {
             self.publish();
         }
         self.append_resp(from, reply_term, true, self.log.last_lsn(), echo);
+    }
+
+    /// The `resume-truncated` bug on a follower: carry on from `lsn` (where the leader's log
+    /// now starts) with the state as it is, leaving out every record in between.
+    fn skip_to(&mut self, lsn: u64, term: u64) {
+        warn!(
+            from = self.applied + 1,
+            to = lsn,
+            "resuming from the leader's log start without a snapshot (seeded bug)"
+        );
+        self.log.reset(lsn, term);
+        self.flush_kick.notify_one();
+        self.overlay.clear();
+        self.applied = lsn;
+        self.commit = lsn;
+        self.durable = lsn;
+        self.publish();
     }
 
     pub fn on_append_resp(&mut self, from: usize, r: AppendRespArgs) {
@@ -333,6 +367,7 @@ pub struct AppendArgs {
     pub prev_term: u64,
     pub commit: u64,
     pub echo: u64,
+    pub resume: bool,
     pub entries: Vec<Entry>,
 }
 
@@ -368,6 +403,7 @@ impl Core {
                 prev_term,
                 commit,
                 echo,
+                resume,
                 entries,
             } => self.on_append(
                 from,
@@ -377,6 +413,7 @@ impl Core {
                     prev_term,
                     commit,
                     echo,
+                    resume,
                     entries,
                 },
             ),
