@@ -74,6 +74,18 @@ impl FaultWindow {
             }
         }
         let nodes = self.nodes();
+        if self.kind == "clock" {
+            if let Some(ms) = self.value.get("offset_ms").and_then(Value::as_int) {
+                let way = if ms < 0 { "behind" } else { "ahead" };
+                let whose = if nodes.len() == 1 { "clock" } else { "clocks" };
+                return format!(
+                    "{}'s {whose} {} {:.3} s {way}",
+                    node_list(&nodes),
+                    be(&nodes),
+                    ms.unsigned_abs() as f64 / 1e3
+                );
+            }
+        }
         let verb = match self.kind.as_str() {
             "pause" => "paused",
             "kill" => "killed",
@@ -245,8 +257,9 @@ impl Context {
         Some(out)
     }
 
-    /// Adds the fault context of each anomaly's first acknowledged op (or first op) to its
-    /// explanation and `details.context`. Anomalies that already have one are left alone.
+    /// Adds the fault context of each anomaly's first acknowledged op (or first op; for an
+    /// anomaly over a window of time, `details.start_s`) to its explanation and
+    /// `details.context`. Anomalies that already have one are left alone.
     pub fn enrich(&self, history: &History, results: &mut [CheckResult]) {
         if self.faults.is_empty() {
             return;
@@ -256,11 +269,24 @@ impl Context {
                 if a.details.get("context").is_some() {
                     continue;
                 }
-                let Some(op) = key_op(history, &a.ops) else {
-                    continue;
+                // An anomaly about a window of time (two leaders at once) is explained by
+                // what was going on when the window opened, not at its first cited op.
+                let window = a
+                    .details
+                    .get("start_s")
+                    .and_then(Json::as_f64)
+                    .map(|s| (s * 1e9) as u64);
+                let (t, node) = match window {
+                    Some(t) => (t, None),
+                    None => {
+                        let Some(op) = key_op(history, &a.ops) else {
+                            continue;
+                        };
+                        let Some(t) = op.time else { continue };
+                        (t, op.node.as_deref())
+                    }
                 };
-                let Some(t) = op.time else { continue };
-                let Some(ctx) = self.at(t, op.node.as_deref()) else {
+                let Some(ctx) = self.at(t, node) else {
                     continue;
                 };
                 a.explanation = format!("{} (Context: {ctx}.)", a.explanation.trim_end());

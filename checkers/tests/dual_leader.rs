@@ -225,3 +225,40 @@ fn odd_input_is_counted_not_trusted() {
     assert_eq!(r.stats["probes_answered"], 1);
     assert_eq!(r.stats["probes_unusable"], 3);
 }
+
+#[test]
+fn a_dual_leader_window_is_explained_by_the_faults_when_it_opened_clocks_shown() {
+    // A kill long over by the time the window opens, then n1's clock set back 5 s and n1
+    // cut off: the context names the clock and the partition, not the kill.
+    let mut t = Timed::default();
+    t.nemesis("start-kill", 0.0, 1.0, serde_json::json!({"nodes": ["n3"]}));
+    t.nemesis(
+        "stop-kill",
+        20.0,
+        21.0,
+        serde_json::json!({"nodes": ["n3"]}),
+    );
+    n1_leads(&mut t);
+    t.nemesis(
+        "start-clock",
+        100.0,
+        101.0,
+        serde_json::json!({"nodes": ["n1"], "clock": {"mode": "bump", "delta_ms": -5000}, "offset_ms": -5000}),
+    );
+    t.nemesis(
+        "start-partition",
+        120.0,
+        121.0,
+        serde_json::json!({"n1": ["n2", "n3"], "n2": ["n1"], "n3": ["n1"]}),
+    );
+    t.probe(2, "n2", 150.0, 160.0, "leader", 2);
+    t.probe(2, "n2", 250.0, 260.0, "leader", 2);
+    let h = t.build();
+    let mut rs = vec![DualLeader::default().check(&h)];
+    checkers::explain::enrich(&h, &mut rs);
+    let a = &rs[0].anomalies[0];
+    let ctx = a.details["context"].as_str().unwrap();
+    assert!(ctx.contains("n1's clock was 5.000 s behind"), "{ctx}");
+    assert!(ctx.contains("n1 was cut off from n2, n3"), "{ctx}");
+    assert!(!ctx.contains("killed"), "{ctx}");
+}

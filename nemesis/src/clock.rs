@@ -41,6 +41,21 @@ impl ClockMode {
     }
 }
 
+/// Creates every node's offset file at offset 0 (shim mode; nothing otherwise). Call it
+/// before the system starts: the shim maps its file when the process first reads the clock,
+/// and a process that found no file keeps offset 0 for its whole life.
+pub fn prepare_shim_files<'a>(
+    mode: &ClockMode,
+    nodes: impl IntoIterator<Item = &'a str>,
+) -> Result<()> {
+    for n in nodes {
+        if let Some(file) = mode.shim_file(n) {
+            write_offset(&file, 0)?;
+        }
+    }
+    Ok(())
+}
+
 /// Environment for a system process on `node` so that the shim skews it (empty unless shim
 /// mode): `LD_PRELOAD` and `FAULTLINE_CLOCK_FILE`. Put it in the `DaemonSpec`'s env.
 pub fn shim_env(mode: &ClockMode, node: &str) -> Vec<(String, String)> {

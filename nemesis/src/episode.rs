@@ -10,7 +10,8 @@
 //! out of order). Random shapes and targets stay in the mix for breadth.
 //!
 //! Episodes come in rounds: each round plays every kind the options allow once, the
-//! composite ones that make a node fall behind first, so a 30 s run (four or five episodes)
+//! composite ones first (a node made to fall behind, then given a chance to lead; the
+//! leader's clock set back, then the leader cut off), so a 30 s run (four or five episodes)
 //! always tries them, and a longer run covers every kind instead of repeating a few.
 //!
 //! A leader-aimed fault holds until the probe sees a new leader (plus a margin), or
@@ -146,13 +147,16 @@ enum Kind {
 }
 
 impl Kind {
-    /// Whether the episode makes a node fall behind and then gives it a chance to lead: the
-    /// composite faults behind lost writes on failover, which no single fault provokes.
-    fn needs_a_node_behind(self) -> bool {
-        matches!(
-            self,
-            Kind::StaleBridge | Kind::StaleLeaderRace | Kind::LaggingFollower
-        )
+    /// Whether the episode is one of the composites no single fault provokes, played first
+    /// in a round: those that make a node fall behind and then give it a chance to lead
+    /// (lost writes on failover), and, with partitions allowed, the leader's clock set back
+    /// before it is cut off (a lease that outlives the election of the next leader).
+    fn comes_first(self, partitions: bool) -> bool {
+        match self {
+            Kind::StaleBridge | Kind::StaleLeaderRace | Kind::LaggingFollower => true,
+            Kind::SkewLeader => partitions,
+            _ => false,
+        }
     }
 
     /// (kind, weight: how early in a round it tends to come, fault kinds it needs)
@@ -260,11 +264,12 @@ impl Planner {
             .map(|(k, w, _)| (*k, *w))
             .collect();
         // Weighted random order (Efraimidis-Spirakis): sort by u^(1/w), largest first.
+        let partitions = self.has(&[FaultKind::Partition]);
         let mut keyed: Vec<(bool, f64, Kind)> = choices
             .into_iter()
             .map(|(k, w)| {
                 let u: f64 = self.rng.random_range(f64::MIN_POSITIVE..1.0);
-                (k.needs_a_node_behind(), u.powf(1.0 / f64::from(w)), k)
+                (k.comes_first(partitions), u.powf(1.0 / f64::from(w)), k)
             })
             .collect();
         keyed.sort_by(|a, b| {
@@ -477,6 +482,35 @@ impl Planner {
                 Episode {
                     name: "swizzle",
                     steps,
+                }
+            }
+            Kind::SkewLeader if self.has(&[FaultKind::Partition]) => {
+                // The leader and the lock: its clock set back, then cut off. A lease measured
+                // by the wall clock outlives the election of a new leader, so the old one
+                // goes on acting as leader beside it; a monotonic lease does not notice.
+                let back = self.opts.max_clock_skew_ms.max(4000);
+                let delta_ms = -self.rng.random_range(4000..=back);
+                let gap = self.ms(100, 300);
+                let f = self.failover();
+                Episode {
+                    name: "skew-isolate-leader",
+                    steps: vec![
+                        Step::Start {
+                            slot: 0,
+                            fault: Fault::Clock {
+                                target: leader,
+                                action: ClockAction::Bump { delta_ms },
+                            },
+                        },
+                        Step::Sleep { ms: gap },
+                        Step::Start {
+                            slot: 1,
+                            fault: part(Shape::IsolateLeader),
+                        },
+                        f,
+                        Step::Stop { slot: 1 },
+                        Step::Stop { slot: 0 },
+                    ],
                 }
             }
             Kind::SkewLeader => {

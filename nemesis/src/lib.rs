@@ -46,7 +46,7 @@ pub mod state;
 pub mod system;
 
 pub use adaptive::{Played, run_adaptive};
-pub use clock::{ClockMode, shim_env};
+pub use clock::{ClockMode, prepare_shim_files, shim_env};
 pub use driver::{NemesisEvent, run_schedule};
 pub use duration::{BadDuration, format_duration, parse_duration};
 pub use episode::{AdaptiveOptions, Episode, Planner, Step, Until};

@@ -147,6 +147,9 @@ pub async fn run(
     let mut interrupts = Interrupts::install().context("failed to handle signals")?;
     let remotes = env.remotes.clone();
     deploy::heal_leftovers(system.as_ref(), &remotes, &env.state_path, &log).await;
+    let nodes = system.nodes();
+    nemesis::prepare_shim_files(&env.clock, nodes.iter().map(String::as_str))
+        .map_err(|e| systems::Error::from(e).context("failed to prepare the clock shim"))?;
     log.line(&format!(
         "deploying {} on {} nodes",
         system.name(),

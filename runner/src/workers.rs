@@ -152,11 +152,15 @@ pub async fn probe(
 }
 
 /// Waits (within `limit`) until the cluster has converged: every node answers, one leader
-/// that all name, and every node has applied what the leader has committed. Returns whether
-/// it converged.
+/// that all name, and every node that reports an applied index has applied the same one, at
+/// least what the leader has committed, in two rounds in a row (200 ms apart) with the same
+/// indices. One round is not enough: a leader elected a moment ago reports the commit index
+/// of the previous term until its first record commits, and the followers it has not yet
+/// sent its log to look caught up against it. Returns the leader, or why it did not converge.
 pub async fn converge(system: &dyn System, limit: Duration) -> Result<String, String> {
     let deadline = tokio::time::Instant::now() + limit;
     let mut last;
+    let mut previous: Option<(String, Vec<Option<i64>>)> = None;
     loop {
         let mut roles = Vec::new();
         last = String::new();
@@ -166,6 +170,7 @@ pub async fn converge(system: &dyn System, limit: Duration) -> Result<String, St
                 Err(e) => last = format!("{n} does not answer: {e:#}"),
             }
         }
+        let mut now = None;
         if last.is_empty() {
             let leaders: Vec<_> = roles
                 .iter()
@@ -174,17 +179,26 @@ pub async fn converge(system: &dyn System, limit: Duration) -> Result<String, St
             if leaders.len() == 1 {
                 let (ln, lr) = leaders[0];
                 let all_name = roles.iter().all(|(_, r)| r.leader.as_deref() == Some(ln));
-                let caught_up = roles
-                    .iter()
-                    .all(|(_, r)| r.applied.unwrap_or(0) >= lr.committed.unwrap_or(0));
+                let applied: Vec<Option<i64>> = roles.iter().map(|(_, r)| r.applied).collect();
+                let mut known = applied.iter().flatten();
+                let first = known.next().copied();
+                let same = known.all(|a| Some(*a) == first);
+                let caught_up = same && first.unwrap_or(0) >= lr.committed.unwrap_or(0);
                 if all_name && caught_up {
-                    return Ok(ln.clone());
+                    let state = (ln.clone(), applied);
+                    if previous.as_ref() == Some(&state) {
+                        return Ok(ln.clone());
+                    }
+                    now = Some(state);
+                    last = format!("leader {ln}; every node caught up, checking it holds");
+                } else {
+                    last = format!("leader {ln}; not every node names it or has caught up");
                 }
-                last = format!("leader {ln}; not every node names it or has caught up");
             } else {
                 last = format!("{} nodes claim to lead", leaders.len());
             }
         }
+        previous = now;
         if tokio::time::Instant::now() >= deadline {
             return Err(last);
         }

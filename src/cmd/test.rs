@@ -131,11 +131,43 @@ pub(crate) fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
             workloads = kept;
         }
     }
-    let kinds = if matches!(args.nemesis.trim(), "" | "none") {
+    let mut kinds = if matches!(args.nemesis.trim(), "" | "none") {
         Vec::new()
     } else {
         nemesis::parse_kinds(&args.nemesis).map_err(|e| user_error(e.to_string()))?
     };
+    // The default faults are those the system can take, as with workloads. Clock faults are
+    // per process on a local cluster and in containers (the shim); on hosts they set the
+    // host's clock and stop its NTP, which a user must ask for.
+    if args.nemesis == defaults.nemesis {
+        let refused = file.unsupported_faults();
+        let on_hosts = args.reach.nodes_file.is_some();
+        let (kept, dropped): (Vec<FaultKind>, Vec<FaultKind>) = kinds
+            .iter()
+            .partition(|k| !(refused.contains(k) || (on_hosts && **k == FaultKind::Clock)));
+        if !dropped.is_empty() {
+            let why: Vec<String> = dropped
+                .iter()
+                .map(|k| {
+                    if refused.contains(k) {
+                        format!("{}: {system}'s file refuses it", k.name())
+                    } else {
+                        format!(
+                            "{}: on hosts it sets the host clock; ask for it with --nemesis",
+                            k.name()
+                        )
+                    }
+                })
+                .collect();
+            let kept_names: Vec<&str> = kept.iter().map(|k| k.name()).collect();
+            crate::term::note!(
+                "faultline test: left out of the default faults ({}): running {}",
+                why.join("; "),
+                kept_names.join(",")
+            );
+            kinds = kept;
+        }
+    }
     let options = options_given(args, &defaults);
     file.check_workloads(&workloads).map_err(user_error)?;
     file.check_faults(&kinds).map_err(user_error)?;

@@ -188,3 +188,65 @@ fn each_round_plays_every_kind_once_those_with_a_node_behind_first() {
         "the first episode varies with the seed: {firsts:?}"
     );
 }
+
+#[test]
+fn with_clocks_and_partitions_the_skewed_isolated_leader_comes_with_the_first_composites() {
+    let first = [
+        "stale-bridge-follower",
+        "stale-bridge-leader",
+        "stale-leader-race",
+        "lagging-follower",
+        "lagging-follower-swap",
+        "skew-isolate-leader",
+    ];
+    for seed in 0..50 {
+        let mut p = planner("partition,pause,kill,clock", 5, seed);
+        // 11 kinds: the four composites first, in an order drawn from the seed.
+        let round: Vec<Episode> = (0..11).map(|_| p.next_episode().unwrap()).collect();
+        let names: Vec<&str> = round.iter().map(|e| e.name).collect();
+        assert!(
+            names[..4].iter().all(|n| first.contains(n)),
+            "seed {seed}: {names:?}"
+        );
+        assert!(
+            names[..4].contains(&"skew-isolate-leader"),
+            "seed {seed}: {names:?}"
+        );
+        assert!(
+            names[4..].iter().all(|n| !first.contains(n)),
+            "seed {seed}: {names:?}"
+        );
+        // The clock goes back (by at least 4 s) before the leader is cut off, and both heal.
+        let skew = round
+            .iter()
+            .find(|e| e.name == "skew-isolate-leader")
+            .unwrap();
+        match (&skew.steps[0], &skew.steps[2]) {
+            (
+                Step::Start {
+                    fault:
+                        Fault::Clock {
+                            action: ClockAction::Bump { delta_ms },
+                            ..
+                        },
+                    ..
+                },
+                Step::Start {
+                    fault: Fault::Partition { .. },
+                    ..
+                },
+            ) => assert!(*delta_ms <= -4000, "seed {seed}: {delta_ms}"),
+            other => panic!("seed {seed}: {other:?}"),
+        }
+        let stops = skew
+            .steps
+            .iter()
+            .filter(|s| matches!(s, Step::Stop { .. }))
+            .count();
+        assert_eq!(stops, 2);
+    }
+    // Without partitions the clock episode is a plain skew, in the rest of the round.
+    let mut p = planner("clock", 3, 1);
+    let names: Vec<&str> = (0..2).map(|_| p.next_episode().unwrap().name).collect();
+    assert!(names.contains(&"skew-leader"), "{names:?}");
+}

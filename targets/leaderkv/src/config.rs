@@ -61,6 +61,10 @@ pub enum Bug {
     /// log (taken after the state was copied) instead of the position of the state it holds:
     /// the follower skips the records in between.
     SnapshotPosition,
+    /// The leader lease is measured with the wall clock instead of the monotonic one: a
+    /// leader whose clock is set back keeps leading (and answering as leader) past the lease,
+    /// while a new leader is elected ("the leader and the lock").
+    WallClockLease,
 }
 
 impl Bug {
@@ -75,6 +79,7 @@ impl Bug {
             Bug::ReadUncommitted => "read-uncommitted",
             Bug::ResumeTruncated => "resume-truncated",
             Bug::SnapshotPosition => "snapshot-position",
+            Bug::WallClockLease => "wall-clock-lease",
         }
     }
 }

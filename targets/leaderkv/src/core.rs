@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Condvar};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio::sync::{Notify, mpsc, watch};
@@ -104,6 +104,8 @@ pub struct Core {
     pub compacting: bool,
     pub want_compact: bool,
     pub failed: Option<String>,
+    /// Test hook: added to the wall clock (only the `wall-clock-lease` bug reads it).
+    pub clock_skew_ns: i64,
     rng: u64,
     t0: Instant,
 }
@@ -166,6 +168,7 @@ impl Core {
             compacting: false,
             want_compact: false,
             failed: None,
+            clock_skew_ns: 0,
             rng: seed | 1,
             t0: now,
             cfg,
@@ -182,8 +185,16 @@ impl Core {
         self.cfg.bug(b)
     }
 
-    /// Monotonic nanoseconds since start (never 0): the leader-lease clock.
+    /// The leader-lease clock: monotonic nanoseconds since start (never 0). With the
+    /// `wall-clock-lease` bug, the wall clock (plus the test hook's skew), which jumps when
+    /// the clock is set.
     pub fn now_echo(&self) -> u64 {
+        if self.bug(Bug::WallClockLease) {
+            let wall = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as i128);
+            return (wall + self.clock_skew_ns as i128).max(1) as u64;
+        }
         self.t0.elapsed().as_nanos() as u64 + 1
     }
 

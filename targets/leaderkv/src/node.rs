@@ -205,6 +205,12 @@ impl Node {
         self.shared.core().blocked.clear();
     }
 
+    /// Test hook: set this node's wall clock `ms` ahead (negative: back), as the clock
+    /// nemesis does to a process.
+    pub fn skew_clock(&self, ms: i64) {
+        self.shared.core().clock_skew_ns = ms * 1_000_000;
+    }
+
     /// Test hook: start an election now, bypassing voters' leader stickiness.
     pub fn campaign(&self) {
         let mut c = self.shared.core();

@@ -277,3 +277,39 @@ async fn no_step_down_keeps_two_leaders() {
     );
     assert!(!no_step_down(false).await, "it steps down without it");
 }
+
+/// The leader's clock is set back 5 s, then it is cut off: does it still claim to lead once
+/// the others have elected a new leader?
+async fn wall_clock_lease(bug: bool) -> bool {
+    let bugs = if bug {
+        vec![Bug::WallClockLease]
+    } else {
+        vec![]
+    };
+    let c = Cluster::start3(Mode::Sync, &bugs).await;
+    let l = c.wait_leader().await;
+    assert_eq!(c.set(l, "base", "1").await, Reply::ok());
+    c.node(l).skew_clock(-5_000);
+    // A clock set back alone changes nothing while the leader hears from a majority.
+    tokio::time::sleep(Duration::from_millis(3 * ELECTION_MS)).await;
+    assert_eq!(c.leaders(), vec![l], "still the only leader");
+    c.isolate(l);
+    let nl = c
+        .wait_leader_among(&others(l), Duration::from_secs(10))
+        .await;
+    let both = c.node(l).status().role == Role::Leader && c.node(nl).status().role == Role::Leader;
+    c.shutdown().await;
+    both
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wall_clock_lease_leads_on_after_a_new_leader_is_elected() {
+    assert!(
+        wall_clock_lease(true).await,
+        "with the bug the old leader still leads next to the new one"
+    );
+    assert!(
+        !wall_clock_lease(false).await,
+        "a monotonic lease steps down before anyone else can be elected"
+    );
+}
