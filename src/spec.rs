@@ -34,7 +34,7 @@ pub struct TestArgs {
     pub nodes: usize,
     #[arg(long, default_value = "set,unique-ids", help = crate::cli::values::workloads())]
     pub workload: String,
-    #[arg(long, default_value = "partition,pause,kill,clock", help = crate::cli::values::nemeses())]
+    #[arg(long, default_value = "partition,pause,kill,clock,member", help = crate::cli::values::nemeses())]
     pub nemesis: String,
     /// Where client reads go: `leader` (like writes), `followers` (in turn, every node but the
     /// one that leads) or `any` (every node in turn). Reads from followers are checked

@@ -90,6 +90,7 @@ impl FaultWindow {
             "pause" => "paused",
             "kill" => "killed",
             "clock" => "clock-skewed",
+            "member" => "removed from the cluster",
             "loss" => "losing packets",
             "bandwidth" => "bandwidth-limited",
             _ => "",

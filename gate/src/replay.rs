@@ -92,6 +92,7 @@ pub fn pin(schedule: &Schedule, recorded: &History) -> Schedule {
             }
             Fault::Pause { target }
             | Fault::Kill { target }
+            | Fault::Member { target }
             | Fault::Clock { target, .. }
             | Fault::Loss { target, .. }
             | Fault::Bandwidth { target, .. } => {

@@ -143,6 +143,7 @@ enum Kind {
     PauseLeader,
     KillLeader,
     SkewLeader,
+    ReplaceFollower,
     Breadth,
 }
 
@@ -160,7 +161,7 @@ impl Kind {
     }
 
     /// (kind, weight: how early in a round it tends to come, fault kinds it needs)
-    const TABLE: [(Kind, u32, &'static [FaultKind]); 11] = [
+    const TABLE: [(Kind, u32, &'static [FaultKind]); 12] = [
         (Kind::IsolateLeader, 2, &[FaultKind::Partition]),
         (Kind::LeaderMinority, 2, &[FaultKind::Partition]),
         (
@@ -175,6 +176,7 @@ impl Kind {
         (Kind::PauseLeader, 2, &[FaultKind::Pause]),
         (Kind::KillLeader, 2, &[FaultKind::Kill]),
         (Kind::SkewLeader, 2, &[FaultKind::Clock]),
+        (Kind::ReplaceFollower, 2, &[FaultKind::Member]),
         (Kind::Breadth, 2, &[]),
     ];
 }
@@ -257,7 +259,8 @@ impl Planner {
                         Kind::StaleLeaderRace
                         | Kind::StaleBridge
                         | Kind::LaggingFollower
-                        | Kind::Swizzle => cluster >= 3,
+                        | Kind::Swizzle
+                        | Kind::ReplaceFollower => cluster >= 3,
                         _ => cluster >= 2,
                     }
             })
@@ -335,6 +338,7 @@ impl Planner {
                 // stale old leader races the survivors for the next election.
                 let hold = self.ms(200, 1000);
                 let f = self.failover();
+                let race = self.race_ms();
                 Episode {
                     name: "stale-leader-race",
                     steps: vec![
@@ -349,7 +353,7 @@ impl Planner {
                         },
                         Step::Sleep { ms: hold },
                         Step::Stop { slot: 0 },
-                        self.settle_bounded(),
+                        Step::Sleep { ms: race },
                         Step::Stop { slot: 1 },
                     ],
                 }
@@ -484,6 +488,41 @@ impl Planner {
                     steps,
                 }
             }
+            Kind::ReplaceFollower => {
+                // A follower leaves while writes go on and joins again as a new member (a
+                // snapshot of the leader, then the log from the snapshot's position). Half the
+                // time the leader is cut off right after, so the join runs into a failover.
+                let away = self.ms(500, 2000);
+                let mut steps = vec![
+                    Step::Start {
+                        slot: 0,
+                        fault: Fault::Member {
+                            target: Target::Follower,
+                        },
+                    },
+                    Step::Sleep { ms: away },
+                    Step::Stop { slot: 0 },
+                ];
+                let failover = self.has(&[FaultKind::Partition]) && self.rng.random_bool(0.5);
+                if failover {
+                    let catch = self.ms(100, 600);
+                    steps.push(Step::Sleep { ms: catch });
+                    steps.push(Step::Start {
+                        slot: 1,
+                        fault: part(Shape::IsolateLeader),
+                    });
+                    steps.push(self.failover());
+                    steps.push(Step::Stop { slot: 1 });
+                }
+                Episode {
+                    name: if failover {
+                        "replace-follower-failover"
+                    } else {
+                        "replace-follower"
+                    },
+                    steps,
+                }
+            }
             Kind::SkewLeader if self.has(&[FaultKind::Partition]) => {
                 // The leader and the lock: its clock set back, then cut off. A lease measured
                 // by the wall clock outlives the election of a new leader, so the old one
@@ -566,13 +605,11 @@ impl Planner {
         }
     }
 
-    /// A wait for one leader that does not hold up the rest of the episode for long.
-    fn settle_bounded(&self) -> Step {
-        Step::Await {
-            until: Until::Stable,
-            max_ms: (self.opts.fault_max.as_millis() as u64).min(10_000),
-            margin_ms: 0,
-        }
+    /// How long the survivors and a stale old leader race for the next election while the
+    /// leader that replaced it is still dead: two failure-detection times (1 to 5 s). A wait
+    /// for a stable cluster would never end before the dead node is back.
+    fn race_ms(&self) -> u64 {
+        (2 * self.detect_ms()).clamp(1000, 5000)
     }
 }
 

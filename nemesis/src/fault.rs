@@ -19,16 +19,19 @@ pub enum FaultKind {
     Clock,
     Loss,
     Bandwidth,
+    /// A node leaves the cluster (stopped, its data wiped) and joins again as a new member.
+    Member,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 6] = [
+    pub const ALL: [FaultKind; 7] = [
         FaultKind::Partition,
         FaultKind::Pause,
         FaultKind::Kill,
         FaultKind::Clock,
         FaultKind::Loss,
         FaultKind::Bandwidth,
+        FaultKind::Member,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,6 +42,7 @@ impl FaultKind {
             FaultKind::Clock => "clock",
             FaultKind::Loss => "loss",
             FaultKind::Bandwidth => "bandwidth",
+            FaultKind::Member => "member",
         }
     }
 
@@ -178,6 +182,10 @@ pub enum Fault {
     Loss { target: Target, probability: f64 },
     /// Limit the targets' outgoing bandwidth (tc tbf).
     Bandwidth { target: Target, rate_kbit: u32 },
+    /// The nodes leave the cluster by the system's own procedure (`leave`: stopped, data
+    /// wiped); stopping the fault has them join again as new members (`join`: the system's
+    /// way to seed a new follower, a snapshot and the log from its position).
+    Member { target: Target },
 }
 
 impl Fault {
@@ -189,6 +197,7 @@ impl Fault {
             Fault::Clock { .. } => FaultKind::Clock,
             Fault::Loss { .. } => FaultKind::Loss,
             Fault::Bandwidth { .. } => FaultKind::Bandwidth,
+            Fault::Member { .. } => FaultKind::Member,
         }
     }
 
@@ -200,7 +209,8 @@ impl Fault {
             | Fault::Kill { target }
             | Fault::Clock { target, .. }
             | Fault::Loss { target, .. }
-            | Fault::Bandwidth { target, .. } => Some(target),
+            | Fault::Bandwidth { target, .. }
+            | Fault::Member { target } => Some(target),
         }
     }
 
@@ -224,6 +234,9 @@ impl Fault {
                 target: fix(target, rng),
             },
             Fault::Kill { target } => Fault::Kill {
+                target: fix(target, rng),
+            },
+            Fault::Member { target } => Fault::Member {
                 target: fix(target, rng),
             },
             Fault::Clock { target, action } => Fault::Clock {

@@ -60,15 +60,26 @@ pub async fn execute_heal(
             let r = need("resume processes")?;
             signal_pids(r, pids, "CONT", true).await
         }
-        HealAction::Restart => {
-            let r = need("restart the system")?;
+        HealAction::Restart | HealAction::Join => {
+            let joining = entry.action == HealAction::Join;
+            let what = if joining {
+                "have the node join again"
+            } else {
+                "restart the system"
+            };
+            let r = need(what)?;
             let s = system.ok_or_else(|| {
                 Error::other(
-                    format!("restart the system on {}", entry.node),
+                    format!("{what} on {}", entry.node),
                     "the system is not known here",
                 )
             })?;
-            match s.start(r).await {
+            let started = if joining {
+                s.join(r).await
+            } else {
+                s.start(r).await
+            };
+            match started {
                 // A supervised system (`on_exit = restart`) is started again by the runner's
                 // supervisor, every second, until it runs: a start it refuses now (a fenced
                 // former primary waiting for a new one) is no failed heal. The supervisor
@@ -142,9 +153,10 @@ pub async fn heal_from_state_file(
     let mut chains = std::collections::BTreeMap::new();
     for e in ordered {
         let remote = resolve(&e.node);
-        let res = if matches!(e.action, HealAction::Restart) && system.is_none() {
+        let res = if matches!(e.action, HealAction::Restart | HealAction::Join) && system.is_none()
+        {
             tracing::warn!(
-                "{} was killed by a nemesis and is not restarted here",
+                "{} was killed (or removed) by a nemesis and is not restarted here",
                 e.node
             );
             Ok(())

@@ -370,6 +370,27 @@ impl ClusterNemesis {
                     Err(errors)
                 }
             }
+            Fault::Member { target } => {
+                let nodes = self.resolve(target, leader.as_deref(), &mut inner.rng)?;
+                record.nodes = nodes.clone();
+                let system = self.system("remove a node")?;
+                active.heals = nodes
+                    .iter()
+                    .map(|n| self.pending(id, n, HealAction::Join))
+                    .collect::<Result<_>>()?;
+                self.record_ahead(&active.heals)?;
+                let errors = self
+                    .on_nodes(&nodes, |_, r| {
+                        let s = system.clone();
+                        async move { s.leave(r.as_ref()).await }
+                    })
+                    .await;
+                if errors.is_empty() {
+                    Ok(())
+                } else {
+                    Err(errors)
+                }
+            }
             Fault::Clock { target, action } => {
                 let nodes = self.resolve(target, leader.as_deref(), &mut inner.rng)?;
                 record.nodes = nodes.clone();
@@ -383,6 +404,7 @@ impl ClusterNemesis {
         };
         if let Fault::Pause { target }
         | Fault::Kill { target }
+        | Fault::Member { target }
         | Fault::Clock { target, .. }
         | Fault::Loss { target, .. }
         | Fault::Bandwidth { target, .. } = &mut record.fault

@@ -236,6 +236,7 @@ pub(crate) fn random_fault<R: Rng + ?Sized>(
         }
         FaultKind::Pause => Fault::Pause { target },
         FaultKind::Kill => Fault::Kill { target },
+        FaultKind::Member => Fault::Member { target },
         FaultKind::Clock => {
             let max = opts.max_clock_skew_ms.max(250);
             let mut delta = rng.random_range(250..=max);
@@ -389,7 +390,7 @@ fault = { kind = "partition", partition = { isolate = "n3" } }
             parse_kinds("partition, pause,partition").unwrap(),
             vec![FaultKind::Partition, FaultKind::Pause]
         );
-        assert_eq!(parse_kinds("all").unwrap().len(), 6);
+        assert_eq!(parse_kinds("all").unwrap().len(), 7);
         assert!(parse_kinds("none").unwrap().is_empty());
         assert!(
             parse_kinds("partition,bogus")

@@ -35,6 +35,9 @@ pub enum HealAction {
     Resume { pids: Vec<u32> },
     /// Start the system again (needs the system's start: only an in-process heal can).
     Restart,
+    /// Have the node join again as a new member (the system's join, then its start: only an
+    /// in-process heal can).
+    Join,
     /// Set the shim offset file back to 0 (local clusters).
     ClockShim { file: String },
     /// Undo a `clock_settime` bump with the helper (`undo_ms`: the bump to apply; `None` if

@@ -22,6 +22,24 @@ pub trait SystemControl: Send + Sync + std::fmt::Debug {
     async fn kill(&self, remote: &dyn Remote) -> Result<()>;
     /// Starts the system on the node again (after a kill).
     async fn start(&self, remote: &dyn Remote) -> Result<()>;
+    /// Removes the node from the cluster by the system's own procedure: its processes
+    /// stopped and its data wiped, so that [`SystemControl::join`] brings it back as a new
+    /// member. Systems that cannot say how refuse.
+    async fn leave(&self, remote: &dyn Remote) -> Result<()> {
+        Err(Error::other(
+            format!("remove {} from the cluster", remote.node().name),
+            "the system does not say how a node leaves and joins",
+        ))
+    }
+    /// Adds the node (removed by [`SystemControl::leave`]) again as a new member: the
+    /// system's join procedure (a snapshot of the leader, then its log from there), then its
+    /// start.
+    async fn join(&self, remote: &dyn Remote) -> Result<()> {
+        Err(Error::other(
+            format!("add {} to the cluster", remote.node().name),
+            "the system does not say how a node leaves and joins",
+        ))
+    }
     /// The node that currently leads, if known (for `leader` targets and `isolate-leader`).
     async fn leader(&self) -> Option<NodeName> {
         None
@@ -65,6 +83,12 @@ pub struct PidfileSystem {
     pub pids_command: BTreeMap<NodeName, String>,
     /// What happens when a daemon exits by itself.
     pub on_exit: ExitPolicy,
+    /// Per node, the command that removes it after its processes are killed (wipes its
+    /// data); a system without one cannot take the membership fault.
+    pub leave: BTreeMap<NodeName, String>,
+    /// Per node, a command run before the start that has it join as a new member (none:
+    /// the start alone joins an empty node).
+    pub join: BTreeMap<NodeName, String>,
 }
 
 impl PidfileSystem {
@@ -151,6 +175,27 @@ impl SystemControl for PidfileSystem {
 
     fn on_exit(&self) -> ExitPolicy {
         self.on_exit
+    }
+
+    async fn leave(&self, remote: &dyn Remote) -> Result<()> {
+        let name = remote.node().name.clone();
+        let Some(cmd) = self.leave.get(&name) else {
+            return Err(Error::other(
+                format!("remove {name} from the cluster"),
+                "the system defines no leave command",
+            ));
+        };
+        self.kill(remote).await?;
+        crate::apply::run_sh(remote, "remove the node (leave)", cmd.clone())
+            .await
+            .map(|_| ())
+    }
+
+    async fn join(&self, remote: &dyn Remote) -> Result<()> {
+        if let Some(cmd) = self.join.get(&remote.node().name) {
+            crate::apply::run_sh(remote, "prepare the node to join", cmd.clone()).await?;
+        }
+        self.start(remote).await
     }
 }
 

@@ -23,6 +23,7 @@ pub fn fault_colour(kind: &str) -> &'static str {
         "clock" => "#b5838d",
         "loss" => "#a8dadc",
         "bandwidth" => "#cdb4db",
+        "member" => "#6d597a",
         _ => "#cccccc",
     }
 }

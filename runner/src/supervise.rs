@@ -71,7 +71,10 @@ impl NemesisLog {
             }
             NemesisEvent::Complete { f, value, records } => {
                 st.open = false;
-                for r in records.iter().filter(|r| r.kind == FaultKind::Kill) {
+                for r in records
+                    .iter()
+                    .filter(|r| matches!(r.kind, FaultKind::Kill | FaultKind::Member))
+                {
                     for n in &r.nodes {
                         match r.phase {
                             Phase::Start => st.killed.insert(n.clone()),

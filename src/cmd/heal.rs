@@ -62,6 +62,9 @@ pub fn describe(e: &PendingHeal) -> String {
         HealAction::Restart => {
             "left the killed system down (the next test deploys it afresh)".to_owned()
         }
+        HealAction::Join => {
+            "left the removed node out (the next test deploys it afresh)".to_owned()
+        }
         HealAction::ClockShim { file } => format!("reset the clock offset to 0 ({file})"),
         HealAction::ClockSettime { undo_ms, .. } => match undo_ms {
             Some(ms) if *ms != 0 => format!("stepped the clock back by {ms} ms, NTP started"),

@@ -85,6 +85,12 @@ impl SystemControl for Control {
     async fn start(&self, remote: &dyn Remote) -> nemesis::Result<()> {
         self.daemons.start(remote).await
     }
+    async fn leave(&self, remote: &dyn Remote) -> nemesis::Result<()> {
+        self.daemons.leave(remote).await
+    }
+    async fn join(&self, remote: &dyn Remote) -> nemesis::Result<()> {
+        self.daemons.join(remote).await
+    }
     async fn leader(&self) -> Option<NodeName> {
         self.leader.leader()
     }

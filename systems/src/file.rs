@@ -126,6 +126,7 @@ impl FileSystem {
             access: Arc::new(access),
         };
         let (mut specs, mut also, mut listed) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+        let (mut leave, mut join) = (BTreeMap::new(), BTreeMap::new());
         for n in &sys.nodes {
             let vars = sys.vars(&n.name)?;
             let p = &sys.loaded.spec.process;
@@ -144,6 +145,11 @@ impl FileSystem {
             if let Some(cmd) = &p.pids_command {
                 listed.insert(n.name.clone(), sys.render(cmd, &vars)?);
             }
+            for (which, into) in [("leave", &mut leave), ("join", &mut join)] {
+                if let Some(tpl) = sys.command_of(&vars, which) {
+                    into.insert(n.name.clone(), sys.render(tpl, &vars)?.trim().to_owned());
+                }
+            }
         }
         sys.control = Arc::new(Control::new(
             PidfileSystem {
@@ -151,6 +157,8 @@ impl FileSystem {
                 also,
                 pids_command: listed,
                 on_exit: sys.loaded.spec.process.on_exit,
+                leave,
+                join,
             },
             sys.control.leader.clone(),
         ));
@@ -163,7 +171,7 @@ impl FileSystem {
         for n in &self.nodes {
             let vars = self.vars(&n.name)?;
             let mut commands = Vec::new();
-            for which in ["setup", "start", "stop", "wipe"] {
+            for which in ["setup", "start", "stop", "wipe", "leave", "join"] {
                 if let Some(tpl) = self.command_of(&vars, which) {
                     commands.push((which.to_owned(), self.render(tpl, &vars)?.trim().to_owned()));
                 }

@@ -250,3 +250,49 @@ fn with_clocks_and_partitions_the_skewed_isolated_leader_comes_with_the_first_co
     let names: Vec<&str> = (0..2).map(|_| p.next_episode().unwrap().name).collect();
     assert!(names.contains(&"skew-leader"), "{names:?}");
 }
+
+#[test]
+fn a_replaced_follower_leaves_and_joins_again_sometimes_into_a_failover() {
+    let mut names = BTreeSet::new();
+    for seed in 0..40 {
+        let mut p = planner("partition,member", 5, seed);
+        for _ in 0..12 {
+            let e = p.next_episode().unwrap();
+            if !e.name.starts_with("replace-follower") {
+                continue;
+            }
+            names.insert(e.name);
+            assert!(
+                matches!(
+                    &e.steps[0],
+                    Step::Start {
+                        slot: 0,
+                        fault: Fault::Member {
+                            target: Target::Follower
+                        }
+                    }
+                ),
+                "{e:?}"
+            );
+            let stops = e
+                .steps
+                .iter()
+                .filter(|s| matches!(s, Step::Stop { .. }))
+                .count();
+            let starts = e
+                .steps
+                .iter()
+                .filter(|s| matches!(s, Step::Start { .. }))
+                .count();
+            assert_eq!(starts, stops, "every fault it starts is stopped: {e:?}");
+        }
+    }
+    assert_eq!(
+        names,
+        BTreeSet::from(["replace-follower", "replace-follower-failover"])
+    );
+    // Not on two nodes: removing one leaves no majority.
+    let mut p = planner("member", 2, 1);
+    let e = p.next_episode().unwrap();
+    assert_eq!(e.name, "random");
+}

@@ -120,6 +120,14 @@ pub struct Commands {
     /// Run at teardown after the stop (and before a new setup) to remove what the system left
     /// outside `{dir}` (faultline removes `{dir}` itself).
     pub wipe: Option<String>,
+    /// The membership fault: run after the node's processes are killed, to remove it from
+    /// the cluster (wipe its data, tell the others it left). Without it the system refuses
+    /// the `member` fault.
+    pub leave: Option<String>,
+    /// The membership fault's end: run before `start` to have the removed node join as a new
+    /// member (take a base backup, mark its data dir as joining). Optional: a start on an
+    /// empty data dir may be the whole join.
+    pub join: Option<String>,
     /// Time limit of setup, stop and wipe commands, seconds.
     #[serde(default = "default_command_timeout")]
     pub timeout_s: u64,

@@ -106,6 +106,11 @@ pub struct Core {
     pub failed: Option<String>,
     /// Test hook: added to the wall clock (only the `wall-clock-lease` bug reads it).
     pub clock_skew_ns: i64,
+    /// A new member joining a running cluster (the data dir's `join` mark): it neither votes
+    /// nor stands for election until it has caught up with a leader. A member that forgot
+    /// its log and its votes could otherwise elect a leader lacking committed records, or
+    /// vote twice in one term.
+    pub joining: bool,
     rng: u64,
     t0: Instant,
 }
@@ -169,6 +174,7 @@ impl Core {
             want_compact: false,
             failed: None,
             clock_skew_ns: 0,
+            joining: storage::joining(&cfg.data_dir),
             rng: seed | 1,
             t0: now,
             cfg,

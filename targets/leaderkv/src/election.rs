@@ -16,7 +16,11 @@ impl Core {
             Role::Leader => self.tick_leader(now),
             Role::Follower | Role::Candidate => {
                 if now >= self.election_deadline {
-                    self.start_prevote();
+                    if self.joining {
+                        self.reset_election_timer();
+                    } else {
+                        self.start_prevote();
+                    }
                 }
             }
         }
@@ -128,6 +132,18 @@ impl Core {
         pre: bool,
         force: bool,
     ) {
+        if self.joining {
+            // Not a voter until caught up: what it would vote with is not its own history.
+            self.send(
+                from,
+                Msg::VoteResp {
+                    term: self.term,
+                    granted: false,
+                    pre,
+                },
+            );
+            return;
+        }
         let now = Instant::now();
         let up_to_date = (last_term, last_lsn) >= (self.log.last_term(), self.log.last_lsn())
             || self.bug(Bug::ElectStale);

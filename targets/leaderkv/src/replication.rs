@@ -222,7 +222,28 @@ impl Core {
             self.apply_committed();
             self.publish();
         }
+        self.check_joined(from, commit);
         self.append_resp(from, reply_term, true, self.log.last_lsn(), echo);
+    }
+
+    /// A joining member that has applied everything the leader had committed becomes a full
+    /// member; in this term it counts as having voted for that leader (it follows it).
+    fn check_joined(&mut self, leader: usize, leader_commit: u64) {
+        if !self.joining || self.applied < leader_commit || self.applied == 0 {
+            return;
+        }
+        self.joining = false;
+        if self.voted_for.is_none() {
+            self.voted_for = Some(leader);
+        }
+        self.persist_meta();
+        if let Err(e) = crate::storage::joined(&self.cfg.data_dir) {
+            warn!("{e}");
+        }
+        info!(
+            applied = self.applied,
+            "joined the cluster: caught up with the leader"
+        );
     }
 
     /// The `resume-truncated` bug on a follower: carry on from `lsn` (where the leader's log
@@ -310,6 +331,7 @@ impl Core {
             self.apply_committed();
             self.publish();
         }
+        self.check_joined(from, s.commit);
         self.append_resp(from, reply_term, true, self.log.last_lsn(), s.echo);
     }
 

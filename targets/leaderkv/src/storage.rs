@@ -4,6 +4,9 @@
 //! Files in the data dir: `log` (header `LKVLOG01`, base LSN, base term, then frames
 //! `[len u32][checksum u32][entry]`), `meta` (term, voted-for), `snapshot` (LSN, term, state).
 //! `meta` and `snapshot` are replaced atomically (write temp, fsync, rename, fsync dir).
+//! `join` (empty), when present, marks a node that joins a running cluster as a new member
+//! (as PostgreSQL's `standby.signal` marks a standby): it neither votes nor stands for
+//! election until it has caught up with a leader, then removes the file.
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
@@ -245,6 +248,21 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     f.sync_all()?;
     fs::rename(&tmp, path)?;
     sync_dir(path)
+}
+
+/// Whether the data dir is marked as joining a running cluster (the `join` file).
+pub fn joining(dir: &Path) -> bool {
+    dir.join("join").exists()
+}
+
+/// Removes the `join` mark (durably): the node has caught up and is a full member.
+pub fn joined(dir: &Path) -> Result<(), Error> {
+    let path = dir.join("join");
+    match fs::remove_file(&path) {
+        Ok(()) => sync_dir(&path).map_err(|e| Error::Io("remove the join mark".into(), e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::Io("remove the join mark".into(), e)),
+    }
 }
 
 /// Durable term and vote.

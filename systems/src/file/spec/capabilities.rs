@@ -33,15 +33,28 @@ impl Loaded {
     pub fn unsupported_faults(&self) -> Vec<FaultKind> {
         FaultKind::ALL
             .into_iter()
-            .filter(|k| self.spec.unsupported.contains_key(k.name()))
+            .filter(|k| self.refusal(*k).is_some())
             .collect()
+    }
+
+    /// Why the system cannot take faults of `kind`: the file's `[unsupported]` reason, or, for
+    /// the membership fault, the missing `[commands] leave`.
+    fn refusal(&self, kind: FaultKind) -> Option<String> {
+        if let Some(why) = self.spec.unsupported.get(kind.name()) {
+            return Some(why.clone());
+        }
+        (kind == FaultKind::Member && self.spec.commands.leave.is_none()).then(|| {
+            "the file defines no [commands] leave (how a node leaves the cluster and joins \
+             again as a new member)"
+                .to_owned()
+        })
     }
 
     /// Refuses fault kinds the file says the system cannot take, with the file's reason.
     pub fn check_faults(&self, kinds: &[FaultKind]) -> Result<(), String> {
         match kinds
             .iter()
-            .find_map(|k| self.spec.unsupported.get(k.name()).map(|why| (k, why)))
+            .find_map(|k| self.refusal(*k).map(|why| (k, why)))
         {
             Some((k, why)) => Err(format!(
                 "{}: {} cannot take the {} fault: {why}; leave `{}` out of --nemesis",

@@ -158,6 +158,8 @@ impl Spec {
             "start" => (r.and_then(|r| r.start.as_ref()), Some(&c.start)),
             "stop" => (r.and_then(|r| r.stop.as_ref()), c.stop.as_ref()),
             "wipe" => (r.and_then(|r| r.wipe.as_ref()), c.wipe.as_ref()),
+            "leave" => (None, c.leave.as_ref()),
+            "join" => (None, c.join.as_ref()),
             _ => return None,
         };
         own.or(base)
