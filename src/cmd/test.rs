@@ -138,34 +138,38 @@ pub(crate) fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
     };
     // The default faults are those the system can take, as with workloads. Clock faults are
     // per process on a local cluster and in containers (the shim); on hosts they set the
-    // host's clock and stop its NTP, which a user must ask for.
+    // host's clock and stop its NTP, which a user must ask for; without the shim (faultline
+    // installed alone) there is nothing to skew a process with.
     if args.nemesis == defaults.nemesis {
         let refused = file.unsupported_faults();
         let on_hosts = args.reach.nodes_file.is_some();
-        let (kept, dropped): (Vec<FaultKind>, Vec<FaultKind>) = kinds
-            .iter()
-            .partition(|k| !(refused.contains(k) || (on_hosts && **k == FaultKind::Clock)));
-        if !dropped.is_empty() {
-            let why: Vec<String> = dropped
-                .iter()
-                .map(|k| {
-                    if refused.contains(k) {
-                        format!("{}: {system}'s file refuses it", k.name())
-                    } else {
-                        format!(
-                            "{}: on hosts it sets the host clock; ask for it with --nemesis",
-                            k.name()
-                        )
-                    }
-                })
-                .collect();
-            let kept_names: Vec<&str> = kept.iter().map(|k| k.name()).collect();
+        let no_shim = !on_hosts
+            && artifact::locate_artifact("libclockshim.so", "FAULTLINE_CLOCKSHIM_LIB", "clockshim")
+                .is_err();
+        let why_not = |k: FaultKind| -> Option<String> {
+            if refused.contains(&k) {
+                Some(format!("{}: {system}'s file refuses it", k.name()))
+            } else if k == FaultKind::Clock && on_hosts {
+                Some("clock: on hosts it sets the host clock; ask for it with --nemesis".into())
+            } else if k == FaultKind::Clock && no_shim {
+                Some(
+                    "clock: libclockshim.so is not beside faultline (docs/first-run.md says how \
+                     to put it there)"
+                        .into(),
+                )
+            } else {
+                None
+            }
+        };
+        let why: Vec<String> = kinds.iter().filter_map(|k| why_not(*k)).collect();
+        if !why.is_empty() {
+            kinds.retain(|k| why_not(*k).is_none());
+            let kept: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
             crate::term::note!(
                 "faultline test: left out of the default faults ({}): running {}",
                 why.join("; "),
-                kept_names.join(",")
+                kept.join(",")
             );
-            kinds = kept;
         }
     }
     let options = options_given(args, &defaults);
