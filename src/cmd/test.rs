@@ -141,14 +141,13 @@ pub(crate) fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
     // host's clock and stop its NTP, which a user must ask for; without the shim (faultline
     // installed alone) there is nothing to skew a process with.
     if args.nemesis == defaults.nemesis {
-        let refused = file.unsupported_faults();
         let on_hosts = args.reach.nodes_file.is_some();
         let no_shim = !on_hosts
             && artifact::locate_artifact("libclockshim.so", "FAULTLINE_CLOCKSHIM_LIB", "clockshim")
                 .is_err();
         let why_not = |k: FaultKind| -> Option<String> {
-            if refused.contains(&k) {
-                Some(format!("{}: {system}'s file refuses it", k.name()))
+            if let Some(why) = file.refusal(k) {
+                Some(format!("{}: {why}", k.name()))
             } else if k == FaultKind::Clock && on_hosts {
                 Some("clock: on hosts it sets the host clock; ask for it with --nemesis".into())
             } else if k == FaultKind::Clock && no_shim {
@@ -614,4 +613,57 @@ fn print_summary(outcome: &runner::Outcome, run_dir: &RunDir, seed: u64) {
         );
     }
     println!("run: {}", run_dir.path.display());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The faults `faultline test` would run on `system` (a built-in, or a path to a file).
+    fn kinds(system: &str, nemesis: Option<&str>) -> anyhow::Result<Vec<FaultKind>> {
+        let mut args = TestArgs {
+            system: system.into(),
+            ..TestArgs::default()
+        };
+        if system.ends_with(".toml") {
+            args.system_file = Some(system.into());
+        }
+        if let Some(n) = nemesis {
+            args.nemesis = n.into();
+        }
+        plan(&args).map(|p| p.kinds)
+    }
+
+    #[test]
+    fn the_default_faults_are_those_the_system_can_take() {
+        // leaderkv's file says how a node leaves and joins: the membership fault is a
+        // default. (Its file without [files], which would look for the leaderkv binary.)
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/systems/leaderkv.toml"),
+        )
+        .unwrap();
+        let without_files = text.replace("\"{artifact.leaderkv}\" = \"{dir}/leaderkv\"", "");
+        assert_ne!(without_files, text);
+        let path = dir.path().join("leaderkv.toml");
+        std::fs::write(&path, without_files).unwrap();
+        let kv = kinds(path.to_str().unwrap(), None).unwrap();
+        for k in [
+            FaultKind::Partition,
+            FaultKind::Pause,
+            FaultKind::Kill,
+            FaultKind::Member,
+        ] {
+            assert!(kv.contains(&k), "{kv:?}");
+        }
+        // etcd's file refuses clock faults and defines no leave: both left out, no error.
+        let etcd = kinds("etcd", None).unwrap();
+        assert!(!etcd.contains(&FaultKind::Clock) && !etcd.contains(&FaultKind::Member));
+        assert!(etcd.contains(&FaultKind::Partition));
+        // Asked for by name, they are refused with the reason.
+        let e = kinds("etcd", Some("partition,member"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[commands] leave"), "{e}");
+    }
 }

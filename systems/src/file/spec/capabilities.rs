@@ -39,7 +39,7 @@ impl Loaded {
 
     /// Why the system cannot take faults of `kind`: the file's `[unsupported]` reason, or, for
     /// the membership fault, the missing `[commands] leave`.
-    fn refusal(&self, kind: FaultKind) -> Option<String> {
+    pub fn refusal(&self, kind: FaultKind) -> Option<String> {
         if let Some(why) = self.spec.unsupported.get(kind.name()) {
             return Some(why.clone());
         }
