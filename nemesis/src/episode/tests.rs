@@ -1,6 +1,7 @@
 use super::*;
 use crate::schedule::parse_kinds;
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 fn planner(kinds: &str, nodes: usize, seed: u64) -> Planner {
     let nodes = (1..=nodes).map(|i| format!("n{i}")).collect();
