@@ -140,6 +140,8 @@ pub(crate) fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
     // per process on a local cluster and in containers (the shim); on hosts they set the
     // host's clock and stop its NTP, which a user must ask for; without the shim (faultline
     // installed alone) there is nothing to skew a process with.
+    // Said once the command line is known to be good: an error stays one line.
+    let mut dropped_faults = None;
     if args.nemesis == defaults.nemesis {
         let on_hosts = args.reach.nodes_file.is_some();
         let no_shim = !on_hosts
@@ -164,11 +166,11 @@ pub(crate) fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
         if !why.is_empty() {
             kinds.retain(|k| why_not(*k).is_none());
             let kept: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
-            crate::term::note!(
+            dropped_faults = Some(format!(
                 "faultline test: left out of the default faults ({}): running {}",
                 why.join("; "),
                 kept.join(",")
-            );
+            ));
         }
     }
     let options = options_given(args, &defaults);
@@ -211,6 +213,9 @@ pub(crate) fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
         }
         None => None,
     };
+    if let Some(note) = dropped_faults {
+        crate::term::note!("{note}");
+    }
     Ok(Plan {
         seed,
         workloads,

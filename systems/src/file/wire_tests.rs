@@ -465,7 +465,7 @@ fn unsupported_faults_name_a_fault_kind_and_a_reason() {
             (
                 "\nclock = \"etcd is a Go program",
                 "\nclok = \"etcd is a Go program",
-                "unsupported.clok: not a fault kind (known: partition, pause, kill, clock, loss, bandwidth)",
+                "unsupported.clok: not a fault kind (known: partition, pause, kill, clock, loss, bandwidth, member)",
             ),
             (
                 "\nclock = \"etcd is a Go program, which reads the clock through the vDSO and ignores faultline's LD_PRELOAD clock shim (skew it on VMs instead)\"",
