@@ -25,6 +25,7 @@ pub fn default_image() -> String {
     for b in REQUIRED
         .iter()
         .chain(OPTIONAL)
+        .chain(&[RUST_RUNTIME])
         .flat_map(|p| p.bytes().chain([0]))
     {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
@@ -43,6 +44,10 @@ const REQUIRED: &[&str] = &[
     "date", "touch", "readlink", "dirname", "basename", "id", "true", "false", "printf", "tee",
     "test", "stat", "kill", "ps", "sync", "nohup", "expr", "seq", "hostname",
 ];
+
+/// Stands in the image's digest for the libraries of faultline's own executable, which the
+/// image carries for the Rust programs run in it.
+const RUST_RUNTIME: &str = "rust-runtime-libraries";
 
 /// Programs taken when this machine has them (Redis with Sentinel, etcd run on the image then).
 const OPTIONAL: &[&str] = &["redis-server", "redis-sentinel", "redis-cli", "etcd"];
@@ -129,6 +134,13 @@ fn rootfs() -> std::result::Result<Vec<u8>, String> {
     }
     for (_, path) in &programs {
         files.extend(libraries(path)?);
+    }
+    // What a Rust program links (libgcc_s for unwinding, libm): the programs copied in at
+    // deploy (leaderkv) and the clock shim preloaded into every process are built as
+    // faultline is, so its own libraries are theirs. No program above needs libgcc_s, so
+    // without this the image ran leaderkv only when Redis happened to bring it along.
+    if let Ok(me) = std::env::current_exe() {
+        files.extend(libraries(&me)?);
     }
     let mut b = tar::Builder::new(Vec::new());
     b.follow_symlinks(true);
