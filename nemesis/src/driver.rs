@@ -64,9 +64,10 @@ where
     let mut ids: BTreeMap<usize, u64> = BTreeMap::new();
     let mut records = Vec::new();
     let mut first_error = None;
+    let mut cancelled = false;
     for (at, is_start, i) in timeline {
         let deadline = t0 + Duration::from_millis(at);
-        let cancelled = tokio::select! {
+        cancelled = tokio::select! {
             _ = tokio::time::sleep_until(deadline) => false,
             _ = &mut cancel => true,
         };
@@ -92,6 +93,11 @@ where
                 break;
             }
         }
+    }
+    // A schedule that ran out before the run ends heals when the run's fault window does,
+    // as the failover-aware nemesis does: a replay of its schedule then ends as it did.
+    if !cancelled && first_error.is_none() {
+        cancel.await;
     }
     records.extend(heal_reported(nemesis, on_event).await?);
     match first_error {
@@ -289,9 +295,13 @@ mod tests {
             faults: vec![pause(10, 40), pause(20, 30)],
         };
         let mut events = Vec::new();
-        let recs = run_schedule(&m, &s, std::future::pending(), &mut |e| events.push(e))
+        // The heal waits for the end of the fault window, after the schedule ran out.
+        let started = tokio::time::Instant::now();
+        let window = tokio::time::sleep(Duration::from_millis(120));
+        let recs = run_schedule(&m, &s, window, &mut |e| events.push(e))
             .await
             .unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(120));
         assert_eq!(
             *m.log.lock().unwrap(),
             ["start 1", "start 2", "stop 2", "stop 1", "heal-all"]
