@@ -236,7 +236,12 @@ pub(crate) fn random_fault<R: Rng + ?Sized>(
         }
         FaultKind::Pause => Fault::Pause { target },
         FaultKind::Kill => Fault::Kill { target },
-        FaultKind::Member => Fault::Member { target },
+        // One node at a time, as membership changes go (Raft's single-server changes): a
+        // majority wiped at once has lost committed data in any consensus system, and a
+        // correct one stays unavailable rather than pretend otherwise.
+        FaultKind::Member => Fault::Member {
+            target: Target::One,
+        },
         FaultKind::Clock => {
             let max = opts.max_clock_skew_ms.max(250);
             let mut delta = rng.random_range(250..=max);
@@ -332,6 +337,21 @@ mod tests {
             }
         }
         assert_eq!(kinds.len(), 6);
+    }
+
+    #[test]
+    fn a_membership_fault_takes_one_node_at_a_time() {
+        let o = opts("member");
+        for seed in 0..40 {
+            for f in Schedule::generate(seed, &o).faults {
+                match f.fault {
+                    Fault::Member {
+                        target: Target::Nodes(n),
+                    } => assert_eq!(n.len(), 1, "seed {seed}"),
+                    other => panic!("seed {seed}: {other:?}"),
+                }
+            }
+        }
     }
 
     #[test]
