@@ -41,6 +41,25 @@ pub fn run_test(
     if crate::term::quiet() {
         cmd.arg("-q");
     }
+    // A gate or power run stopped with SIGTERM (or killed) must not leave its current test
+    // running: that test would go on acting on the cluster the next one deploys under the
+    // same name (the same seed's clients adding the same values to it). The child gets
+    // SIGTERM when this process dies, and heals and stops as on any first signal.
+    // SAFETY: prctl(PR_SET_PDEATHSIG) and getppid are async-signal-safe; nothing else runs
+    // between fork and exec.
+    let parent = std::process::id();
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent died before the prctl took effect: stop now.
+            if libc::getppid() as u32 != parent {
+                libc::_exit(143);
+            }
+            Ok(())
+        });
+    }
     let status = cmd
         .arg("test")
         .args(args)
