@@ -145,8 +145,7 @@ pub(crate) fn plan(args: &TestArgs) -> anyhow::Result<Plan> {
     if args.nemesis == defaults.nemesis {
         let on_hosts = args.reach.nodes_file.is_some();
         let no_shim = !on_hosts
-            && artifact::locate_artifact("libclockshim.so", "FAULTLINE_CLOCKSHIM_LIB", "clockshim")
-                .is_err();
+            && !artifact::artifact_available("libclockshim.so", "FAULTLINE_CLOCKSHIM_LIB");
         let why_not = |k: FaultKind| -> Option<String> {
             if let Some(why) = file.refusal(k) {
                 Some(format!("{}: {why}", k.name()))
