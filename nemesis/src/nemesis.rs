@@ -349,40 +349,36 @@ impl ClusterNemesis {
                 record.nodes = nodes.clone();
                 self.apply_pause(id, &nodes, &mut active).await
             }
-            Fault::Kill { target } => {
+            // A kill is restarted on stop; a node that left the cluster joins it again.
+            Fault::Kill { target } | Fault::Member { target } => {
+                let leaves = matches!(fault, Fault::Member { .. });
                 let nodes = self.resolve(target, leader.as_deref(), &mut inner.rng)?;
                 record.nodes = nodes.clone();
-                let system = self.system("kill the system")?;
-                active.heals = nodes
-                    .iter()
-                    .map(|n| self.pending(id, n, HealAction::Restart))
-                    .collect::<Result<_>>()?;
-                self.record_ahead(&active.heals)?;
-                let errors = self
-                    .on_nodes(&nodes, |_, r| {
-                        let s = system.clone();
-                        async move { s.kill(r.as_ref()).await }
-                    })
-                    .await;
-                if errors.is_empty() {
-                    Ok(())
+                let system = self.system(if leaves {
+                    "remove a node"
                 } else {
-                    Err(errors)
-                }
-            }
-            Fault::Member { target } => {
-                let nodes = self.resolve(target, leader.as_deref(), &mut inner.rng)?;
-                record.nodes = nodes.clone();
-                let system = self.system("remove a node")?;
+                    "kill the system"
+                })?;
+                let heal = if leaves {
+                    HealAction::Join
+                } else {
+                    HealAction::Restart
+                };
                 active.heals = nodes
                     .iter()
-                    .map(|n| self.pending(id, n, HealAction::Join))
+                    .map(|n| self.pending(id, n, heal.clone()))
                     .collect::<Result<_>>()?;
                 self.record_ahead(&active.heals)?;
                 let errors = self
                     .on_nodes(&nodes, |_, r| {
                         let s = system.clone();
-                        async move { s.leave(r.as_ref()).await }
+                        async move {
+                            if leaves {
+                                s.leave(r.as_ref()).await
+                            } else {
+                                s.kill(r.as_ref()).await
+                            }
+                        }
                     })
                     .await;
                 if errors.is_empty() {

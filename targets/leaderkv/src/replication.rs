@@ -254,6 +254,12 @@ impl Core {
             to = lsn,
             "resuming from the leader's log start without a snapshot (seeded bug)"
         );
+        self.restart_log_at(lsn, term);
+    }
+
+    /// An empty log based at `lsn` (term `term`), with the state as applied up to there: a
+    /// snapshot just installed, or the bug's state without what it skipped.
+    fn restart_log_at(&mut self, lsn: u64, term: u64) {
         self.log.reset(lsn, term);
         self.flush_kick.notify_one();
         self.overlay.clear();
@@ -315,14 +321,8 @@ impl Core {
         if !have {
             info!(lsn = s.lsn, "installing snapshot");
             self.store = s.store;
-            self.log.reset(s.lsn, s.last_term);
-            self.flush_kick.notify_one();
-            self.overlay.clear();
-            self.applied = s.lsn;
-            self.commit = s.lsn;
-            self.durable = s.lsn;
             self.snapshot_lsn = s.lsn;
-            self.publish();
+            self.restart_log_at(s.lsn, s.last_term);
         }
         self.matched = self.matched.max(s.lsn);
         let c = s.commit.min(self.matched);
