@@ -23,6 +23,7 @@ use serde_json::json;
 
 use history::{History, OpType, Process, Value, vocab};
 
+use crate::dual_leader::secs;
 use crate::result::{DEFAULT_LIMIT, kind};
 use crate::{Anomaly, CheckResult, Checker};
 
@@ -64,7 +65,7 @@ struct Added {
 
 fn at(index: u64, time: Option<u64>) -> String {
     match time {
-        Some(t) => format!("op {index} at {:.3} s", t as f64 / 1e9),
+        Some(t) => format!("op {index} at {}", secs(t)),
         None => format!("op {index}"),
     }
 }

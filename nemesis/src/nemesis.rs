@@ -480,11 +480,7 @@ impl ClusterNemesis {
 #[async_trait]
 impl Nemesis for ClusterNemesis {
     async fn setup(&self) -> Result<()> {
-        if let ClockMode::Shim { .. } = &self.clock {
-            for n in &self.names {
-                clock::write_offset(&self.clock.shim_file(n).expect("shim mode"), 0)?;
-            }
-        }
+        clock::prepare_shim_files(&self.clock, self.names.iter().map(String::as_str))?;
         let errors = self
             .on_nodes(&self.names, |_, r| async move {
                 teardown_chain(r.as_ref()).await
