@@ -11,7 +11,7 @@
 //!
 //! Episodes come in rounds: each round plays every kind the options allow once, the
 //! composite ones first (a node made to fall behind, then given a chance to lead; the
-//! leader's clock set back, then the leader cut off), so a 30 s run (four or five episodes)
+//! leader's clock set back, then the leader cut off), so a 30 s run (five or six episodes)
 //! always tries them, and a longer run covers every kind instead of repeating a few.
 //!
 //! A leader-aimed fault holds until the probe sees a new leader (plus a margin), or
