@@ -15,6 +15,22 @@ pub enum Record {
     SAdd { key: Bytes, member: Bytes },
     /// An element appended to the list at key (RPUSH).
     RPush { key: Bytes, value: Bytes },
+    /// A write command itself (statement mode: `[command, key, args...]`), evaluated again by
+    /// every node that applies it, at the entry's time.
+    Stmt { args: Vec<Bytes> },
+}
+
+impl Record {
+    /// The key the record writes (none for `Noop`).
+    pub fn key(&self) -> Option<&Bytes> {
+        match self {
+            Record::Noop => None,
+            Record::Set { key, .. } | Record::SAdd { key, .. } | Record::RPush { key, .. } => {
+                Some(key)
+            }
+            Record::Stmt { args } => args.get(1),
+        }
+    }
 }
 
 /// A log entry: a record with its position (LSN) and the term of the leader that wrote it.
@@ -22,6 +38,9 @@ pub enum Record {
 pub struct Entry {
     pub lsn: u64,
     pub term: u64,
+    /// The leader's wall clock when it logged the record, in ms since the epoch: the time of
+    /// the write (a binlog event's timestamp), which every node stamps the key with.
+    pub ts_ms: u64,
     pub rec: Record,
 }
 
@@ -113,11 +132,19 @@ impl Enc<'_> {
                 self.bytes(key);
                 self.bytes(value);
             }
+            Record::Stmt { args } => {
+                self.u8(4);
+                self.u32(args.len() as u32);
+                for a in args {
+                    self.bytes(a);
+                }
+            }
         }
     }
     pub fn entry(&mut self, e: &Entry) {
         self.u64(e.lsn);
         self.u64(e.term);
+        self.u64(e.ts_ms);
         self.record(&e.rec);
     }
     pub fn msg(&mut self, m: &Msg) {
@@ -255,6 +282,11 @@ impl Dec {
                 key: self.bytes()?,
                 value: self.bytes()?,
             },
+            4 => {
+                let n = self.u32()?;
+                let args = (0..n).map(|_| self.bytes()).collect::<Result<_, _>>()?;
+                Record::Stmt { args }
+            }
             t => return Err(Error::Corrupt(format!("unknown record tag {t}"))),
         })
     }
@@ -262,6 +294,7 @@ impl Dec {
         Ok(Entry {
             lsn: self.u64()?,
             term: self.u64()?,
+            ts_ms: self.u64()?,
             rec: self.record()?,
         })
     }
@@ -353,9 +386,18 @@ mod tests {
         let e = Entry {
             lsn: 7,
             term: 2,
+            ts_ms: 1_765_000_000_123,
             rec: Record::Set {
                 key: Bytes::from_static(b"k"),
                 value: Bytes::from_static(b"v"),
+            },
+        };
+        let stmt = Entry {
+            lsn: 8,
+            term: 2,
+            ts_ms: 1_765_000_000_124,
+            rec: Record::Stmt {
+                args: vec![Bytes::from_static(b"INCR"), Bytes::from_static(b"ids")],
             },
         };
         let msgs = vec![
@@ -373,7 +415,7 @@ mod tests {
                 commit: 5,
                 echo: 11,
                 resume: true,
-                entries: vec![e.clone()],
+                entries: vec![e.clone(), stmt],
             },
             Msg::AppendResp {
                 term: 3,

@@ -6,10 +6,11 @@ use std::fmt::Write as _;
 use bytes::Bytes;
 
 use crate::codec::Record;
-use crate::config::{Bug, FollowerReads, Mode};
+use crate::config::{Bug, FollowerReads, Mode, Replication};
 use crate::core::{Core, Role};
 use crate::resp::Reply;
 use crate::state::{Value, View, WrongType};
+use crate::writes::{self, wrongtype};
 
 /// What the connection must do with a command.
 pub enum Outcome {
@@ -57,10 +58,6 @@ fn wrong_args(cmd: &str) -> Outcome {
     )))
 }
 
-fn wrongtype() -> Reply {
-    Reply::err("WRONGTYPE Operation against a key holding the wrong kind of value")
-}
-
 impl Core {
     /// The error for a write sent to a node that is not the leader.
     pub fn redirect(&self) -> Reply {
@@ -98,6 +95,14 @@ impl Core {
                 })
             }
             "COMMAND" => Outcome::Now(Reply::Array(vec![])),
+            // The applied state's fingerprint, key by key: [key1, hash1, key2, hash2, ...].
+            "DIGEST" if a.is_empty() => Outcome::Now(Reply::Array(
+                self.store
+                    .digest()
+                    .into_iter()
+                    .flat_map(|(k, h)| [Reply::Bulk(Some(k)), Reply::bulk(format!("{h:08x}"))])
+                    .collect(),
+            )),
             "SELECT" | "CLIENT" | "QUIT" => Outcome::Now(Reply::ok()),
             "GET" | "SMEMBERS" if a.len() != 1 => wrong_args(&cmd),
             "LRANGE" if a.len() != 3 => wrong_args(&cmd),
@@ -237,112 +242,35 @@ impl Core {
     }
 
     fn write(&mut self, cmd: &str, a: &[Bytes]) -> Outcome {
-        let arity = match cmd {
-            "SET" => a.len() == 2,
-            "CAS" => a.len() == 3,
-            "SADD" | "RPUSH" => a.len() >= 2,
-            _ => a.len() == 1,
-        };
-        if !arity {
+        if !writes::arity_ok(cmd, a) {
             return wrong_args(cmd);
         }
         if self.role != Role::Leader {
             return Outcome::Now(self.redirect());
         }
-        let key = a[0].clone();
+        let counter = (cmd == "INCR" && self.bug(Bug::LocalCounter)).then(|| {
+            // Seeded bug: a node-local counter, never carried in the log.
+            let c = self.local_counters.entry(a[0].clone()).or_insert(0);
+            *c += 1;
+            *c
+        });
         let view = View {
             store: &self.store,
             overlay: &self.overlay,
         };
-        let (rec, reply): (Vec<Record>, Reply) = match cmd {
-            "SET" => (
-                vec![Record::Set {
-                    key,
-                    value: a[1].clone(),
-                }],
-                Reply::ok(),
-            ),
-            "CAS" => match view.string(&key) {
-                Err(WrongType) => return Outcome::Now(wrongtype()),
-                Ok(cur) if cur.as_deref() != Some(&a[1][..]) => {
-                    return Outcome::Now(Reply::err("CASMISMATCH current value differs"));
-                }
-                Ok(_) => (
-                    vec![Record::Set {
-                        key,
-                        value: a[2].clone(),
-                    }],
-                    Reply::ok(),
-                ),
-            },
-            "SADD" => {
-                let mut recs = Vec::new();
-                for m in &a[1..] {
-                    match view.is_member(&key, m) {
-                        Err(WrongType) => return Outcome::Now(wrongtype()),
-                        Ok(true) => {}
-                        Ok(false)
-                            if recs.iter().any(
-                                |r| matches!(r, Record::SAdd { member, .. } if member == m),
-                            ) => {}
-                        Ok(false) => recs.push(Record::SAdd {
-                            key: key.clone(),
-                            member: m.clone(),
-                        }),
-                    }
-                }
-                let n = recs.len() as i64;
-                (recs, Reply::Int(n))
-            }
-            "RPUSH" => {
-                let len = match view.list(&key) {
-                    Err(WrongType) => return Outcome::Now(wrongtype()),
-                    Ok(l) => l.len() + a.len() - 1,
-                };
-                let recs = a[1..]
-                    .iter()
-                    .map(|v| Record::RPush {
-                        key: key.clone(),
-                        value: v.clone(),
-                    })
-                    .collect();
-                (recs, Reply::Int(len as i64))
-            }
-            _ => {
-                let cur = match view.string(&key) {
-                    Err(WrongType) => return Outcome::Now(wrongtype()),
-                    Ok(None) => 0,
-                    Ok(Some(s)) => match std::str::from_utf8(&s)
-                        .ok()
-                        .and_then(|s| s.parse::<i64>().ok())
-                    {
-                        Some(n) => n,
-                        None => {
-                            return Outcome::Now(Reply::err(
-                                "ERR value is not an integer or out of range",
-                            ));
-                        }
-                    },
-                };
-                let next = if self.bug(Bug::LocalCounter) {
-                    // Seeded bug: a node-local counter, never carried in the log.
-                    let c = self.local_counters.entry(key.clone()).or_insert(0);
-                    *c += 1;
-                    *c
-                } else {
-                    match cur.checked_add(1) {
-                        Some(n) => n,
-                        None => return Outcome::Now(Reply::err("ERR increment would overflow")),
-                    }
-                };
-                (
-                    vec![Record::Set {
-                        key,
-                        value: Bytes::from(next.to_string()),
-                    }],
-                    Reply::Int(next),
-                )
-            }
+        let (rec, reply) = match writes::eval(&view, cmd, a, counter) {
+            Ok(done) => done,
+            Err(refused) => return Outcome::Now(refused),
+        };
+        // Statement mode logs the command itself (once, if it changes anything): every node
+        // evaluates it again when it applies it.
+        let rec = match self.cfg.replication {
+            Replication::Statement if !rec.is_empty() => vec![Record::Stmt {
+                args: std::iter::once(Bytes::from(cmd.to_owned()))
+                    .chain(a.iter().cloned())
+                    .collect(),
+            }],
+            _ => rec,
         };
         let mut lsn = self.log.last_lsn();
         for r in rec {
@@ -384,7 +312,7 @@ impl Core {
         let bugs: Vec<&str> = self.cfg.bugs.iter().map(|b| b.name()).collect();
         let _ = write!(
             s,
-            "role:{}\r\nnode_id:{}\r\nterm:{}\r\nleader_id:{}\r\nleader_addr:{}\r\nmode:{}\r\nreads:{}\r\n\
+            "role:{}\r\nnode_id:{}\r\nterm:{}\r\nleader_id:{}\r\nleader_addr:{}\r\nmode:{}\r\nreplication:{}\r\nreads:{}\r\n\
              last_lsn:{}\r\napplied_lsn:{}\r\ncommit_lsn:{}\r\ndurable_lsn:{}\r\nlog_base_lsn:{}\r\n\
              snapshot_lsn:{}\r\nlease_valid:{}\r\nbugs:{}\r\n",
             self.role.name(),
@@ -393,6 +321,7 @@ impl Core {
             lid,
             laddr,
             self.cfg.mode.name(),
+            self.cfg.replication.name(),
             reads,
             self.log.last_lsn(),
             self.applied,

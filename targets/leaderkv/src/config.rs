@@ -32,6 +32,24 @@ impl Mode {
     }
 }
 
+/// What the log carries for a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Replication {
+    /// Its effect: the records it makes (a key's new value, a member added).
+    Row,
+    /// The command itself, with the leader's time: every node evaluates it again.
+    Statement,
+}
+
+impl Replication {
+    pub fn name(self) -> &'static str {
+        match self {
+            Replication::Row => "row",
+            Replication::Statement => "statement",
+        }
+    }
+}
+
 /// Seeded bugs, each off by default (`--bug NAME`, repeatable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum)]
 pub enum Bug {
@@ -65,6 +83,11 @@ pub enum Bug {
     /// leader whose clock is set back keeps leading (and answering as leader) past the lease,
     /// while a new leader is elected ("the leader and the lock").
     WallClockLease,
+    /// In statement mode a node evaluates a statement's time (the `updated_at` every write
+    /// stamps its key with) with its own clock instead of the leader's time logged with it
+    /// (MySQL's `SYSDATE()` under statement-based replication): no two nodes hold the same
+    /// state. Turns statement mode on.
+    ReplicaClock,
 }
 
 impl Bug {
@@ -80,6 +103,7 @@ impl Bug {
             Bug::ResumeTruncated => "resume-truncated",
             Bug::SnapshotPosition => "snapshot-position",
             Bug::WallClockLease => "wall-clock-lease",
+            Bug::ReplicaClock => "replica-clock",
         }
     }
 }
@@ -110,6 +134,9 @@ pub struct Args {
     /// Replication mode.
     #[arg(long, value_enum, default_value = "sync")]
     pub mode: Mode,
+    /// What the log carries for a write: its effect (`row`) or the command (`statement`).
+    #[arg(long, value_enum, default_value = "row")]
+    pub replication: Replication,
     /// Failure-detection timeout: a follower that hears nothing from a leader for a random
     /// time in [T, 2T] starts an election.
     #[arg(long, default_value_t = 1000)]
@@ -164,6 +191,7 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub mode: Mode,
+    pub replication: Replication,
     pub election_timeout: Duration,
     pub heartbeat: Duration,
     pub lease: Duration,
@@ -215,6 +243,11 @@ impl Config {
             peers,
             data_dir: a.data_dir.clone(),
             mode: a.mode,
+            replication: if a.bugs.contains(&Bug::ReplicaClock) {
+                Replication::Statement
+            } else {
+                a.replication
+            },
             election_timeout: Duration::from_millis(a.election_timeout_ms),
             heartbeat: Duration::from_millis(a.heartbeat_ms),
             lease: Duration::from_millis(lease_ms),

@@ -135,7 +135,7 @@ impl Core {
         let mut overlay = Overlay::default();
         for lsn in snapshot_lsn + 1..=log.last_lsn() {
             if let Some(e) = log.get(lsn) {
-                overlay.add(e);
+                overlay.add(&store, e);
             }
         }
         let n = cfg.peers.len();
@@ -202,6 +202,14 @@ impl Core {
             return (wall + self.clock_skew_ns as i128).max(1) as u64;
         }
         self.t0.elapsed().as_nanos() as u64 + 1
+    }
+
+    /// The wall clock in ms since the epoch (plus the test hook's skew): the time of a write.
+    pub fn wall_ms(&self) -> u64 {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i128);
+        (wall + (self.clock_skew_ns / 1_000_000) as i128).max(0) as u64
     }
 
     fn rand(&mut self) -> u64 {
@@ -308,10 +316,11 @@ impl Core {
         let e = Entry {
             lsn: self.log.last_lsn() + 1,
             term: self.term,
+            ts_ms: self.wall_ms(),
             rec,
         };
         let lsn = e.lsn;
-        self.overlay.add(&e);
+        self.overlay.add(&self.store, &e);
         self.log.append(e);
         self.flush_kick.notify_one();
         self.repl_kick.notify_one();
@@ -327,7 +336,12 @@ impl Core {
         while self.applied < upto {
             let lsn = self.applied + 1;
             let Some(e) = self.log.get(lsn) else { break };
-            self.store.apply(&e.rec);
+            let at_ms = match e.rec {
+                // Seeded bug: the statement's time is this node's clock, not the leader's.
+                Record::Stmt { .. } if self.cfg.bug(Bug::ReplicaClock) => self.wall_ms(),
+                _ => e.ts_ms,
+            };
+            self.store.apply(&e.rec, at_ms);
             self.overlay.applied(e);
             self.applied = lsn;
         }
@@ -358,7 +372,7 @@ impl Core {
         self.overlay.clear();
         for l in self.applied + 1..=self.log.last_lsn() {
             if let Some(e) = self.log.get(l) {
-                self.overlay.add(e);
+                self.overlay.add(&self.store, e);
             }
         }
     }

@@ -208,7 +208,7 @@ impl Core {
                 }
                 self.truncate_after(e.lsn - 1);
             }
-            self.overlay.add(&e);
+            self.overlay.add(&self.store, &e);
             self.log.append(e);
             appended = true;
         }

@@ -1,5 +1,6 @@
-//! The state machine: strings, sets and lists, plus an overlay of records appended but not yet applied
-//! (so the leader evaluates CAS/INCR/SADD against the newest state while serving reads from the
+//! The state machine: strings, sets and lists, each key stamped with the time it was last
+//! written (its `updated_at`), plus an overlay of records appended but not yet applied (so the
+//! leader evaluates CAS/INCR/SADD against the newest state while serving reads from the
 //! applied, i.e. committed, state).
 
 use std::collections::{HashMap, HashSet};
@@ -20,6 +21,9 @@ pub enum Value {
 #[derive(Debug, Clone, Default)]
 pub struct Store {
     map: HashMap<Bytes, Value>,
+    /// When each key was last written, in ms since the epoch: the time the write was
+    /// evaluated at (the leader's, carried in the log; see [`Store::apply`]).
+    stamps: HashMap<Bytes, u64>,
 }
 
 /// A type error (`WRONGTYPE`).
@@ -27,9 +31,21 @@ pub struct Store {
 pub struct WrongType;
 
 impl Store {
-    pub fn apply(&mut self, r: &Record) {
+    /// Applies a record evaluated at `at_ms` (the entry's time, or in statement mode the time
+    /// the statement is evaluated at): the key it writes is stamped with it. A statement is
+    /// evaluated against this state; one that is refused here changes nothing.
+    pub fn apply(&mut self, r: &Record, at_ms: u64) {
+        if let Record::Stmt { args } = r {
+            for row in self.statement_rows(args) {
+                self.apply(&row, at_ms);
+            }
+            return;
+        }
+        if let Some(key) = r.key() {
+            self.stamps.insert(key.clone(), at_ms);
+        }
         match r {
-            Record::Noop => {}
+            Record::Noop | Record::Stmt { .. } => {}
             Record::Set { key, value } => {
                 self.map.insert(key.clone(), Value::Str(value.clone()));
             }
@@ -50,6 +66,44 @@ impl Store {
                 }
             },
         }
+    }
+
+    /// The row records of statement `args` evaluated on this state alone.
+    fn statement_rows(&self, args: &[Bytes]) -> Vec<Record> {
+        let overlay = Overlay::default();
+        let view = View {
+            store: self,
+            overlay: &overlay,
+        };
+        statement_rows(&view, args)
+    }
+
+    /// Each key with a fingerprint of its value and its stamp, sorted by key: two nodes that
+    /// applied the same records hold the same list (`DIGEST`).
+    pub fn digest(&self) -> Vec<(Bytes, u32)> {
+        let mut out: Vec<(Bytes, u32)> = self
+            .map
+            .iter()
+            .map(|(k, v)| {
+                let mut buf = Vec::new();
+                let mut e = Enc(&mut buf);
+                e.u64(self.stamps.get(k).copied().unwrap_or(0));
+                match v {
+                    Value::Str(s) => e.bytes(s),
+                    Value::Set(s) => {
+                        let mut members: Vec<&Bytes> = s.iter().collect();
+                        members.sort();
+                        for m in members {
+                            e.bytes(m);
+                        }
+                    }
+                    Value::List(l) => l.iter().for_each(|x| e.bytes(x)),
+                }
+                (k.clone(), crate::codec::checksum(&buf))
+            })
+            .collect();
+        out.sort();
+        out
     }
 
     pub fn get(&self, key: &[u8]) -> Option<&Value> {
@@ -95,6 +149,11 @@ impl Store {
                 }
             }
         }
+        e.u64(self.stamps.len() as u64);
+        for (k, at) in &self.stamps {
+            e.bytes(k);
+            e.u64(*at);
+        }
         v
     }
 
@@ -126,7 +185,13 @@ impl Store {
             };
             map.insert(k, v);
         }
-        Ok(Store { map })
+        let n = d.u64()?;
+        let mut stamps = HashMap::with_capacity(n.min(1 << 20) as usize);
+        for _ in 0..n {
+            let k = d.bytes()?;
+            stamps.insert(k, d.u64()?);
+        }
+        Ok(Store { map, stamps })
     }
 }
 
@@ -145,34 +210,53 @@ pub struct Overlay {
 }
 
 impl Overlay {
-    pub fn add(&mut self, e: &Entry) {
-        match &e.rec {
-            Record::Noop => {}
+    /// Adds the effect of entry `e`, appended after everything in `store` and in this overlay
+    /// (a statement is evaluated against that newest view).
+    pub fn add(&mut self, store: &Store, e: &Entry) {
+        if let Record::Stmt { args } = &e.rec {
+            let rows = statement_rows(
+                &View {
+                    store,
+                    overlay: self,
+                },
+                args,
+            );
+            for rec in rows {
+                self.add_row(e.lsn, &rec);
+            }
+            return;
+        }
+        self.add_row(e.lsn, &e.rec);
+    }
+
+    fn add_row(&mut self, lsn: u64, rec: &Record) {
+        match rec {
+            Record::Noop | Record::Stmt { .. } => {}
             Record::Set { key, value } => {
                 self.map
-                    .insert(key.clone(), (e.lsn, Pending::Str(value.clone())));
+                    .insert(key.clone(), (lsn, Pending::Str(value.clone())));
             }
             Record::SAdd { key, member } => match self.map.get_mut(key) {
-                Some((lsn, Pending::Adds(s))) => {
-                    *lsn = e.lsn;
+                Some((at, Pending::Adds(s))) => {
+                    *at = lsn;
                     s.insert(member.clone());
                 }
                 _ => {
                     self.map.insert(
                         key.clone(),
-                        (e.lsn, Pending::Adds(HashSet::from([member.clone()]))),
+                        (lsn, Pending::Adds(HashSet::from([member.clone()]))),
                     );
                 }
             },
             Record::RPush { key, value } => match self.map.get_mut(key) {
-                Some((lsn, Pending::Pushes(l))) => {
-                    *lsn = e.lsn;
-                    l.push((e.lsn, value.clone()));
+                Some((at, Pending::Pushes(l))) => {
+                    *at = lsn;
+                    l.push((lsn, value.clone()));
                 }
                 _ => {
                     self.map.insert(
                         key.clone(),
-                        (e.lsn, Pending::Pushes(vec![(e.lsn, value.clone())])),
+                        (lsn, Pending::Pushes(vec![(lsn, value.clone())])),
                     );
                 }
             },
@@ -181,10 +265,7 @@ impl Overlay {
 
     /// The entry has been applied to the store.
     pub fn applied(&mut self, e: &Entry) {
-        let key = match &e.rec {
-            Record::Noop => return,
-            Record::Set { key, .. } | Record::SAdd { key, .. } | Record::RPush { key, .. } => key,
-        };
+        let Some(key) = e.rec.key() else { return };
         match self.map.get_mut(key) {
             Some((lsn, _)) if *lsn <= e.lsn => {
                 self.map.remove(key);
@@ -198,6 +279,19 @@ impl Overlay {
     pub fn clear(&mut self) {
         self.map.clear();
     }
+}
+
+/// The row records statement `args` (`[command, key, args...]`) makes on `view`: none when it
+/// is malformed or refused there.
+fn statement_rows(view: &View, args: &[Bytes]) -> Vec<Record> {
+    let Some((cmd, a)) = args.split_first() else {
+        return Vec::new();
+    };
+    let cmd = crate::commands::upper(cmd);
+    if a.is_empty() || !crate::writes::arity_ok(&cmd, a) {
+        return Vec::new();
+    }
+    crate::writes::eval(view, &cmd, a, None).map_or_else(|_| Vec::new(), |(rows, _)| rows)
 }
 
 /// The newest view: store plus overlay.
@@ -268,23 +362,24 @@ mod tests {
         s.apply(&Record::Set {
             key: "a".into(),
             value: "1".into(),
-        });
+        }, 1);
         s.apply(&Record::SAdd {
             key: "s".into(),
             member: "x".into(),
-        });
+        }, 1);
         let back = Store::decode(Bytes::from(s.encode())).unwrap();
         assert_eq!(back.get(b"a"), s.get(b"a"));
         let mut o = Overlay::default();
         let e = Entry {
             lsn: 5,
             term: 1,
+            ts_ms: 1,
             rec: Record::SAdd {
                 key: "s".into(),
                 member: "y".into(),
             },
         };
-        o.add(&e);
+        o.add(&s, &e);
         let v = View {
             store: &s,
             overlay: &o,
@@ -301,6 +396,7 @@ mod tests {
         let push = |lsn, v: &str| Entry {
             lsn,
             term: 1,
+            ts_ms: 1,
             rec: Record::RPush {
                 key: "l".into(),
                 value: Bytes::from(v.to_owned()),
@@ -310,7 +406,7 @@ mod tests {
         let mut o = Overlay::default();
         let es = [push(1, "a"), push(2, "b"), push(3, "c")];
         for e in &es {
-            o.add(e);
+            o.add(&s, e);
         }
         let list = |s: &Store, o: &Overlay| {
             View {
@@ -321,12 +417,12 @@ mod tests {
             .unwrap()
         };
         assert_eq!(list(&s, &o), ["a", "b", "c"]);
-        s.apply(&es[0].rec);
+        s.apply(&es[0].rec, 1);
         o.applied(&es[0]);
         assert_eq!(list(&s, &o), ["a", "b", "c"], "nothing twice, nothing lost");
-        s.apply(&es[1].rec);
+        s.apply(&es[1].rec, 1);
         o.applied(&es[1]);
-        s.apply(&es[2].rec);
+        s.apply(&es[2].rec, 1);
         o.applied(&es[2]);
         assert!(o.map.is_empty());
         assert_eq!(list(&s, &o), ["a", "b", "c"]);

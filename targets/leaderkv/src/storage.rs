@@ -407,6 +407,7 @@ mod tests {
         Entry {
             lsn,
             term,
+            ts_ms: lsn,
             rec: Record::Set {
                 key: Bytes::from("k"),
                 value: Bytes::from(format!("{lsn}")),

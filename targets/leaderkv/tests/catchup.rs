@@ -5,27 +5,10 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::Cluster;
 use leaderkv::{Bug, Mode};
-
-/// Until every running node has applied the leader's whole log (by LSN), whatever its data.
-async fn wait_caught_up(c: &Cluster, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let st: Vec<_> = c.nodes.iter().flatten().map(|n| n.status()).collect();
-        let top = st.iter().map(|s| s.last_lsn).max().unwrap_or(0);
-        if st.iter().all(|s| s.applied == top && s.last_lsn == top) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "replicas did not catch up within {timeout:?}: {st:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// A follower is down while the leader writes 600 records and compacts its log (50 kept):
 /// how many of the 600 keys does it hold once it is back and caught up?
@@ -41,7 +24,7 @@ async fn away_longer_than_the_log(bugs: &[Bug]) -> (usize, u64) {
     })
     .await;
     c.start(f).await;
-    wait_caught_up(&c, Duration::from_secs(10)).await;
+    c.wait_caught_up(Duration::from_secs(10)).await;
     let held = c.node(f).dump().len();
     let snap = c.node(f).status().snapshot_lsn;
     assert_eq!(c.node(l).dump().len(), 600, "the leader has every write");
@@ -93,7 +76,7 @@ async fn join_during_uncommitted_writes(bugs: &[Bug]) -> bool {
     })
     .await;
     c.heal();
-    wait_caught_up(&c, Duration::from_secs(10)).await;
+    c.wait_caught_up(Duration::from_secs(10)).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), pending).await;
     let leader_has = c.node(l).dump().contains_key(&b"inflight"[..]);
     let joined_has = c.node(2).dump().contains_key(&b"inflight"[..]);
@@ -144,7 +127,7 @@ async fn wiped_member_votes(mark: bool) -> (Option<usize>, bool) {
         c.start(l).await;
         let nl = c.wait_leader().await;
         assert_eq!(nl, l, "only the old leader has every record");
-        wait_caught_up(&c, Duration::from_secs(10)).await;
+        c.wait_caught_up(Duration::from_secs(10)).await;
         let d = c.node(f).dump();
         has_all = acked.iter().all(|k| d.contains_key(k.as_bytes()));
         assert!(

@@ -23,6 +23,8 @@ pub struct Cluster {
     pub bugs: Vec<Bug>,
     pub retained_log: u64,
     pub follower_reads: leaderkv::config::FollowerReads,
+    /// What the log carries (set before a node starts).
+    pub replication: leaderkv::Replication,
 }
 
 /// A free port on 127.0.0.1, never the same twice in this process (so a restarted node of one
@@ -77,6 +79,7 @@ impl Cluster {
             bugs: bugs.to_vec(),
             retained_log,
             follower_reads: leaderkv::config::FollowerReads::Stale,
+            replication: leaderkv::Replication::Row,
         };
         for i in 0..started {
             c.start(i).await;
@@ -101,6 +104,7 @@ impl Cluster {
             data_dir: self.dir(i),
             log_file: None,
             mode: self.mode,
+            replication: self.replication,
             election_timeout_ms: ELECTION_MS,
             heartbeat_ms: HEARTBEAT_MS,
             lease_ms: None,
@@ -230,6 +234,23 @@ impl Cluster {
             assert!(
                 Instant::now() < deadline,
                 "replicas did not converge within {timeout:?}: {st:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Until every running node has applied the leader's whole log (by LSN), whatever its data.
+    pub async fn wait_caught_up(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let st: Vec<_> = self.nodes.iter().flatten().map(|n| n.status()).collect();
+            let top = st.iter().map(|s| s.last_lsn).max().unwrap_or(0);
+            if st.iter().all(|s| s.applied == top && s.last_lsn == top) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "replicas did not catch up within {timeout:?}: {st:?}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
