@@ -219,7 +219,8 @@ impl Suite {
             results.push(crate::failover::Failover::default().check(history));
             results.push(crate::convergence::Convergence::default().check(history));
         }
-        if self.models.contains(&Model::Set) {
+        let digests = || history.ops().iter().any(|o| *o.f == *vocab::DIGEST);
+        if self.models.contains(&Model::Set) || digests() {
             results.push(crate::divergence::Divergence::default().check(history));
         }
         if self.stats {

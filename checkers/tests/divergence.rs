@@ -117,3 +117,63 @@ fn a_tie_prefers_the_larger_state_as_the_reference() {
     assert_eq!(r.anomalies[0].details["node"], "n2");
     assert_eq!(r.anomalies[0].details["missing"], 7);
 }
+
+/// The set's final reads agree (or there are none); then final digests of `digests`.
+fn with_digests(digests: &[(&str, &[(&str, &str)])]) -> Timed {
+    let mut t = run(&[("n1", ALL), ("n2", ALL), ("n3", ALL)]);
+    for (k, (node, keys)) in digests.iter().enumerate() {
+        let s = 400.0 + 10.0 * k as f64;
+        t.digest(200 + k as u64, node, s, s + 5.0, keys);
+    }
+    t
+}
+
+#[test]
+fn digests_that_differ_in_a_key_name_the_node_and_the_key() {
+    let same: &[(&str, &str)] = &[("ids", "0a"), ("s", "1b")];
+    let stamped: &[(&str, &str)] = &[("ids", "0a"), ("s", "ff")];
+    let h = with_digests(&[("n1", same), ("n2", stamped), ("n3", same)]).build();
+    let r = Divergence::default().check(&h);
+    assert_eq!(r.valid, Validity::Invalid, "{r:?}");
+    assert_eq!(r.anomaly_types(), [kind::DIVERGENCE]);
+    assert_eq!(r.anomalies.len(), 1, "{:?}", r.anomalies);
+    let a = &r.anomalies[0];
+    assert_eq!(a.details["node"], "n2");
+    assert_eq!(a.details["keys"], json!(["s"]));
+    assert_eq!(a.details["of_keys"], 2);
+    assert!(
+        a.explanation.contains("s (n2 holds ff, n1, n3 hold 1b)"),
+        "{}",
+        a.explanation
+    );
+    assert_eq!(r.stats["digest_nodes_read"], 3);
+}
+
+#[test]
+fn a_key_missing_on_one_node_is_divergence_and_agreeing_digests_are_valid() {
+    let full: &[(&str, &str)] = &[("a", "01"), ("b", "02")];
+    let short: &[(&str, &str)] = &[("a", "01")];
+    let h = with_digests(&[("n1", full), ("n2", full), ("n3", short)]).build();
+    let r = Divergence::default().check(&h);
+    assert_eq!(r.anomalies.len(), 1, "{:?}", r.anomalies);
+    assert_eq!(r.anomalies[0].details["node"], "n3");
+    assert!(r.anomalies[0].explanation.contains("n3 holds nothing"));
+
+    let h = with_digests(&[("n1", full), ("n2", full), ("n3", full)]).build();
+    let r = Divergence::default().check(&h);
+    assert_eq!(r.valid, Validity::Valid, "{r:?}");
+    assert_eq!(r.stats["judged"], true);
+    // One fingerprint of the whole state per node (`*`) compares the same way.
+    let h = with_digests(&[("n1", &[("*", "aa")]), ("n2", &[("*", "ab")])]).build();
+    let r = Divergence::default().check(&h);
+    assert_eq!(r.valid, Validity::Invalid, "{r:?}");
+}
+
+#[test]
+fn a_digest_before_the_last_fault_is_not_compared() {
+    let mut t = with_digests(&[]);
+    t.digest(300, "n1", 100.0, 105.0, &[("k", "01")]);
+    t.digest(301, "n2", 110.0, 115.0, &[("k", "02")]);
+    let r = Divergence::default().check(&t.build());
+    assert_eq!(r.valid, Validity::Valid, "{r:?}");
+}

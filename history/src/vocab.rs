@@ -20,6 +20,9 @@ pub const TXN: &str = "txn";
 pub const GET: &str = "get";
 pub const PUT: &str = "put";
 pub const APPEND: &str = "append";
+/// The final state check: one node's whole state as key/fingerprint pairs (a map), read from
+/// every node once the cluster has caught up, to find replicas that disagree.
+pub const DIGEST: &str = "digest";
 /// The leader probe: a node's own answer of who leads (`{"role", "term", "leader"}`).
 pub const LEADER: &str = "leader";
 
@@ -38,7 +41,7 @@ pub const WRITE_FS: [&str; 8] = [ADD, WRITE, CAS, INCR, GENERATE, INSERT, APPEND
 /// Functions that change nothing: a broken exchange of one of them failed, whatever the
 /// server saw.
 pub fn is_read(f: &str) -> bool {
-    matches!(f, READ | GET | LEADER)
+    matches!(f, READ | GET | LEADER | DIGEST)
 }
 
 /// Whether a nemesis op begins or ends a fault.

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use checkers::CheckResult;
 use control::Remote;
-use history::Validity;
+use history::{Validity, vocab};
 use nemesis::{
     AdaptiveOptions, ClockMode, ClusterNemesis, HealGuard, Interrupts, LeaderView, Nemesis,
     NemesisConfig, Schedule,
@@ -217,17 +217,29 @@ pub async fn run(
                 cfg.recovery_wait
             )),
         }
-        if cfg.workloads.contains(&Workload::Set) && !interrupts.triggered() {
-            let _ = work.phase.send("final reads");
+        let finals = [
+            (
+                cfg.workloads.contains(&Workload::Set),
+                vocab::READ,
+                "final reads",
+            ),
+            (system.reads_digest(), vocab::DIGEST, "final digests"),
+        ];
+        for (wanted, f, what) in finals {
+            if !wanted || interrupts.triggered() {
+                continue;
+            }
+            let _ = work.phase.send(what);
             let n = workers::final_reads(
                 work.recorder(),
                 system.as_ref(),
                 &work.processes,
+                f,
                 cfg.op_timeout,
             )
             .await;
             log.line(&format!(
-                "final reads: {n} of {} nodes answered",
+                "{what}: {n} of {} nodes answered",
                 system.nodes().len()
             ));
         }

@@ -206,16 +206,17 @@ pub async fn converge(system: &dyn System, limit: Duration) -> Result<String, St
     }
 }
 
-/// The set workload's final reads: one whole-set read on every node (retried a few times when
-/// a node does not answer; each try is its own op).
+/// Final reads of `f` (the set's `read`, the `digest`): one on every node (retried a few
+/// times when a node does not answer; each try is its own op).
 pub async fn final_reads(
     rec: &Recorder,
     system: &dyn System,
     processes: &Processes,
+    f: &'static str,
     timeout: Duration,
 ) -> usize {
     let mut ok = 0;
-    for op in workloads::generator::final_reads(system.nodes().iter().map(String::as_str)) {
+    for op in workloads::generator::final_reads(f, system.nodes().iter().map(String::as_str)) {
         let mut client = system.client(workloads::ClientOptions::new(timeout));
         for attempt in 0..5 {
             let process = processes.next();

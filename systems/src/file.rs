@@ -471,6 +471,10 @@ impl System for FileSystem {
         self.assign.stages.clone()
     }
 
+    fn reads_digest(&self) -> bool {
+        self.loaded.op("digest").is_some()
+    }
+
     fn ready_timeout(&self) -> Duration {
         Duration::from_secs(self.loaded.spec.ready.cluster_timeout_s.max(1))
     }

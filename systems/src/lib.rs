@@ -92,6 +92,12 @@ pub trait System: Send + Sync {
     /// The nodes clients, the leader probe and the final reads address, in order.
     fn nodes(&self) -> Vec<String>;
 
+    /// Whether a client reads a node's whole state as a digest (op `digest`), compared across
+    /// nodes at the end of every run.
+    fn reads_digest(&self) -> bool {
+        false
+    }
+
     /// The deploy order: each stage's nodes are set up and started (and ready) before the
     /// next stage's. Every node of the cluster is in one stage.
     fn stages(&self) -> Vec<Vec<String>> {

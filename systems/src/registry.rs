@@ -28,7 +28,7 @@ pub struct SeededBug {
 pub const FOLLOWER_READS: &[&str] = &["--workload", "list-append", "--read-from", "followers"];
 
 /// leaderkv's seeded bugs, in the order of its `Bug` enum (targets/leaderkv/README.md).
-pub const LEADERKV_BUGS: [SeededBug; 10] = [
+pub const LEADERKV_BUGS: [SeededBug; 11] = [
     SeededBug {
         name: "ack-before-replicate",
         class: "lost-write",
@@ -77,6 +77,11 @@ pub const LEADERKV_BUGS: [SeededBug; 10] = [
     SeededBug {
         name: "wall-clock-lease",
         class: "dual-leader",
+        args: &[],
+    },
+    SeededBug {
+        name: "replica-clock",
+        class: "divergence",
         args: &[],
     },
 ];

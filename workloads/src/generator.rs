@@ -222,11 +222,15 @@ impl Generator {
     }
 }
 
-/// The set workload's final reads: one whole-set `read` on every node.
-pub fn final_reads<'a>(nodes: impl IntoIterator<Item = &'a str>) -> Vec<Invocation> {
+/// The final reads of one op on every node: the set workload's whole-set `read`, the final
+/// state check's `digest`.
+pub fn final_reads<'a>(
+    f: &'static str,
+    nodes: impl IntoIterator<Item = &'a str>,
+) -> Vec<Invocation> {
     nodes
         .into_iter()
-        .map(|n| Invocation::new(vocab::READ, Value::Nil).on(n))
+        .map(|n| Invocation::new(f, Value::Nil).on(n))
         .collect()
 }
 

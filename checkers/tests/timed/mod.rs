@@ -154,6 +154,29 @@ impl Timed {
         self
     }
 
+    /// A final digest of `node`: its keys with their fingerprints.
+    pub fn digest(
+        &mut self,
+        p: u64,
+        node: &str,
+        t0: f64,
+        t1: f64,
+        keys: &[(&str, &str)],
+    ) -> &mut Self {
+        let c = Process::Client(p);
+        let mut i = op(t0, c, OpType::Invoke, "digest", Value::Nil);
+        i.node = Some(node.into());
+        let map = keys
+            .iter()
+            .map(|(k, h)| (Value::str(k), Value::str(h)))
+            .collect();
+        let mut d = op(t1, c, OpType::Ok, "digest", Value::Map(map));
+        d.node = Some(node.into());
+        self.ops.push(i);
+        self.ops.push(d);
+        self
+    }
+
     /// Both ends of a nemesis step (`start-partition` ...) at `t0` and `t1`.
     pub fn nemesis(&mut self, f: &str, t0: f64, t1: f64, value: serde_json::Value) -> &mut Self {
         self.ops

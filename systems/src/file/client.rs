@@ -158,6 +158,7 @@ impl FileDialect {
             ("write", _) => "write",
             ("cas", _) => "cas",
             ("leader", _) => "leader",
+            ("digest", _) => "digest",
             ("txn", _) => match op.single_mop() {
                 Some(("append", _, _)) => "append",
                 Some(("r", _, _)) => "read_list",

@@ -341,6 +341,10 @@ pub struct Ops {
     pub append: Option<toml::Value>,
     /// list-append workload: the whole list at `{key}` (integers, oldest first).
     pub read_list: Option<toml::Value>,
+    /// Every run, at the end: this node's whole state as key/fingerprint pairs (RESP: a flat
+    /// array `[key, hash, ...]`; postgres: rows of key and hash), or one fingerprint of it
+    /// all. Read on every node once they have caught up; nodes that differ have diverged.
+    pub digest: Option<toml::Value>,
 }
 
 /// What an error means. A rule matches when every condition it gives holds.
@@ -387,6 +391,8 @@ pub const OPS: &[(&str, &str, &[&str])] = &[
         &["key", "key_b64", "value", "value_b64"],
     ),
     ("read_list", "list-append", &["key", "key_b64"]),
+    // No workload needs it: when defined, every run reads it from every node at the end.
+    ("digest", "final-state", &[]),
 ];
 
 /// What the command line gives the file: `--bug` flags and `--set KEY=VALUE` pairs.

@@ -393,7 +393,7 @@ fn unused_set_keys_are_refused() {
     let e = load_text(&leaderkv_text(), &inputs).unwrap_err();
     assert_eq!(
         e,
-        "sys.toml: --set mdoe: the file has no {set.mdoe} placeholder (it has: mode)"
+        "sys.toml: --set mdoe: the file has no {set.mdoe} placeholder (it has: mode, replication)"
     );
 }
 

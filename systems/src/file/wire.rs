@@ -352,6 +352,19 @@ fn rows_value(
             .ok_or(None),
         "read" => Ok(first().map(scalar).unwrap_or(Value::Nil)),
         "append" => Ok(op.value.clone()),
+        // Rows of key and hash, or one cell: the whole state's hash.
+        "digest" => match rows.first().map(Vec::len) {
+            Some(1) if rows.len() == 1 => Ok(crate::proto::values::whole_digest(
+                first().unwrap_or_default().to_owned(),
+            )),
+            _ => rows
+                .iter()
+                .flat_map(|r| [r.first(), r.get(1)])
+                .map(|c| c.and_then(|c| c.clone()))
+                .collect::<Option<Vec<String>>>()
+                .and_then(crate::proto::values::digest_pairs)
+                .ok_or(None),
+        },
         // One row holding an array (`{1,2,3}`), or a row per element, in list order.
         "read_list" => {
             let ints = |cells: &mut dyn Iterator<Item = Option<&str>>| {
@@ -423,6 +436,13 @@ fn json_value(
         "read" => match found.first() {
             None => Ok(Value::Nil),
             Some(v) => leaf(v).ok_or(None),
+        },
+        // The value at `result`: one fingerprint of the node's whole state.
+        "digest" => match found.as_slice() {
+            [v] => field_text(v)
+                .map(crate::proto::values::whole_digest)
+                .ok_or(None),
+            _ => Err(None),
         },
         _ => Err(None),
     }

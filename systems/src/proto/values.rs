@@ -36,8 +36,39 @@ pub fn ok_value(
         }
         (vocab::TXN, _, r) => txn_replies(op, std::slice::from_ref(r)),
         (vocab::LEADER, _, r) => Some(role_value(&role(r)?)),
+        (vocab::DIGEST, _, Reply::Array(Some(items))) => {
+            let texts: Option<Vec<String>> = items.iter().map(text).collect();
+            digest_pairs(texts?)
+        }
+        (vocab::DIGEST, _, r) => Some(whole_digest(text(r)?)),
         _ => None,
     }
+}
+
+/// A string, bulk or integer reply as text.
+fn text(r: &Reply) -> Option<String> {
+    match r {
+        Reply::Int(i) => Some(i.to_string()),
+        r => r.as_str().map(str::to_owned),
+    }
+}
+
+/// A digest answer of `[key, hash, key, hash, ...]` as a map (`None`: an odd count).
+pub fn digest_pairs(texts: Vec<String>) -> Option<Value> {
+    if texts.len() % 2 != 0 {
+        return None;
+    }
+    let mut it = texts.into_iter();
+    let mut pairs = Vec::new();
+    while let (Some(k), Some(h)) = (it.next(), it.next()) {
+        pairs.push((Value::str(&k), Value::str(&h)));
+    }
+    Some(Value::Map(pairs))
+}
+
+/// A digest answer of one fingerprint of the whole state, as a map of one key, `*`.
+pub fn whole_digest(hash: String) -> Value {
+    Value::Map(vec![(Value::str("*"), Value::str(&hash))])
 }
 
 /// The completion value of a transaction of several micro-ops from its commit's replies, one

@@ -126,7 +126,12 @@ impl Core {
             ));
         };
         let inner = &a[1..];
-        match classify(inner) {
+        // DIGEST reads the applied state like a read (it is no read in a transaction).
+        let class = match classify(inner) {
+            Class::Other if inner.first().is_some_and(|c| upper(c) == "DIGEST") => Class::Read,
+            c => c,
+        };
+        match class {
             Class::Read => {
                 if self.behind(pos) {
                     return Outcome::Retry(BEHIND_SESSION);

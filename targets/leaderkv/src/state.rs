@@ -359,14 +359,20 @@ mod tests {
     #[test]
     fn store_roundtrip_and_overlay() {
         let mut s = Store::default();
-        s.apply(&Record::Set {
-            key: "a".into(),
-            value: "1".into(),
-        }, 1);
-        s.apply(&Record::SAdd {
-            key: "s".into(),
-            member: "x".into(),
-        }, 1);
+        s.apply(
+            &Record::Set {
+                key: "a".into(),
+                value: "1".into(),
+            },
+            1,
+        );
+        s.apply(
+            &Record::SAdd {
+                key: "s".into(),
+                member: "x".into(),
+            },
+            1,
+        );
         let back = Store::decode(Bytes::from(s.encode())).unwrap();
         assert_eq!(back.get(b"a"), s.get(b"a"));
         let mut o = Overlay::default();

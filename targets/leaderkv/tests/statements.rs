@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::Cluster;
 use leaderkv::client::call;
-use leaderkv::{Bug, Mode, Reply, Replication};
+use leaderkv::{Bug, Mode, Replication, Reply};
 
 /// Three nodes, the followers' clocks off by -5 s and +3 s, a mix of writes; each node's
 /// `DIGEST` and `GET`s once every node has applied the whole log.
@@ -43,8 +43,25 @@ async fn digests(replication: Replication, bugs: &[Bug]) -> (Vec<Reply>, Vec<Vec
     let mut values = Vec::new();
     for i in 0..3 {
         digests.push(call(c.addrs[i], &["DIGEST"]).await.expect("DIGEST"));
+        // As faultline's client sends it: in a session, answered [position, digest].
+        let Reply::Array(wrapped) = call(c.addrs[i], &["SESSION", "0", "DIGEST"])
+            .await
+            .expect("SESSION DIGEST")
+        else {
+            panic!("SESSION DIGEST answers [position, digest]");
+        };
+        assert_eq!(
+            wrapped.get(1),
+            digests.last(),
+            "the same digest in a session"
+        );
         let mut v = Vec::new();
-        for q in [&["GET", "a"][..], &["GET", "ids"], &["SMEMBERS", "s"], &["LRANGE", "l", "0", "-1"]] {
+        for q in [
+            &["GET", "a"][..],
+            &["GET", "ids"],
+            &["SMEMBERS", "s"],
+            &["LRANGE", "l", "0", "-1"],
+        ] {
             v.push(call(c.addrs[i], q).await.expect("read"));
         }
         values.push(v);
@@ -61,8 +78,14 @@ fn all_equal<T: PartialEq>(v: &[T]) -> bool {
 async fn statements_carry_the_leaders_time_and_every_node_agrees() {
     for replication in [Replication::Row, Replication::Statement] {
         let (digests, values) = digests(replication, &[]).await;
-        assert!(all_equal(&values), "{replication:?}: values differ: {values:?}");
-        assert!(all_equal(&digests), "{replication:?}: digests differ: {digests:?}");
+        assert!(
+            all_equal(&values),
+            "{replication:?}: values differ: {values:?}"
+        );
+        assert!(
+            all_equal(&digests),
+            "{replication:?}: digests differ: {digests:?}"
+        );
         let Reply::Array(keys) = &digests[0] else {
             panic!("DIGEST is an array: {:?}", digests[0])
         };

@@ -123,6 +123,7 @@ impl Loaded {
             ("cas", &o.cas),
             ("append", &o.append),
             ("read_list", &o.read_list),
+            ("digest", &o.digest),
         ] {
             if let Some(v) = v {
                 let t = OpTemplate::from_toml(self.protocol, &format!("client.ops.{name}"), v)?;
@@ -309,7 +310,9 @@ impl Loaded {
         }
         for (op, _, vars) in OPS {
             if let Some(OpTemplate::Http(h)) = self.ops.get(op) {
-                if matches!(*op, "read_set" | "incr" | "read" | "read_list") && h.result.is_none() {
+                if matches!(*op, "read_set" | "incr" | "read" | "read_list" | "digest")
+                    && h.result.is_none()
+                {
                     return Err(format!(
                         "client.ops.{op}: missing key `result` (the JSON pointer of the value \
                          in the answer, e.g. \"/kvs/0/value\")"
