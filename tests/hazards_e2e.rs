@@ -11,6 +11,9 @@
 //! - `wall-clock-lease` (the lease measured by the wall clock): the default clock faults set
 //!   the leader's clock back before it is cut off, and it leads on beside the next leader:
 //!   `dual-leader`, its context naming the clock.
+//! - `replica-clock` (statement replication evaluating a write's time with each node's own
+//!   clock): the values agree, the nodes' state digests do not: `divergence` by key, shown in
+//!   the report's digest table.
 
 mod common;
 
@@ -77,5 +80,35 @@ fn bug_wall_clock_lease_has_dual_leaders() {
             clocked,
             "a dual-leader window names the skewed clock: {results}"
         );
+    }
+}
+
+#[test]
+fn bug_replica_clock_diverges_by_key() {
+    let hits = bug_matrix(
+        "bug_replica_clock_diverges_by_key",
+        "flh4-",
+        "10.77.134.0/24",
+        "replica-clock",
+        &["divergence"],
+        &[],
+    );
+    assert_final_state_shown(&hits);
+    for (results, report) in &hits {
+        assert!(
+            report.contains("keys that differ"),
+            "the report's digest table"
+        );
+        let by_key = results["divergence"]["anomalies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|a| {
+                a["details"]["digest"] == true
+                    && a["details"]["keys"]
+                        .as_array()
+                        .is_some_and(|k| !k.is_empty())
+            });
+        assert!(by_key, "a node's digest differs in named keys: {results}");
     }
 }

@@ -216,3 +216,41 @@ fn page_shows_each_nodes_final_state_and_marks_the_diverged() {
         assert!(page.contains(&format!("id=\"op-{op}\"")), "op {op} listed");
     }
 }
+
+#[test]
+fn page_shows_each_nodes_state_digest_and_marks_the_diverged() {
+    let h = History::new(sample::demo(200, false)).unwrap();
+    let mut res = results(&h);
+    res["divergence"] = json!({
+        "checker": "divergence", "valid": "invalid", "anomaly_count": 1, "anomalies": [],
+        "stats": {
+            "judged": true,
+            "final_digests": [
+                {"node": "n1", "keys": 2, "differing_keys": 0, "digest_op": 4},
+                {"node": "n2", "keys": 2, "differing_keys": 2, "digest_op": 6},
+            ],
+        },
+    });
+    let run = RunData {
+        name: "digests".into(),
+        history: &h,
+        results: res,
+        test: None,
+        node_logs: vec![],
+    };
+    let page = render(&run);
+    let at = page
+        .find("id=\"final-state\"")
+        .expect("a final-state section");
+    let section = &page[at..at + page[at..].find("</table>").unwrap()];
+    assert!(section.contains("state digest"), "{section}");
+    assert_eq!(section.matches("<tr class=\"diverged\">").count(), 1);
+    assert!(
+        section.contains("<td>n2</td><td>2</td><td>2</td>"),
+        "{section}"
+    );
+    assert!(
+        !section.contains("whole-set read"),
+        "no set table without set reads"
+    );
+}
