@@ -37,12 +37,21 @@ fn the_default_faults_are_those_the_system_can_take() {
     ] {
         assert!(kv.contains(&k), "{kv:?}");
     }
-    // etcd's file refuses clock faults and defines no leave: both left out, no error.
+    // etcd's file refuses clock faults (left out, no error) and says how a member leaves.
     let etcd = kinds("etcd", None).unwrap();
-    assert!(!etcd.contains(&FaultKind::Clock) && !etcd.contains(&FaultKind::Member));
-    assert!(etcd.contains(&FaultKind::Partition));
-    // Asked for by name, they are refused with the reason.
-    let e = kinds("etcd", Some("partition,member"))
+    assert!(!etcd.contains(&FaultKind::Clock), "{etcd:?}");
+    assert!(etcd.contains(&FaultKind::Partition) && etcd.contains(&FaultKind::Member));
+    // Asked for by name, a refused kind is refused with the reason.
+    let e = kinds("etcd", Some("partition,clock"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("LD_PRELOAD"), "{e}");
+    // The repmgr file defines no leave: `member` is left out, and refused by name.
+    let repmgr = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/systems/postgres-repmgr.toml");
+    let repmgr = repmgr.to_str().unwrap();
+    assert!(!kinds(repmgr, None).unwrap().contains(&FaultKind::Member));
+    let e = kinds(repmgr, Some("partition,member"))
         .unwrap_err()
         .to_string();
     assert!(e.contains("[commands] leave"), "{e}");
