@@ -381,15 +381,17 @@ mod tests {
                 .check(&[SystemOption::DownAfter])
                 .is_ok()
         );
-        let redis = file_of(Builtin::RedisSentinel);
-        let but_member: Vec<FaultKind> = FaultKind::ALL
-            .into_iter()
-            .filter(|k| *k != FaultKind::Member)
-            .collect();
-        assert!(redis.check_faults(&but_member).is_ok());
-        // Its file does not say how a node leaves and joins.
-        let e = redis.check_faults(&[FaultKind::Member]).unwrap_err();
-        assert!(e.contains("[commands] leave"), "{e}");
+        // Redis and leaderkv take every fault, membership included (their files say how a
+        // node leaves); Patroni's refuses the clock only.
+        assert!(
+            file_of(Builtin::RedisSentinel)
+                .check_faults(&FaultKind::ALL)
+                .is_ok()
+        );
+        let patroni = file_of(Builtin::PostgresPatroni);
+        assert!(patroni.check_faults(&[FaultKind::Member]).is_ok());
+        let e = patroni.check_faults(&[FaultKind::Clock]).unwrap_err();
+        assert!(e.contains("clock shim"), "{e}");
         assert!(
             file_of(Builtin::Leaderkv)
                 .check_faults(&FaultKind::ALL)
