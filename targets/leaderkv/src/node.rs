@@ -115,6 +115,7 @@ impl Node {
             last_lsn = core.log.last_lsn(),
             snapshot_lsn = core.snapshot_lsn,
             mode = cfg.mode.name(),
+            replication = cfg.replication.name(),
             bugs = ?cfg.bugs,
             "node starting"
         );
