@@ -188,7 +188,8 @@ async fn postgres_outcomes_against_a_real_server() {
     let mut c = client_for(&l, &addr, Duration::from_secs(5));
     // The example's schema (Patroni's post_bootstrap script runs the same statement).
     let schema = "CREATE TABLE s (v bigint PRIMARY KEY); CREATE TABLE ids (id serial PRIMARY KEY); \
-                  CREATE TABLE r (k text PRIMARY KEY, v bigint)";
+                  CREATE TABLE r (k text PRIMARY KEY, v bigint); \
+                  CREATE TABLE la (k bigint PRIMARY KEY, v bigint[] NOT NULL)";
     let mut conn = super::super::wire::Link::default();
     let d = WireDialect::new(&l, role_parser(&l, &[("n1", "127.0.0.1", pg.port)]));
     // Before the tables exist: 42P01 undefined_table, a `42` rule: fail.
@@ -232,6 +233,22 @@ async fn postgres_outcomes_against_a_real_server() {
     let no = c.invoke(&cas(5, 7)).await;
     assert_eq!(no.outcome, Outcome::Fail, "UPDATE 0: {no:?}");
     assert_eq!(c.invoke(&r).await.value, Value::Int(6));
+
+    // The final state: a row per table, its name and the md5 of its rows in key order.
+    let digest = c
+        .invoke(&Invocation::new("digest", Value::Nil).on("n1"))
+        .await;
+    assert_eq!(digest.outcome, Outcome::Ok, "{digest:?}");
+    let md5 = |s: &str| Value::str(s);
+    assert_eq!(
+        digest.value,
+        Value::Map(vec![
+            (Value::str("s"), md5("e034c70ba2561e846a90e3dbd05a3b39")), // "1,3"
+            (Value::str("ids"), md5("05cf281c050be3da4eecf3bc6e8aac1b")), // "1,2"
+            (Value::str("r"), md5("c7656e937b1fa8b7bbfd05e9c832ac22")), // "r1=6"
+            (Value::str("la"), md5("d41d8cd98f00b204e9800998ecf8427e")), // ""
+        ])
+    );
 
     // The leader call: a primary names itself.
     let role = d.probe("n1", &addr, Duration::from_secs(5)).await.unwrap();

@@ -206,4 +206,32 @@ mod tests {
         let r = Reply::Array(Some(vec![Reply::Error("WRONGTYPE".into()), bulks(&[6])]));
         assert_eq!(ok_value(&both, &r, no_role), None);
     }
+
+    #[test]
+    fn digests_are_maps_of_key_and_hash() {
+        let no_role = |_: &Reply| None;
+        let digest = Invocation::new(vocab::DIGEST, Value::Nil);
+        let bulk = |s: &str| Reply::Bulk(Some(s.as_bytes().to_vec()));
+        let pairs = Reply::Array(Some(vec![
+            bulk("ids"),
+            bulk("0a1b"),
+            bulk("s"),
+            bulk("ff00"),
+        ]));
+        assert_eq!(
+            ok_value(&digest, &pairs, no_role),
+            Some(Value::Map(vec![
+                (Value::str("ids"), Value::str("0a1b")),
+                (Value::str("s"), Value::str("ff00")),
+            ]))
+        );
+        // One hash of it all (Redis's DEBUG DIGEST) is the key `*`.
+        assert_eq!(
+            ok_value(&digest, &Reply::Simple("9f3c".into()), no_role),
+            Some(Value::Map(vec![(Value::str("*"), Value::str("9f3c"))]))
+        );
+        // An odd count is no digest.
+        let odd = Reply::Array(Some(vec![bulk("ids")]));
+        assert_eq!(ok_value(&digest, &odd, no_role), None);
+    }
 }
