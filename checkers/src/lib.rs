@@ -15,7 +15,8 @@
 //! - [`convergence`]: after the last fault, a follower standing still behind the leader's
 //!   commit index (`stuck-follower`: it can never catch up).
 //! - [`divergence`]: the nodes' final reads compared (`divergence`: which elements a node
-//!   lacks or has in excess, since which op).
+//!   lacks or has in excess, since which op), and their state digests key by key (which keys
+//!   differ on which node).
 //! - [`explain`]: fault windows from the nemesis ops, and the fault context ("while n1 was cut
 //!   off from n2..n5 ...") added to other checkers' explanations.
 //! - [`stats`]: outcome counts per function, latency quantiles, throughput.
