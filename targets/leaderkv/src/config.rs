@@ -155,9 +155,10 @@ pub struct Args {
     #[arg(long, default_value_t = 300)]
     pub semi_sync_timeout_ms: u64,
     /// Records the log keeps beyond the latest snapshot; a follower further behind re-snapshots.
-    /// Small on purpose (PostgreSQL keeps no extra WAL by default): a follower away for a few
-    /// seconds under load needs a snapshot, so that path is exercised by every outage.
-    #[arg(long, default_value_t = 1_000)]
+    /// Small on purpose (PostgreSQL keeps no extra WAL by default): a follower away for about a
+    /// second under load needs a snapshot, so that path is exercised by every outage, even at
+    /// the few hundred writes per second of a debug build on a loaded machine.
+    #[arg(long, default_value_t = 250)]
     pub retained_log: u64,
     /// Seeded bug to enable (repeatable).
     #[arg(long = "bug", value_enum)]
