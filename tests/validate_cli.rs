@@ -78,7 +78,10 @@ fn every_shipped_system_file_validates_and_renders_per_node() {
         .unwrap()
         .to_owned();
     assert!(start.contains("--id n2"), "{start}");
-    assert!(start.contains("--mode async --replication row --bug no-fencing"), "{start}");
+    assert!(
+        start.contains("--mode async --replication row --bug no-fencing"),
+        "{start}"
+    );
     assert!(
         start.contains("n1=10.77.0.11:7000,n2=10.77.0.12:7000"),
         "{start}"

@@ -69,6 +69,18 @@ struct Added {
     time: Option<u64>,
 }
 
+/// Where the final phase starts: after the last nemesis op and the last client invocation of a
+/// function `writes` accepts.
+fn final_phase(history: &History, writes: impl Fn(&str) -> bool) -> usize {
+    history
+        .ops()
+        .iter()
+        .rposition(|o| {
+            o.process == Process::Nemesis || (o.is_client() && o.is_invoke() && writes(&o.f))
+        })
+        .map_or(0, |p| p + 1)
+}
+
 fn at(index: u64, time: Option<u64>) -> String {
     match time {
         Some(t) => format!("op {index} at {}", secs(t)),
@@ -83,14 +95,7 @@ impl Checker for Divergence {
 
     fn check(&self, history: &History) -> CheckResult {
         let mut result = CheckResult::new("divergence");
-        let ops = history.ops();
-        let start = ops
-            .iter()
-            .rposition(|o| {
-                o.process == Process::Nemesis
-                    || (o.is_client() && o.is_invoke() && *o.f == *self.add_f)
-            })
-            .map_or(0, |p| p + 1);
+        let start = final_phase(history, |f| f == &*self.add_f);
         let mut finals: BTreeMap<Arc<str>, Final> = BTreeMap::new();
         for (pos, invoke, done) in history.client_pairs() {
             let Some(done) = done else { continue };

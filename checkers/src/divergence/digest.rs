@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use history::{History, OpType, Process, Value, vocab};
+use history::{History, OpType, Value, vocab};
 
-use super::at;
+use super::{at, final_phase};
 use crate::result::kind;
 use crate::{Anomaly, CheckResult};
 
@@ -36,14 +36,7 @@ fn text(v: &Value) -> String {
 /// Compares the nodes' final digests into `result` (stats under `digest_*`, one `divergence`
 /// anomaly per node that differs); whether two or more nodes' digests were compared.
 pub(super) fn check(history: &History, result: &mut CheckResult, limit: usize) -> bool {
-    let ops = history.ops();
-    let start = ops
-        .iter()
-        .rposition(|o| {
-            o.process == Process::Nemesis
-                || (o.is_client() && o.is_invoke() && vocab::WRITE_FS.contains(&&*o.f))
-        })
-        .map_or(0, |p| p + 1);
+    let start = final_phase(history, |f| vocab::WRITE_FS.contains(&f));
     let mut finals: BTreeMap<Arc<str>, Final> = BTreeMap::new();
     for (pos, invoke, done) in history.client_pairs() {
         let Some(done) = done else { continue };
